@@ -1,0 +1,425 @@
+"""Configuration: frozen, validated pydantic models and :func:`load_config`.
+
+The whole file is validated once at start-up. Any unknown key or bad value is refused with a
+:class:`~gateway.errors.ConfigError` whose message names the offending path, for example
+``roles[2].trust_policy.Statement[0].Effect: must be "Allow" or "Deny"``. Secrets are given by
+reference (``{env: NAME}`` or ``{file: PATH}``), resolved at load time, held as ``SecretStr`` and
+never logged.
+
+Identity providers and some top-level sections belong to plugins: each plugin brings the model for
+its own settings through the ``fedgate_add_provider_types`` and ``fedgate_add_config_sections``
+hooks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from gateway.errors import ConfigError, MalformedPolicyDocument
+
+if TYPE_CHECKING:
+    from gateway.plugin_host import PluginHost
+
+__all__ = [
+    "AuditSettings",
+    "GatewayConfig",
+    "KeyRingSettings",
+    "ListenSettings",
+    "ManagedPolicy",
+    "ProviderSettings",
+    "RoleSettings",
+    "SecretRef",
+    "StoreSettings",
+    "format_validation_error",
+    "load_config",
+    "load_config_and_host",
+    "parse_config",
+]
+
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
+_PATH_RE = re.compile(r"^/([\x21-\x7e]*/)?$")
+_POLICY_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Model):
+    """A secret given by reference: exactly one of ``env`` or ``file``.
+
+    ``value`` is accepted for tests and throwaway demos only; it puts the secret in the file.
+    """
+
+    env: str | None = Field(default=None, description="Name of an environment variable holding the secret.")
+    file: Path | None = Field(
+        default=None, description="Path of a file holding the secret (trailing newline stripped)."
+    )
+    value: SecretStr | None = Field(
+        default=None, description="The secret inline (discouraged outside tests)."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        given = [n for n in ("env", "file", "value") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of env, file or value")
+        return self
+
+    def resolve(self) -> SecretStr:
+        """Read the secret now. Raises ``ValueError`` naming the reference, never the secret."""
+        if self.env is not None:
+            raw = os.environ.get(self.env)
+            if raw is None:
+                raise ValueError(f"environment variable {self.env} is not set")
+            return SecretStr(raw)
+        if self.file is not None:
+            try:
+                return SecretStr(self.file.read_text(encoding="utf-8").rstrip("\r\n"))
+            except OSError as exc:
+                raise ValueError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+        assert self.value is not None
+        return self.value
+
+
+class ListenSettings(_Model):
+    """Where ``fedgate serve`` listens."""
+
+    host: str = Field(default="127.0.0.1", description="Address to bind.")
+    port: int = Field(default=8080, ge=0, le=65535, description="TCP port (0 picks a free one).")
+
+
+class StoreSettings(_Model):
+    """Where shared state lives: ``memory`` (one process, the default) or ``redis``."""
+
+    backend: Literal["memory", "redis"] = Field(default="memory", description="Store backend.")
+    url: str | SecretRef | None = Field(
+        default=None,
+        description="Redis URL (redis://, rediss://, unix://). Defaults to $REDIS_URL, then redis://127.0.0.1:6379/0.",
+    )
+    prefix: str = Field(default="fedgate:", min_length=1, description="Prefix of every Redis key.")
+
+    def redis_url(self) -> str:
+        """The Redis URL to connect to, resolved from the setting, ``$REDIS_URL`` or the default."""
+        if isinstance(self.url, SecretRef):
+            return self.url.resolve().get_secret_value()
+        return self.url or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+class KeySettings(_Model):
+    """One session-token sealing key."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,16}$", description="Key id written into each token.")
+    secret: SecretRef = Field(description="At least 32 bytes of key material (any text; it is hashed).")
+
+
+class KeyRingSettings(_Model):
+    """Keys that seal session tokens. Tokens are sealed with ``active``; any listed key opens one."""
+
+    active: str = Field(description="Id of the key new tokens are sealed with.")
+    keys: list[KeySettings] = Field(min_length=1, description="All keys accepted for unsealing.")
+
+    @model_validator(mode="after")
+    def _active_listed(self) -> KeyRingSettings:
+        ids = [k.id for k in self.keys]
+        if len(set(ids)) != len(ids):
+            raise ValueError("key ids must be unique")
+        if self.active not in ids:
+            raise ValueError(f"active key {self.active!r} is not among keys")
+        return self
+
+
+class AuditSettings(_Model):
+    """Where the built-in audit sink writes JSON lines."""
+
+    sink: Literal["stdout", "file", "none"] = Field(default="stdout", description="stdout, file or none.")
+    path: Path | None = Field(default=None, description="File to append to when sink is file.")
+
+    @model_validator(mode="after")
+    def _path_for_file(self) -> AuditSettings:
+        if self.sink == "file" and self.path is None:
+            raise ValueError("path is required when sink is file")
+        return self
+
+
+class ProviderSettings(_Model):
+    """Base of every identity-provider model; plugins subclass it for their ``type``."""
+
+    type: str = Field(description="Provider kind, e.g. oidc; selects the plugin that validates the rest.")
+
+
+class ManagedPolicy(_Model):
+    """A named permission policy (``arn:aws:iam::ACCOUNT:policy/NAME``)."""
+
+    name: str = Field(description="Policy name, unique in the account.")
+    path: str = Field(default="/", description="IAM path of the policy.")
+    description: str = Field(default="", max_length=1000)
+    document: dict[str, Any] = Field(description="The IAM JSON policy document.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _POLICY_NAME_RE.match(v):
+            raise ValueError("must be 1-128 characters of letters, digits and +=,.@_-")
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not _PATH_RE.match(v) or len(v) > 512:
+            raise ValueError("must start and end with /")
+        return v
+
+    @field_validator("document")
+    @classmethod
+    def _document(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _check_policy(v, "identity")
+        return v
+
+
+class InlinePolicy(_Model):
+    """A permission policy embedded in a role."""
+
+    name: str = Field(description="Policy name, unique within the role.")
+    document: dict[str, Any] = Field(description="The IAM JSON policy document.")
+
+    @field_validator("document")
+    @classmethod
+    def _document(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _check_policy(v, "identity")
+        return v
+
+
+class RoleSettings(_Model):
+    """A role callers can assume."""
+
+    name: str = Field(description="Role name (1-64 of letters, digits and +=,.@_-).")
+    path: str = Field(default="/", description="IAM path; the ARN is arn:aws:iam::ACCOUNT:role{path}{name}.")
+    description: str = Field(default="", max_length=1000)
+    trust_policy: dict[str, Any] = Field(description="Who may assume the role (AWS JSON trust policy).")
+    policies: list[InlinePolicy] = Field(default_factory=list, description="Inline permission policies.")
+    managed_policies: list[str] = Field(
+        default_factory=list, description="Names of top-level policies attached to the role."
+    )
+    max_session_duration: int = Field(
+        default=3600, ge=3600, le=43200, description="Longest session in seconds (3600-43200)."
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="Role tags (aws:PrincipalTag when no session tag overrides)."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _ROLE_NAME_RE.match(v):
+            raise ValueError("must be 1-64 characters of letters, digits and +=,.@_-")
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not _PATH_RE.match(v) or len(v) > 512:
+            raise ValueError("must start and end with /")
+        return v
+
+    @field_validator("trust_policy")
+    @classmethod
+    def _trust(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _check_policy(v, "trust")
+        return v
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > 50:
+            raise ValueError("at most 50 tags")
+        for key, value in v.items():
+            if not 1 <= len(key) <= 128 or len(value) > 256:
+                raise ValueError(f"tag {key[:128]!r}: keys are 1-128 and values 0-256 characters")
+        return v
+
+
+class GatewayConfig(_Model):
+    """The whole configuration file."""
+
+    account_id: str = Field(description="The 12-digit account id that owns roles and providers.")
+    region: str = Field(default="us-east-1", description="Region the gateway answers for (SigV4 scope).")
+    listen: ListenSettings = Field(default_factory=ListenSettings)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    keyring: KeyRingSettings | None = Field(
+        default=None,
+        description="Session-token keys. Omitted: one random key per process (tokens die with it).",
+    )
+    clock_skew_seconds: int = Field(default=60, ge=0, le=300, description="Leeway for token times.")
+    providers: list[ProviderSettings] = Field(default_factory=list, description="Identity providers.")
+    policies: list[ManagedPolicy] = Field(default_factory=list, description="Managed permission policies.")
+    roles: list[RoleSettings] = Field(default_factory=list, description="Roles that can be assumed.")
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    disabled_plugins: list[str] = Field(default_factory=list, description="Plugin names not to load.")
+    sections: dict[str, BaseModel] = Field(default_factory=dict, description="Plugin-owned sections.")
+
+    @field_validator("account_id")
+    @classmethod
+    def _account(cls, v: str) -> str:
+        if not _ACCOUNT_RE.match(v):
+            raise ValueError("must be exactly 12 digits (quote it in YAML)")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> GatewayConfig:
+        for what, names in (
+            ("roles", [r.name for r in self.roles]),
+            ("policies", [p.name for p in self.policies]),
+        ):
+            seen: set[str] = set()
+            for i, name in enumerate(names):
+                if name.lower() in seen:
+                    raise ValueError(f"{what}[{i}].name: duplicate name {name!r}")
+                seen.add(name.lower())
+        known = {p.name for p in self.policies}
+        for i, role in enumerate(self.roles):
+            for j, ref in enumerate(role.managed_policies):
+                if ref not in known:
+                    raise ValueError(f"roles[{i}].managed_policies[{j}]: no policy named {ref!r}")
+        return self
+
+    def role_arn(self, role: RoleSettings) -> str:
+        """The ARN of ``role`` in this account."""
+        return f"arn:aws:iam::{self.account_id}:role{role.path}{role.name}"
+
+
+def _check_policy(document: dict[str, Any], kind: str) -> None:
+    from gateway.policy import parse_policy  # the engine validates; config only reports
+
+    try:
+        parse_policy(document, kind=kind)  # type: ignore[arg-type]
+    except MalformedPolicyDocument as exc:
+        raise ValueError(exc.message) from None
+
+
+def format_validation_error(exc: pydantic.ValidationError, prefix: str = "") -> str:
+    """Render pydantic's errors as ``path.to[2].key: message`` lines."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        path = prefix
+        for part in err["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            else:
+                path += f".{part}" if path else str(part)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        # Nested messages (policy paths) continue the path instead of repeating a separator.
+        if re.match(r"^(Statement|Version|Id)\b", msg):
+            lines.append(f"{path}.{msg}" if path else msg)
+        elif msg.startswith(("roles[", "policies[")):
+            lines.append(msg)
+        else:
+            lines.append(f"{path}: {msg}" if path else msg)
+    return "\n".join(lines)
+
+
+def parse_config(
+    raw: Mapping[str, Any],
+    *,
+    provider_types: Mapping[str, type[ProviderSettings]],
+    sections: Mapping[str, type[BaseModel]],
+) -> GatewayConfig:
+    """Validate ``raw`` (a parsed YAML mapping) into a :class:`GatewayConfig`.
+
+    ``provider_types`` and ``sections`` come from the plugins. Raises :class:`ConfigError` listing
+    every problem found, each naming its path.
+    """
+    if not isinstance(raw, Mapping):
+        raise ConfigError("the configuration must be a mapping at the top level")
+    core = dict(raw)
+    errors: list[str] = []
+    section_values: dict[str, BaseModel] = {}
+    for key, model in sections.items():
+        if key in GatewayConfig.model_fields:
+            raise ConfigError(f"plugin section {key!r} shadows a core configuration key")
+        if key in core:
+            try:
+                section_values[key] = model.model_validate(core.pop(key))
+            except pydantic.ValidationError as exc:
+                errors.append(format_validation_error(exc, key))
+    if "sections" in core:
+        errors.append("sections: not a configuration key (plugin sections are top-level keys)")
+        core.pop("sections")
+
+    providers: list[ProviderSettings] = []
+    raw_providers = core.pop("providers", [])
+    if not isinstance(raw_providers, Sequence) or isinstance(raw_providers, str):
+        errors.append("providers: must be a list")
+        raw_providers = []
+    for i, item in enumerate(raw_providers):
+        where = f"providers[{i}]"
+        if not isinstance(item, Mapping):
+            errors.append(f"{where}: must be a mapping")
+            continue
+        kind = item.get("type")
+        provider_model = provider_types.get(kind) if isinstance(kind, str) else None
+        if provider_model is None:
+            known = ", ".join(sorted(provider_types)) or "none (no provider plugin loaded)"
+            errors.append(f"{where}.type: unknown provider type {kind!r}; known types: {known}")
+            continue
+        try:
+            providers.append(provider_model.model_validate(item))
+        except pydantic.ValidationError as exc:
+            errors.append(format_validation_error(exc, where))
+
+    try:
+        config = GatewayConfig.model_validate(core)
+    except pydantic.ValidationError as exc:
+        errors.append(format_validation_error(exc))
+        config = None
+    if errors or config is None:
+        raise ConfigError("\n".join(errors))
+    return config.model_copy(update={"providers": providers, "sections": section_values})
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping safely (no custom tags, no aliases expansion beyond PyYAML's safe set)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Load and validate the YAML file at ``path`` with the plugins it does not disable."""
+    return load_config_and_host(path)[0]
+
+
+def load_config_and_host(path: str | Path) -> tuple[GatewayConfig, PluginHost]:
+    """Load ``path`` and return the config with the :class:`PluginHost` that validated it.
+
+    The host honours the file's ``disabled_plugins`` (blocked plugins are never imported).
+    """
+    from gateway.plugin_host import PluginHost
+
+    raw = read_yaml(Path(path))
+    disabled = raw.get("disabled_plugins", [])
+    if not isinstance(disabled, list) or not all(isinstance(d, str) for d in disabled):
+        raise ConfigError("disabled_plugins: must be a list of plugin names")
+    host = PluginHost(disabled=disabled)
+    config = parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
+    return config, host

@@ -1,0 +1,181 @@
+"""fedgate's exception tree.
+
+Every error a client can see is a :class:`ServiceError` carrying the AWS error ``code`` that SDKs
+parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the caller's mistakes,
+``Receiver`` for ours). Start-up problems never reach a client.
+
+::
+
+    GatewayError
+    ├── ConfigError                      invalid configuration; start-up only
+    ├── PluginError                      a plugin failed to load or register; start-up only
+    └── ServiceError                     code, status, fault = Sender | Receiver
+        ├── InvalidParameterValue
+        ├── MissingParameter
+        ├── ValidationError
+        ├── InvalidAction
+        ├── InvalidIdentityToken
+        ├── ExpiredToken                 an expired web identity token: ExpiredTokenException
+        ├── ExpiredRequestToken          expired credentials signing a request: ExpiredToken
+        ├── IDPRejectedClaim
+        ├── IDPCommunicationError
+        ├── MalformedPolicyDocument
+        ├── PackedPolicyTooLarge
+        ├── AccessDenied
+        ├── SignatureDoesNotMatch
+        ├── IncompleteSignature
+        ├── RequestTimeTooSkewed
+        ├── InvalidAccessKeyId
+        ├── InvalidClientTokenId
+        ├── InternalFailure              fault = Receiver
+        └── ServiceUnavailable           fault = Receiver
+
+Subclasses set class attributes only. Messages are for the caller: they never contain a secret, a
+token or an assertion, and never internals.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDenied",
+    "ConfigError",
+    "ExpiredRequestToken",
+    "ExpiredToken",
+    "GatewayError",
+    "IDPCommunicationError",
+    "IDPRejectedClaim",
+    "IncompleteSignature",
+    "InternalFailure",
+    "InvalidAccessKeyId",
+    "InvalidAction",
+    "InvalidClientTokenId",
+    "InvalidIdentityToken",
+    "InvalidParameterValue",
+    "MalformedPolicyDocument",
+    "MissingParameter",
+    "PackedPolicyTooLarge",
+    "PluginError",
+    "RequestTimeTooSkewed",
+    "ServiceError",
+    "ServiceUnavailable",
+    "SignatureDoesNotMatch",
+    "ValidationError",
+]
+
+
+class GatewayError(Exception):
+    """Root of every exception fedgate raises on purpose."""
+
+
+class ConfigError(GatewayError):
+    """The configuration is invalid. The message names the offending key path."""
+
+
+class PluginError(GatewayError):
+    """A plugin could not be loaded, registered or configured."""
+
+
+class ServiceError(GatewayError):
+    """An error that is rendered to the client in the dialect of the API it called."""
+
+    code: str = "InternalFailure"
+    status: int = 500
+    fault: str = "Receiver"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class _SenderError(ServiceError):
+    status = 400
+    fault = "Sender"
+
+
+class InvalidParameterValue(_SenderError):
+    code = "InvalidParameterValue"
+
+
+class MissingParameter(_SenderError):
+    code = "MissingParameter"
+
+
+class ValidationError(_SenderError):
+    code = "ValidationError"
+
+
+class InvalidAction(_SenderError):
+    code = "InvalidAction"
+
+
+class InvalidIdentityToken(_SenderError):
+    code = "InvalidIdentityToken"
+
+
+class ExpiredToken(_SenderError):
+    code = "ExpiredTokenException"
+
+
+class IDPRejectedClaim(_SenderError):
+    code = "IDPRejectedClaim"
+    status = 403
+
+
+class IDPCommunicationError(_SenderError):
+    code = "IDPCommunicationError"
+
+
+class MalformedPolicyDocument(_SenderError):
+    code = "MalformedPolicyDocument"
+
+
+class PackedPolicyTooLarge(_SenderError):
+    code = "PackedPolicyTooLarge"
+
+
+class AccessDenied(_SenderError):
+    code = "AccessDenied"
+    status = 403
+
+
+class SignatureDoesNotMatch(_SenderError):
+    code = "SignatureDoesNotMatch"
+    status = 403
+
+
+class IncompleteSignature(_SenderError):
+    code = "IncompleteSignature"
+
+
+class RequestTimeTooSkewed(_SenderError):
+    code = "RequestTimeTooSkewed"
+    status = 403
+
+
+class InvalidAccessKeyId(_SenderError):
+    code = "InvalidAccessKeyId"
+    status = 403
+
+
+class InvalidClientTokenId(_SenderError):
+    code = "InvalidClientTokenId"
+    status = 403
+
+
+class InternalFailure(ServiceError):
+    code = "InternalFailure"
+    status = 500
+
+
+class ServiceUnavailable(ServiceError):
+    code = "ServiceUnavailable"
+    status = 503
+
+
+class ExpiredRequestToken(_SenderError):
+    """The session token that signed the request has expired (STS and the other services' code)."""
+
+    code = "ExpiredToken"

@@ -1,0 +1,88 @@
+# Specs have no bodies: pluggy only reads their signatures and docstrings.
+# mypy: disable-error-code="empty-body"
+"""Every hook fedgate calls, with when it is called and what its result means.
+
+Hooks are synchronous and cheap: they register things, configure them or make a pure decision.
+Asynchronous work (fetching a JWKS, verifying XML in a thread) lives on the objects they return.
+The host always calls hooks with keyword arguments. Plugins implement them with
+:data:`gateway.hookimpl`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from pydantic import BaseModel
+
+    from gateway.config import GatewayConfig, ProviderSettings
+    from gateway.identity import IdentityProvider, ProviderContext
+
+PROJECT = "fedgate"
+_spec = pluggy.HookspecMarker(PROJECT)
+
+
+@_spec
+def fedgate_add_provider_types() -> Mapping[str, type[ProviderSettings]]:
+    """Declare the identity-provider kinds a plugin implements.
+
+    Called once while the configuration is loaded. Return a mapping from the value of a provider's
+    ``type`` key in the configuration (``"oidc"``) to the pydantic model that validates that
+    provider's settings. Two plugins claiming the same type is a start-up error.
+    """
+
+
+@_spec
+def fedgate_add_config_sections() -> Mapping[str, type[BaseModel]]:
+    """Declare top-level configuration sections a plugin owns.
+
+    Called once while the configuration is loaded. Return a mapping from a top-level key
+    (``"dev_issuer"``) to the pydantic model validating it. A section may not shadow a core key.
+    The validated section is available as ``config.sections[key]``.
+    """
+
+
+@_spec(firstresult=True)
+def fedgate_create_identity_provider(
+    settings: ProviderSettings, context: ProviderContext
+) -> IdentityProvider | None:
+    """Build the identity provider for one configured provider.
+
+    Called once per entry of ``providers`` at application start-up. Return an object implementing
+    :class:`gateway.identity.IdentityProvider` if ``settings`` is of a type this plugin declared,
+    else ``None``. Stops at first non-None result.
+    """
+
+
+@_spec
+def fedgate_add_routes(app: web.Application, config: GatewayConfig) -> None:
+    """Add HTTP routes or cleanup contexts to the application.
+
+    Called once in :func:`gateway.create_app`, after the core routes are added and before the
+    application is frozen. Plugins must only add routes under a path prefix of their own.
+    """
+
+
+@_spec
+def fedgate_add_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add subcommands to the ``fedgate`` command line.
+
+    Called once when the command line is built. Each subcommand should set a ``handler`` default
+    (``parser.set_defaults(handler=fn)``) taking the parsed ``argparse.Namespace`` and returning an
+    exit code.
+    """
+
+
+@_spec
+def fedgate_audit_event(event: Mapping[str, Any]) -> None:
+    """Receive one audit event (CloudTrail-like) after a request was decided.
+
+    Called for every STS and proxied request, success or failure, after the response is known.
+    ``event`` never contains secrets, tokens or assertions. Implementations must be fast and must
+    not raise; the built-in sink (JSON lines to stdout or a file) runs last.
+    """

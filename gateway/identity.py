@@ -1,0 +1,107 @@
+"""What an identity provider proves about a caller, and the protocol providers implement.
+
+Identity-provider plugins (OIDC, SAML, third-party) turn a token or assertion into an
+:class:`Identity`. Everything after that point (trust policy, credentials, audit) works on the
+``Identity`` alone and never sees the raw token again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from gateway.store.base import Store
+
+__all__ = ["Identity", "IdentityProvider", "ProviderContext", "ProviderKind"]
+
+ProviderKind = Literal["oidc", "saml"]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A verified identity.
+
+    Attributes:
+        provider_arn: ARN of the provider that vouched for it, e.g.
+            ``arn:aws:iam::123456789012:oidc-provider/issuer.example.com/path``.
+        provider_id: ``HOST/PATH`` of an OIDC issuer (the prefix of its condition keys) or the SAML
+            provider name.
+        kind: ``"oidc"`` or ``"saml"``.
+        subject: the ``sub`` claim (OIDC) or NameID (SAML).
+        audience: the audience the token was accepted for (``aud`` or ``azp``).
+        issuer: the issuer URL.
+        claims: every verified claim; values are strings, numbers, booleans or lists of them.
+        condition_keys: trust-policy condition keys this identity supplies (``HOST/PATH:sub`` ...),
+            already lower-cased; values are strings or lists of strings.
+        session_tags: tags asserted by the provider (``https://aws.amazon.com/tags``).
+        transitive_tag_keys: tag keys marked transitive by the provider.
+        expires_at: epoch seconds after which the provider's proof is no longer valid.
+        issued_at: epoch seconds at which the provider issued the token, when known.
+    """
+
+    provider_arn: str
+    provider_id: str
+    kind: ProviderKind
+    subject: str
+    audience: str
+    issuer: str
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    condition_keys: Mapping[str, str | list[str]] = field(default_factory=dict)
+    session_tags: Mapping[str, str] = field(default_factory=dict)
+    transitive_tag_keys: tuple[str, ...] = ()
+    expires_at: float | None = None
+    issued_at: float | None = None
+
+
+@runtime_checkable
+class IdentityProvider(Protocol):
+    """An identity provider registered by a plugin.
+
+    ``authenticate`` is asynchronous because it may need I/O (fetching a JWKS, checking a replay
+    cache); it must raise a :class:`gateway.errors.ServiceError` (``InvalidIdentityToken``,
+    ``ExpiredToken``, ``IDPCommunicationError`` ...) on any failure and never return a partially
+    verified identity.
+    """
+
+    @property
+    def arn(self) -> str:
+        """The provider's ARN, as named in trust policies' ``Principal.Federated``."""
+        ...
+
+    @property
+    def kind(self) -> ProviderKind:
+        """Which federation API accepts this provider's tokens."""
+        ...
+
+    @property
+    def issuer(self) -> str:
+        """The issuer its tokens name (OIDC ``iss``, SAML ``Issuer``); STS routes tokens by it."""
+        ...
+
+    async def authenticate(self, token: str) -> Identity:
+        """Verify ``token`` and return the identity it proves."""
+        ...
+
+    async def start(self) -> None:
+        """Acquire resources (HTTP sessions, background refresh). Called once at app start-up."""
+        ...
+
+    async def close(self) -> None:
+        """Release resources. Called once at shutdown."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderContext:
+    """What the host hands a plugin when it builds an identity provider.
+
+    Attributes:
+        account_id: the 12-digit account that owns the provider (it appears in the provider ARN).
+        store: the shared store (replay cache, document cache, rate limits).
+        leeway: allowed clock skew in seconds for time-based claims.
+    """
+
+    account_id: str
+    store: Store
+    leeway: float = 60.0
