@@ -1,0 +1,30 @@
+"""STS-style temporary credentials with stateless validation.
+
+:class:`CredentialService` mints an access key pair and a session token sealed under the
+:class:`KeyRing` (AES-256-GCM), carrying the :class:`SessionClaims` later authorization needs, and
+validates them on each signed request with no store lookup but a cached revocation check. Pure
+domain code: no aiohttp.
+"""
+
+from __future__ import annotations
+
+from gateway.credentials.claims import SessionClaims, parse_role_arn, role_id_for
+from gateway.credentials.keyring import MAX_TOKEN_CHARS, KeyRing
+from gateway.credentials.service import (
+    CredentialService,
+    IssuedCredentials,
+    new_access_key_id,
+    new_secret_access_key,
+)
+
+__all__ = [
+    "MAX_TOKEN_CHARS",
+    "CredentialService",
+    "IssuedCredentials",
+    "KeyRing",
+    "SessionClaims",
+    "new_access_key_id",
+    "new_secret_access_key",
+    "parse_role_arn",
+    "role_id_for",
+]

@@ -1,0 +1,241 @@
+"""What a session token carries: :class:`SessionClaims`, and its compact serialization.
+
+The claims hold everything later steps need (SigV4 verification needs the secret key; authorization
+needs the role, session policy, tags and identity condition keys), so a replica holding the key ring
+needs no lookup. Fields derivable from the role ARN (account, role name, role id) are not serialized
+but recomputed on decoding, which keeps tokens short.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, final
+
+__all__ = [
+    "CLAIMS_VERSION",
+    "SessionClaims",
+    "decode_claims",
+    "encode_claims",
+    "parse_role_arn",
+    "role_id_for",
+]
+
+CLAIMS_VERSION = 1
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\x21-\x7e]*/)?([\w+=,.@-]{1,64})$")
+
+ClaimValue = str | tuple[str, ...]
+
+
+def parse_role_arn(role_arn: str) -> tuple[str, str]:
+    """Return ``(account_id, role_name)`` of a role ARN; raise ``ValueError`` if it is not one."""
+    match = _ROLE_ARN.match(role_arn)
+    if match is None or len(role_arn) > 2048:
+        raise ValueError("not a role ARN (arn:aws:iam::ACCOUNT:role/[PATH/]NAME)")
+    return match.group(1), match.group(2)
+
+
+def role_id_for(role_arn: str) -> str:
+    """The role's unique id: ``AROA`` and 17 characters, the same on every replica for one ARN."""
+    digest = hashlib.sha256(b"fedgate role id\x00" + role_arn.encode()).digest()
+    return "AROA" + base64.b32encode(digest[:11]).decode()[:17]
+
+
+@functools.lru_cache(maxsize=1024)
+def _role_facts(role_arn: str) -> tuple[str, str, str]:
+    # A pure function of the ARN, memoized because every validation needs it and the set of roles
+    # is small; base32 in pure Python would otherwise be a third of the decoding time.
+    account_id, role_name = parse_role_arn(role_arn)
+    return account_id, role_name, role_id_for(role_arn)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SessionClaims:
+    """The verified contents of a session token.
+
+    Attributes:
+        version: claims schema version.
+        account_id, role_arn, role_name, role_id: the assumed role (``role_id`` is ``AROA...``).
+        session_name: the role session name chosen by the caller.
+        access_key_id, secret_access_key: the session's SigV4 key pair (the secret is hidden from
+            ``repr``).
+        issued_at, expires_at: epoch seconds (``issued_at`` to the millisecond, for revocation).
+        session_policy: the session policy as minified JSON, or ``None``.
+        policy_arns: ARNs of managed session policies.
+        tags: session tags (``aws:PrincipalTag``).
+        transitive_tag_keys: keys of tags that pass to chained sessions.
+        provider_arn: the identity provider that vouched for the caller.
+        subject, audience: the caller's ``sub`` (or NameID) and the audience accepted.
+        source_identity: the source identity, if set.
+        mfa_authenticated: whether the provider asserted MFA.
+        identity_claims: condition keys such as ``"host/path:sub"`` for policy variables.
+    """
+
+    account_id: str
+    role_arn: str
+    role_name: str
+    role_id: str
+    session_name: str
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    issued_at: float
+    expires_at: float
+    session_policy: str | None = None
+    policy_arns: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    transitive_tag_keys: tuple[str, ...] = ()
+    provider_arn: str = ""
+    subject: str = ""
+    audience: str = ""
+    source_identity: str | None = None
+    mfa_authenticated: bool = False
+    identity_claims: Mapping[str, ClaimValue] = field(default_factory=dict)
+    version: int = CLAIMS_VERSION
+
+    def __post_init__(self) -> None:
+        # Frozen all the way down: callers may hand in dicts and lists.
+        object.__setattr__(self, "policy_arns", tuple(self.policy_arns))
+        object.__setattr__(self, "transitive_tag_keys", tuple(self.transitive_tag_keys))
+        object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
+        object.__setattr__(
+            self,
+            "identity_claims",
+            MappingProxyType(
+                {k: v if isinstance(v, str) else tuple(v) for k, v in self.identity_claims.items()}
+            ),
+        )
+
+    @property
+    def assumed_role_arn(self) -> str:
+        """``arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION``: the session's principal."""
+        partition = self.role_arn.split(":", 2)[1]
+        return f"arn:{partition}:sts::{self.account_id}:assumed-role/{self.role_name}/{self.session_name}"
+
+    @property
+    def assumed_role_id(self) -> str:
+        """``ROLEID:SESSION``, as in ``AssumedRoleUser.AssumedRoleId`` and ``aws:userid``."""
+        return f"{self.role_id}:{self.session_name}"
+
+
+# Short names on the wire (see encode_claims), and the defaults of those that may be left out.
+_WIRE = {
+    "version": "v",
+    "role_arn": "r",
+    "session_name": "s",
+    "access_key_id": "k",
+    "secret_access_key": "x",
+    "issued_at": "ia",
+    "expires_at": "ea",
+    "session_policy": "p",
+    "policy_arns": "pa",
+    "tags": "t",
+    "transitive_tag_keys": "tt",
+    "provider_arn": "pv",
+    "subject": "sub",
+    "audience": "aud",
+    "source_identity": "si",
+    "mfa_authenticated": "m",
+    "identity_claims": "c",
+}
+_DEFAULTS: dict[str, Any] = {
+    "session_policy": None,
+    "policy_arns": (),
+    "tags": {},
+    "transitive_tag_keys": (),
+    "provider_arn": "",
+    "subject": "",
+    "audience": "",
+    "source_identity": None,
+    "mfa_authenticated": False,
+    "identity_claims": {},
+}
+
+
+def encode_claims(claims: SessionClaims) -> bytes:
+    """Serialize ``claims`` as compact JSON, leaving out defaults and what the role ARN implies."""
+    out: dict[str, Any] = {
+        "v": claims.version,
+        "r": claims.role_arn,
+        "s": claims.session_name,
+        "k": claims.access_key_id,
+        "x": claims.secret_access_key,
+        "ia": _number(claims.issued_at),
+        "ea": _number(claims.expires_at),
+    }
+    optional: dict[str, Any] = {
+        "p": claims.session_policy,
+        "pa": list(claims.policy_arns),
+        "t": dict(claims.tags),
+        "tt": list(claims.transitive_tag_keys),
+        "pv": claims.provider_arn,
+        "sub": claims.subject,
+        "aud": claims.audience,
+        "si": claims.source_identity,
+        "m": claims.mfa_authenticated,
+        "c": {k: v if isinstance(v, str) else list(v) for k, v in claims.identity_claims.items()},
+    }
+    # Every default is falsy (None, "", False, empty): leave those out.
+    out.update((key, value) for key, value in optional.items() if value)
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def decode_claims(data: bytes) -> SessionClaims:
+    """Parse what :func:`encode_claims` wrote. Raises ``ValueError`` on anything unexpected."""
+    raw = json.loads(data)
+    if not isinstance(raw, dict):
+        raise ValueError("claims must be an object")
+    unknown = set(raw) - set(_WIRE.values())
+    if unknown:
+        raise ValueError("unknown claim fields")
+    values: dict[str, Any] = {}
+    for name, short in _WIRE.items():
+        if short in raw:
+            values[name] = raw[short]
+        elif name in _DEFAULTS:
+            values[name] = _DEFAULTS[name]
+        else:
+            raise ValueError(f"missing claim {name}")
+    if values["version"] != CLAIMS_VERSION:
+        raise ValueError("unsupported claims version")
+    for name in ("role_arn", "session_name", "access_key_id", "secret_access_key", "provider_arn"):
+        _expect(isinstance(values[name], str), name)
+    for name in ("subject", "audience"):
+        _expect(isinstance(values[name], str), name)
+    for name in ("issued_at", "expires_at"):
+        _expect(isinstance(values[name], int | float) and not isinstance(values[name], bool), name)
+    for name in ("session_policy", "source_identity"):
+        _expect(values[name] is None or isinstance(values[name], str), name)
+    _expect(isinstance(values["mfa_authenticated"], bool), "mfa_authenticated")
+    for name in ("policy_arns", "transitive_tag_keys"):
+        _expect(_is_str_list(values[name]), name)
+    tags = values["tags"]
+    _expect(isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values()), "tags")
+    identity_claims = values["identity_claims"]
+    _expect(
+        isinstance(identity_claims, dict)
+        and all(isinstance(v, str) or _is_str_list(v) for v in identity_claims.values()),
+        "identity_claims",
+    )
+    account_id, role_name, role_id = _role_facts(values["role_arn"])
+    return SessionClaims(account_id=account_id, role_name=role_name, role_id=role_id, **values)
+
+
+def _is_str_list(value: object) -> bool:
+    return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+
+
+def _expect(ok: bool, name: str) -> None:
+    if not ok:
+        raise ValueError(f"bad claim {name}")

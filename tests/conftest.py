@@ -1,0 +1,138 @@
+"""Fixtures shared by the whole suite: a real Redis, both store backends, and a background loop.
+
+Nothing here is mocked.
+
+The Redis server is the one at ``$REDIS_URL`` (default ``redis://127.0.0.1:6379/0``). An unreachable
+server fails the Redis tests with a message saying how to start one; it is never a skip. Each run
+writes under a random key prefix and deletes everything under it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+
+from gateway.store import MemoryStore, RedisStore, Store
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+T = TypeVar("T")
+
+
+def _configured_url() -> str:
+    return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+
+
+def redacted(url: str) -> str:
+    """``url`` with any password replaced, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The URL of a reachable Redis server; fails the test (never skips) when there is none."""
+    url = _configured_url()
+    problem = None
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3) as client:
+            client.ping()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        problem = type(exc).__name__
+    if problem is not None:  # failed outside the except block, so the report is just the message
+        pytest.fail(
+            f"No Redis server reachable at {redacted(url)} ({problem}). These tests need a real one: "
+            "start it (`redis-server --port 6379`; .ci/run starts one for CI) or point $REDIS_URL at one.",
+            pytrace=False,
+        )
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_run_prefix() -> Iterator[str]:
+    """A key prefix unique to this test run; everything under it is deleted at the end."""
+    prefix = f"fedgate-test:{secrets.token_hex(6)}:"
+    yield prefix
+    try:
+        with redis.Redis.from_url(_configured_url(), socket_connect_timeout=3, socket_timeout=3) as client:
+            keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+            if keys:
+                client.delete(*keys)
+    except (redis.RedisError, OSError, ValueError):
+        pass  # no server: the redis_url fixture has already failed every test that needed one
+
+
+StoreFactory = Callable[[], Awaitable[Store]]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store_factory(request: pytest.FixtureRequest, redis_run_prefix: str) -> AsyncIterator[StoreFactory]:
+    """Make stores that share state, as replicas do: one in-process store, or Redis clients.
+
+    For ``memory`` every call returns the same store (one process has one); for ``redis`` every
+    call opens a new client on the same server and prefix, i.e. another replica.
+    """
+    opened: list[Store] = []
+    if request.param == "memory":
+        shared = MemoryStore()
+        opened.append(shared)
+
+        async def make() -> Store:
+            return shared
+
+    else:
+        url = request.getfixturevalue("redis_url")
+        prefix = f"{redis_run_prefix}{secrets.token_hex(4)}:"
+
+        async def make() -> Store:
+            store = RedisStore.from_url(url, prefix=prefix)
+            opened.append(store)
+            return store
+
+    yield make
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+async def store(store_factory: StoreFactory) -> Store:
+    """A store of each backend, isolated from other tests."""
+    return await store_factory()
+
+
+class BackgroundLoop:
+    """An event loop in a thread, so synchronous clients (boto3, the aws CLI) can call servers
+    running in it without blocking them."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="fedgate-test-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run ``coro`` on the loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        """Stop the loop and join its thread."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="session")
+def background_loop() -> Iterator[BackgroundLoop]:
+    """One background event loop for the servers of synchronous end-to-end tests."""
+    loop = BackgroundLoop()
+    yield loop
+    loop.close()
