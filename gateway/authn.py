@@ -1,0 +1,48 @@
+"""Authenticating a SigV4-signed request made with credentials fedgate issued.
+
+Transport-neutral: the STS endpoint and the reverse proxy both build a
+:class:`gateway.sigv4.HttpRequest` and call :func:`authenticate`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from gateway.credentials import CredentialService, SessionClaims
+from gateway.errors import InvalidClientTokenId, MissingParameter
+from gateway.sigv4 import HttpRequest, parse_signature, verify
+
+__all__ = ["authenticate"]
+
+
+async def authenticate(
+    request: HttpRequest,
+    credentials: CredentialService,
+    *,
+    now: float,
+    region: str,
+    service: str,
+    normalize_path: bool = True,
+) -> SessionClaims:
+    """Verify the request's signature and session; return the session it was signed with.
+
+    The signature is parsed first (cheap, no crypto), the session token is unsealed to learn the
+    secret key, and only then is the signature checked. Any failure raises the AWS error a client
+    SDK expects; nothing is returned for a request that is not fully verified.
+    """
+    info = parse_signature(request)
+    if info.security_token is None:
+        if not info.access_key_id.startswith("ASIA"):
+            raise InvalidClientTokenId("The security token included in the request is invalid.")
+        raise MissingParameter("The request must contain the header X-Amz-Security-Token")
+    claims = await credentials.validate(info.access_key_id, info.security_token, now=now)
+    verify(
+        request,
+        info,
+        claims.secret_access_key,
+        now=datetime.fromtimestamp(now, UTC),
+        region=region,
+        service=service,
+        normalize_path=normalize_path,
+    )
+    return claims

@@ -1,0 +1,107 @@
+"""Render the configuration reference (docs/configuration.md) from the config models themselves.
+
+The models are the single source of truth: every key's type, default and description come from
+its pydantic field, so the reference cannot drift (a test compares the file with this output).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from gateway.config import GatewayConfig, ProviderSettings, SecretRef
+
+__all__ = ["render_reference"]
+
+_HEADER = """# Configuration reference
+
+fedgate reads one YAML file (`fedgate serve --config FILE`; `fedgate check-config --config FILE`
+validates it). Unknown keys are errors. Secrets are given by reference: `{env: NAME}` or
+`{file: PATH}` (`{value: ...}` only for tests). This file is generated from the configuration
+models by `fedgate config-reference`; do not edit it by hand.
+"""
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (list, tuple, set):
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin in (dict, Mapping):
+        return f"mapping of {_type_name(args[1])}" if len(args) == 2 else "mapping"
+    if annotation is type(None):
+        return "null"
+    if isinstance(annotation, type):
+        return {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(
+            annotation.__name__, annotation.__name__
+        )
+    return str(annotation)
+
+
+def _default(field: FieldInfo) -> str:
+    if field.default is PydanticUndefined and field.default_factory is None:
+        return "required"
+    if field.default_factory is not None:
+        value = field.default_factory()  # type: ignore[call-arg]
+        if isinstance(value, BaseModel):
+            return "(section defaults)"
+        return f"`{value!r}`"
+    return f"`{field.default!r}`" if field.default is not None else "none"
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in typing.get_args(annotation):
+        yield from _models_in(arg)
+
+
+def _rows(model: type[BaseModel], prefix: str, skip: frozenset[str] = frozenset()) -> Iterator[str]:
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        path = f"{prefix}{name}"
+        description = (field.description or model.__doc__ or "").split("\n")[0].replace("|", "\\|")
+        yield f"| `{path}` | {_type_name(field.annotation)} | {_default(field)} | {description} |"
+        for sub in _models_in(field.annotation):
+            if sub is not ProviderSettings and sub is not SecretRef:
+                is_list = typing.get_origin(field.annotation) is list or any(
+                    typing.get_origin(a) is list for a in typing.get_args(field.annotation)
+                )
+                yield from _rows(sub, f"{path}[].") if is_list else _rows(sub, f"{path}.")
+
+
+def _table(rows: Iterator[str]) -> str:
+    return "| key | type | default | description |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+
+
+def render_reference(
+    provider_types: Mapping[str, type[ProviderSettings]], sections: Mapping[str, type[BaseModel]]
+) -> str:
+    """The whole reference as Markdown: core keys, then each provider type and plugin section."""
+    out = [_HEADER, "## Core keys\n", _table(_rows(GatewayConfig, "", frozenset({"providers", "sections"})))]
+    out.append(
+        "## Secret references\n\nWherever a key takes a secret, give exactly one of `env` (an "
+        "environment variable's name), `file` (a path; a trailing newline is stripped) or `value` "
+        "(inline; tests only). Secrets are resolved at start-up and never logged.\n"
+    )
+    out.append(
+        "## providers\n\n`providers` is a list; each entry's `type` selects the plugin that validates it.\n"
+    )
+    for kind, provider_model in sorted(provider_types.items()):
+        out.append(f"### type: {kind}\n\n{(provider_model.__doc__ or '').strip()}\n")
+        out.append(_table(_rows(provider_model, "providers[].")))
+    for key, model in sorted(sections.items()):
+        out.append(f"## {key}\n\n{(model.__doc__ or '').strip()}\n")
+        out.append(_table(_rows(model, f"{key}.")))
+    return "\n".join(out)

@@ -1,0 +1,38 @@
+"""Every typed key for state shared through the aiohttp application and requests."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from gateway.audit import Auditor
+    from gateway.config import GatewayConfig
+    from gateway.credentials import CredentialService
+    from gateway.identity import IdentityProvider
+    from gateway.plugin_host import PluginHost
+    from gateway.store.base import Store
+    from gateway.sts.service import StsService
+
+__all__ = [
+    "AUDITOR",
+    "CONFIG",
+    "CREDENTIALS",
+    "PLUGINS",
+    "PROVIDERS",
+    "REQUEST_ID",
+    "STORE",
+    "STS",
+]
+
+CONFIG: web.AppKey[GatewayConfig] = web.AppKey("config")
+PLUGINS: web.AppKey[PluginHost] = web.AppKey("plugins")
+STORE: web.AppKey[Store] = web.AppKey("store")
+CREDENTIALS: web.AppKey[CredentialService] = web.AppKey("credentials")
+PROVIDERS: web.AppKey[list[IdentityProvider]] = web.AppKey("providers")
+STS: web.AppKey[StsService] = web.AppKey("sts")
+AUDITOR: web.AppKey[Auditor] = web.AppKey("auditor")
+
+# Per request.
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)

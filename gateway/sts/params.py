@@ -1,0 +1,194 @@
+"""Parsing and validating STS Query API parameters, exactly as AWS limits them.
+
+The Query protocol sends flat ``Name=value`` pairs; lists are ``Name.member.N`` (``PolicyArns``
+members are structures: ``PolicyArns.member.1.arn``). Everything here is pure and synchronous.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from gateway.errors import InvalidParameterValue, MissingParameter, ValidationError
+
+__all__ = [
+    "MAX_POLICY_ARNS",
+    "MAX_SESSION_POLICY_CHARS",
+    "AssumeRoleWithWebIdentityParams",
+    "QueryParams",
+    "collect_params",
+]
+
+API_VERSION = "2011-06-15"
+MAX_SESSION_POLICY_CHARS = 2048
+MAX_POLICY_ARNS = 10
+_SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
+_ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\x21-\x7e]{1,512}$")
+_POLICY_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}|aws):policy/[\x21-\x7e]{1,1000}$")
+_MEMBER_RE = re.compile(r"^PolicyArns\.member\.(\d{1,3})\.arn$")
+# AWS allows printable characters plus tab, LF and CR in policy documents.
+_POLICY_CHARS_RE = re.compile(r"^[\t\n\r\u0020-\u00ff]*$")
+_MAX_PARAMS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class QueryParams:
+    """The flat parameters of one Query API call, duplicates refused."""
+
+    values: Mapping[str, str]
+
+    def get(self, name: str) -> str | None:
+        """The value of ``name`` or ``None``."""
+        return self.values.get(name)
+
+    def require(self, name: str) -> str:
+        """The value of ``name``; ``MissingParameter`` when absent."""
+        value = self.values.get(name)
+        if value is None:
+            raise MissingParameter(f"The request must contain the parameter {name}")
+        return value
+
+    @property
+    def action(self) -> str:
+        """The ``Action`` parameter (``MissingParameter`` when absent)."""
+        return self.require("Action")
+
+
+def collect_params(pairs: Iterable[tuple[str, str]]) -> QueryParams:
+    """Merge query-string and form pairs into :class:`QueryParams`.
+
+    A parameter given twice is refused: an ambiguous request must not be decided one way and
+    executed another.
+    """
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        if name in values:
+            raise InvalidParameterValue(f"The parameter {name[:64]} is given more than once")
+        values[name] = value
+        if len(values) > _MAX_PARAMS:
+            raise ValidationError("Too many parameters")
+    return QueryParams(values)
+
+
+def _length(name: str, value: str, low: int, high: int) -> str:
+    if not low <= len(value) <= high:
+        raise ValidationError(
+            f"1 validation error detected: Value at '{_camel(name)}' failed to satisfy constraint: "
+            f"Member must have length between {low} and {high}"
+        )
+    return value
+
+
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def parse_duration(raw: str | None, default: int = 3600) -> int:
+    """``DurationSeconds``: an integer 900..43200 (the role maximum is checked later)."""
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 6:
+        raise ValidationError("DurationSeconds must be an integer")
+    value = int(raw)
+    if not 900 <= value <= 43200:
+        raise ValidationError(
+            "1 validation error detected: Value at 'durationSeconds' failed to satisfy constraint: "
+            "Member must have value between 900 and 43200"
+        )
+    return value
+
+
+def parse_role_arn(raw: str) -> str:
+    """``RoleArn``: 20-2048 characters naming an IAM role."""
+    _length("RoleArn", raw, 20, 2048)
+    if not _ROLE_ARN_RE.match(raw):
+        raise ValidationError(f"{raw[:256]} is not a valid role ARN")
+    return raw
+
+
+def parse_session_name(raw: str) -> str:
+    """``RoleSessionName``: 2-64 characters of ``[\\w+=,.@-]``."""
+    _length("RoleSessionName", raw, 2, 64)
+    if not _SESSION_NAME_RE.match(raw):
+        raise ValidationError(
+            "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: [\\w+=,.@-]*"
+        )
+    return raw
+
+
+def parse_session_policy(raw: str | None) -> str | None:
+    """``Policy``: 1-2048 characters of printable text (parsed by the policy engine later)."""
+    if raw is None:
+        return None
+    if not raw:
+        raise ValidationError("Policy must not be empty")
+    if len(raw) > MAX_SESSION_POLICY_CHARS:
+        raise ValidationError(
+            "1 validation error detected: Value at 'policy' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_SESSION_POLICY_CHARS}"
+        )
+    if not _POLICY_CHARS_RE.match(raw):
+        raise ValidationError("Policy contains characters outside the allowed range")
+    return raw
+
+
+def parse_policy_arns(params: QueryParams) -> tuple[str, ...]:
+    """``PolicyArns.member.N.arn``: at most 10 managed-policy ARNs, numbered from 1 without gaps."""
+    found: dict[int, str] = {}
+    for name, value in params.values.items():
+        if not name.startswith("PolicyArns"):
+            continue
+        match = _MEMBER_RE.match(name)
+        if match is None:
+            raise ValidationError(f"Unknown parameter {name[:64]}")
+        found[int(match.group(1))] = value
+    if len(found) > MAX_POLICY_ARNS:
+        raise ValidationError(
+            "1 validation error detected: Value at 'policyArns' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_POLICY_ARNS}"
+        )
+    if sorted(found) != list(range(1, len(found) + 1)):
+        raise ValidationError("PolicyArns members must be numbered from 1 without gaps")
+    arns = tuple(found[i] for i in sorted(found))
+    for arn in arns:
+        _length("PolicyArns.member.arn", arn, 20, 2048)
+        if not _POLICY_ARN_RE.match(arn):
+            raise ValidationError(f"{arn[:256]} is not a valid policy ARN")
+    return arns
+
+
+@dataclass(frozen=True, slots=True)
+class AssumeRoleWithWebIdentityParams:
+    """Validated parameters of ``AssumeRoleWithWebIdentity``."""
+
+    role_arn: str
+    role_session_name: str
+    web_identity_token: str
+    duration_seconds: int
+    duration_given: bool
+    policy: str | None
+    policy_arns: tuple[str, ...]
+    provider_id: str | None
+
+    @classmethod
+    def parse(cls, params: QueryParams) -> AssumeRoleWithWebIdentityParams:
+        """Validate every parameter; the first problem raises with AWS's code."""
+        role_arn = parse_role_arn(params.require("RoleArn"))
+        session_name = parse_session_name(params.require("RoleSessionName"))
+        token = _length("WebIdentityToken", params.require("WebIdentityToken"), 4, 20000)
+        raw_duration = params.get("DurationSeconds")
+        provider_id = params.get("ProviderId")
+        if provider_id is not None:
+            _length("ProviderId", provider_id, 4, 2048)
+        return cls(
+            role_arn=role_arn,
+            role_session_name=session_name,
+            web_identity_token=token,
+            duration_seconds=parse_duration(raw_duration),
+            duration_given=raw_duration is not None,
+            policy=parse_session_policy(params.get("Policy")),
+            policy_arns=parse_policy_arns(params),
+            provider_id=provider_id,
+        )

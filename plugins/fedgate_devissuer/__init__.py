@@ -1,0 +1,56 @@
+"""fedgate's development OIDC issuer: a real issuer for demos and local testing, off by default.
+
+It is enabled only when the configuration has a ``dev_issuer`` section::
+
+    dev_issuer:
+      issuer: http://127.0.0.1:8080/dev-issuer   # loopback only; the path is where it is served
+      key_file: .fedgate/dev-issuer-key.pem       # ES256 key, created (mode 0600) on first use
+      audience: demo                              # default "aud" of minted tokens
+      token_lifetime: 3600                        # default lifetime of minted tokens, seconds
+
+The gateway then serves ``{issuer}/.well-known/openid-configuration`` and ``{issuer}/jwks.json``,
+and ``fedgate dev-token --sub alice`` mints a token signed with the key file. Declare an OIDC
+provider with the same issuer to accept those tokens (``config/demo.yaml`` does). Never enable it in
+production: anyone who can read the key file can mint identities.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from fedgate_devissuer.issuer import DevIssuer, DevIssuerSettings
+from gateway.config import GatewayConfig
+from gateway.plugin import hookimpl
+
+__all__ = ["DevIssuer", "DevIssuerSettings"]
+
+SECTION = "dev_issuer"
+
+
+@hookimpl
+def fedgate_add_config_sections() -> Mapping[str, type[BaseModel]]:
+    """The ``dev_issuer`` section."""
+    return {SECTION: DevIssuerSettings}
+
+
+@hookimpl
+def fedgate_add_routes(app: web.Application, config: GatewayConfig) -> None:
+    """Serve discovery and JWKS under the issuer's path, when configured."""
+    settings = config.sections.get(SECTION)
+    if isinstance(settings, DevIssuerSettings):
+        from fedgate_devissuer.routes import add_issuer_routes
+
+        add_issuer_routes(app, DevIssuer(settings))
+
+
+@hookimpl
+def fedgate_add_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """``fedgate dev-token``: mint a token from the development issuer."""
+    from fedgate_devissuer.command import add_command
+
+    add_command(subparsers)

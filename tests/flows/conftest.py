@@ -1,0 +1,179 @@
+"""A live fedgate on a real TCP port, trusting a live OIDC issuer, for boto3 and the aws CLI."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aiohttp import web
+from botocore.config import Config
+
+from gateway.app import create_app
+from gateway.config import GatewayConfig, parse_config
+from gateway.plugin_host import PluginHost
+from gateway.testing import OIDCTestIssuer
+from tests.conftest import BackgroundLoop
+
+ACCOUNT = "123456789012"
+
+
+@dataclass
+class LiveGateway:
+    """A running gateway: its URL, application, and the audit file it writes."""
+
+    url: str
+    app: web.Application
+    audit_path: Path
+    loop: BackgroundLoop
+
+    def sts(self, **credentials: str) -> Any:
+        """A boto3 STS client for this gateway (no retries, so each call is one request)."""
+        return boto3.client(
+            "sts",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            config=Config(retries={"max_attempts": 1}),
+            **credentials,
+        )
+
+
+def provider_arn(issuer: OIDCTestIssuer) -> str:
+    """The provider ARN fedgate gives ``issuer``."""
+    return f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer.issuer.removeprefix('http://')}"
+
+
+def trust(issuer: OIDCTestIssuer, *, actions: list[str] | None = None, **conditions: Any) -> dict[str, Any]:
+    """A trust policy for ``issuer`` with the given conditions."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Federated": provider_arn(issuer)},
+        "Action": actions or "sts:AssumeRoleWithWebIdentity",
+    }
+    if conditions:
+        statement["Condition"] = conditions
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def gateway_config(
+    issuer: OIDCTestIssuer, down: OIDCTestIssuer, audit_path: Path, **extra: Any
+) -> GatewayConfig:
+    """The configuration the end-to-end tests run with."""
+    key = issuer.issuer.removeprefix("http://")
+    raw: dict[str, Any] = {
+        "account_id": ACCOUNT,
+        "audit": {"sink": "file", "path": str(audit_path)},
+        "providers": [
+            issuer.provider_config(max_token_bytes=12000, jwks_refetch_min_interval=0),
+            down.provider_config(),
+        ],
+        "policies": [
+            {
+                "name": "read",
+                "document": {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+                },
+            }
+        ],
+        "roles": [
+            {
+                "name": "app",
+                "trust_policy": trust(
+                    issuer,
+                    StringEquals={f"{key}:aud": issuer.audience},
+                    StringLike={f"{key}:sub": "repo:acme/*"},
+                ),
+                "managed_policies": ["read"],
+            },
+            {
+                "name": "long",
+                "max_session_duration": 7200,
+                "trust_policy": trust(issuer),
+            },
+            {
+                "name": "tagged",
+                "trust_policy": trust(issuer, actions=["sts:AssumeRoleWithWebIdentity", "sts:TagSession"]),
+            },
+            {"name": "other-idp", "trust_policy": trust(down)},
+        ],
+    }
+    raw.update(extra)
+    host = PluginHost()
+    return parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
+
+
+async def _start(config: GatewayConfig) -> tuple[web.AppRunner, str, web.Application]:
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}", app
+
+
+@pytest.fixture(scope="module")
+def issuer(background_loop: BackgroundLoop) -> Iterator[OIDCTestIssuer]:
+    """A live OIDC issuer at a GitHub-Actions-like path."""
+    idp = OIDCTestIssuer(
+        path="/gha", audience="sts.amazonaws.com", subject="repo:acme/app:ref:refs/heads/main"
+    )
+    background_loop.run(idp.__aenter__())
+    yield idp
+    background_loop.run(idp.__aexit__(None, None, None))
+
+
+@pytest.fixture(scope="module")
+def down_issuer(background_loop: BackgroundLoop) -> Iterator[OIDCTestIssuer]:
+    """A second issuer whose JWKS endpoint fails: IDPCommunicationError."""
+    idp = OIDCTestIssuer(path="/down")
+    background_loop.run(idp.__aenter__())
+    idp.fail_jwks = 503
+    yield idp
+    background_loop.run(idp.__aexit__(None, None, None))
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    background_loop: BackgroundLoop,
+    issuer: OIDCTestIssuer,
+    down_issuer: OIDCTestIssuer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveGateway]:
+    """fedgate serving the test configuration on 127.0.0.1."""
+    audit_path = tmp_path_factory.mktemp("audit") / "audit.jsonl"
+    runner, url, app = background_loop.run(_start(gateway_config(issuer, down_issuer, audit_path)))
+    yield LiveGateway(url=url, app=app, audit_path=audit_path, loop=background_loop)
+    background_loop.run(runner.cleanup())
+
+
+@pytest.fixture()
+def clean_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """An environment with no AWS configuration leaking in from the machine."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    env = {
+        "AWS_CONFIG_FILE": str(tmp_path / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "HOME": str(tmp_path),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def aws_cli() -> str:
+    """The aws CLI installed beside this Python."""
+    path = Path(sys.executable).with_name("aws")
+    if not path.exists():
+        pytest.fail(f"the aws CLI is not installed at {path}; run `make install`", pytrace=False)
+    return str(path)

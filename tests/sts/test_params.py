@@ -1,0 +1,85 @@
+"""STS parameter validation follows AWS's limits, with AWS's error codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.errors import InvalidParameterValue, MissingParameter, ServiceError, ValidationError
+from gateway.sts.params import AssumeRoleWithWebIdentityParams, collect_params
+
+ROLE = "arn:aws:iam::123456789012:role/app"
+
+
+def _parse(**overrides: str | None) -> AssumeRoleWithWebIdentityParams:
+    values: dict[str, str | None] = {
+        "Action": "AssumeRoleWithWebIdentity",
+        "RoleArn": ROLE,
+        "RoleSessionName": "session",
+        "WebIdentityToken": "a.b.c",
+    }
+    values.update(overrides)
+    return AssumeRoleWithWebIdentityParams.parse(
+        collect_params((k, v) for k, v in values.items() if v is not None)
+    )
+
+
+def test_defaults() -> None:
+    args = _parse()
+    assert (args.role_arn, args.role_session_name, args.duration_seconds) == (ROLE, "session", 3600)
+    assert args.policy is None and args.policy_arns == () and not args.duration_given
+
+
+def test_policy_arns_members_in_order() -> None:
+    arns = {f"PolicyArns.member.{i}.arn": f"arn:aws:iam::123456789012:policy/p{i}" for i in range(1, 4)}
+    args = _parse(**arns)
+    assert args.policy_arns == tuple(arns.values())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "fragment"),
+    [
+        ({"RoleArn": None}, MissingParameter, "RoleArn"),
+        ({"RoleSessionName": None}, MissingParameter, "RoleSessionName"),
+        ({"WebIdentityToken": None}, MissingParameter, "WebIdentityToken"),
+        ({"RoleArn": "arn:aws:iam::123:role/x"}, ValidationError, "not a valid role ARN"),
+        ({"RoleArn": "arn:aws:iam::123456789012:user/someone"}, ValidationError, "not a valid role ARN"),
+        ({"RoleSessionName": "a"}, ValidationError, "length between 2 and 64"),
+        ({"RoleSessionName": "x" * 65}, ValidationError, "length between 2 and 64"),
+        ({"RoleSessionName": "has space"}, ValidationError, "regular expression"),
+        ({"RoleSessionName": "caf\u00e9!"}, ValidationError, "regular expression"),
+        ({"WebIdentityToken": "abc"}, ValidationError, "length between 4 and 20000"),
+        ({"WebIdentityToken": "a" * 20001}, ValidationError, "length between 4 and 20000"),
+        ({"DurationSeconds": "899"}, ValidationError, "between 900 and 43200"),
+        ({"DurationSeconds": "43201"}, ValidationError, "between 900 and 43200"),
+        ({"DurationSeconds": "1e3"}, ValidationError, "integer"),
+        ({"DurationSeconds": "-900"}, ValidationError, "integer"),
+        ({"Policy": "x" * 2049}, ValidationError, "2048"),
+        ({"Policy": ""}, ValidationError, "empty"),
+        ({"Policy": '{"a": "\u2603"}'}, ValidationError, "characters"),
+        ({"PolicyArns.member.2.arn": "arn:aws:iam::123456789012:policy/p"}, ValidationError, "without gaps"),
+        ({"PolicyArns.member.1.arn": "not-an-arn-at-all-really"}, ValidationError, "not a valid policy ARN"),
+        ({"PolicyArns.member.1.nope": "x"}, ValidationError, "Unknown parameter"),
+    ],
+)
+def test_invalid_parameters(
+    overrides: dict[str, str | None], error: type[ServiceError], fragment: str
+) -> None:
+    with pytest.raises(error) as info:
+        _parse(**overrides)
+    assert fragment in info.value.message
+
+
+def test_more_than_ten_policy_arns() -> None:
+    arns = {f"PolicyArns.member.{i}.arn": f"arn:aws:iam::123456789012:policy/p{i}" for i in range(1, 12)}
+    with pytest.raises(ValidationError, match="less than or equal to 10"):
+        _parse(**arns)
+
+
+def test_duplicate_parameter_refused() -> None:
+    with pytest.raises(InvalidParameterValue, match="more than once"):
+        collect_params([("RoleArn", ROLE), ("RoleArn", "arn:aws:iam::123456789012:role/other")])
+
+
+def test_too_many_parameters_refused() -> None:
+    with pytest.raises(ValidationError):
+        collect_params((f"P{i}", "v") for i in range(100))

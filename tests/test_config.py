@@ -1,0 +1,162 @@
+"""Configuration validation: every problem is refused with a message naming its path."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.config import GatewayConfig, load_config, parse_config
+from gateway.errors import ConfigError
+from gateway.plugin_host import PluginHost
+
+ROOT = Path(__file__).resolve().parents[1]
+PROVIDER_ARN = "arn:aws:iam::123456789012:oidc-provider/issuer.example.com"
+
+BASE: dict[str, Any] = {
+    "account_id": "123456789012",
+    "providers": [{"type": "oidc", "issuer": "https://issuer.example.com", "audiences": ["sts"]}],
+    "roles": [
+        {
+            "name": f"role{i}",
+            "trust_policy": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Federated": PROVIDER_ARN},
+                        "Action": "sts:AssumeRoleWithWebIdentity",
+                    }
+                ],
+            },
+        }
+        for i in range(3)
+    ],
+}
+
+
+def _parse(raw: dict[str, Any]) -> GatewayConfig:
+    host = PluginHost()
+    return parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
+
+
+def _error(raw: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as info:
+        _parse(raw)
+    return str(info.value)
+
+
+def test_valid_config() -> None:
+    config = _parse(BASE)
+    assert config.role_arn(config.roles[2]) == "arn:aws:iam::123456789012:role/role2"
+    assert config.providers[0].type == "oidc"
+    assert config.store.backend == "memory"
+
+
+def test_demo_config_is_valid() -> None:
+    config = load_config(ROOT / "config" / "demo.yaml")
+    assert {r.name for r in config.roles} == {"demo-reader", "demo-admin"}
+    assert "dev_issuer" in config.sections
+
+
+def test_bad_effect_names_the_full_path() -> None:
+    raw = copy.deepcopy(BASE)
+    raw["roles"][2]["trust_policy"]["Statement"][0]["Effect"] = "Maybe"
+    message = _error(raw)
+    assert message.startswith("roles[2].trust_policy.Statement[0].Effect:"), message
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda r: r.update(unknown_key=1), "unknown_key: Extra inputs are not permitted"),
+        (lambda r: r.update(account_id="12345"), "account_id: must be exactly 12 digits"),
+        (lambda r: r["roles"][1].update(max_session_duration=60), "roles[1].max_session_duration:"),
+        (lambda r: r["roles"][0].update(name="bad name"), "roles[0].name:"),
+        (lambda r: r["roles"][0].update(colour="red"), "roles[0].colour: Extra inputs"),
+        (lambda r: r["providers"][0].update(type="ldap"), "providers[0].type: unknown provider type 'ldap'"),
+        (lambda r: r["providers"][0].update(audiences=[]), "providers[0].audiences"),
+        (lambda r: r["providers"][0].update(bogus=True), "providers[0].bogus: Extra inputs"),
+        (lambda r: r.update(store={"backend": "etcd"}), "store.backend:"),
+        (lambda r: r["roles"][0].update(managed_policies=["nope"]), "roles[0].managed_policies[0]"),
+        (
+            lambda r: r.update(keyring={"active": "k2", "keys": [{"id": "k1", "secret": {"env": "X"}}]}),
+            "keyring",
+        ),
+        (
+            lambda r: r.update(
+                keyring={"active": "k1", "keys": [{"id": "k1", "secret": {"env": "A", "file": "/x"}}]}
+            ),
+            "keyring.keys[0].secret: give exactly one of env, file or value",
+        ),
+    ],
+)
+def test_bad_values_are_refused_with_their_path(mutate: Any, expected: str) -> None:
+    raw = copy.deepcopy(BASE)
+    mutate(raw)
+    assert expected in _error(raw)
+
+
+def test_several_problems_are_all_reported() -> None:
+    raw = copy.deepcopy(BASE)
+    raw["account_id"] = "x"
+    raw["providers"][0]["issuer"] = "ftp://nope"
+    message = _error(raw)
+    assert "account_id:" in message and "providers[0].issuer" in message
+
+
+def test_duplicate_role_names_refused() -> None:
+    raw = copy.deepcopy(BASE)
+    raw["roles"][1]["name"] = "ROLE0"
+    assert "roles[1].name: duplicate name" in _error(raw)
+
+
+def test_secret_from_environment_is_resolved_and_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "correct-horse-battery-staple-0123456789"
+    monkeypatch.setenv("FEDGATE_TEST_KEY", secret)
+    raw = copy.deepcopy(BASE)
+    raw["keyring"] = {"active": "k1", "keys": [{"id": "k1", "secret": {"env": "FEDGATE_TEST_KEY"}}]}
+    config = _parse(raw)
+    assert config.keyring is not None
+    assert config.keyring.keys[0].secret.resolve().get_secret_value() == secret
+    assert secret not in repr(config) and secret not in str(config.model_dump())
+
+
+def test_secret_from_file(tmp_path: Path) -> None:
+    path = tmp_path / "k1"
+    path.write_text("from-a-file-0123456789abcdef0123456789\n")
+    raw = copy.deepcopy(BASE)
+    raw["keyring"] = {"active": "k1", "keys": [{"id": "k1", "secret": {"file": str(path)}}]}
+    config = _parse(raw)
+    assert config.keyring is not None
+    assert (
+        config.keyring.keys[0].secret.resolve().get_secret_value() == "from-a-file-0123456789abcdef0123456789"
+    )
+
+
+def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("account_id: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
+        load_config(path)
+
+
+def test_disabled_plugin_makes_its_provider_type_unknown(tmp_path: Path) -> None:
+    raw = copy.deepcopy(BASE)
+    raw["disabled_plugins"] = ["oidc"]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"providers\[0\].type: unknown provider type 'oidc'"):
+        load_config(path)
+
+
+def test_configuration_reference_is_current() -> None:
+    """docs/configuration.md is generated from the models; regenerate it with `fedgate config-reference`."""
+    from gateway.configdoc import render_reference
+
+    host = PluginHost()
+    expected = render_reference(host.provider_types(), host.config_sections())
+    assert (ROOT / "docs" / "configuration.md").read_text() == expected
