@@ -1,0 +1,40 @@
+# fedgate: one command to serve the demo, one to run every test.
+#   make serve   installs into .venv (first time) and runs the gateway on config/demo.yaml
+#   make test    installs into .venv (first time), then lint, type-check and the whole test suite
+#   make bench   runs the benchmarks in bench/ (prints ratios against peers)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+CONFIG ?= config/demo.yaml
+
+.PHONY: install serve test lint typecheck pytest bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+serve: install
+	$(BIN)/fedgate serve --config $(CONFIG)
+
+lint: install
+	$(BIN)/ruff check gateway plugins tests bench
+	$(BIN)/ruff format --check gateway plugins tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

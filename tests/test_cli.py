@@ -1,0 +1,192 @@
+"""The fedgate command line, and the README's quickstart run exactly as a newcomer would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["serve"], ["check-config"], ["config-reference"], ["plugins"], ["dev-token"]]
+)
+def test_help_for_every_command(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: fedgate")
+    if command:
+        assert len(out.splitlines()) > 4  # a description and the options, not just usage
+
+
+def test_check_config_accepts_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "-c", str(ROOT / "config" / "demo.yaml")]) == 0
+    assert "OK (account 123456789012, 1 provider(s), 2 role(s)" in capsys.readouterr().out
+
+
+def test_check_config_names_every_bad_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "account_id: '123456789012'\n"
+        "roles:\n"
+        "  - name: ok\n"
+        "    trust_policy: {Version: '2012-10-17', Statement: [{Effect: Allow, Principal: '*', "
+        "Action: 'sts:AssumeRoleWithWebIdentity'}]}\n"
+        "  - name: bad\n"
+        "    max_session_duration: 99999\n"
+        "    trust_policy: {Version: '2012-10-17', Statement: [{Effect: Perhaps, Principal: '*', "
+        "Action: 'sts:AssumeRoleWithWebIdentity'}]}\n"
+    )
+    assert main(["check-config", "-c", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "roles[1].max_session_duration:" in err
+    assert "roles[1].trust_policy.Statement[0].Effect:" in err
+
+
+def test_missing_config_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["check-config", "-c", str(tmp_path / "nope.yaml")]) == 1
+    assert "nope.yaml: cannot read" in capsys.readouterr().err
+
+
+def test_plugins_lists_first_party_plugins(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins"]) == 0
+    assert capsys.readouterr().out.split() == ["devissuer", "oidc"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture()
+def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, int]]:
+    """`fedgate serve` on config/demo.yaml (moved to a free port), in its own directory."""
+    port = _free_port()
+    config = tmp_path / "demo.yaml"
+    config.write_text((ROOT / "config" / "demo.yaml").read_text().replace("8080", str(port)))
+    process = subprocess.Popen(
+        [str(BIN / "fedgate"), "serve", "-c", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"fedgate did not start: {process.communicate()[1]}") from None
+                time.sleep(0.1)
+        yield process, config, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def _aws(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "aws"), *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_readme_quickstart(demo: tuple[subprocess.Popen[str], Path, int], tmp_path: Path) -> None:
+    """The README's lines: dev-token, the aws CLI exchange, the SDK chain, a refusal, a clean stop."""
+    process, config, port = demo
+    url = f"http://127.0.0.1:{port}"
+    token = tmp_path / "token"
+    minted = subprocess.run(
+        [str(BIN / "fedgate"), "dev-token", "-c", str(config), "--sub", "alice", "-o", str(token)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert minted.returncode == 0, minted.stderr
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(tmp_path / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    exchange = _aws(
+        env,
+        "sts",
+        "assume-role-with-web-identity",
+        "--endpoint-url",
+        url,
+        "--region",
+        "us-east-1",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/demo-reader",
+        "--role-session-name",
+        "alice",
+        "--web-identity-token",
+        f"file://{token}",
+        "--output",
+        "json",
+    )
+    assert exchange.returncode == 0, exchange.stderr
+    result = json.loads(exchange.stdout)
+    assert result["Credentials"]["AccessKeyId"].startswith("ASIA")
+    assert result["AssumedRoleUser"]["Arn"] == "arn:aws:sts::123456789012:assumed-role/demo-reader/alice"
+
+    chain = dict(
+        env,
+        AWS_ENDPOINT_URL_STS=url,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ROLE_ARN="arn:aws:iam::123456789012:role/demo-reader",
+        AWS_WEB_IDENTITY_TOKEN_FILE=str(token),
+        AWS_ROLE_SESSION_NAME="alice",
+    )
+    who = _aws(chain, "sts", "get-caller-identity", "--output", "json")
+    assert who.returncode == 0, who.stderr
+    assert json.loads(who.stdout)["Arn"] == "arn:aws:sts::123456789012:assumed-role/demo-reader/alice"
+
+    refused = _aws(
+        env,
+        "sts",
+        "assume-role-with-web-identity",
+        "--endpoint-url",
+        url,
+        "--region",
+        "us-east-1",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/demo-admin",
+        "--role-session-name",
+        "alice",
+        "--web-identity-token",
+        f"file://{token}",
+    )
+    assert refused.returncode != 0 and "AccessDenied" in refused.stderr
+
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["eventName"] for e in events].count("AssumeRoleWithWebIdentity") == 3
+    assert any(e.get("errorCode") == "AccessDenied" for e in events)
+    logs = [json.loads(line) for line in err.splitlines()]
+    assert any(entry["message"] == "fedgate stopped" for entry in logs)
+    secret = result["Credentials"]["SecretAccessKey"]
+    assert secret not in out and secret not in err and token.read_text() not in out + err
