@@ -97,7 +97,8 @@ class OIDCProviderSettings(ProviderSettings):
     )
     require_claims: list[str] = Field(
         default_factory=list,
-        description="Extra claims every token must carry (besides iss, aud, exp and sub).",
+        description="Extra claims every token must carry (besides iss, aud, exp and sub); "
+        "a token without one is refused with IDPRejectedClaim.",
     )
 
     @field_validator("issuer")

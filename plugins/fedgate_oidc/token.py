@@ -21,7 +21,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
-from gateway.errors import ExpiredToken, InvalidIdentityToken
+from gateway.errors import ExpiredToken, IDPRejectedClaim, InvalidIdentityToken
 
 __all__ = [
     "KeyNotFound",
@@ -335,7 +335,8 @@ def check_claims(
         raise InvalidIdentityToken("token sub must be a non-empty string")
     for name in required:
         if name not in claims:
-            raise InvalidIdentityToken(f"token lacks the required claim {name}")
+            # The token is authentic, but this provider's policy refuses what it claims.
+            raise IDPRejectedClaim(f"token lacks the required claim {name}")
     return audience
 
 

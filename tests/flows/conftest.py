@@ -61,7 +61,7 @@ def trust(issuer: OIDCTestIssuer, *, actions: list[str] | None = None, **conditi
 
 
 def gateway_config(
-    issuer: OIDCTestIssuer, down: OIDCTestIssuer, audit_path: Path, **extra: Any
+    issuer: OIDCTestIssuer, down: OIDCTestIssuer, strict: OIDCTestIssuer, audit_path: Path, **extra: Any
 ) -> GatewayConfig:
     """The configuration the end-to-end tests run with."""
     key = issuer.issuer.removeprefix("http://")
@@ -71,6 +71,7 @@ def gateway_config(
         "providers": [
             issuer.provider_config(max_token_bytes=12000, jwks_refetch_min_interval=0),
             down.provider_config(),
+            strict.provider_config(require_claims=["repository_owner"]),
         ],
         "policies": [
             {
@@ -101,6 +102,7 @@ def gateway_config(
                 "trust_policy": trust(issuer, actions=["sts:AssumeRoleWithWebIdentity", "sts:TagSession"]),
             },
             {"name": "other-idp", "trust_policy": trust(down)},
+            {"name": "strict", "trust_policy": trust(strict)},
         ],
     }
     raw.update(extra)
@@ -140,15 +142,26 @@ def down_issuer(background_loop: BackgroundLoop) -> Iterator[OIDCTestIssuer]:
 
 
 @pytest.fixture(scope="module")
+def strict_issuer(background_loop: BackgroundLoop) -> Iterator[OIDCTestIssuer]:
+    """A third issuer whose provider requires a repository_owner claim: IDPRejectedClaim."""
+    idp = OIDCTestIssuer(path="/strict")
+    background_loop.run(idp.__aenter__())
+    yield idp
+    background_loop.run(idp.__aexit__(None, None, None))
+
+
+@pytest.fixture(scope="module")
 def gateway(
     background_loop: BackgroundLoop,
     issuer: OIDCTestIssuer,
     down_issuer: OIDCTestIssuer,
+    strict_issuer: OIDCTestIssuer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveGateway]:
     """fedgate serving the test configuration on 127.0.0.1."""
     audit_path = tmp_path_factory.mktemp("audit") / "audit.jsonl"
-    runner, url, app = background_loop.run(_start(gateway_config(issuer, down_issuer, audit_path)))
+    config = gateway_config(issuer, down_issuer, strict_issuer, audit_path)
+    runner, url, app = background_loop.run(_start(config))
     yield LiveGateway(url=url, app=app, audit_path=audit_path, loop=background_loop)
     background_loop.run(runner.cleanup())
 

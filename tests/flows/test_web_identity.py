@@ -313,6 +313,36 @@ def test_idp_unreachable(
     assert info.value.response["Error"]["Code"] == "IDPCommunicationError"
 
 
+def test_claims_the_provider_requires(
+    gateway: LiveGateway, strict_issuer: OIDCTestIssuer, clean_aws_env: dict[str, str]
+) -> None:
+    role = f"arn:aws:iam::{ACCOUNT}:role/strict"
+    with pytest.raises(ClientError) as info:
+        _assume(gateway, strict_issuer.mint(), RoleArn=role)
+    assert info.value.response["Error"]["Code"] == "IDPRejectedClaim"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    ok = _assume(gateway, strict_issuer.mint(repository_owner="acme"), RoleArn=role)
+    assert ok["Credentials"]["AccessKeyId"].startswith("ASIA")
+
+
+def test_form_get_is_accepted(gateway: LiveGateway, issuer: OIDCTestIssuer) -> None:
+    import urllib.parse
+    import urllib.request
+
+    query = urllib.parse.urlencode(
+        {
+            "Action": "AssumeRoleWithWebIdentity",
+            "Version": "2011-06-15",
+            "RoleArn": ROLE,
+            "RoleSessionName": "via-get",
+            "WebIdentityToken": issuer.mint(),
+        }
+    )
+    with urllib.request.urlopen(f"{gateway.url}/?{query}", timeout=10) as response:
+        body = response.read().decode()
+    assert "<AssumeRoleWithWebIdentityResult>" in body and "<AccessKeyId>ASIA" in body
+
+
 def test_session_tags_need_tag_session_and_fit(
     gateway: LiveGateway, issuer: OIDCTestIssuer, clean_aws_env: dict[str, str]
 ) -> None:

@@ -6,11 +6,11 @@ import subprocess
 import sys
 from typing import Any
 
-import fedgate_oidc
 import pydantic
 import pytest
-from fedgate_oidc import OIDCProvider, OIDCProviderSettings
 
+import fedgate_oidc
+from fedgate_oidc import OIDCProvider, OIDCProviderSettings
 from gateway.config import GatewayConfig, ProviderSettings, parse_config
 from gateway.errors import ConfigError
 from gateway.identity import IdentityProvider, ProviderContext

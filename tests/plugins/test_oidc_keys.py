@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from fedgate_oidc import OIDCProvider, OIDCProviderSettings
 from joserfc.jwk import ECKey, RSAKey
 
+from fedgate_oidc import OIDCProvider, OIDCProviderSettings
 from gateway.errors import IDPCommunicationError, InvalidIdentityToken
 from gateway.identity import ProviderContext
 from gateway.store.base import Store

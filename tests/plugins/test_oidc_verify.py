@@ -12,13 +12,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from fedgate_oidc import OIDCProvider, OIDCProviderSettings
-from fedgate_oidc.token import parse_token
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from joserfc.jwk import ECKey, RSAKey
 
-from gateway.errors import ExpiredToken, IDPCommunicationError, InvalidIdentityToken, ServiceError
+from fedgate_oidc import OIDCProvider, OIDCProviderSettings
+from fedgate_oidc.token import parse_token
+from gateway.errors import (
+    ExpiredToken,
+    IDPCommunicationError,
+    IDPRejectedClaim,
+    InvalidIdentityToken,
+    ServiceError,
+)
 from gateway.identity import Identity, IdentityProvider, ProviderContext
 from gateway.store.memory import MemoryStore
 from gateway.testing import OIDCTestIssuer, compact_jws
@@ -308,7 +314,7 @@ async def test_wrong_issuer_with_trailing_slash_is_refused(idp: OIDCTestIssuer, 
 
 async def test_required_claims(idp: OIDCTestIssuer, make: Make) -> None:
     provider = await make(require_claims=["repository_owner"])
-    assert "repository_owner" in await reject(provider, idp.mint())
+    assert "repository_owner" in await reject(provider, idp.mint(), IDPRejectedClaim)
     identity = await provider.authenticate(idp.mint(repository_owner="acme"))
     assert identity.claims["repository_owner"] == "acme"
 
