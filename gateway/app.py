@@ -18,6 +18,7 @@ from gateway.config import GatewayConfig
 from gateway.credentials import CredentialService, KeyRing
 from gateway.identity import IdentityProvider, ProviderContext
 from gateway.plugin_host import PluginHost
+from gateway.sigv4 import SigningKeyCache
 from gateway.store import open_store
 from gateway.sts.service import StsService
 from gateway.web import health, sts
@@ -66,6 +67,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _credentials_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     app[keys.CREDENTIALS] = CredentialService(KeyRing.from_settings(config.keyring), app[keys.STORE])
+    app[keys.SIGNING_KEYS] = SigningKeyCache()
     yield
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from gateway.credentials import CredentialService, SessionClaims
-from gateway.errors import InvalidClientTokenId, MissingParameter
-from gateway.sigv4 import HttpRequest, parse_signature, verify
+from gateway.errors import InvalidClientTokenId, MissingAuthenticationToken, MissingParameter
+from gateway.sigv4 import HttpRequest, SigningKeyCache, parse_signature, signature_form, verify
 
 __all__ = ["authenticate"]
 
@@ -22,6 +22,7 @@ async def authenticate(
     now: float,
     region: str,
     service: str,
+    keys: SigningKeyCache,
     normalize_path: bool = True,
 ) -> SessionClaims:
     """Verify the request's signature and session; return the session it was signed with.
@@ -30,6 +31,8 @@ async def authenticate(
     secret key, and only then is the signature checked. Any failure raises the AWS error a client
     SDK expects; nothing is returned for a request that is not fully verified.
     """
+    if signature_form(request) is None:
+        raise MissingAuthenticationToken("Request is missing Authentication Token")
     info = parse_signature(request)
     if info.security_token is None:
         if not info.access_key_id.startswith("ASIA"):
@@ -44,5 +47,6 @@ async def authenticate(
         region=region,
         service=service,
         normalize_path=normalize_path,
+        keys=keys,
     )
     return claims

@@ -24,6 +24,7 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── AccessDenied
         ├── SignatureDoesNotMatch
         ├── IncompleteSignature
+        ├── MissingAuthenticationToken   an unsigned request to an action that needs a signature
         ├── RequestTimeTooSkewed
         ├── InvalidAccessKeyId
         ├── InvalidClientTokenId
@@ -52,6 +53,7 @@ __all__ = [
     "InvalidIdentityToken",
     "InvalidParameterValue",
     "MalformedPolicyDocument",
+    "MissingAuthenticationToken",
     "MissingParameter",
     "PackedPolicyTooLarge",
     "PluginError",
@@ -148,6 +150,11 @@ class SignatureDoesNotMatch(_SenderError):
 
 class IncompleteSignature(_SenderError):
     code = "IncompleteSignature"
+
+
+class MissingAuthenticationToken(_SenderError):
+    code = "MissingAuthenticationToken"
+    status = 403
 
 
 class RequestTimeTooSkewed(_SenderError):

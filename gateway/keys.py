@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from gateway.credentials import CredentialService
     from gateway.identity import IdentityProvider
     from gateway.plugin_host import PluginHost
+    from gateway.sigv4 import SigningKeyCache
     from gateway.store.base import Store
     from gateway.sts.service import StsService
 
@@ -22,6 +23,7 @@ __all__ = [
     "PLUGINS",
     "PROVIDERS",
     "REQUEST_ID",
+    "SIGNING_KEYS",
     "STORE",
     "STS",
 ]
@@ -33,6 +35,7 @@ CREDENTIALS: web.AppKey[CredentialService] = web.AppKey("credentials")
 PROVIDERS: web.AppKey[list[IdentityProvider]] = web.AppKey("providers")
 STS: web.AppKey[StsService] = web.AppKey("sts")
 AUDITOR: web.AppKey[Auditor] = web.AppKey("auditor")
+SIGNING_KEYS: web.AppKey[SigningKeyCache] = web.AppKey("signing_keys")
 
 # Per request.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)

@@ -110,7 +110,12 @@ async def _dispatch(
     if action == "GetCallerIdentity":
         config = app[keys.CONFIG]
         claims = await authenticate(
-            http_request(request, body), sts.credentials, now=ctx.now, region=config.region, service="sts"
+            http_request(request, body),
+            sts.credentials,
+            now=ctx.now,
+            region=config.region,
+            service="sts",
+            keys=app[keys.SIGNING_KEYS],
         )
         ctx.user_identity = {
             "type": "AssumedRole",

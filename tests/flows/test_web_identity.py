@@ -448,3 +448,18 @@ def test_audit_trail_records_calls_without_secrets(
     assert event["sourceIPAddress"] == "127.0.0.1" and event["userAgent"].startswith("Boto3")
     for secret in (token, creds["SecretAccessKey"], creds["SessionToken"], token.split(".")[2]):
         assert secret not in text
+
+
+def test_unsigned_get_caller_identity(gateway: LiveGateway) -> None:
+    from botocore import UNSIGNED
+
+    sts = boto3.client(
+        "sts",
+        endpoint_url=gateway.url,
+        region_name="us-east-1",
+        config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}),
+    )
+    with pytest.raises(ClientError) as info:
+        sts.get_caller_identity()
+    assert info.value.response["Error"]["Code"] == "MissingAuthenticationToken"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
