@@ -72,6 +72,12 @@ def redis_run_prefix() -> Iterator[str]:
         pass  # no server: the redis_url fixture has already failed every test that needed one
 
 
+@pytest.fixture()
+def redis_prefix(redis_url: str, redis_run_prefix: str) -> str:
+    """A key prefix private to one test (under the run's prefix, so it is cleaned up with it)."""
+    return f"{redis_run_prefix}{secrets.token_hex(4)}:"
+
+
 StoreFactory = Callable[[], Awaitable[Store]]
 
 
