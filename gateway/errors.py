@@ -28,6 +28,7 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── RequestTimeTooSkewed
         ├── InvalidAccessKeyId
         ├── InvalidClientTokenId
+        ├── IncompleteBody               an aws-chunked body ended early or disagrees with its length
         ├── InternalFailure              fault = Receiver
         └── ServiceUnavailable           fault = Receiver
 
@@ -45,6 +46,7 @@ __all__ = [
     "GatewayError",
     "IDPCommunicationError",
     "IDPRejectedClaim",
+    "IncompleteBody",
     "IncompleteSignature",
     "InternalFailure",
     "InvalidAccessKeyId",
@@ -186,3 +188,9 @@ class ExpiredRequestToken(_SenderError):
     """The session token that signed the request has expired (STS and the other services' code)."""
 
     code = "ExpiredToken"
+
+
+class IncompleteBody(_SenderError):
+    """The request body ended before its framing said it would (S3's ``IncompleteBody``)."""
+
+    code = "IncompleteBody"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, final
 
@@ -12,10 +12,13 @@ __all__ = [
     "DEFAULT_MAX_SKEW",
     "EMPTY_SHA256",
     "MAX_EXPIRES",
+    "STREAMING_AWS4_HMAC_SHA256_PAYLOAD",
+    "STREAMING_AWS4_HMAC_SHA256_PAYLOAD_TRAILER",
     "STREAMING_UNSIGNED_PAYLOAD_TRAILER",
     "UNSIGNED_PAYLOAD",
     "HttpRequest",
     "SignatureInfo",
+    "StreamingContext",
     "Verified",
 ]
 
@@ -23,6 +26,8 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 TERMINATOR = "aws4_request"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 STREAMING_UNSIGNED_PAYLOAD_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+STREAMING_AWS4_HMAC_SHA256_PAYLOAD = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAMING_AWS4_HMAC_SHA256_PAYLOAD_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 DEFAULT_MAX_SKEW = timedelta(minutes=15)
 #: AWS caps presigned URLs at seven days.
@@ -87,18 +92,53 @@ class SignatureInfo:
 
 @final
 @dataclass(frozen=True, slots=True)
+class StreamingContext:
+    """What a verified ``aws-chunked`` upload needs to decode (and check) its body.
+
+    ``payload_hash`` is one of the three ``STREAMING-*`` literals the seed signature covers.
+    ``seed_signature`` is the request's own signature, which chains into the first chunk signature;
+    ``signing_key`` is the derived SigV4 key (never in ``repr``); ``scope`` and ``timestamp`` (the
+    ``X-Amz-Date`` string) go into every chunk's string to sign. ``trailer_names`` are the lowercase
+    names the ``x-amz-trailer`` header declares; ``decoded_length`` is ``x-amz-decoded-content-length``
+    when sent. Build a :class:`~gateway.sigv4.chunked.ChunkedDecoder` from it.
+    """
+
+    payload_hash: str
+    seed_signature: str
+    signing_key: bytes = field(repr=False)
+    scope: str
+    timestamp: str
+    trailer_names: tuple[str, ...] = ()
+    decoded_length: int | None = None
+
+    @property
+    def signed_chunks(self) -> bool:
+        """Whether every chunk carries a ``chunk-signature`` (the ``STREAMING-AWS4-HMAC-*`` forms)."""
+        return self.payload_hash != STREAMING_UNSIGNED_PAYLOAD_TRAILER
+
+    @property
+    def trailer(self) -> bool:
+        """Whether trailing headers follow the final chunk (the ``*-TRAILER`` forms)."""
+        return self.payload_hash.endswith("-TRAILER")
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Verified:
     """The outcome of a successful :func:`~gateway.sigv4.verify`.
 
     ``payload_hash`` is the value the signature covers for the body: a hex SHA-256, or one of the
-    literals ``UNSIGNED-PAYLOAD`` / ``STREAMING-UNSIGNED-PAYLOAD-TRAILER``. ``payload_checked`` is
-    true when the verifier compared it with the caller's ``payload_sha256``; when false and the hash
-    is hex, the caller must check the streamed body against it before trusting the body.
+    literals ``UNSIGNED-PAYLOAD`` / ``STREAMING-*``. ``payload_checked`` is true when the verifier
+    compared it with the caller's ``payload_sha256``; when false and the hash is hex, the caller must
+    check the streamed body against it before trusting the body. ``streaming`` is set for the
+    ``STREAMING-*`` (``aws-chunked``) forms: the body must then go through a
+    :class:`~gateway.sigv4.chunked.ChunkedDecoder` built from it.
     """
 
     info: SignatureInfo
     payload_hash: str
     payload_checked: bool
+    streaming: StreamingContext | None = None
 
     @property
     def payload_signed(self) -> bool:

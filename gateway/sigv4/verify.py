@@ -13,9 +13,12 @@ from gateway.errors import (
     SignatureDoesNotMatch,
 )
 from gateway.sigv4.canonical import MISMATCH_MESSAGE, canonical_request, string_to_sign
+from gateway.sigv4.chunked import streaming_context
 from gateway.sigv4.keys import SigningKeyCache, derive_signing_key, hmac_hex
 from gateway.sigv4.model import (
     DEFAULT_MAX_SKEW,
+    STREAMING_AWS4_HMAC_SHA256_PAYLOAD,
+    STREAMING_AWS4_HMAC_SHA256_PAYLOAD_TRAILER,
     STREAMING_UNSIGNED_PAYLOAD_TRAILER,
     UNSIGNED_PAYLOAD,
     HttpRequest,
@@ -28,6 +31,9 @@ __all__ = ["check_scope", "check_time", "payload_hash", "verify"]
 _HEX_ANY_CASE = "0123456789abcdefABCDEF"
 _EXCLUDE_SIGNATURE = frozenset(("X-Amz-Signature",))
 _EXCLUDE_SIGNATURE_AND_TOKEN = frozenset(("X-Amz-Signature", "X-Amz-Security-Token"))
+_CHUNK_SIGNED = frozenset((STREAMING_AWS4_HMAC_SHA256_PAYLOAD, STREAMING_AWS4_HMAC_SHA256_PAYLOAD_TRAILER))
+# An aws-chunked body only comes with an upload (PutObject, UploadPart).
+_UPLOAD_METHODS = frozenset(("PUT", "POST"))
 
 
 def check_scope(info: SignatureInfo, *, region: str | None = None, service: str | None = None) -> None:
@@ -75,9 +81,10 @@ def payload_hash(request: HttpRequest, info: SignatureInfo) -> tuple[str, bool]:
 
     A signed ``x-amz-content-sha256`` header decides, as AWS does: a hex digest (compared with
     ``request.payload_sha256`` when given), ``UNSIGNED-PAYLOAD`` (S3 or query form only) or
-    ``STREAMING-UNSIGNED-PAYLOAD-TRAILER`` (S3 only). Without the header, an S3 presigned URL covers
+    ``STREAMING-UNSIGNED-PAYLOAD-TRAILER`` (S3 header form only), ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD``
+    and ``...-PAYLOAD-TRAILER`` (S3 header form, PUT or POST only). SigV4a streaming
+    (``STREAMING-AWS4-ECDSA-*``) is refused. Without the header, an S3 presigned URL covers
     ``UNSIGNED-PAYLOAD`` and everything else covers the body, so ``payload_sha256`` is required.
-    Chunk-signed streaming payloads are not supported yet.
     """
     declared = _content_sha256_header(request) if "x-amz-content-sha256" in info.signed_headers else None
     if declared is not None:
@@ -92,8 +99,12 @@ def payload_hash(request: HttpRequest, info: SignatureInfo) -> tuple[str, bool]:
             return declared, False
         if declared == STREAMING_UNSIGNED_PAYLOAD_TRAILER and info.service == "s3" and info.form == "header":
             return declared, False
-        if declared.startswith("STREAMING-AWS4-"):
-            raise InvalidParameterValue("Chunk-signed streaming payloads are not supported.")
+        if declared in _CHUNK_SIGNED and info.service == "s3" and info.form == "header":
+            if request.method not in _UPLOAD_METHODS:
+                raise InvalidParameterValue("A chunk-signed streaming payload is only valid for an upload.")
+            return declared, False
+        if declared.startswith("STREAMING-AWS4-ECDSA-"):
+            raise InvalidParameterValue("SigV4a (ECDSA) streaming payloads are not supported.")
         raise InvalidParameterValue("The x-amz-content-sha256 header is not valid for this request.")
     if info.form == "query" and info.service == "s3":
         return UNSIGNED_PAYLOAD, False
@@ -127,7 +138,9 @@ def verify(
     ``X-Amz-Security-Token`` parameter is then left out of the canonical query. By default a session
     token must be signed, as every AWS SDK does.
 
-    ``keys`` caches derived signing keys across calls. Returns :class:`Verified`; raises
+    ``keys`` caches derived signing keys across calls. For a ``STREAMING-*`` payload hash the seed
+    signature is checked here and :attr:`Verified.streaming` carries what
+    :class:`~gateway.sigv4.chunked.ChunkedDecoder` needs to check the body. Returns :class:`Verified`; raises
     :class:`SignatureDoesNotMatch`, :class:`RequestTimeTooSkewed`, :class:`AccessDenied`,
     :class:`IncompleteSignature` or :class:`InvalidParameterValue`. No message contains the secret,
     the expected signature or the canonical request.
@@ -158,4 +171,7 @@ def verify(
     expected = hmac_hex(key, to_sign)
     if not hmac.compare_digest(expected.encode(), info.signature.encode()):
         raise SignatureDoesNotMatch(MISMATCH_MESSAGE)
-    return Verified(info=info, payload_hash=body_hash, payload_checked=checked)
+    streaming = (
+        streaming_context(request, info, body_hash, key) if body_hash.startswith("STREAMING-") else None
+    )
+    return Verified(info=info, payload_hash=body_hash, payload_checked=checked, streaming=streaming)

@@ -293,7 +293,7 @@ def test_payload_hash_rules() -> None:
         streamed, parse_signature(streamed), SECRET, now=NOW, service="s3", normalize_path=False
     )
     assert verified.payload_hash == EMPTY_SHA256 and verified.payload_signed and not verified.payload_checked
-    # The declared hash must be signed, and chunk signing is not supported.
+    # The declared hash must be signed; chunk signing is for uploads (PUT/POST) only.
     with pytest.raises(IncompleteSignature):
         parse_signature(with_header(signed(get, service="s3"), "x-amz-content-sha256", EMPTY_SHA256))
     chunked = signed(
@@ -301,6 +301,15 @@ def test_payload_hash_rules() -> None:
     )
     with pytest.raises(InvalidParameterValue):
         check(chunked, service="s3")
+    upload = signed(
+        replace(get, method="PUT"),
+        service="s3",
+        normalize_path=False,
+        content_sha256_header=True,
+        payload_hash="STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+    )
+    streaming = verify(upload, parse_signature(upload), SECRET, now=NOW, service="s3", normalize_path=False)
+    assert streaming.streaming is not None and streaming.streaming.signed_chunks
     # Without a declared hash the body must be hashed by the caller.
     with pytest.raises(ValueError):
         check(replace(signed(), payload_sha256=None))
