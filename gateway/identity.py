@@ -38,6 +38,17 @@ class Identity:
         transitive_tag_keys: tag keys marked transitive by the provider.
         expires_at: epoch seconds after which the provider's proof is no longer valid.
         issued_at: epoch seconds at which the provider issued the token, when known.
+        roles: (role ARN, provider ARN) pairs the provider grants (SAML's Role attribute); empty
+            when the provider does not restrict roles (OIDC).
+        session_name: the session name the provider asserts (SAML ``RoleSessionName``).
+        max_session_duration: the longest session the provider allows, in seconds (SAML
+            ``SessionDuration``), or ``None``.
+        session_not_on_or_after: epoch seconds the provider's session ends (SAML
+            ``SessionNotOnOrAfter``), or ``None``.
+        source_identity: the source identity the provider asserts, or ``None``.
+        mfa_authenticated: whether the provider reports multi-factor authentication.
+        subject_type: SAML ``SubjectType`` (``persistent``, ``transient`` or the NameID format).
+        name_qualifier: AWS's NameQualifier for SAML subjects, or ``None``.
     """
 
     provider_arn: str
@@ -52,6 +63,14 @@ class Identity:
     transitive_tag_keys: tuple[str, ...] = ()
     expires_at: float | None = None
     issued_at: float | None = None
+    roles: tuple[tuple[str, str], ...] = ()
+    session_name: str | None = None
+    max_session_duration: int | None = None
+    session_not_on_or_after: float | None = None
+    source_identity: str | None = None
+    mfa_authenticated: bool = False
+    subject_type: str | None = None
+    name_qualifier: str | None = None
 
 
 @runtime_checkable

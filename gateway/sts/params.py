@@ -15,6 +15,7 @@ from gateway.errors import InvalidParameterValue, MissingParameter, ValidationEr
 __all__ = [
     "MAX_POLICY_ARNS",
     "MAX_SESSION_POLICY_CHARS",
+    "AssumeRoleWithSAMLParams",
     "AssumeRoleWithWebIdentityParams",
     "QueryParams",
     "collect_params",
@@ -191,4 +192,39 @@ class AssumeRoleWithWebIdentityParams:
             policy=parse_session_policy(params.get("Policy")),
             policy_arns=parse_policy_arns(params),
             provider_id=provider_id,
+        )
+
+
+_SAML_PROVIDER_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:saml-provider/[\w.-]{1,128}$", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class AssumeRoleWithSAMLParams:
+    """Validated parameters of ``AssumeRoleWithSAML``."""
+
+    role_arn: str
+    principal_arn: str
+    saml_assertion: str
+    duration_seconds: int
+    duration_given: bool
+    policy: str | None
+    policy_arns: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, params: QueryParams) -> AssumeRoleWithSAMLParams:
+        """Validate every parameter; the first problem raises with AWS's code."""
+        role_arn = parse_role_arn(params.require("RoleArn"))
+        principal_arn = _length("PrincipalArn", params.require("PrincipalArn"), 20, 2048)
+        if not _SAML_PROVIDER_ARN_RE.match(principal_arn):
+            raise ValidationError(f"{principal_arn[:256]} is not a valid SAML provider ARN")
+        assertion = _length("SAMLAssertion", params.require("SAMLAssertion"), 4, 100000)
+        raw_duration = params.get("DurationSeconds")
+        return cls(
+            role_arn=role_arn,
+            principal_arn=principal_arn,
+            saml_assertion=assertion,
+            duration_seconds=parse_duration(raw_duration),
+            duration_given=raw_duration is not None,
+            policy=parse_session_policy(params.get("Policy")),
+            policy_arns=parse_policy_arns(params),
         )

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, final
 
-from gateway.config import GatewayConfig, RoleSettings
+from gateway.config import GatewayConfig
 from gateway.credentials import CredentialService, IssuedCredentials, SessionClaims
 from gateway.errors import (
     AccessDenied,
+    ExpiredToken,
     InvalidIdentityToken,
     InvalidParameterValue,
     PackedPolicyTooLarge,
@@ -28,7 +29,12 @@ from gateway.errors import (
 )
 from gateway.identity import Identity, IdentityProvider
 from gateway.policy import Policy, Request, evaluate_trust, parse_policy
-from gateway.sts.params import AssumeRoleWithWebIdentityParams, QueryParams
+from gateway.sts.params import (
+    AssumeRoleWithSAMLParams,
+    AssumeRoleWithWebIdentityParams,
+    QueryParams,
+    parse_session_name,
+)
 
 __all__ = ["AssumedRole", "CallContext", "CallerIdentity", "StsService"]
 
@@ -97,9 +103,12 @@ class StsService:
             f"arn:aws:iam::{config.account_id}:policy{p.path}{p.name}": p for p in config.policies
         }
         self._oidc_by_issuer: dict[str, IdentityProvider] = {}
+        self._saml_by_arn: dict[str, IdentityProvider] = {}
         for provider in providers:
             if provider.kind == "oidc":
                 self._oidc_by_issuer[_issuer_key(provider.issuer)] = provider
+            elif provider.kind == "saml":
+                self._saml_by_arn[provider.arn] = provider
 
     def now(self) -> float:
         """The current time in epoch seconds, from the service's clock."""
@@ -121,12 +130,7 @@ class StsService:
             "policy": args.policy,
             "providerId": args.provider_id,
         }
-        role = self._roles.get(args.role_arn)
-        session_policy = (
-            parse_policy(args.policy, kind="session", name="session-policy") if args.policy else None
-        )
-        self._check_policy_arns(args.policy_arns)
-
+        session_policy = self._session_policy(args.policy, args.policy_arns)
         provider = self._oidc_provider_for(args.web_identity_token)
         identity = await provider.authenticate(args.web_identity_token)
         ctx.user_identity = {
@@ -135,62 +139,145 @@ class StsService:
             "userName": identity.subject,
             "identityProvider": identity.provider_arn,
         }
+        assumed = self._assume(
+            action="sts:AssumeRoleWithWebIdentity",
+            role_arn=args.role_arn,
+            session_name=args.role_session_name,
+            duration_seconds=args.duration_seconds,
+            policy=args.policy,
+            session_policy=session_policy,
+            policy_arns=args.policy_arns,
+            identity=identity,
+            ctx=ctx,
+        )
+        ctx.response_elements = {
+            **self._response_elements(assumed),
+            "subjectFromWebIdentityToken": identity.subject,
+            "provider": identity.issuer,
+            "audience": identity.audience,
+        }
+        return assumed
 
+    async def assume_role_with_saml(self, params: QueryParams, ctx: CallContext) -> AssumedRole:
+        """``AssumeRoleWithSAML``: exchange a signed SAML response for role credentials."""
+        args = AssumeRoleWithSAMLParams.parse(params)
+        ctx.request_parameters = {
+            "roleArn": args.role_arn,
+            "principalArn": args.principal_arn,
+            "durationSeconds": args.duration_seconds,
+            "policyArns": list(args.policy_arns) or None,
+            "policy": args.policy,
+        }
+        session_policy = self._session_policy(args.policy, args.policy_arns)
+        provider = self._saml_by_arn.get(args.principal_arn)
+        if provider is None:
+            raise InvalidIdentityToken(f"SAML provider {args.principal_arn} does not exist in the account")
+        identity = await provider.authenticate(args.saml_assertion)
+        ctx.user_identity = {
+            "type": "SAMLUser",
+            "principalId": f"{identity.name_qualifier}:{identity.subject}",
+            "userName": identity.subject,
+            "identityProvider": identity.provider_arn,
+        }
+        if (args.role_arn, args.principal_arn) not in identity.roles:
+            # The IdP did not grant this role to this user.
+            raise AccessDenied("Not authorized to perform sts:AssumeRoleWithSAML")
+        if identity.session_name is None:
+            raise InvalidIdentityToken("The SAML assertion has no RoleSessionName attribute")
+        session_name = parse_session_name(identity.session_name)
+        assumed = self._assume(
+            action="sts:AssumeRoleWithSAML",
+            role_arn=args.role_arn,
+            session_name=session_name,
+            duration_seconds=args.duration_seconds,
+            policy=args.policy,
+            session_policy=session_policy,
+            policy_arns=args.policy_arns,
+            identity=identity,
+            ctx=ctx,
+        )
+        ctx.response_elements = {
+            **self._response_elements(assumed),
+            "subject": identity.subject,
+            "subjectType": identity.subject_type,
+            "issuer": identity.issuer,
+            "audience": identity.audience,
+            "nameQualifier": identity.name_qualifier,
+            "sourceIdentity": identity.source_identity,
+        }
+        return assumed
+
+    def _session_policy(self, policy: str | None, policy_arns: Sequence[str]) -> Policy | None:
+        parsed = parse_policy(policy, kind="session", name="session-policy") if policy else None
+        for arn in policy_arns:
+            if arn not in self._managed:
+                raise InvalidParameterValue(f"Policy {arn[:256]} does not exist or is not attachable.")
+        return parsed
+
+    def _assume(
+        self,
+        *,
+        action: str,
+        role_arn: str,
+        session_name: str,
+        duration_seconds: int,
+        policy: str | None,
+        session_policy: Policy | None,
+        policy_arns: tuple[str, ...],
+        identity: Identity,
+        ctx: CallContext,
+    ) -> AssumedRole:
+        """Authorize ``identity`` to assume ``role_arn`` and mint the session's credentials."""
+        role = self._roles.get(role_arn)
         if role is None:
             # Unknown and forbidden roles look the same, so roles cannot be enumerated.
-            raise AccessDenied("Not authorized to perform sts:AssumeRoleWithWebIdentity")
-        ctx.resources.append({"type": "AWS::IAM::Role", "ARN": args.role_arn})
+            raise AccessDenied(f"Not authorized to perform {action}")
+        ctx.resources.append({"type": "AWS::IAM::Role", "ARN": role_arn})
         tags = dict(identity.session_tags)
-        self._authorize_trust(role, args.role_arn, args.role_session_name, identity, tags, ctx)
-
-        if args.duration_seconds > role.max_session_duration:
+        self._authorize_trust(action, role_arn, session_name, identity, tags, ctx)
+        if duration_seconds > role.max_session_duration:
             raise ValidationError(
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
             )
-        packed = _packed_size(session_policy, args.policy, tags)
+        duration = _effective_duration(duration_seconds, identity, ctx.now)
+        packed = _packed_size(session_policy, policy, tags)
         issued = self._credentials.issue(
             account_id=self._config.account_id,
-            role_arn=args.role_arn,
+            role_arn=role_arn,
             role_name=role.name,
-            session_name=args.role_session_name,
-            duration_seconds=args.duration_seconds,
+            session_name=session_name,
+            duration_seconds=duration,
             now=ctx.now,
-            session_policy=_minify(args.policy) if args.policy else None,
-            policy_arns=args.policy_arns,
+            session_policy=_minify(policy) if policy else None,
+            policy_arns=policy_arns,
             tags=tags,
             transitive_tag_keys=identity.transitive_tag_keys,
             provider_arn=identity.provider_arn,
             subject=identity.subject,
             audience=identity.audience,
+            source_identity=identity.source_identity,
+            mfa_authenticated=identity.mfa_authenticated,
             identity_claims=dict(identity.condition_keys),
         )
         claims = issued.claims
-        assumed_arn = _assumed_role_arn(claims)
-        assumed_id = f"{claims.role_id}:{claims.session_name}"
-        ctx.response_elements = {
+        return AssumedRole(issued, claims.assumed_role_arn, claims.assumed_role_id, identity, packed)
+
+    @staticmethod
+    def _response_elements(assumed: AssumedRole) -> dict[str, Any]:
+        return {
             "credentials": {
-                "accessKeyId": issued.access_key_id,
-                "expiration": issued.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "accessKeyId": assumed.credentials.access_key_id,
+                "expiration": assumed.credentials.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
             },
-            "assumedRoleUser": {"arn": assumed_arn, "assumedRoleId": assumed_id},
-            "subjectFromWebIdentityToken": identity.subject,
-            "provider": identity.issuer,
-            "audience": identity.audience,
-            "packedPolicySize": packed,
+            "assumedRoleUser": {"arn": assumed.assumed_role_arn, "assumedRoleId": assumed.assumed_role_id},
+            "packedPolicySize": assumed.packed_policy_size,
         }
-        return AssumedRole(issued, assumed_arn, assumed_id, identity, packed)
 
     def get_caller_identity(self, claims: SessionClaims, ctx: CallContext) -> CallerIdentity:
         """``GetCallerIdentity`` for a verified session: always allowed, as in AWS."""
-        arn = _assumed_role_arn(claims)
-        user_id = f"{claims.role_id}:{claims.session_name}"
-        ctx.response_elements = None
-        return CallerIdentity(arn=arn, user_id=user_id, account=claims.account_id)
-
-    def _check_policy_arns(self, arns: Sequence[str]) -> None:
-        for arn in arns:
-            if arn not in self._managed:
-                raise InvalidParameterValue(f"Policy {arn[:256]} does not exist or is not attachable.")
+        return CallerIdentity(
+            arn=claims.assumed_role_arn, user_id=claims.assumed_role_id, account=claims.account_id
+        )
 
     def _oidc_provider_for(self, token: str) -> IdentityProvider:
         issuer = _peek_issuer(token)
@@ -202,7 +289,7 @@ class StsService:
 
     def _authorize_trust(
         self,
-        role: RoleSettings,
+        action: str,
         role_arn: str,
         session_name: str,
         identity: Identity,
@@ -212,16 +299,19 @@ class StsService:
         context = _trust_context(identity, session_name, tags, ctx)
         principal = {"Federated": [identity.provider_arn]}
         trust = self._trust[role_arn]
-        actions = ["sts:AssumeRoleWithWebIdentity"]
+        actions = [action]
         if tags:
-            # AWS requires sts:TagSession in the trust policy when the token carries session tags.
+            # AWS requires sts:TagSession in the trust policy when the IdP passes session tags,
+            # and sts:SetSourceIdentity when it asserts a source identity.
             actions.append("sts:TagSession")
-        for action in actions:
+        if identity.source_identity is not None:
+            actions.append("sts:SetSourceIdentity")
+        for needed in actions:
             decision = evaluate_trust(
-                trust, Request(action=action, resource=role_arn, principal=principal, context=context)
+                trust, Request(action=needed, resource=role_arn, principal=principal, context=context)
             )
             if not decision.allowed:
-                raise AccessDenied(f"Not authorized to perform {action}")
+                raise AccessDenied(f"Not authorized to perform {needed}")
 
 
 def _trust_context(
@@ -249,8 +339,18 @@ def _trust_context(
     return context
 
 
-def _assumed_role_arn(claims: SessionClaims) -> str:
-    return f"arn:aws:sts::{claims.account_id}:assumed-role/{claims.role_name}/{claims.session_name}"
+def _effective_duration(requested: int, identity: Identity, now: float) -> int:
+    """AWS's rule: the least of the request (already capped by the role), the provider's
+    SessionDuration and the time left before its SessionNotOnOrAfter."""
+    duration = requested
+    if identity.max_session_duration is not None:
+        duration = min(duration, identity.max_session_duration)
+    if identity.session_not_on_or_after is not None:
+        remaining = int(identity.session_not_on_or_after - now)
+        if remaining <= 0:
+            raise ExpiredToken("The identity provider's session has ended (SessionNotOnOrAfter)")
+        duration = min(duration, remaining)
+    return duration
 
 
 def _minify(policy: str) -> str:

@@ -49,10 +49,12 @@ def _render(fields: Mapping[str, XmlValue]) -> str:
     return "".join(parts)
 
 
-def response_document(action: str, result: Mapping[str, XmlValue], request_id: str) -> str:
+def response_document(
+    action: str, result: Mapping[str, XmlValue], request_id: str, *, namespace: str = NAMESPACE
+) -> str:
     """The success document for ``action``; ``None`` fields are omitted."""
     return (
-        f'<{action}Response xmlns="{NAMESPACE}">'
+        f'<{action}Response xmlns="{namespace}">'
         f"<{action}Result>{_render(result)}</{action}Result>"
         f"<ResponseMetadata><RequestId>{_text(request_id)}</RequestId></ResponseMetadata>"
         f"</{action}Response>"

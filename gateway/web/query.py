@@ -1,0 +1,125 @@
+"""The AWS Query-protocol endpoint on ``/``, shared by every Query API fedgate serves (STS, IAM).
+
+Each API registers its actions as :class:`QueryAction` entries keyed by ``(Version, Action)``;
+the endpoint parses the parameters (query string and form body, duplicates refused), picks the
+action, renders its result as the ``{Action}Response`` document and records one audit event,
+success or failure. Handlers are thin adapters around pure domain services.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from gateway import keys
+from gateway.errors import InvalidAction, MissingParameter, ServiceError, ValidationError
+from gateway.sigv4 import HttpRequest
+from gateway.sts.params import QueryParams, collect_params
+from gateway.sts.service import CallContext
+from gateway.sts.xml import XmlValue, response_document
+
+__all__ = ["QueryAction", "QueryActions", "QueryCall", "http_request", "routes"]
+
+routes = web.RouteTableDef()
+_MAX_FIELDS = 64
+_FORM = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True, slots=True)
+class QueryCall:
+    """One Query API call, as handed to an action handler."""
+
+    request: web.Request
+    params: QueryParams
+    body: bytes
+    ctx: CallContext
+
+
+QueryHandler = Callable[[QueryCall], Awaitable[Mapping[str, XmlValue]]]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAction:
+    """An action handler, the XML namespace of its responses and its audit event source."""
+
+    handler: QueryHandler
+    namespace: str
+    event_source: str
+
+
+#: Actions by ``(Version, Action)``.
+QueryActions = Mapping[tuple[str, str], QueryAction]
+
+
+def _pairs(query: str, body: bytes, content_type: str) -> list[tuple[str, str]]:
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, max_num_fields=_MAX_FIELDS)
+        if body and content_type == _FORM:
+            pairs += parse_qsl(
+                body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, max_num_fields=_MAX_FIELDS
+            )
+    except (UnicodeDecodeError, ValueError):
+        raise ValidationError("The request parameters could not be parsed") from None
+    return pairs
+
+
+def http_request(request: web.Request, body: bytes) -> HttpRequest:
+    """The transport-neutral view of ``request`` that SigV4 verification needs."""
+    raw_path, _, raw_query = request.raw_path.partition("?")
+    headers = tuple(
+        (k.decode("latin-1"), v.decode("utf-8", errors="replace")) for k, v in request.raw_headers
+    )
+    return HttpRequest(
+        method=request.method,
+        raw_path=raw_path,
+        raw_query=raw_query,
+        headers=headers,
+        payload_sha256=hashlib.sha256(body).hexdigest(),
+    )
+
+
+@routes.route("*", "/")
+async def query_endpoint(request: web.Request) -> web.Response:
+    """Dispatch one Query API call and record it in the audit trail."""
+    if request.method not in ("GET", "POST"):
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
+    app = request.app
+    ctx = CallContext(
+        request_id=request[keys.REQUEST_ID],
+        source_ip=request.remote or "",
+        user_agent=request.headers.get("User-Agent", ""),
+        secure_transport=request.secure,
+        now=app[keys.STS].now(),
+    )
+    action_name = "Unknown"
+    source = "sts.amazonaws.com"
+    error: ServiceError | None = None
+    try:
+        body = await request.read()
+        params = collect_params(_pairs(request.raw_path.partition("?")[2], body, request.content_type))
+        action_name = params.action
+        action = _lookup(app[keys.QUERY_ACTIONS], params, action_name)
+        source = action.event_source
+        result = await action.handler(QueryCall(request, params, body, ctx))
+        document = response_document(action_name, result, ctx.request_id, namespace=action.namespace)
+        return web.Response(text=document, content_type="text/xml")
+    except ServiceError as exc:
+        error = exc
+        raise
+    finally:
+        name = action_name if action_name.isalnum() and len(action_name) <= 64 else "Unknown"
+        app[keys.AUDITOR].emit(name, ctx, error, source=source)
+
+
+def _lookup(actions: QueryActions, params: QueryParams, action: str) -> QueryAction:
+    version = params.get("Version")
+    if version is None:
+        raise MissingParameter("The request must contain the parameter Version")
+    found = actions.get((version, action))
+    if found is None:
+        raise InvalidAction(f"Could not find operation {action[:64]} for version {version[:32]}")
+    return found
