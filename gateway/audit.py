@@ -82,8 +82,9 @@ class Auditor:
         return event
 
     def emit(self, event_name: str, ctx: CallContext, error: ServiceError | None, **kw: Any) -> None:
-        """Build the event and hand it to every sink."""
-        self._host.audit_event(self.build(event_name, ctx, error, **kw))
+        """Build the event and hand it to every sink (nothing is built when there is none)."""
+        if self._host.has_audit_sinks():
+            self._host.audit_event(self.build(event_name, ctx, error, **kw))
 
 
 @final

@@ -100,6 +100,10 @@ class PluginHost:
         """Let plugins add ``fedgate`` subcommands."""
         self._pm.hook.fedgate_add_cli_commands(subparsers=subparsers)
 
+    def has_audit_sinks(self) -> bool:
+        """Whether any plugin receives audit events (if none, events need not be built)."""
+        return bool(self._pm.hook.fedgate_audit_event.get_hookimpls())
+
     def audit_event(self, event: Mapping[str, Any]) -> None:
         """Hand ``event`` to every audit sink; a failing sink is logged, never raised."""
         try:

@@ -1,0 +1,48 @@
+"""The audit trail's built-in sink and event shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gateway.audit import Auditor, JsonLinesSink
+from gateway.config import AuditSettings
+from gateway.errors import AccessDenied
+from gateway.plugin_host import PluginHost
+from gateway.sts.service import CallContext
+
+
+def _ctx() -> CallContext:
+    ctx = CallContext(
+        request_id="req-1", source_ip="192.0.2.7", user_agent="ua", secure_transport=True, now=1_800_000_000
+    )
+    ctx.request_parameters = {
+        "roleArn": "arn:aws:iam::123456789012:role/r",
+        "webIdentityToken": "eyJ.secret.token",
+        "SAMLAssertion": "PHNhbWw+",
+        "policy": '{"Version":"2012-10-17"}',
+    }
+    return ctx
+
+
+def test_file_sink_writes_one_filtered_line_per_event(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    host = PluginHost()
+    assert not host.has_audit_sinks()
+    sink = JsonLinesSink(AuditSettings(sink="file", path=path))
+    host.register(sink)
+    assert host.has_audit_sinks()
+    auditor = Auditor(host, account_id="123456789012", region="eu-west-1")
+    auditor.emit("AssumeRoleWithWebIdentity", _ctx(), AccessDenied("Not authorized"))
+    sink.close()
+    (event,) = [json.loads(line) for line in path.read_text().splitlines()]
+    assert event["eventName"] == "AssumeRoleWithWebIdentity"
+    assert event["eventTime"] == "2027-01-15T08:00:00Z"
+    assert (event["errorCode"], event["errorMessage"]) == ("AccessDenied", "Not authorized")
+    assert event["requestParameters"] == {
+        "roleArn": "arn:aws:iam::123456789012:role/r",
+        "policy": '{"Version":"2012-10-17"}',
+    }
+    assert event["responseElements"] is None and event["awsRegion"] == "eu-west-1"
+    text = path.read_text()
+    assert "secret.token" not in text and "PHNhbWw" not in text
