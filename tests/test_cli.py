@@ -65,7 +65,7 @@ def test_missing_config_file(capsys: pytest.CaptureFixture[str], tmp_path: Path)
 
 def test_plugins_lists_first_party_plugins(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins"]) == 0
-    assert capsys.readouterr().out.split() == ["devissuer", "oidc"]
+    assert capsys.readouterr().out.split() == ["devissuer", "oidc", "saml"]
 
 
 def _free_port() -> int:

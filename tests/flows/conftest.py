@@ -110,7 +110,7 @@ def gateway_config(
     return parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
 
 
-async def _start(config: GatewayConfig) -> tuple[web.AppRunner, str, web.Application]:
+async def start_gateway(config: GatewayConfig) -> tuple[web.AppRunner, str, web.Application]:
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -161,7 +161,7 @@ def gateway(
     """fedgate serving the test configuration on 127.0.0.1."""
     audit_path = tmp_path_factory.mktemp("audit") / "audit.jsonl"
     config = gateway_config(issuer, down_issuer, strict_issuer, audit_path)
-    runner, url, app = background_loop.run(_start(config))
+    runner, url, app = background_loop.run(start_gateway(config))
     yield LiveGateway(url=url, app=app, audit_path=audit_path, loop=background_loop)
     background_loop.run(runner.cleanup())
 

@@ -1,0 +1,459 @@
+"""A real SAML 2.0 identity provider for tests and benchmarks (no pytest needed to import this module).
+
+:class:`SAMLTestIdP` builds responses with pysaml2's own IdP code (:class:`saml2.server.Server`)
+and signs them in process with python-xmlsec, through a pysaml2 crypto backend, so no ``xmlsec1``
+program is needed. Keys and certificates are real (RSA 2048, generated with ``cryptography``)::
+
+    with SAMLTestIdP() as idp:
+        settings = idp.provider_config(name="corp")       # {"type": "saml", "metadata_file": ...}
+        xml = idp.response(roles=[(ROLE_ARN, idp.provider_arn("123456789012", "corp"))],
+                           session_name="alice", sign_assertion=True, sign_response=False)
+        token = SAMLTestIdP.b64(xml)                        # what AssumeRoleWithSAML receives
+        idp.add_signing_key(); idp.active_key = 1           # rollover: publish, then sign with it
+        async with idp.serve() as url: ...                  # metadata over HTTP on 127.0.0.1
+
+For attacks, :meth:`SAMLTestIdP.sign_element` signs any element of any document (by its ``ID``)
+with any key and algorithm, :meth:`SAMLTestIdP.hmac_sign_element` makes an HMAC signature, and the
+namespace constants help locate elements. It is for tests only: keys live in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime
+import shutil
+import tempfile
+import warnings
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self, final
+
+import xmlsec
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509.oid import NameOID
+from lxml import etree
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, md, saml, xmldsig
+from saml2.config import IdPConfig
+from saml2.metadata import entity_descriptor
+from saml2.sigver import CryptoBackend
+
+# pysaml2's server module touches a cipher mode that cryptography deprecates; harmless here (no
+# symmetric crypto is used), and it must not turn into an error under filterwarnings=error.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+    from saml2.server import Server
+
+__all__ = [
+    "AWS_ACS",
+    "AWS_AUDIENCE",
+    "DS_NS",
+    "ECDSA_SHA256",
+    "MFA_CLASS",
+    "PASSWORD_CLASS",
+    "ROLE_ATTR",
+    "RSA_SHA256",
+    "SAMLP_NS",
+    "SAML_NS",
+    "SESSION_DURATION_ATTR",
+    "SESSION_NAME_ATTR",
+    "SAMLTestIdP",
+    "TestKey",
+]
+
+SAMLP_NS: Final = "urn:oasis:names:tc:SAML:2.0:protocol"
+SAML_NS: Final = "urn:oasis:names:tc:SAML:2.0:assertion"
+DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
+AWS_ACS: Final = "https://signin.aws.amazon.com/saml"
+AWS_AUDIENCE: Final = "https://signin.aws.amazon.com/saml"
+ROLE_ATTR: Final = "https://aws.amazon.com/SAML/Attributes/Role"
+SESSION_NAME_ATTR: Final = "https://aws.amazon.com/SAML/Attributes/RoleSessionName"
+SESSION_DURATION_ATTR: Final = "https://aws.amazon.com/SAML/Attributes/SessionDuration"
+PASSWORD_CLASS: Final = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105 - an AuthnContext class, not a password
+MFA_CLASS: Final = "http://schemas.microsoft.com/claims/multipleauthn"
+RSA_SHA256: Final = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+ECDSA_SHA256: Final = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+SHA256: Final = "http://www.w3.org/2001/04/xmlenc#sha256"
+EXC_C14N: Final = "http://www.w3.org/2001/10/xml-exc-c14n#"
+_URI_FORMAT: Final = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+
+
+@dataclass(frozen=True, slots=True)
+class TestKey:
+    """One signing key of the test IdP: PEM private key and self-signed certificate, and their files."""
+
+    __test__ = False  # not a pytest test class
+
+    key_pem: bytes
+    cert_pem: bytes
+    key_file: Path
+    cert_file: Path
+
+    @property
+    def cert_b64(self) -> str:
+        """The certificate's DER in base64, as metadata and KeyInfo carry it."""
+        return "".join(self.cert_pem.decode().strip().splitlines()[1:-1])
+
+
+def _make_key(
+    directory: Path, name: str, *, valid_days: int, not_before_days: int = -1, kind: str = "RSA"
+) -> TestKey:
+    private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    if kind == "EC":
+        private = ec.generate_private_key(ec.SECP256R1())
+    else:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"fedgate test IdP {name}")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + datetime.timedelta(days=not_before_days))
+        .not_valid_after(now + datetime.timedelta(days=valid_days))
+        .sign(private, hashes.SHA256())
+    )
+    key_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_file, cert_file = directory / f"{name}.key", directory / f"{name}.crt"
+    key_file.write_bytes(key_pem)
+    cert_file.write_bytes(cert_pem)
+    return TestKey(key_pem, cert_pem, key_file, cert_file)
+
+
+class _InProcessSigner(CryptoBackend):  # type: ignore[misc]
+    """pysaml2 crypto backend that signs pysaml2's own signature templates with python-xmlsec."""
+
+    def __init__(self, idp: SAMLTestIdP) -> None:
+        super().__init__()
+        self._idp = idp
+
+    @property
+    def version(self) -> str:
+        return "python-xmlsec"
+
+    def sign_statement(self, statement: Any, node_name: str, key_file: str, node_id: str) -> str:
+        raw = statement if isinstance(statement, bytes) else str(statement).encode()
+        key = self._idp.keys[self._idp.active_key]
+        return SAMLTestIdP.sign_template(raw, node_id, key.key_pem).decode()
+
+
+def _find_by_id(root: etree._Element, element_id: str) -> etree._Element:
+    found = root.xpath("//*[@ID=$id]", id=element_id)
+    assert isinstance(found, list) and len(found) == 1, f"expected one element with ID {element_id}"
+    element = found[0]
+    assert isinstance(element, etree._Element)
+    return element
+
+
+@final
+class SAMLTestIdP:
+    """A SAML IdP built on pysaml2's ``Server``, signing in process; use as a (async) context manager.
+
+    Attributes that tests may change:
+        active_key: index into ``keys`` of the key responses are signed with.
+        published: indexes of the keys listed as signing keys in the metadata.
+    Counter: ``metadata_fetches`` (requests served by :meth:`serve`).
+    """
+
+    def __init__(
+        self,
+        *,
+        entity_id: str = "https://idp.example.test/saml/metadata",
+        keys: int = 1,
+        cert_valid_days: int = 365,
+    ) -> None:
+        self.entity_id = entity_id
+        self._dir = Path(tempfile.mkdtemp(prefix="fedgate-saml-idp-"))
+        self.keys: list[TestKey] = [
+            _make_key(self._dir, f"k{i}", valid_days=cert_valid_days) for i in range(keys)
+        ]
+        self.active_key = 0
+        self.published: list[int] = list(range(keys))
+        self.metadata_fetches = 0
+        self._server = self._build_server()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Delete the key directory."""
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _build_server(self) -> Server:
+        sp_metadata = "".join(
+            _sp_metadata(entity, AWS_ACS)
+            for entity in (AWS_AUDIENCE, "urn:amazon:webservices", "https://sp.other.test/saml")
+        )
+        conf = IdPConfig().load(
+            {
+                "entityid": self.entity_id,
+                "service": {
+                    "idp": {
+                        "endpoints": {
+                            "single_sign_on_service": [
+                                ("https://idp.example.test/sso/redirect", BINDING_HTTP_REDIRECT),
+                                ("https://idp.example.test/sso/post", BINDING_HTTP_POST),
+                            ]
+                        },
+                        "policy": {
+                            "default": {
+                                "lifetime": {"minutes": 5},
+                                "attribute_restrictions": None,
+                                "name_form": _URI_FORMAT,
+                            }
+                        },
+                        "name_id_format": [saml.NAMEID_FORMAT_PERSISTENT, saml.NAMEID_FORMAT_TRANSIENT],
+                    }
+                },
+                "key_file": str(self.keys[0].key_file),
+                "cert_file": str(self.keys[0].cert_file),
+                "metadata": {
+                    "inline": [
+                        f'<md:EntitiesDescriptor xmlns:md="{md.NAMESPACE}">'
+                        f"{sp_metadata}</md:EntitiesDescriptor>"
+                    ]
+                },
+                # A backend that needs no xmlsec1 program; replaced by _InProcessSigner below.
+                "crypto_backend": "XMLSecurity",
+            }
+        )
+        server = Server(config=conf)
+        server.sec.crypto = _InProcessSigner(self)
+        return server
+
+    # -- metadata -------------------------------------------------------------------------------
+
+    def add_signing_key(
+        self, *, publish: bool = True, valid_days: int = 365, not_before_days: int = -1, kind: str = "RSA"
+    ) -> int:
+        """Generate another signing key, RSA 2048 or ``kind="EC"`` (P-256), published in the metadata
+        unless told not to; return its index. pysaml2 signs with RSA only: sign with an EC key through
+        :meth:`sign_element` (``sign_alg=ECDSA_SHA256``)."""
+        self.keys.append(
+            _make_key(
+                self._dir,
+                f"k{len(self.keys)}",
+                valid_days=valid_days,
+                not_before_days=not_before_days,
+                kind=kind,
+            )
+        )
+        index = len(self.keys) - 1
+        if publish:
+            self.published.append(index)
+        return index
+
+    def metadata_xml(self) -> bytes:
+        """The IdP's metadata (pysaml2's ``entity_descriptor``), listing every published signing key."""
+        descriptor = entity_descriptor(self._server.config)
+        sso = descriptor.idpsso_descriptor
+        sso = sso[0] if isinstance(sso, list) else sso
+        sso.key_descriptor = [
+            md.KeyDescriptor(
+                use="signing",
+                key_info=xmldsig.KeyInfo(
+                    x509_data=[xmldsig.X509Data(x509_certificate=xmldsig.X509Certificate(text=k.cert_b64))]
+                ),
+            )
+            for k in (self.keys[i] for i in self.published)
+        ]
+        return str(descriptor).encode()
+
+    @property
+    def metadata_file(self) -> Path:
+        """A file holding the current metadata (rewritten on each access)."""
+        path = self._dir / "metadata.xml"
+        path.write_bytes(self.metadata_xml())
+        return path
+
+    @contextlib.asynccontextmanager
+    async def serve(self, path: str = "/saml/metadata") -> AsyncIterator[str]:
+        """Serve the metadata over HTTP on 127.0.0.1 (random port); yields its URL."""
+
+        async def handler(_: web.Request) -> web.Response:
+            self.metadata_fetches += 1
+            return web.Response(body=self.metadata_xml(), content_type="application/samlmetadata+xml")
+
+        app = web.Application()
+        app.router.add_get(path, handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            yield f"http://127.0.0.1:{port}{path}"
+        finally:
+            await runner.cleanup()
+
+    def provider_config(self, name: str = "test-idp", **overrides: Any) -> dict[str, Any]:
+        """Settings of a ``saml`` provider trusting this IdP through its metadata file."""
+        return {"type": "saml", "name": name, "metadata_file": str(self.metadata_file), **overrides}
+
+    @staticmethod
+    def provider_arn(account_id: str, name: str) -> str:
+        """``arn:aws:iam::ACCOUNT:saml-provider/NAME``."""
+        return f"arn:aws:iam::{account_id}:saml-provider/{name}"
+
+    # -- responses ------------------------------------------------------------------------------
+
+    def response(
+        self,
+        *,
+        roles: Iterable[tuple[str, str] | str] = (),
+        session_name: str | None = "alice@example.com",
+        attributes: Mapping[str, Sequence[str]] | None = None,
+        name_id: str = "alice@example.com",
+        name_id_format: str = saml.NAMEID_FORMAT_PERSISTENT,
+        sp_entity_id: str = AWS_AUDIENCE,
+        destination: str = AWS_ACS,
+        sign_response: bool = True,
+        sign_assertion: bool = False,
+        sign_alg: str = RSA_SHA256,
+        digest_alg: str = SHA256,
+        authn_class: str = PASSWORD_CLASS,
+        session_not_on_or_after: str | None = None,
+        in_response_to: str | None = None,
+    ) -> bytes:
+        """A ``samlp:Response`` built and signed by pysaml2's IdP code, as XML bytes.
+
+        ``roles`` are ``(role_arn, provider_arn)`` pairs (joined "role,provider") or raw strings;
+        ``attributes`` adds or replaces attributes by name (URI name format).
+        """
+        identity: dict[str, list[str]] = {}
+        role_values = [r if isinstance(r, str) else f"{r[0]},{r[1]}" for r in roles]
+        if role_values:
+            identity[ROLE_ATTR] = role_values
+        if session_name is not None:
+            identity[SESSION_NAME_ATTR] = [session_name]
+        identity.update({k: list(v) for k, v in (attributes or {}).items()})
+        result = self._server.create_authn_response(
+            identity,
+            in_response_to,
+            destination,
+            sp_entity_id,
+            name_id=saml.NameID(format=name_id_format, text=name_id),
+            authn={"class_ref": authn_class, "authn_auth": self.entity_id},
+            sign_response=sign_response,
+            sign_assertion=sign_assertion,
+            sign_alg=sign_alg,
+            digest_alg=digest_alg,
+            session_not_on_or_after=session_not_on_or_after,
+        )
+        return str(result).encode()
+
+    @staticmethod
+    def b64(xml: bytes) -> str:
+        """Base64 of ``xml``: the ``SAMLAssertion`` parameter of AssumeRoleWithSAML."""
+        return base64.b64encode(xml).decode("ascii")
+
+    # -- raw signing, for building attacks ------------------------------------------------------
+
+    @staticmethod
+    def sign_template(xml: bytes, element_id: str, key_pem: bytes) -> bytes:
+        """Fill in the (pysaml2-made) signature template that is a child of the element ``element_id``."""
+        root = etree.fromstring(xml)
+        node = _find_by_id(root, element_id)
+        template = node.find(f"{{{DS_NS}}}Signature")
+        assert template is not None, "the element has no signature template"
+        ctx = xmlsec.SignatureContext()
+        ctx.key = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem)
+        ctx.register_id(node, "ID")
+        ctx.sign(template)
+        result: bytes = etree.tostring(root)
+        return result
+
+    def sign_element(
+        self,
+        xml: bytes,
+        element_id: str,
+        *,
+        key: TestKey | None = None,
+        sign_alg: str = RSA_SHA256,
+        digest_alg: str = SHA256,
+        with_cert: bool = True,
+    ) -> bytes:
+        """Sign the element ``element_id`` of ``xml`` (any document), replacing a signature it has.
+
+        The signature goes where SAML puts it, right after the element's ``Issuer``.
+        """
+        root = etree.fromstring(xml)
+        node = _find_by_id(root, element_id)
+        key = key or self.keys[self.active_key]
+        self._insert_template(node, element_id, sign_alg, digest_alg, key if with_cert else None)
+        return self.sign_template(etree.tostring(root), element_id, key.key_pem)
+
+    @staticmethod
+    def _insert_template(
+        node: etree._Element, element_id: str, sign_alg: str, digest_alg: str, key: TestKey | None
+    ) -> etree._Element:
+        for old in node.findall(f"{{{DS_NS}}}Signature"):
+            node.remove(old)
+        sig = etree.Element(f"{{{DS_NS}}}Signature", nsmap={"ds": DS_NS})
+        info = etree.SubElement(sig, f"{{{DS_NS}}}SignedInfo")
+        etree.SubElement(info, f"{{{DS_NS}}}CanonicalizationMethod", Algorithm=EXC_C14N)
+        etree.SubElement(info, f"{{{DS_NS}}}SignatureMethod", Algorithm=sign_alg)
+        ref = etree.SubElement(info, f"{{{DS_NS}}}Reference", URI=f"#{element_id}")
+        transforms = etree.SubElement(ref, f"{{{DS_NS}}}Transforms")
+        etree.SubElement(
+            transforms,
+            f"{{{DS_NS}}}Transform",
+            Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+        )
+        etree.SubElement(transforms, f"{{{DS_NS}}}Transform", Algorithm=EXC_C14N)
+        etree.SubElement(ref, f"{{{DS_NS}}}DigestMethod", Algorithm=digest_alg)
+        etree.SubElement(ref, f"{{{DS_NS}}}DigestValue")
+        etree.SubElement(sig, f"{{{DS_NS}}}SignatureValue")
+        if key is not None:
+            data = etree.SubElement(etree.SubElement(sig, f"{{{DS_NS}}}KeyInfo"), f"{{{DS_NS}}}X509Data")
+            etree.SubElement(data, f"{{{DS_NS}}}X509Certificate").text = key.cert_b64
+        issuer = node.find(f"{{{SAML_NS}}}Issuer")
+        node.insert(0 if issuer is None else node.index(issuer) + 1, sig)
+        return sig
+
+    def hmac_sign_element(self, xml: bytes, element_id: str, secret: bytes) -> bytes:
+        """Sign the element ``element_id`` with HMAC-SHA256 under ``secret`` (algorithm confusion)."""
+        root = etree.fromstring(xml)
+        node = _find_by_id(root, element_id)
+        sig = self._insert_template(
+            node, element_id, "http://www.w3.org/2001/04/xmldsig-more#hmac-sha256", SHA256, None
+        )
+        ctx = xmlsec.SignatureContext()
+        ctx.key = xmlsec.Key.from_binary_data(xmlsec.constants.KeyDataHmac, secret)
+        ctx.register_id(node, "ID")
+        ctx.sign(sig)
+        result: bytes = etree.tostring(root)
+        return result
+
+
+def _sp_metadata(entity_id: str, acs: str) -> str:
+    return (
+        f'<md:EntityDescriptor xmlns:md="{md.NAMESPACE}" entityID="{entity_id}">'
+        f'<md:SPSSODescriptor protocolSupportEnumeration="{SAMLP_NS}">'
+        f'<md:AssertionConsumerService Binding="{BINDING_HTTP_POST}" Location="{acs}" index="0"/>'
+        "</md:SPSSODescriptor></md:EntityDescriptor>"
+    )

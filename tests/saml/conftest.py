@@ -1,0 +1,76 @@
+"""Fixtures for the SAML provider: a pysaml2-built IdP with real keys, and providers trusting it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from fedgate_saml import SAMLProvider, SAMLProviderSettings
+from gateway.identity import ProviderContext
+from gateway.store.base import Store
+from gateway.store.memory import MemoryStore
+from gateway.testing_saml import SAMLTestIdP
+
+ACCOUNT = "123456789012"
+PROVIDER = "corp"
+PROVIDER_ARN = f"arn:aws:iam::{ACCOUNT}:saml-provider/{PROVIDER}"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/Engineers"
+Make = Callable[..., Awaitable[SAMLProvider]]
+
+
+class Clock:
+    """A wall clock (and a monotonic one) tests can move."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[SAMLTestIdP]:
+    """The trusted IdP (one RSA key), shared by a module: key generation is the slow part."""
+    with SAMLTestIdP() as test_idp:
+        yield test_idp
+
+
+@pytest.fixture()
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture()
+async def make(idp: SAMLTestIdP, clock: Clock) -> AsyncIterator[Make]:
+    """Build started providers trusting ``idp``; keyword arguments override settings.
+
+    ``store=`` gives the store (default: a fresh MemoryStore per provider).
+    """
+    providers: list[SAMLProvider] = []
+
+    async def build(*, store: Store | None = None, **overrides: Any) -> SAMLProvider:
+        settings = SAMLProviderSettings(**{**idp.provider_config(PROVIDER), **overrides})
+        provider = SAMLProvider(
+            settings,
+            ProviderContext(ACCOUNT, store or MemoryStore(), leeway=60),
+            clock=clock,
+            monotonic=clock.monotonic,
+        )
+        await provider.start()
+        providers.append(provider)
+        return provider
+
+    yield build
+    for provider in providers:
+        await provider.close()
+
+
+@pytest.fixture()
+async def provider(make: Make) -> SAMLProvider:
+    return await make()
