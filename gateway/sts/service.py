@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, final
+from typing import Any, Protocol, final
 
 from gateway.config import GatewayConfig
 from gateway.credentials import CredentialService, IssuedCredentials, SessionClaims
@@ -57,6 +57,27 @@ class CallContext:
     request_parameters: dict[str, Any] | None = None
     response_elements: dict[str, Any] | None = None
     resources: list[dict[str, str]] = field(default_factory=list)
+
+
+class SessionArgs(Protocol):
+    """What every way of assuming a role asks for (the AssumeRole* parameters share these)."""
+
+    @property
+    def role_arn(self) -> str: ...
+    @property
+    def duration_seconds(self) -> int: ...
+    @property
+    def policy(self) -> str | None: ...
+    @property
+    def policy_arns(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionRequest:
+    role_arn: str
+    duration_seconds: int
+    policy: str | None = None
+    policy_arns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,15 +161,7 @@ class StsService:
             "identityProvider": identity.provider_arn,
         }
         assumed = self._assume(
-            action="sts:AssumeRoleWithWebIdentity",
-            role_arn=args.role_arn,
-            session_name=args.role_session_name,
-            duration_seconds=args.duration_seconds,
-            policy=args.policy,
-            session_policy=session_policy,
-            policy_arns=args.policy_arns,
-            identity=identity,
-            ctx=ctx,
+            "sts:AssumeRoleWithWebIdentity", args, args.role_session_name, session_policy, identity, ctx
         )
         ctx.response_elements = {
             **self._response_elements(assumed),
@@ -185,17 +198,7 @@ class StsService:
         if identity.session_name is None:
             raise InvalidIdentityToken("The SAML assertion has no RoleSessionName attribute")
         session_name = parse_session_name(identity.session_name)
-        assumed = self._assume(
-            action="sts:AssumeRoleWithSAML",
-            role_arn=args.role_arn,
-            session_name=session_name,
-            duration_seconds=args.duration_seconds,
-            policy=args.policy,
-            session_policy=session_policy,
-            policy_arns=args.policy_arns,
-            identity=identity,
-            ctx=ctx,
-        )
+        assumed = self._assume("sts:AssumeRoleWithSAML", args, session_name, session_policy, identity, ctx)
         ctx.response_elements = {
             **self._response_elements(assumed),
             "subject": identity.subject,
@@ -207,6 +210,30 @@ class StsService:
         }
         return assumed
 
+    def assume_for_login(
+        self, identity: Identity, role_arn: str, session_name: str, duration_seconds: int, ctx: CallContext
+    ) -> AssumedRole:
+        """Mint role credentials for a browser or CLI sign-in (the ``/sso/`` pages).
+
+        ``identity`` was verified by the sign-in itself (an OIDC code flow's ID token or a SAML
+        response at the ACS). The same rules as the federation APIs apply: a SAML identity must
+        have been granted ``role_arn`` by its IdP, and the role's trust policy must allow the
+        identity for ``sts:AssumeRoleWithSAML`` or ``sts:AssumeRoleWithWebIdentity``.
+        """
+        saml = identity.kind == "saml"
+        action = "sts:AssumeRoleWithSAML" if saml else "sts:AssumeRoleWithWebIdentity"
+        if saml and (role_arn, identity.provider_arn) not in identity.roles:
+            raise AccessDenied(f"Not authorized to perform {action}")
+        ctx.request_parameters = {
+            "roleArn": role_arn,
+            "roleSessionName": session_name,
+            "durationSeconds": duration_seconds,
+        }
+        request = _SessionRequest(role_arn=role_arn, duration_seconds=duration_seconds)
+        assumed = self._assume(action, request, parse_session_name(session_name), None, identity, ctx)
+        ctx.response_elements = self._response_elements(assumed)
+        return assumed
+
     def _session_policy(self, policy: str | None, policy_arns: Sequence[str]) -> Policy | None:
         parsed = parse_policy(policy, kind="session", name="session-policy") if policy else None
         for arn in policy_arns:
@@ -216,18 +243,15 @@ class StsService:
 
     def _assume(
         self,
-        *,
         action: str,
-        role_arn: str,
+        args: SessionArgs,
         session_name: str,
-        duration_seconds: int,
-        policy: str | None,
         session_policy: Policy | None,
-        policy_arns: tuple[str, ...],
         identity: Identity,
         ctx: CallContext,
     ) -> AssumedRole:
-        """Authorize ``identity`` to assume ``role_arn`` and mint the session's credentials."""
+        """Authorize ``identity`` to assume ``args.role_arn`` and mint the session's credentials."""
+        role_arn, policy = args.role_arn, args.policy
         role = self._roles.get(role_arn)
         if role is None:
             # Unknown and forbidden roles look the same, so roles cannot be enumerated.
@@ -235,11 +259,11 @@ class StsService:
         ctx.resources.append({"type": "AWS::IAM::Role", "ARN": role_arn})
         tags = dict(identity.session_tags)
         self._authorize_trust(action, role_arn, session_name, identity, tags, ctx)
-        if duration_seconds > role.max_session_duration:
+        if args.duration_seconds > role.max_session_duration:
             raise ValidationError(
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
             )
-        duration = _effective_duration(duration_seconds, identity, ctx.now)
+        duration = _effective_duration(args.duration_seconds, identity, ctx.now)
         packed = _packed_size(session_policy, policy, tags)
         issued = self._credentials.issue(
             account_id=self._config.account_id,
@@ -249,7 +273,7 @@ class StsService:
             duration_seconds=duration,
             now=ctx.now,
             session_policy=_minify(policy) if policy else None,
-            policy_arns=policy_arns,
+            policy_arns=args.policy_arns,
             tags=tags,
             transitive_tag_keys=identity.transitive_tag_keys,
             provider_arn=identity.provider_arn,
