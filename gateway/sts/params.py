@@ -30,7 +30,9 @@ _POLICY_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}|aws):policy/[\x21-\x7e
 _MEMBER_RE = re.compile(r"^PolicyArns\.member\.(\d{1,3})\.arn$")
 # AWS allows printable characters plus tab, LF and CR in policy documents.
 _POLICY_CHARS_RE = re.compile(r"^[\t\n\r\u0020-\u00ff]*$")
-_MAX_PARAMS = 64
+# IAM simulations list policies, actions, resources and context entries as members; 512 fields
+# is far beyond any real call while the 256 KiB body cap bounds the work either way.
+_MAX_PARAMS = 512
 
 
 @dataclass(frozen=True, slots=True)

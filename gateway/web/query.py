@@ -25,7 +25,7 @@ from gateway.sts.xml import XmlValue, response_document
 __all__ = ["QueryAction", "QueryActions", "QueryCall", "http_request", "routes"]
 
 routes = web.RouteTableDef()
-_MAX_FIELDS = 64
+_MAX_FIELDS = 512  # the same bound collect_params applies
 _FORM = "application/x-www-form-urlencoded"
 
 

@@ -82,4 +82,4 @@ def test_duplicate_parameter_refused() -> None:
 
 def test_too_many_parameters_refused() -> None:
     with pytest.raises(ValidationError):
-        collect_params((f"P{i}", "v") for i in range(100))
+        collect_params((f"P{i}", "v") for i in range(600))
