@@ -1,7 +1,8 @@
 """The application factory: :func:`create_app` builds a ready-to-run ``aiohttp`` application.
 
 Resources are cleanup contexts, set up in order and unwound in reverse: the store, the credential
-service, the identity providers, then the STS service and audit sink. Nothing happens at import
+service, the identity providers, the STS service and audit sink, then the reverse proxy (its
+upstream table and one pooled client session per upstream). Nothing happens at import
 time; the plugin manager is built here (or passed in by tests).
 """
 
@@ -10,18 +11,25 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 from aiohttp import web
 
 from gateway import keys
 from gateway.audit import Auditor, JsonLinesSink
 from gateway.config import GatewayConfig
 from gateway.credentials import CredentialService, KeyRing
+from gateway.errors import ConfigError
 from gateway.identity import IdentityProvider, ProviderContext
 from gateway.plugin_host import PluginHost
+from gateway.proxy import handler as proxy
+from gateway.proxy.authorize import ProxyAuthorizer
+from gateway.proxy.context import TrustedProxies
+from gateway.proxy.identity import IdentitySigner
+from gateway.proxy.upstream import UpstreamTable
 from gateway.sigv4 import SigningKeyCache
 from gateway.store import open_store
 from gateway.sts.service import StsService
-from gateway.web import health, sts
+from gateway.web import health, iam, query, sts
 from gateway.web.middleware import request_context
 
 __all__ = ["create_app"]
@@ -42,16 +50,23 @@ def create_app(
     ``config.disabled_plugins``.
     """
     host = host or PluginHost(disabled=config.disabled_plugins)
-    app = web.Application(middlewares=[request_context], client_max_size=MAX_REQUEST_BYTES)
+    # The proxy streams bodies; client_max_size bounds only what the STS endpoint reads whole.
+    app = web.Application(
+        middlewares=[request_context, proxy.proxy_dispatch], client_max_size=MAX_REQUEST_BYTES
+    )
     app[keys.CONFIG] = config
     app[keys.PLUGINS] = host
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_credentials_ctx)
     app.cleanup_ctx.append(_providers_ctx)
     app.cleanup_ctx.append(_make_sts_ctx(clock))
+    app.cleanup_ctx.append(_make_proxy_ctx(clock))
     app.add_routes(health.routes)
-    app.add_routes(sts.routes)
+    app[keys.QUERY_ACTIONS] = {**sts.ACTIONS, **iam.ACTIONS}
+    app.add_routes(query.routes)
+    app.add_routes(proxy.routes)
     host.add_routes(app, config)
+    app.router.add_route("*", "/{tail:.*}", proxy.not_found)
     return app
 
 
@@ -95,14 +110,61 @@ def _make_sts_ctx(clock: Callable[[], float]) -> Callable[[web.Application], Asy
         config = app[keys.CONFIG]
         host = app[keys.PLUGINS]
         sink = JsonLinesSink(config.audit)
-        host.register(sink)
+        if config.audit.sink != "none":
+            host.register(sink)
         app[keys.AUDITOR] = Auditor(host, account_id=config.account_id, region=config.region)
         providers = app[keys.PROVIDERS]
         app[keys.STS] = StsService(config, providers, app[keys.CREDENTIALS], clock=clock)
         try:
             yield
         finally:
-            host.manager.unregister(sink)
+            if host.manager.is_registered(sink):
+                host.manager.unregister(sink)
             sink.close()
 
     return _sts_ctx
+
+
+def _make_proxy_ctx(clock: Callable[[], float]) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def _proxy_ctx(app: web.Application) -> AsyncIterator[None]:
+        config = app[keys.CONFIG]
+        if not config.upstreams:
+            yield
+            return
+        settings = config.proxy
+        signer: IdentitySigner | None = None
+        if any(u.auth == "identity" for u in config.upstreams):
+            ttl = settings.identity_ttl_seconds
+            if settings.identity_signing_key is not None:
+                try:
+                    pem = settings.identity_signing_key.resolve().get_secret_value()
+                except ValueError as exc:
+                    raise ConfigError(f"proxy.identity_signing_key: {exc}") from None
+                signer = IdentitySigner.from_pem(pem, issuer=settings.identity_issuer, ttl=ttl)
+            else:
+                signer = IdentitySigner.generate(issuer=settings.identity_issuer, ttl=ttl)
+        runtime = proxy.ProxyRuntime(
+            table=UpstreamTable(config.upstreams, region=config.region, account=config.account_id),
+            authorizer=ProxyAuthorizer(config, app[keys.CREDENTIALS], app[keys.SIGNING_KEYS]),
+            trusted=TrustedProxies(settings.trusted_proxies),
+            clock=clock,
+            signer=signer,
+        )
+        try:
+            for upstream in runtime.table.upstreams:
+                u = upstream.settings
+                runtime.clients[upstream.name] = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=u.max_connections, limit_per_host=u.max_connections),
+                    timeout=aiohttp.ClientTimeout(
+                        total=None, connect=u.connect_timeout, sock_read=u.read_timeout
+                    ),
+                    auto_decompress=False,
+                    cookie_jar=aiohttp.DummyCookieJar(),
+                )
+            app[keys.PROXY] = runtime
+            yield
+        finally:
+            for session in runtime.clients.values():
+                await session.close()
+
+    return _proxy_ctx

@@ -8,16 +8,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
 
-from gateway.config import load_config_and_host
+from gateway.config import GatewayConfig, load_config_and_host
 from gateway.errors import ConfigError, PluginError
 from gateway.logs import configure_logging
 from gateway.plugin_host import PluginHost
+from gateway.simulate_cli import add_simulate_command
 
 __all__ = ["build_parser", "main"]
 
@@ -54,6 +56,13 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     add_config_argument(serve)
     serve.add_argument("--host", help="address to bind (overrides listen.host)")
     serve.add_argument("--port", type=int, help="TCP port (overrides listen.port)")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="worker processes sharing one listening socket (default 1); use the redis store with N > 1",
+    )
     serve.set_defaults(handler=_serve)
 
     check = sub.add_parser(
@@ -76,8 +85,16 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list loaded plugins", description="List the loaded plugins.")
     plugins.set_defaults(handler=lambda args: _plugins(host))
 
+    add_simulate_command(sub)
     host.add_cli_commands(sub)
     return parser
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 256:
+        raise argparse.ArgumentTypeError("must be between 1 and 256")
+    return number
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -87,16 +104,105 @@ def _serve(args: argparse.Namespace) -> int:
 
     config, host = load_config_and_host(args.config)
     configure_logging(config.log_level)
-    app = create_app(config, host=host)
     bind_host = args.host or config.listen.host
     port = args.port if args.port is not None else config.listen.port
     log.info(
         "fedgate starting",
-        extra={"listen": f"{bind_host}:{port}", "store": config.store.backend, "plugins": host.names()},
+        extra={
+            "listen": f"{bind_host}:{port}",
+            "store": config.store.backend,
+            "plugins": host.names(),
+            "workers": args.workers,
+        },
     )
+    if args.workers > 1:
+        return _serve_workers(config, host, bind_host, port, args.workers)
+    app = create_app(config, host=host)
     web.run_app(app, host=bind_host, port=port, print=None, access_log=None, shutdown_timeout=10.0)
     log.info("fedgate stopped")
     return 0
+
+
+def _shared_secrets(config: GatewayConfig) -> GatewayConfig:
+    """``config`` with the per-process random keys made once here, so every worker holds the same."""
+    import secrets
+
+    from gateway.config import KeyRingSettings, KeySettings, SecretRef
+
+    update: dict[str, object] = {}
+    if config.keyring is None:
+        key_id = "eph-" + secrets.token_hex(6)
+        secret = SecretRef(value=secrets.token_urlsafe(48))  # type: ignore[arg-type]
+        update["keyring"] = KeyRingSettings(active=key_id, keys=[KeySettings(id=key_id, secret=secret)])
+        log.warning(
+            "No keyring configured: one random key is shared by this server's workers; session tokens "
+            "will not survive a restart nor work on other replicas."
+        )
+    if any(u.auth == "identity" for u in config.upstreams) and config.proxy.identity_signing_key is None:
+        from gateway.proxy.identity import IdentitySigner
+
+        pem = IdentitySigner.generate(issuer="unused", ttl=60).private_pem()
+        proxy = config.proxy.model_copy(update={"identity_signing_key": SecretRef(value=pem)})  # type: ignore[arg-type]
+        update["proxy"] = proxy
+    if config.store.backend == "memory":
+        log.warning(
+            "The memory store is per process: with several workers, revocations, replay protection and "
+            "rate limits are not shared between them. Use the redis store."
+        )
+    return config.model_copy(update=update) if update else config
+
+
+def _serve_workers(config: GatewayConfig, host: PluginHost, bind_host: str, port: int, workers: int) -> int:
+    """Serve with ``workers`` forked processes accepting on one socket bound here."""
+    import signal
+    import socket
+
+    from aiohttp import web
+
+    from gateway.app import create_app
+
+    config = _shared_secrets(config)
+    family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((bind_host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the worker
+            code = 0
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers with SIGTERM
+                app = create_app(config, host=host)
+                web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=10.0)
+            except BaseException:
+                log.exception("worker failed")
+                code = 1
+            os._exit(code)
+        children.append(pid)
+    sock.close()
+
+    def stop(signum: int, frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    for child in children:
+        while True:
+            try:
+                _, code = os.waitpid(child, 0)
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for clarity
+                continue
+        if os.waitstatus_to_exitcode(code) not in (0, -signal.SIGTERM):
+            status = 1
+    log.info("fedgate stopped")
+    return status
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -35,9 +35,11 @@ __all__ = [
     "ListenSettings",
     "ManagedPolicy",
     "ProviderSettings",
+    "ProxySettings",
     "RoleSettings",
     "SecretRef",
     "StoreSettings",
+    "UpstreamSettings",
     "format_validation_error",
     "load_config",
     "load_config_and_host",
@@ -48,6 +50,7 @@ _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
 _PATH_RE = re.compile(r"^/([\x21-\x7e]*/)?$")
 _POLICY_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$")
+_POLICY_MARK = "\x00policy\x00"
 
 
 class _Model(BaseModel):
@@ -89,6 +92,11 @@ class SecretRef(_Model):
                 raise ValueError(f"cannot read secret file {self.file}: {exc.strerror}") from None
         assert self.value is not None
         return self.value
+
+
+# The proxy's models use SecretRef, so they can only be imported once it exists (see
+# gateway/proxy/__init__.py, which makes this order hold whichever module is imported first).
+from gateway.proxy.config import ProxySettings, UpstreamSettings  # noqa: E402
 
 
 class ListenSettings(_Model):
@@ -265,6 +273,10 @@ class GatewayConfig(_Model):
     policies: list[ManagedPolicy] = Field(default_factory=list, description="Managed permission policies.")
     roles: list[RoleSettings] = Field(default_factory=list, description="Roles that can be assumed.")
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    proxy: ProxySettings = Field(default_factory=ProxySettings, description="Reverse-proxy settings.")
+    upstreams: list[UpstreamSettings] = Field(
+        default_factory=list, description="Upstreams the reverse proxy forwards signed requests to."
+    )
     disabled_plugins: list[str] = Field(default_factory=list, description="Plugin names not to load.")
     sections: dict[str, BaseModel] = Field(default_factory=dict, description="Plugin-owned sections.")
 
@@ -280,6 +292,7 @@ class GatewayConfig(_Model):
         for what, names in (
             ("roles", [r.name for r in self.roles]),
             ("policies", [p.name for p in self.policies]),
+            ("upstreams", [u.name for u in self.upstreams]),
         ):
             seen: set[str] = set()
             for i, name in enumerate(names):
@@ -304,7 +317,8 @@ def _check_policy(document: dict[str, Any], kind: str) -> None:
     try:
         parse_policy(document, kind=kind)  # type: ignore[arg-type]
     except MalformedPolicyDocument as exc:
-        raise ValueError(exc.message) from None
+        # The marker tells format_validation_error to continue the key path into the document.
+        raise ValueError(_POLICY_MARK + exc.message) from None
 
 
 def format_validation_error(exc: pydantic.ValidationError, prefix: str = "") -> str:
@@ -318,9 +332,11 @@ def format_validation_error(exc: pydantic.ValidationError, prefix: str = "") -> 
             else:
                 path += f".{part}" if path else str(part)
         msg = str(err["msg"]).removeprefix("Value error, ")
-        # Nested messages (policy paths) continue the path instead of repeating a separator.
-        if re.match(r"^(Statement|Version|Id)\b", msg):
-            lines.append(f"{path}.{msg}" if path else msg)
+        if msg.startswith(_POLICY_MARK):
+            # The policy engine names the path inside the document ("Statement[0].Effect: ...");
+            # whole-document problems start with "Policy:".
+            inner = msg.removeprefix(_POLICY_MARK)
+            lines.append(f"{path}: {inner[8:]}" if inner.startswith("Policy: ") else f"{path}.{inner}")
         elif msg.startswith(("roles[", "policies[")):
             lines.append(msg)
         else:

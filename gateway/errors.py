@@ -29,6 +29,7 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── InvalidAccessKeyId
         ├── InvalidClientTokenId
         ├── IncompleteBody               an aws-chunked body ended early or disagrees with its length
+        ├── NoSuchEntity                 IAM: the named role (or other entity) does not exist; 404
         ├── InternalFailure              fault = Receiver
         └── ServiceUnavailable           fault = Receiver
 
@@ -57,6 +58,7 @@ __all__ = [
     "MalformedPolicyDocument",
     "MissingAuthenticationToken",
     "MissingParameter",
+    "NoSuchEntity",
     "PackedPolicyTooLarge",
     "PluginError",
     "RequestTimeTooSkewed",
@@ -194,3 +196,10 @@ class IncompleteBody(_SenderError):
     """The request body ended before its framing said it would (S3's ``IncompleteBody``)."""
 
     code = "IncompleteBody"
+
+
+class NoSuchEntity(_SenderError):
+    """IAM: the request names an entity (a role, say) that does not exist."""
+
+    code = "NoSuchEntity"
+    status = 404

@@ -12,16 +12,22 @@ if TYPE_CHECKING:
     from gateway.credentials import CredentialService
     from gateway.identity import IdentityProvider
     from gateway.plugin_host import PluginHost
+    from gateway.proxy.dialect import ErrorDialect
+    from gateway.proxy.handler import ProxyRuntime
     from gateway.sigv4 import SigningKeyCache
     from gateway.store.base import Store
     from gateway.sts.service import StsService
+    from gateway.web.query import QueryActions
 
 __all__ = [
     "AUDITOR",
     "CONFIG",
     "CREDENTIALS",
+    "ERROR_DIALECT",
     "PLUGINS",
     "PROVIDERS",
+    "PROXY",
+    "QUERY_ACTIONS",
     "REQUEST_ID",
     "SIGNING_KEYS",
     "STORE",
@@ -35,7 +41,11 @@ CREDENTIALS: web.AppKey[CredentialService] = web.AppKey("credentials")
 PROVIDERS: web.AppKey[list[IdentityProvider]] = web.AppKey("providers")
 STS: web.AppKey[StsService] = web.AppKey("sts")
 AUDITOR: web.AppKey[Auditor] = web.AppKey("auditor")
+QUERY_ACTIONS: web.AppKey[QueryActions] = web.AppKey("query_actions")
 SIGNING_KEYS: web.AppKey[SigningKeyCache] = web.AppKey("signing_keys")
+PROXY: web.AppKey[ProxyRuntime] = web.AppKey("proxy")
 
 # Per request.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+#: Which dialect errors are rendered in (STS XML when unset); the proxy sets its upstream's.
+ERROR_DIALECT: web.RequestKey[ErrorDialect] = web.RequestKey("error_dialect")

@@ -160,3 +160,19 @@ def test_configuration_reference_is_current() -> None:
     host = PluginHost()
     expected = render_reference(host.provider_types(), host.config_sections())
     assert (ROOT / "docs" / "configuration.md").read_text() == expected
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (
+            {"Version": "2012-10-17", "Statement": [], "Extra": 1},
+            "roles[0].trust_policy.Extra: unknown element",
+        ),
+        ({"Version": "2012-10-17"}, "roles[0].trust_policy.Statement: is required"),
+    ],
+)
+def test_policy_paths_continue_the_config_path(document: dict[str, Any], expected: str) -> None:
+    raw = copy.deepcopy(BASE)
+    raw["roles"][0]["trust_policy"] = document
+    assert expected in _error(raw)

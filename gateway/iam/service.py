@@ -1,0 +1,72 @@
+"""The two simulation actions, from validated parameters to one page of results.
+
+``SimulateCustomPolicy`` evaluates only the policies in the request. ``SimulatePrincipalPolicy``
+evaluates the permission policies of a configured role (``PolicySourceArn``) plus any
+``PolicyInputList`` documents; the simulated caller defaults to that role. Neither adds context
+values the request did not give (as IAM does): what the policies needed and lacked comes back in
+``MissingContextValues``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.iam.entries import build_context
+from gateway.iam.params import SimulationParams
+from gateway.iam.roles import RoleCatalog
+from gateway.iam.simulate import EvaluationResult, Simulation, SourcePolicy
+
+__all__ = ["SimulationPage", "build_simulation", "simulate"]
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationPage:
+    """Results ``[marker, marker + max_items)`` and the marker of the next page, if any."""
+
+    results: tuple[EvaluationResult, ...]
+    next_marker: int | None
+
+
+def build_simulation(params: SimulationParams, catalog: RoleCatalog | None = None) -> Simulation:
+    """The :class:`Simulation` ``params`` describe. MalformedPolicyDocument on invalid policy text,
+    NoSuchEntity for a ``PolicySourceArn`` that names no configured role."""
+    identity: list[SourcePolicy] = []
+    caller = params.caller_arn
+    if params.policy_source_arn is not None:
+        if catalog is None:
+            raise ValueError("SimulatePrincipalPolicy needs the role catalog")
+        role = catalog.find(params.policy_source_arn)
+        identity.extend(catalog.sources(role))
+        caller = caller or catalog.arn(role)
+    identity.extend(
+        SourcePolicy.parse(doc, id=f"PolicyInputList.{i}", type=None, kind="identity")
+        for i, doc in enumerate(params.policy_inputs, 1)
+    )
+    boundary = None
+    if params.boundary_inputs:
+        boundary = [
+            SourcePolicy.parse(doc, id=f"PermissionsBoundaryPolicyInputList.{i}", type=None, kind="boundary")
+            for i, doc in enumerate(params.boundary_inputs, 1)
+        ]
+    resource_policy = None
+    if params.resource_policy is not None:
+        resource_policy = SourcePolicy.parse(
+            params.resource_policy, id="ResourcePolicy", type="resource", kind="resource"
+        )
+    return Simulation(
+        identity=identity,
+        boundary=boundary,
+        resource_policy=resource_policy,
+        caller_arn=caller,
+        resource_owner=params.resource_owner,
+    )
+
+
+def simulate(params: SimulationParams, catalog: RoleCatalog | None = None) -> SimulationPage:
+    """Run the simulation ``params`` describe and return the requested page."""
+    simulation = build_simulation(params, catalog)
+    results = simulation.run(
+        params.action_names, params.resource_arns or ("*",), build_context(params.context)
+    )
+    end = params.marker + params.max_items
+    return SimulationPage(tuple(results[params.marker : end]), end if end < len(results) else None)

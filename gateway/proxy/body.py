@@ -1,0 +1,115 @@
+"""Streamed request bodies, checked as they pass: nothing unverified completes an upstream request.
+
+:class:`BodyGuard` wraps the client's body (an async iterator of byte pieces) and yields what may go
+upstream. It always holds back the last piece until the end of the body has been checked, so an
+upstream that was promised ``Content-Length`` bytes never receives a complete request whose body
+turns out to be wrong; it aborts instead. Three modes:
+
+* a hex ``x-amz-content-sha256``: the SHA-256 of the pieces must equal it;
+* ``aws-chunked``: a :class:`~gateway.sigv4.chunked.ChunkedDecoder` releases each chunk's payload
+  only after that chunk's signature (and at the end the trailer) verified;
+* otherwise the bytes pass as they are, counted against the declared length.
+
+Memory stays bounded by one client read plus one chunk, whatever the body's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from typing import final
+
+from gateway.errors import IncompleteBody, ServiceError
+from gateway.proxy.errors import ContentSHA256Mismatch
+from gateway.sigv4 import EMPTY_SHA256
+from gateway.sigv4.chunked import ChunkedDecoder
+from gateway.sigv4.model import StreamingContext
+
+__all__ = ["BodyGuard"]
+
+
+@final
+class BodyGuard:
+    """Checks one request body as it streams; see the module docstring.
+
+    ``expected_sha256`` is a lowercase hex digest to check, or ``None``; ``streaming`` an
+    ``aws-chunked`` context to decode, or ``None``; ``length`` the declared length of the wire body
+    (``Content-Length``), or ``None``. After the iterator failed, :attr:`error` holds why.
+    """
+
+    def __init__(
+        self,
+        source: AsyncIterator[bytes],
+        *,
+        expected_sha256: str | None = None,
+        streaming: StreamingContext | None = None,
+        length: int | None = None,
+    ) -> None:
+        if expected_sha256 is not None and streaming is not None:
+            raise ValueError("a body is either hashed or aws-chunked, not both")
+        self._source = source
+        self._expected = expected_sha256
+        self._hash = hashlib.sha256() if expected_sha256 is not None else None
+        self._decoder = ChunkedDecoder(streaming) if streaming is not None else None
+        self._length = length
+        self.received = 0
+        self.error: ServiceError | None = None
+
+    def precheck(self) -> None:
+        """Checks possible before any byte is sent: an empty body against its claimed hash."""
+        if self._length == 0 and self._expected is not None and self._expected != EMPTY_SHA256:
+            self._fail(
+                ContentSHA256Mismatch(
+                    "The provided 'x-amz-content-sha256' header does not match what was computed."
+                )
+            )
+
+    def _fail(self, error: ServiceError) -> None:
+        self.error = error
+        raise error
+
+    def _released(self, piece: bytes) -> list[bytes]:
+        self.received += len(piece)
+        if self._length is not None and self.received > self._length:
+            self._fail(IncompleteBody("The request body is longer than its Content-Length."))
+        if self._hash is not None:
+            self._hash.update(piece)
+        if self._decoder is not None:
+            try:
+                return self._decoder.feed(piece)
+            except ServiceError as exc:
+                self._fail(exc)
+        return [piece]
+
+    def _finish(self) -> None:
+        if self._length is not None and self.received != self._length:
+            self._fail(IncompleteBody("The request body ended before its Content-Length."))
+        if (
+            self._hash is not None
+            and self._expected is not None
+            and not hmac.compare_digest(self._hash.hexdigest(), self._expected)
+        ):
+            self._fail(
+                ContentSHA256Mismatch(
+                    "The provided 'x-amz-content-sha256' header does not match what was computed."
+                )
+            )
+        if self._decoder is not None:
+            try:
+                self._decoder.finish()
+            except ServiceError as exc:
+                self._fail(exc)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        held: bytes | None = None
+        async for piece in self._source:
+            for out in self._released(piece):
+                if not out:
+                    continue
+                if held is not None:
+                    yield held
+                held = out
+        self._finish()
+        if held is not None:
+            yield held

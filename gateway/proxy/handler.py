@@ -1,0 +1,422 @@
+"""The aiohttp adapter of the reverse proxy: dispatch, authorize, forward, stream back, audit.
+
+:func:`proxy_dispatch` (a middleware) sends every request that matches an upstream to
+:func:`proxy_request`, whatever route the gateway's own router picked (``/`` is STS only when no
+upstream takes the request). A request is authenticated and authorized completely before any byte
+goes upstream; a denied one is answered AccessDenied and never reaches it. Allowed requests are
+forwarded with bodies streamed both ways (see :mod:`gateway.proxy.body` for what is checked on
+the way), through one pooled client session per upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, final
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from gateway import keys
+from gateway.credentials import SessionClaims
+from gateway.errors import AccessDenied, InvalidParameterValue, ServiceError
+from gateway.policy import Decision
+from gateway.proxy.authorize import ProxyAuthorizer
+from gateway.proxy.body import BodyGuard
+from gateway.proxy.context import Transport, TrustedProxies, global_context, s3_signature_context
+from gateway.proxy.errors import BadGateway, GatewayTimeout, MissingContentLength
+from gateway.proxy.headers import forwarded_headers, request_headers, response_headers
+from gateway.proxy.identity import IdentitySigner
+from gateway.proxy.mapping import Mapped, ProxyRequest
+from gateway.proxy.paths import join_path
+from gateway.proxy.query import AUTH_PARAMETERS, QueryParam, encode_query, parse_query
+from gateway.proxy.upstream import Selection, Upstream, UpstreamTable
+from gateway.proxy.websocket import relay_websocket
+from gateway.sigv4 import UNSIGNED_PAYLOAD, HttpRequest, SigningKeyCache, Verified, sign, signature_form
+from gateway.sts.service import CallContext
+
+__all__ = ["ProxyRuntime", "jwks_endpoint", "proxy_dispatch", "proxy_request", "routes"]
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_PIECE = 64 * 1024
+_NO_BODY_METHODS = frozenset(("GET", "HEAD", "DELETE", "OPTIONS"))
+
+
+@final
+@dataclass(slots=True)
+class ProxyRuntime:
+    """What the proxy needs at request time, built once by the application's cleanup context."""
+
+    table: UpstreamTable
+    authorizer: ProxyAuthorizer
+    trusted: TrustedProxies
+    clock: Callable[[], float]
+    signer: IdentitySigner | None = None
+    clients: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
+    signing_keys: SigningKeyCache = field(default_factory=SigningKeyCache)
+
+
+@routes.get("/.well-known/jwks.json")
+async def jwks_endpoint(request: web.Request) -> web.Response:
+    """The public keys that verify identity tokens sent to ``auth: identity`` upstreams."""
+    runtime = request.app.get(keys.PROXY)
+    if runtime is None or runtime.signer is None:
+        raise web.HTTPNotFound()
+    return web.json_response(runtime.signer.jwks(), headers={"Cache-Control": "max-age=300"})
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    """Anything no route and no upstream takes.
+
+    Registered as the last, catch-all route so that the router matches every path: a miss in
+    aiohttp's router builds an ``HTTPNotFound`` per request, which costs the proxy's hot path more
+    than a whole policy decision.
+    """
+    raise web.HTTPNotFound()
+
+
+def _host(request: web.Request) -> str:
+    host = (request.headers.get("Host") or "").strip().lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+@web.middleware
+async def proxy_dispatch(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Route requests that match an upstream to the proxy; leave the rest to the router."""
+    runtime = request.app.get(keys.PROXY)
+    if runtime is not None and runtime.table:
+        selection = runtime.table.select(_host(request), request.raw_path.partition("?")[0])
+        if selection is not None:
+            return await proxy_request(request, runtime, selection)
+    return await handler(request)
+
+
+def _raw_headers(request: web.Request) -> tuple[tuple[str, str], ...]:
+    try:
+        return tuple((k.decode("latin-1"), v.decode("utf-8")) for k, v in request.raw_headers)
+    except UnicodeDecodeError:
+        raise InvalidParameterValue("A request header is not valid UTF-8.") from None
+
+
+def _header_map(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, value in headers:
+        lname = name.lower()
+        found[lname] = f"{found[lname]},{value}" if lname in found else value
+    return found
+
+
+def _denied_message(claims: SessionClaims, decision: Decision) -> str:
+    reason = {
+        "explicitDeny": f"with an explicit deny in a {decision.denied_by} policy",
+        "implicitDeny": f"because no {decision.denied_by}-based policy allows the {decision.action} action",
+    }.get(decision.kind, "")
+    return (
+        f"User: {claims.assumed_role_arn} is not authorized to perform: {decision.action} on resource: "
+        f"{decision.resource} {reason}"
+    ).strip()
+
+
+async def proxy_request(
+    request: web.Request, runtime: ProxyRuntime, selection: Selection
+) -> web.StreamResponse:
+    """Authorize one request for ``selection.upstream`` and forward it, or raise the AWS error."""
+    upstream = selection.upstream
+    request[keys.ERROR_DIALECT] = upstream.mapping.dialect
+    now = runtime.clock()
+    ctx = CallContext(
+        request_id=request[keys.REQUEST_ID],
+        source_ip=request.remote or "",
+        user_agent=request.headers.get("User-Agent", ""),
+        secure_transport=request.secure,
+        now=now,
+    )
+    outcome: dict[str, Any] = {"upstream": upstream.name}
+    mapped: Mapped | None = None
+    error: ServiceError | None = None
+    try:
+        if selection.error is not None:
+            raise selection.error
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        headers = _raw_headers(request)
+        header_map = _header_map(headers)
+        # The client's presigned-URL parameters are spent here: mappings and the upstream never see them.
+        query = tuple(p for p in parse_query(raw_query) if p.name not in AUTH_PARAMETERS)
+        ctx.source_ip = runtime.trusted.client_ip(request.remote or "", header_map.get("x-forwarded-for"))
+        http = HttpRequest(request.method, raw_path, raw_query, headers)
+        body: bytes | None = None
+        if _body_hash_needed(http, header_map, upstream):
+            body = await _read_bounded(request, upstream.settings.max_buffered_body)
+            http = replace(http, payload_sha256=hashlib.sha256(body).hexdigest())
+        auth = await runtime.authorizer.authenticate(
+            http,
+            now=now,
+            region=upstream.region,
+            service=upstream.service,
+            normalize_path=upstream.normalize_path,
+        )
+        claims, verified = auth.claims, auth.verified
+        ctx.user_identity = {
+            "type": "AssumedRole",
+            "principalId": claims.assumed_role_id,
+            "arn": claims.assumed_role_arn,
+            "accountId": claims.account_id,
+            "accessKeyId": claims.access_key_id,
+            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": claims.role_arn}},
+        }
+        mapped = upstream.mapping.map(
+            ProxyRequest(request.method, _host(request), selection.segments, query, header_map)
+        )
+        ctx.resources = [{"type": check.action, "ARN": check.resource} for check in mapped.checks]
+        transport = Transport(
+            source_ip=ctx.source_ip,
+            secure=request.secure,
+            user_agent=header_map.get("user-agent"),
+            referer=header_map.get("referer"),
+            now=now,
+        )
+        context = global_context(
+            claims, transport, region=upstream.region, role_tags=runtime.authorizer.role_tags(claims)
+        )
+        if upstream.mapping.dialect == "s3":
+            context.update(s3_signature_context(verified.info, verified.payload_hash, now))
+        decision = runtime.authorizer.decide(claims, mapped.checks, context)
+        outcome["decision"] = decision.kind
+        if not decision.allowed:
+            outcome["deniedBy"] = decision.denied_by
+            raise AccessDenied(_denied_message(claims, decision))
+        # Past this point the request is authorized; only now may anything go upstream.
+        return await _forward(
+            request,
+            runtime,
+            upstream,
+            mapped,
+            claims,
+            verified,
+            query,
+            headers,
+            body,
+            outcome,
+            now,
+            ctx.source_ip,
+        )
+    except ServiceError as exc:
+        error = exc
+        raise
+    finally:
+        _audit(request, upstream, mapped, ctx, error, outcome)
+
+
+def _body_hash_needed(http: HttpRequest, header_map: dict[str, str], upstream: Upstream) -> bool:
+    # The signature covers the body itself only when no x-amz-content-sha256 names it (or a literal)
+    # and this is not an S3 presigned URL, which covers UNSIGNED-PAYLOAD.
+    if "x-amz-content-sha256" in header_map:
+        return False
+    return not (upstream.service == "s3" and signature_form(http) == "query")
+
+
+async def _read_bounded(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise InvalidParameterValue("The request body is too large to verify without x-amz-content-sha256.")
+    data = bytearray()
+    async for piece in request.content.iter_chunked(_PIECE):
+        data += piece
+        if len(data) > limit:
+            raise InvalidParameterValue(
+                "The request body is too large to verify without x-amz-content-sha256."
+            )
+    return bytes(data)
+
+
+async def _buffered(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+async def _forward(
+    request: web.Request,
+    runtime: ProxyRuntime,
+    upstream: Upstream,
+    mapped: Mapped,
+    claims: SessionClaims,
+    verified: Verified,
+    query: tuple[QueryParam, ...],
+    headers: tuple[tuple[str, str], ...],
+    body: bytes | None,
+    outcome: dict[str, Any],
+    now: float,
+    client_ip: str,
+) -> web.StreamResponse:
+    settings = upstream.settings
+    streaming = verified.streaming
+    path = join_path(upstream.base_path, mapped.path)
+    raw_query = encode_query(query)
+    out = request_headers(
+        headers,
+        identity_headers=(settings.identity_header,),
+        decoded_chunked=streaming is not None,
+        set_headers=mapped.set_headers,
+    )
+    out.append(("Host", upstream.target_host))
+    out.extend(forwarded_headers(client_ip=client_ip, host=request.host, proto=request.scheme))
+
+    # What the upstream is told about the body, and how it is checked on the way.
+    guard: BodyGuard | None = None
+    upstream_hash = UNSIGNED_PAYLOAD
+    length: int | None = None
+    if body is not None:
+        length = len(body)
+        upstream_hash = hashlib.sha256(body).hexdigest()
+        data: AsyncIterator[bytes] | None = _buffered(body) if body else None
+    elif streaming is not None:
+        length = streaming.decoded_length
+        if length is None:
+            raise MissingContentLength("You must provide the x-amz-decoded-content-length header.")
+        guard = BodyGuard(
+            request.content.iter_chunked(_PIECE), streaming=streaming, length=request.content_length
+        )
+        data = aiter(guard)
+    elif request.body_exists or request.method not in _NO_BODY_METHODS:
+        length = request.content_length
+        expected = verified.payload_hash if verified.payload_signed and not verified.payload_checked else None
+        if expected is not None:
+            upstream_hash = expected
+        guard = BodyGuard(request.content.iter_chunked(_PIECE), expected_sha256=expected, length=length)
+        guard.precheck()
+        data = aiter(guard) if request.body_exists else None
+    else:
+        data = None
+    if length is not None and (data is not None or request.method not in _NO_BODY_METHODS):
+        out.append(("Content-Length", str(length)))
+
+    if settings.auth == "resign":
+        creds = upstream.credentials
+        assert creds is not None
+        signed = sign(
+            HttpRequest(request.method, path, raw_query, tuple(out)),
+            access_key_id=creds.access_key_id,
+            secret_key=creds.secret_access_key,
+            session_token=creds.session_token,
+            region=upstream.signing_region,
+            service=upstream.signing_service,
+            now=datetime.fromtimestamp(now, UTC),
+            normalize_path=upstream.signing_service != "s3",
+            content_sha256_header=upstream.signing_service == "s3",
+            payload_hash=upstream_hash,
+            keys=runtime.signing_keys,
+        )
+        out = list(signed.headers)
+    elif settings.auth == "identity":
+        assert runtime.signer is not None
+        check = mapped.checks[0]
+        token = runtime.signer.token(
+            claims, audience=upstream.name, now=now, action=check.action, resource=check.resource
+        )
+        out.append((settings.identity_header, token))
+
+    url = URL(upstream.base_url + path + (f"?{raw_query}" if raw_query else ""), encoded=True)
+    present = {name.lower() for name, _ in out}
+    skip = {
+        h for h in ("Content-Type", "Accept", "Accept-Encoding", "User-Agent") if h.lower() not in present
+    }
+    session = runtime.clients[upstream.name]
+    if (
+        settings.websocket
+        and request.headers.get("Upgrade", "").lower() == "websocket"
+        and request.method == "GET"
+    ):
+        return await relay_websocket(request, session, url, out)
+    try:
+        upstream_response = await session.request(
+            request.method,
+            url,
+            headers=out,
+            data=data,
+            allow_redirects=False,
+            skip_auto_headers=skip,
+        )
+    except ServiceError:
+        raise
+    except Exception as exc:
+        if guard is not None and guard.error is not None:
+            raise guard.error from None
+        raise _upstream_error(upstream, exc) from None
+    async with upstream_response:
+        outcome["statusCode"] = upstream_response.status
+        if guard is not None and guard.error is not None:
+            raise guard.error
+        return await _relay_response(request, upstream, upstream_response)
+
+
+def _upstream_error(upstream: Upstream, exc: BaseException) -> ServiceError:
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        log.warning("upstream timed out", extra={"upstream": upstream.name})
+        return GatewayTimeout("The upstream did not respond in time.")
+    log.warning("upstream failed", extra={"upstream": upstream.name, "error": type(exc).__name__})
+    return BadGateway("The upstream could not be reached.")
+
+
+async def _relay_response(
+    request: web.Request, upstream: Upstream, upstream_response: aiohttp.ClientResponse
+) -> web.StreamResponse:
+    headers = response_headers(
+        [(k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream_response.raw_headers]
+    )
+    length = upstream_response.content_length
+    if length is not None and length <= _PIECE and request.method != "HEAD":
+        # A small body goes out with its headers in one write; memory stays bounded by _PIECE.
+        try:
+            body = await upstream_response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _upstream_error(upstream, exc) from None
+        small = web.Response(status=upstream_response.status, reason=upstream_response.reason, body=body)
+        small.headers.extend(headers)
+        return small
+    response = web.StreamResponse(status=upstream_response.status, reason=upstream_response.reason)
+    response.headers.extend(headers)
+    response.headers["x-amzn-RequestId"] = request[keys.REQUEST_ID]
+    await response.prepare(request)
+    try:
+        async for piece in upstream_response.content.iter_chunked(_PIECE):
+            await response.write(piece)
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        # Headers are gone already: all that is left is to cut the connection, so the client sees
+        # a truncated response rather than a complete-looking one.
+        log.warning(
+            "upstream response failed mid-stream",
+            extra={"upstream": upstream.name, "error": type(exc).__name__},
+        )
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    await response.write_eof()
+    return response
+
+
+def _audit(
+    request: web.Request,
+    upstream: Upstream,
+    mapped: Mapped | None,
+    ctx: CallContext,
+    error: ServiceError | None,
+    outcome: dict[str, Any],
+) -> None:
+    auditor = request.app.get(keys.AUDITOR)
+    host = request.app[keys.PLUGINS]
+    if auditor is None or not host.has_audit_sinks():
+        return  # nothing would receive the event: do not build it
+    event = auditor.build(
+        mapped.operation if mapped else "Unknown", ctx, error, source=f"{upstream.service}.amazonaws.com"
+    )
+    event["readOnly"] = request.method in ("GET", "HEAD")
+    event["additionalEventData"] = outcome
+    host.audit_event(event)

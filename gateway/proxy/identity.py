@@ -1,0 +1,82 @@
+"""Identity assertions for ``auth: identity`` upstreams: short-lived ES256 JWTs and their JWKS.
+
+The upstream verifies the token with the keys fedgate publishes at ``/.well-known/jwks.json``
+(matched by ``kid``), checks ``aud`` is its own upstream name and ``exp`` has not passed, and
+reads the principal from ``sub`` (the assumed-role session ARN) and the other claims.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any, final
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
+
+from gateway.credentials import SessionClaims
+from gateway.errors import ConfigError
+
+__all__ = ["IdentitySigner"]
+
+
+@final
+class IdentitySigner:
+    """Signs identity tokens with one EC P-256 key."""
+
+    def __init__(self, key: ECKey, *, issuer: str, ttl: int) -> None:
+        self._key = key
+        self.kid = key.thumbprint()
+        self._issuer = issuer
+        self._ttl = ttl
+
+    @classmethod
+    def from_pem(cls, pem: str, *, issuer: str, ttl: int) -> IdentitySigner:
+        """A signer from a PEM private key; :class:`ConfigError` if it is not an EC P-256 key."""
+        try:
+            key = ECKey.import_key(pem)
+        except (JoseError, ValueError, TypeError):
+            raise ConfigError("proxy.identity_signing_key: not a PEM EC private key") from None
+        if key.curve_name != "P-256" or not key.is_private:
+            raise ConfigError("proxy.identity_signing_key: must be an EC P-256 private key")
+        return cls(key, issuer=issuer, ttl=ttl)
+
+    @classmethod
+    def generate(cls, *, issuer: str, ttl: int) -> IdentitySigner:
+        """A signer with a random key (tokens verifiable only while this process runs)."""
+        return cls(ECKey.generate_key("P-256", private=True), issuer=issuer, ttl=ttl)
+
+    def private_pem(self) -> str:
+        """The key as PKCS#8 PEM, to hand to worker processes."""
+        return self._key.as_pem(private=True).decode("ascii")
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWKS document."""
+        public = self._key.as_dict(private=False)
+        return {"keys": [{**public, "kid": self.kid, "use": "sig", "alg": "ES256"}]}
+
+    def token(self, claims: SessionClaims, *, audience: str, now: float, action: str, resource: str) -> str:
+        """A token naming the session behind a request, for the upstream ``audience``."""
+        issued = int(now)
+        payload: dict[str, Any] = {
+            "iss": self._issuer,
+            "aud": audience,
+            "sub": claims.assumed_role_arn,
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + self._ttl,
+            "jti": secrets.token_urlsafe(12),
+            "account": claims.account_id,
+            "role_arn": claims.role_arn,
+            "session_name": claims.session_name,
+            "userid": claims.assumed_role_id,
+            "action": action,
+            "resource": resource,
+        }
+        if claims.source_identity:
+            payload["source_identity"] = claims.source_identity
+        tags: Mapping[str, str] = claims.tags
+        if tags:
+            payload["tags"] = dict(tags)
+        return jwt.encode({"alg": "ES256", "kid": self.kid, "typ": "JWT"}, payload, self._key)

@@ -1,0 +1,79 @@
+"""Path safety: decode a wire path once, refuse ambiguous spellings, and re-encode canonically.
+
+The policy decides on the decoded path; the upstream must receive exactly that path. So the proxy
+never forwards the client's spelling: it forwards :func:`encode_segments` of the very segments the
+mapping saw, which an upstream decoding once turns back into the same string. Spellings that
+upstreams disagree on are refused outright (fail closed):
+
+* dot segments (``.``, ``..``, also when percent-encoded): some upstreams resolve them, some not;
+* an encoded slash (``%2F``) where segments matter (everywhere but an S3 key, where AWS itself
+  reads ``%2F`` as ``/``);
+* a decoded segment still holding a percent escape (``%252e`` decodes to ``%2e``): an upstream
+  that decodes twice would see something else;
+* control characters, invalid UTF-8, a path not starting with ``/``, or an oversized path.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote, unquote
+
+from gateway.errors import InvalidParameterValue
+
+__all__ = ["MAX_PATH_LEN", "decode_path", "encode_segments", "join_path"]
+
+MAX_PATH_LEN = 8192
+_UNRESERVED = "-_.~"
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _bad(what: str) -> InvalidParameterValue:
+    return InvalidParameterValue(f"The request path is not acceptable: {what}.")
+
+
+def decode_path(raw_path: str, *, encoded_slash: bool = False) -> tuple[str, ...]:
+    """Decode the wire path ``raw_path`` into its segments, refusing ambiguous spellings.
+
+    ``/a/b`` gives ``("a", "b")``, ``/`` gives ``()``, and a trailing slash gives a last empty
+    segment (``/a/`` is ``("a", "")``). With ``encoded_slash`` (S3 keys) a ``%2F`` splits a segment
+    as a literal ``/`` would; otherwise it is refused. Raises :class:`InvalidParameterValue`.
+    """
+    if not raw_path.startswith("/"):
+        raise _bad("it must start with /")
+    if len(raw_path) > MAX_PATH_LEN:
+        raise _bad("it is too long")
+    if raw_path == "/":
+        return ()
+    segments: list[str] = []
+    for raw in raw_path[1:].split("/"):
+        if "%" in raw:
+            try:
+                decoded = unquote(raw, errors="strict")
+            except UnicodeDecodeError:
+                raise _bad("it is not valid percent-encoded UTF-8") from None
+            if "%" in decoded and _ESCAPE.search(decoded):
+                raise _bad("it is percent-encoded more than once")
+        else:
+            decoded = raw
+        if _CONTROL.search(decoded):
+            raise _bad("it contains control characters")
+        parts = decoded.split("/")
+        if len(parts) > 1 and not encoded_slash:
+            raise _bad("it contains an encoded slash")
+        segments.extend(parts)
+    for segment in segments:
+        if segment in (".", ".."):
+            raise _bad("it contains a dot segment")
+    return tuple(segments)
+
+
+def encode_segments(segments: tuple[str, ...] | list[str]) -> str:
+    """The canonical wire form of ``segments``: ``/`` + each ``UriEncode``-d, joined by ``/``."""
+    return "/" + "/".join(quote(segment, safe=_UNRESERVED) for segment in segments)
+
+
+def join_path(base: str, path: str) -> str:
+    """``path`` (canonical, starting with ``/``) under an upstream's plain ``base`` path."""
+    base = base.rstrip("/")
+    return f"{base}{path}" if base else path

@@ -1,0 +1,76 @@
+"""Query strings: decoded once for mapping and policy, re-encoded canonically for the upstream.
+
+Like the path, the query the upstream receives is rebuilt from the decoded pairs the mapping saw,
+never copied from the wire, so a double-encoded or oddly spelled parameter cannot mean one thing
+to the policy and another to the upstream. The client's SigV4 query parameters are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from gateway.errors import InvalidParameterValue
+
+__all__ = ["AUTH_PARAMETERS", "QueryParam", "encode_query", "parse_query"]
+
+MAX_QUERY_LEN = 32768
+MAX_QUERY_PARAMS = 1000
+#: SigV4 presigned-URL parameters: consumed by the proxy, never forwarded.
+AUTH_PARAMETERS = frozenset(
+    (
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+        "X-Amz-Security-Token",
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryParam:
+    """One decoded query parameter; ``bare`` when the wire had no ``=`` (``?uploads``)."""
+
+    name: str
+    value: str
+    bare: bool = False
+
+
+def _decode(value: str) -> str:
+    if "%" not in value:
+        return value
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidParameterValue("The query string is not valid percent-encoded UTF-8.") from None
+
+
+def parse_query(raw_query: str) -> tuple[QueryParam, ...]:
+    """Decode ``raw_query`` (without ``?``) into parameters, in order. ``+`` stays literal, as in SigV4."""
+    if not raw_query:
+        return ()
+    if len(raw_query) > MAX_QUERY_LEN:
+        raise InvalidParameterValue("The query string is too long.")
+    params: list[QueryParam] = []
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        name, eq, value = part.partition("=")
+        params.append(QueryParam(_decode(name), _decode(value), bare=not eq))
+    if len(params) > MAX_QUERY_PARAMS:
+        raise InvalidParameterValue("The query string has too many parameters.")
+    return tuple(params)
+
+
+def encode_query(params: tuple[QueryParam, ...] | list[QueryParam]) -> str:
+    """The canonical wire form of ``params`` minus :data:`AUTH_PARAMETERS` (``UriEncode``, in order)."""
+    out = []
+    for p in params:
+        if p.name in AUTH_PARAMETERS:
+            continue
+        name = quote(p.name, safe="-_.~")
+        out.append(name if p.bare and not p.value else f"{name}={quote(p.value, safe='-_.~')}")
+    return "&".join(out)
