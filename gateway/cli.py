@@ -17,6 +17,7 @@ from importlib.metadata import version
 
 from gateway.config import GatewayConfig, load_config_and_host
 from gateway.errors import ConfigError, PluginError
+from gateway.login_cli import add_commands as add_login_commands
 from gateway.logs import configure_logging
 from gateway.plugin_host import PluginHost
 from gateway.simulate_cli import add_simulate_command
@@ -86,6 +87,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     plugins.set_defaults(handler=lambda args: _plugins(host))
 
     add_simulate_command(sub)
+    add_login_commands(sub)
     host.add_cli_commands(sub)
     return parser
 

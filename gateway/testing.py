@@ -14,6 +14,16 @@ keys and real signatures, for tests and benchmarks of anything that consumes ID 
 It serves ``/.well-known/openid-configuration`` and ``/jwks`` (under ``path``, if given), starting
 with an RSA 2048 key (kid ``rsa-1``) and an EC P-256 key (kid ``ec-1``). It is for tests only:
 plain http, keys in memory, no rate limits.
+
+It is also a tiny authorization server for browser sign-in (authorization code flow, PKCE S256
+required, nonce echoed into the ID token) once a client is registered::
+
+    idp.register_client("fedgate-web", secret="s3cret", redirect_uris=["http://127.0.0.1:8080/sso/callback/corp"])
+    idp.user_claims["alice"] = {"email": "alice@example.com", "groups": ["dev"]}
+
+``/authorize`` shows a sign-in form (one username field, no password: anyone may be anyone);
+``/token`` exchanges a code (once) for an ID token whose ``sub`` is that username and whose ``aud``
+is the client id; ``/logout`` is the end-session endpoint (RP-initiated logout).
 """
 
 from __future__ import annotations
@@ -21,11 +31,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import enum
+import hashlib
+import hmac
+import html
 import json
+import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeAlias, final
+from urllib.parse import unquote_plus, urlencode, urlsplit
 
 from aiohttp import web
 from joserfc.jwk import ECKey, OKPKey, RSAKey
@@ -72,7 +88,9 @@ class OIDCTestIssuer:
     Attributes that tests may change at any time:
         fail_discovery, fail_jwks: a :data:`FailMode` to make that endpoint fail, or ``None``.
         discovery_overrides: members merged into the discovery document (``{"issuer": "..."}``).
-    Counters: ``discovery_fetches`` and ``jwks_fetches`` (requests served, failed ones included).
+        user_claims: extra ID-token claims per username signing in at ``/authorize``.
+    Counters: ``discovery_fetches`` and ``jwks_fetches`` (requests served, failed ones included),
+    ``sign_ins`` (codes issued), ``token_requests`` (served, failed ones included) and ``logouts``.
     """
 
     def __init__(
@@ -98,6 +116,12 @@ class OIDCTestIssuer:
         self.discovery_overrides: dict[str, Any] = {}
         self.discovery_fetches = 0
         self.jwks_fetches = 0
+        self.user_claims: dict[str, dict[str, Any]] = {}
+        self.sign_ins = 0
+        self.token_requests = 0
+        self.logouts = 0
+        self._clients: dict[str, _Client] = {}
+        self._codes: dict[str, _Grant] = {}
         self._keys: dict[str, _SigningKey] = {}
         self._published: set[str] = set()
         self._runner: web.AppRunner | None = None
@@ -114,6 +138,10 @@ class OIDCTestIssuer:
         app = web.Application()
         app.router.add_get(f"{self._path}/.well-known/openid-configuration", self._discovery)
         app.router.add_get(f"{self._path}/jwks", self._jwks)
+        app.router.add_get(f"{self._path}/authorize", self._authorize_form)
+        app.router.add_post(f"{self._path}/authorize", self._authorize)
+        app.router.add_post(f"{self._path}/token", self._token)
+        app.router.add_get(f"{self._path}/logout", self._logout)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -284,7 +312,12 @@ class OIDCTestIssuer:
         document: dict[str, Any] = {
             "issuer": self.issuer,
             "jwks_uri": self.jwks_uri,
-            "response_types_supported": ["id_token"],
+            "authorization_endpoint": f"{self.issuer}/authorize",
+            "token_endpoint": f"{self.issuer}/token",
+            "end_session_endpoint": f"{self.issuer}/logout",
+            "response_types_supported": ["code", "id_token"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         }
@@ -296,3 +329,141 @@ class OIDCTestIssuer:
         if self.fail_jwks is not None:
             return await self._misbehave(self.fail_jwks)
         return web.json_response(self.jwks())
+
+    # --- authorization server (browser sign-in) -------------------------------------------------
+
+    def register_client(
+        self, client_id: str, *, secret: str | None = None, redirect_uris: list[str] | tuple[str, ...] = ()
+    ) -> None:
+        """Accept ``client_id`` at ``/authorize`` and ``/token``.
+
+        ``secret`` (``None``: a public client) must then authenticate it at ``/token``, by HTTP Basic
+        or form fields. ``redirect_uris`` are compared exactly, and also allowed as
+        ``post_logout_redirect_uri`` at ``/logout``.
+        """
+        self._clients[client_id] = _Client(secret, tuple(redirect_uris))
+
+    def _authorization_error(self, message: str) -> web.Response:
+        return web.Response(status=400, text=f"authorization request refused: {message}")
+
+    def _check_authorization(self, params: Mapping[str, str]) -> tuple[_Client, str] | str:
+        client = self._clients.get(params.get("client_id", ""))
+        if client is None:
+            return "unknown client_id"
+        redirect_uri = params.get("redirect_uri", "")
+        if redirect_uri not in client.redirect_uris:
+            return "redirect_uri is not registered"
+        if params.get("response_type") != "code":
+            return "response_type must be code"
+        if params.get("code_challenge_method") != "S256" or not params.get("code_challenge"):
+            return "PKCE with S256 is required"
+        if "openid" not in params.get("scope", "").split():
+            return "scope must include openid"
+        return client, redirect_uri
+
+    async def _authorize_form(self, request: web.Request) -> web.StreamResponse:
+        checked = self._check_authorization(request.query)
+        if isinstance(checked, str):
+            return self._authorization_error(checked)
+        keep = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge",
+                "code_challenge_method")  # fmt: skip
+        hidden = "".join(
+            f'<input type="hidden" name="{name}" value="{html.escape(request.query[name])}">'
+            for name in keep
+            if name in request.query
+        )
+        page = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Test IdP sign-in</title>'
+            '<meta name="viewport" content="width=device-width, initial-scale=1"></head><body>'
+            '<main><h1>Test IdP</h1><form method="post">'
+            f'{hidden}<label for="username">Username</label> '
+            '<input id="username" name="username" autocomplete="username" required> '
+            '<button type="submit">Sign in</button></form></main></body></html>'
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    async def _authorize(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        params = {k: v for k, v in form.items() if isinstance(v, str)}
+        checked = self._check_authorization(params)
+        if isinstance(checked, str):
+            return self._authorization_error(checked)
+        username = params.get("username", "").strip()
+        if not username:
+            return self._authorization_error("username is required")
+        code = secrets.token_urlsafe(24)
+        self._codes[code] = _Grant(
+            client_id=params["client_id"],
+            redirect_uri=checked[1],
+            challenge=params["code_challenge"],
+            nonce=params.get("nonce"),
+            subject=username,
+        )
+        self.sign_ins += 1
+        reply = {"code": code}
+        if "state" in params:
+            reply["state"] = params["state"]
+        raise web.HTTPFound(f"{checked[1]}?{urlencode(reply)}")
+
+    async def _token(self, request: web.Request) -> web.StreamResponse:
+        self.token_requests += 1
+        form = await request.post()
+        params = {k: v for k, v in form.items() if isinstance(v, str)}
+        client_id, secret = params.get("client_id"), params.get("client_secret")
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+            client_id, secret = unquote_plus(user), unquote_plus(password)
+        client = self._clients.get(client_id or "")
+        if client is None or (
+            client.secret is not None and not hmac.compare_digest(client.secret, secret or "")
+        ):
+            return web.json_response({"error": "invalid_client"}, status=401)
+        if params.get("grant_type") != "authorization_code":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        grant = self._codes.pop(params.get("code", ""), None)  # one use only, even when it fails below
+        if grant is None or grant.client_id != client_id or grant.redirect_uri != params.get("redirect_uri"):
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        verifier = params.get("code_verifier", "")
+        challenge = _b64(hashlib.sha256(verifier.encode()).digest())
+        if not hmac.compare_digest(challenge, grant.challenge):
+            return web.json_response(
+                {"error": "invalid_grant", "error_description": "PKCE failed"}, status=400
+            )
+        claims: dict[str, Any] = {"sub": grant.subject, "aud": client_id, "auth_time": int(time.time())}
+        if grant.nonce is not None:
+            claims["nonce"] = grant.nonce
+        claims.update(self.user_claims.get(grant.subject, {}))
+        return web.json_response(
+            {
+                "access_token": secrets.token_urlsafe(24),
+                "token_type": "Bearer",
+                "expires_in": 600,
+                "id_token": self.mint(claims),
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def _logout(self, request: web.Request) -> web.StreamResponse:
+        self.logouts += 1
+        target = request.query.get("post_logout_redirect_uri")
+        allowed = {uri for client in self._clients.values() for uri in client.redirect_uris}
+        if target is not None and target in allowed and urlsplit(target).scheme in ("http", "https"):
+            raise web.HTTPFound(target)
+        return web.Response(text="<!doctype html><title>Signed out</title><p>Signed out of the test IdP.</p>",
+                            content_type="text/html")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Client:
+    secret: str | None
+    redirect_uris: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    client_id: str
+    redirect_uri: str
+    challenge: str
+    nonce: str | None
+    subject: str

@@ -22,7 +22,18 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["serve"], ["check-config"], ["config-reference"], ["plugins"], ["dev-token"]]
+    "command",
+    [
+        [],
+        ["serve"],
+        ["check-config"],
+        ["config-reference"],
+        ["plugins"],
+        ["dev-token"],
+        ["simulate"],
+        ["login"],
+        ["credential-process"],
+    ],
 )
 def test_help_for_every_command(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
@@ -65,7 +76,7 @@ def test_missing_config_file(capsys: pytest.CaptureFixture[str], tmp_path: Path)
 
 def test_plugins_lists_first_party_plugins(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins"]) == 0
-    assert capsys.readouterr().out.split() == ["devissuer", "oidc", "saml"]
+    assert capsys.readouterr().out.split() == ["devissuer", "oidc", "saml", "web"]
 
 
 def _free_port() -> int:

@@ -1,0 +1,123 @@
+"""fedgate's browser and CLI sign-in: SSO pages, a role chooser, credentials, ``fedgate login``.
+
+Registered through the ``fedgate`` entry-point group as ``web``. Enabled when the configuration
+has a ``web_login`` section::
+
+    web_login:
+      public_url: https://sso.example.com         # origin users reach fedgate at
+      cookie_secret: {env: FEDGATE_COOKIE_SECRET} # >= 32 characters; signs cookies and CSRF tokens
+      session_lifetime: 28800                     # seconds a sign-in lasts
+      credential_duration: 3600                   # seconds credentials last (capped by the role)
+      oidc:
+        - name: corp                              # /sso/login/corp, redirect URI /sso/callback/corp
+          issuer: https://idp.example.com         # an oidc entry of `providers` with this issuer
+          client_id: fedgate
+          client_secret: {env: FEDGATE_OIDC_SECRET}
+          scopes: [openid, profile, email]
+      saml:
+        - name: okta                              # /sso/saml/okta/{login,acs,metadata,slo}
+          provider: okta                          # a saml entry of `providers` with this name
+
+Pages live under ``/sso/``: ``/sso/`` signs in, ``/sso/roles`` chooses a role,
+``/sso/credentials`` shows credentials. ``fedgate login`` and ``fedgate credential-process`` use
+``/sso/cli/*`` and ``/sso/device*``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+import aiohttp
+from aiohttp import web
+from pydantic import BaseModel
+
+from fedgate_web.config import WebLoginSettings
+from gateway import keys
+from gateway.config import GatewayConfig
+from gateway.errors import ConfigError
+from gateway.plugin import hookimpl
+
+__all__ = ["SECTION", "WebLoginSettings"]
+
+SECTION = "web_login"
+
+
+@hookimpl
+def fedgate_add_config_sections() -> Mapping[str, type[BaseModel]]:
+    """The ``web_login`` section."""
+    return {SECTION: WebLoginSettings}
+
+
+@hookimpl
+def fedgate_add_routes(app: web.Application, config: GatewayConfig) -> None:
+    """Serve ``/sso/`` when ``web_login`` is configured."""
+    settings = config.sections.get(SECTION)
+    if not isinstance(settings, WebLoginSettings):
+        return
+    from fedgate_web.cli_api import cli_routes
+    from fedgate_web.routes import routes
+
+    try:
+        if len(settings.cookie_secret.resolve().get_secret_value()) < 32:
+            raise ConfigError("web_login.cookie_secret: must be at least 32 characters")
+    except ValueError as exc:
+        raise ConfigError(f"web_login.cookie_secret: {exc}") from None
+    app.cleanup_ctx.append(_web_ctx)
+    app.add_routes(routes)
+    app.add_routes(cli_routes)
+    from fedgate_web.saml_sp import add_saml_routes
+
+    add_saml_routes(app, settings)
+
+
+async def _web_ctx(app: web.Application) -> AsyncIterator[None]:
+    from fedgate_web.oidc_login import OIDCLogin
+    from fedgate_web.runtime import WEB, WebLogin
+    from fedgate_web.saml_sp import build_saml_logins
+    from fedgate_web.sessions import Signer, WebSessions
+
+    config = app[keys.CONFIG]
+    settings = config.sections[SECTION]
+    assert isinstance(settings, WebLoginSettings)
+    sts = app[keys.STS]
+    store = app[keys.STORE]
+    signer = Signer(settings.cookie_secret.resolve().get_secret_value())
+    providers = app[keys.PROVIDERS]
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), cookie_jar=aiohttp.DummyCookieJar())
+    try:
+        oidc = {}
+        for option in settings.oidc:
+            provider = next(
+                (
+                    p
+                    for p in providers
+                    if p.kind == "oidc" and p.issuer.rstrip("/") == option.issuer.rstrip("/")
+                ),
+                None,
+            )
+            if provider is None:
+                raise ConfigError(
+                    f"web_login.oidc {option.name}: no oidc provider has issuer {option.issuer}"
+                )
+            oidc[option.name] = OIDCLogin(
+                option,
+                provider,
+                redirect_uri=f"{settings.public_url}/sso/callback/{option.name}",
+                store=store,
+                http=http,
+            )
+        app[WEB] = WebLogin(
+            settings,
+            config,
+            store=store,
+            sessions=WebSessions(store, signer, lifetime=settings.session_lifetime, clock=sts.now),
+            signer=signer,
+            sts=sts,
+            auditor=app[keys.AUDITOR],
+            oidc=oidc,
+            saml=build_saml_logins(settings, providers, store, signer),
+            clock=sts.now,
+        )
+        yield
+    finally:
+        await http.close()

@@ -1,0 +1,254 @@
+"""The per-application state of web sign-in, and what every page handler shares.
+
+:class:`WebLogin` is built by a cleanup context after the core services exist. It owns the session
+store, the sign-in options, the role catalog, cookie handling and the one way credentials are
+minted for a signed-in user (:meth:`WebLogin.mint`, audited like an STS call).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, final
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
+
+from fedgate_web.config import WebLoginSettings
+from fedgate_web.errors import LoginError
+from fedgate_web.oidc_login import OIDCLogin
+from fedgate_web.roles import RoleCatalog, RoleChoice, session_name_for
+from fedgate_web.sessions import Signer, WebSession, WebSessions
+from gateway import keys
+from gateway.audit import Auditor
+from gateway.config import GatewayConfig
+from gateway.errors import AccessDenied, ServiceError
+from gateway.store.base import Store
+from gateway.sts.service import AssumedRole, CallContext, StsService
+
+__all__ = ["WEB", "SamlLogin", "WebLogin", "safe_next"]
+
+WEB: web.AppKey[WebLogin] = web.AppKey("fedgate_web")
+
+_NEXT_PATH_RE = re.compile(r"^/sso/[A-Za-z0-9/_\-.~]*$")
+_NEXT_QUERY_RE = re.compile(r"^[\x21-\x7e]*$")
+_MAX_NEXT = 2048
+
+
+def safe_next(value: str | None, default: str = "/sso/roles") -> str:
+    """``value`` if it is a local path under ``/sso/``, else ``default``: no open redirect."""
+    if not value or len(value) > _MAX_NEXT:
+        return default
+    path, _, query = value.partition("?")
+    # The path decides where the browser goes: only /sso/ pages, no "//" (scheme-relative URL)
+    # and no backslash; the query is printable ASCII and cannot change the target.
+    if not _NEXT_PATH_RE.match(path) or "//" in path or not _NEXT_QUERY_RE.match(query):
+        return default
+    return value
+
+
+class SamlLogin(Protocol):
+    """What the pages need from a SAML sign-in option (the SP side, :mod:`fedgate_web.saml_sp`)."""
+
+    @property
+    def name(self) -> str:
+        """The option's name (in URLs)."""
+        ...
+
+    @property
+    def label(self) -> str:
+        """The sign-in button's text."""
+        ...
+
+    async def begin(self, next_path: str) -> str:
+        """The URL that sends the browser to the IdP with a signed AuthnRequest."""
+        ...
+
+    async def logout_url(self, session: WebSession) -> str | None:
+        """A single-logout URL at the IdP for ``session``, or ``None`` if it has none."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Minted:
+    """Credentials issued to a signed-in session, and the session that records them."""
+
+    session: WebSession
+    assumed: AssumedRole
+
+
+@final
+class WebLogin:
+    """Everything the ``/sso/`` handlers share."""
+
+    def __init__(
+        self,
+        settings: WebLoginSettings,
+        config: GatewayConfig,
+        *,
+        store: Store,
+        sessions: WebSessions,
+        signer: Signer,
+        sts: StsService,
+        auditor: Auditor,
+        oidc: Mapping[str, OIDCLogin],
+        saml: Mapping[str, SamlLogin],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.store = store
+        self.sessions = sessions
+        self.signer = signer
+        self.sts = sts
+        self.auditor = auditor
+        self.oidc = dict(oidc)
+        self.saml = dict(saml)
+        self.catalog = RoleCatalog(config)
+        self.clock = clock
+        secure = settings.cookies_secure
+        # __Host- cookies are bound to this exact origin: no Domain, Path=/, Secure.
+        self.session_cookie = "__Host-fedgate-session" if secure else "fedgate-session"
+        self.login_cookie = "__Host-fedgate-login" if secure else "fedgate-login"
+        self.origin = settings.public_url
+        self.secure_transport = urlsplit(settings.public_url).scheme == "https"
+
+    # --- cookies ------------------------------------------------------------------------------
+
+    def _cookie(self, response: web.StreamResponse, name: str, value: str, max_age: int) -> None:
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path="/",
+            httponly=True,
+            secure=self.settings.cookies_secure,
+            samesite="Lax",  # Strict would drop the cookie on the redirect back from the IdP
+        )
+
+    def set_session_cookie(self, response: web.StreamResponse, session: WebSession) -> None:
+        """Attach the signed session cookie; it lives as long as the sign-in."""
+        max_age = max(int(session.expires - self.clock()), 1)
+        self._cookie(response, self.session_cookie, self.sessions.cookie_value(session), max_age)
+
+    def set_login_cookie(self, response: web.StreamResponse, state: str) -> None:
+        """Bind a sign-in in progress to this browser (no login CSRF): the state, signed."""
+        self._cookie(response, self.login_cookie, self.signer.sign("login", state), 600)
+
+    def login_state(self, request: web.Request) -> str | None:
+        """The state value this browser's login cookie carries, if its signature is right."""
+        return self.signer.unsign("login", request.cookies.get(self.login_cookie), max_len=400)
+
+    def clear_cookies(self, response: web.StreamResponse, *, login_only: bool = False) -> None:
+        """Expire the login cookie (and the session cookie unless ``login_only``)."""
+        names = [self.login_cookie] if login_only else [self.login_cookie, self.session_cookie]
+        for name in names:
+            response.del_cookie(
+                name, path="/", secure=self.settings.cookies_secure, httponly=True, samesite="Lax"
+            )
+
+    async def current(self, request: web.Request) -> WebSession | None:
+        """The signed-in session of ``request``, or ``None``."""
+        return await self.sessions.from_cookie(request.cookies.get(self.session_cookie))
+
+    # --- sign-in options ------------------------------------------------------------------------
+
+    def options(self, next_path: str) -> list[tuple[str, str]]:
+        """(button label, URL) for every sign-in option."""
+        suffix = f"?next={quote(next_path, safe='')}" if next_path != "/sso/roles" else ""
+        found = [
+            (o.settings.label or f"Sign in with {o.name}", f"/sso/login/{o.name}{suffix}")
+            for o in self.oidc.values()
+        ]
+        found += [
+            (s.label or f"Sign in with {s.name}", f"/sso/saml/{s.name}/login{suffix}")
+            for s in self.saml.values()
+        ]
+        return found
+
+    def login_redirect(self, next_path: str) -> web.HTTPException:
+        """Where to send a browser that must sign in first (straight to the IdP if only one)."""
+        options = self.options(next_path)
+        if len(options) == 1:
+            return web.HTTPSeeOther(options[0][1])
+        return web.HTTPSeeOther(f"/sso/?next={quote(next_path, safe='')}")
+
+    def session_name(self, session: WebSession) -> str:
+        """The role session name for ``session``'s identity."""
+        claims: tuple[str, ...] = ("preferred_username", "email", "sub")
+        option = self.oidc.get(session.login)
+        if option is not None:
+            claims = tuple(option.settings.session_name_claims)
+        return session_name_for(session.identity, claims)
+
+    def choices(self, session: WebSession) -> list[RoleChoice]:
+        """The roles ``session`` may choose."""
+        return self.catalog.choices(
+            session.identity,
+            session_name=self.session_name(session),
+            now=self.clock(),
+            secure=self.secure_transport,
+        )
+
+    def who(self, session: WebSession) -> str:
+        """A human name for the signed-in identity."""
+        for claim in ("email", "preferred_username", "name"):
+            value = session.identity.claims.get(claim)
+            if isinstance(value, str) and value:
+                return value
+        return session.identity.subject
+
+    # --- minting --------------------------------------------------------------------------------
+
+    async def mint(self, session: WebSession, role_arn: str, request: web.Request, *, via: str) -> Minted:
+        """Issue credentials for ``role_arn`` to ``session`` (``via``: web, cli or device).
+
+        The trust policy decides, as for the federation APIs; the call is audited either way.
+        """
+        identity = session.identity
+        ctx = CallContext(
+            request_id=request.get(keys.REQUEST_ID, ""),
+            source_ip=request.remote or "",
+            user_agent=request.headers.get("User-Agent", "")[:512],
+            secure_transport=self.secure_transport,
+            now=self.sts.now(),
+        )
+        saml = identity.kind == "saml"
+        ctx.user_identity = {
+            "type": "SAMLUser" if saml else "WebIdentityUser",
+            "principalId": f"{identity.provider_arn}:{identity.subject}",
+            "userName": identity.subject,
+            "identityProvider": identity.provider_arn,
+            "signInVia": f"fedgate-{via}",
+        }
+        event = "AssumeRoleWithSAML" if saml else "AssumeRoleWithWebIdentity"
+        role = self.catalog.get(role_arn)
+        if role is None or role_arn not in {c.arn for c in self.choices(session)}:
+            error = AccessDenied(f"Not authorized to perform sts:{event}")
+            self.auditor.emit(event, ctx, error)
+            raise error
+        duration = min(self.settings.credential_duration, role.max_session_duration)
+        try:
+            assumed = self.sts.assume_for_login(identity, role_arn, self.session_name(session), duration, ctx)
+        except ServiceError as exc:
+            self.auditor.emit(event, ctx, exc)
+            raise
+        self.auditor.emit(event, ctx, None)
+        if via == "web":
+            creds = assumed.credentials
+            session = await self.sessions.update(
+                session, role_arn=role_arn, credentials=(creds.access_key_id, creds.session_token)
+            )
+        return Minted(session, assumed)
+
+    def require(self, condition: bool, message: str, status: int = 403) -> None:
+        """Raise :class:`LoginError` unless ``condition``."""
+        if not condition:
+            raise LoginError(message, status=status)
+
+    def json_error(self, error: str, description: str, status: int = 400) -> web.Response:
+        """An OAuth-style JSON error (the CLI endpoints)."""
+        body: dict[str, Any] = {"error": error, "error_description": description}
+        return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
