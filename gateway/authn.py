@@ -6,13 +6,22 @@ Transport-neutral: the STS endpoint and the reverse proxy both build a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.credentials import CredentialService, SessionClaims
 from gateway.errors import InvalidClientTokenId, MissingAuthenticationToken, MissingParameter
-from gateway.sigv4 import HttpRequest, SigningKeyCache, parse_signature, signature_form, verify
+from gateway.sigv4 import HttpRequest, SigningKeyCache, Verified, parse_signature, signature_form, verify
 
-__all__ = ["authenticate"]
+__all__ = ["Authenticated", "authenticate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """A verified request: the session that signed it and what the signature covers."""
+
+    claims: SessionClaims
+    verified: Verified
 
 
 async def authenticate(
@@ -24,12 +33,14 @@ async def authenticate(
     service: str,
     keys: SigningKeyCache,
     normalize_path: bool = True,
-) -> SessionClaims:
-    """Verify the request's signature and session; return the session it was signed with.
+) -> Authenticated:
+    """Verify the request's signature and session; return the session and what was signed.
 
     The signature is parsed first (cheap, no crypto), the session token is unsealed to learn the
     secret key, and only then is the signature checked. Any failure raises the AWS error a client
-    SDK expects; nothing is returned for a request that is not fully verified.
+    SDK expects; nothing is returned for a request that is not fully verified. A presigned URL
+    works only while its credentials do: an expired or revoked session is refused whatever
+    ``X-Amz-Expires`` says.
     """
     if signature_form(request) is None:
         raise MissingAuthenticationToken("Request is missing Authentication Token")
@@ -39,7 +50,7 @@ async def authenticate(
             raise InvalidClientTokenId("The security token included in the request is invalid.")
         raise MissingParameter("The request must contain the header X-Amz-Security-Token")
     claims = await credentials.validate(info.access_key_id, info.security_token, now=now)
-    verify(
+    verified = verify(
         request,
         info,
         claims.secret_access_key,
@@ -49,4 +60,4 @@ async def authenticate(
         normalize_path=normalize_path,
         keys=keys,
     )
-    return claims
+    return Authenticated(claims, verified)

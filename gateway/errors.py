@@ -30,8 +30,12 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── InvalidClientTokenId
         ├── IncompleteBody               an aws-chunked body ended early or disagrees with its length
         ├── NoSuchEntity                 IAM: the named role (or other entity) does not exist; 404
+        ├── ContentSHA256Mismatch        a streamed body does not match x-amz-content-sha256
+        ├── MissingContentLength         411: an upload without a length the upstream can be told
         ├── InternalFailure              fault = Receiver
-        └── ServiceUnavailable           fault = Receiver
+        ├── ServiceUnavailable           fault = Receiver
+        ├── BadGateway                   502: the upstream failed (fault = Receiver)
+        └── GatewayTimeout               504: the upstream did not answer in time (fault = Receiver)
 
 Subclasses set class attributes only. Messages are for the caller: they never contain a secret, a
 token or an assertion, and never internals.
@@ -41,10 +45,13 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDenied",
+    "BadGateway",
     "ConfigError",
+    "ContentSHA256Mismatch",
     "ExpiredRequestToken",
     "ExpiredToken",
     "GatewayError",
+    "GatewayTimeout",
     "IDPCommunicationError",
     "IDPRejectedClaim",
     "IncompleteBody",
@@ -57,6 +64,7 @@ __all__ = [
     "InvalidParameterValue",
     "MalformedPolicyDocument",
     "MissingAuthenticationToken",
+    "MissingContentLength",
     "MissingParameter",
     "NoSuchEntity",
     "PackedPolicyTooLarge",
@@ -203,3 +211,30 @@ class NoSuchEntity(_SenderError):
 
     code = "NoSuchEntity"
     status = 404
+
+
+class ContentSHA256Mismatch(_SenderError):
+    """The body that arrived is not the one whose hash the signature covers."""
+
+    code = "XAmzContentSHA256Mismatch"
+
+
+class MissingContentLength(_SenderError):
+    """An upload whose length is unknown (S3's ``MissingContentLength``)."""
+
+    code = "MissingContentLength"
+    status = 411
+
+
+class BadGateway(ServiceError):
+    """The upstream could not be reached or failed mid-request."""
+
+    code = "BadGateway"
+    status = 502
+
+
+class GatewayTimeout(ServiceError):
+    """The upstream did not answer in time."""
+
+    code = "GatewayTimeout"
+    status = 504

@@ -11,17 +11,15 @@ a mapping against the role's policies and the session's policies; the role's
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import final
 
+from gateway.authn import Authenticated, authenticate
 from gateway.config import GatewayConfig, RoleSettings
 from gateway.credentials import CredentialService, SessionClaims
-from gateway.errors import InvalidClientTokenId, MissingAuthenticationToken, MissingParameter
 from gateway.policy import Decision, Policy, PolicySet, Request, parse_policy
 from gateway.policy.cache import LRU
 from gateway.proxy.mapping import Check
-from gateway.sigv4 import HttpRequest, SigningKeyCache, Verified, parse_signature, signature_form, verify
+from gateway.sigv4 import HttpRequest, SigningKeyCache
 
 __all__ = ["Authenticated", "ProxyAuthorizer"]
 
@@ -29,14 +27,6 @@ _POLICY_SETS = 4096
 
 
 @final
-@dataclass(frozen=True, slots=True)
-class Authenticated:
-    """A verified request: who signed it and what the signature covers."""
-
-    claims: SessionClaims
-    verified: Verified
-
-
 @final
 class ProxyAuthorizer:
     """Verifies signatures and decides checks for every upstream; one per application."""
@@ -66,30 +56,16 @@ class ProxyAuthorizer:
     async def authenticate(
         self, request: HttpRequest, *, now: float, region: str, service: str, normalize_path: bool
     ) -> Authenticated:
-        """Verify ``request``'s signature and session; raise the AWS error an SDK expects otherwise.
-
-        A presigned URL works only while its credentials do: an expired or revoked session is
-        refused whatever ``X-Amz-Expires`` says.
-        """
-        if signature_form(request) is None:
-            raise MissingAuthenticationToken("Request is missing Authentication Token")
-        info = parse_signature(request)
-        if info.security_token is None:
-            if not info.access_key_id.startswith("ASIA"):
-                raise InvalidClientTokenId("The security token included in the request is invalid.")
-            raise MissingParameter("The request must contain the header X-Amz-Security-Token")
-        claims = await self._credentials.validate(info.access_key_id, info.security_token, now=now)
-        verified = verify(
+        """Verify ``request``'s signature and session (see :func:`gateway.authn.authenticate`)."""
+        return await authenticate(
             request,
-            info,
-            claims.secret_access_key,
-            now=datetime.fromtimestamp(now, UTC),
+            self._credentials,
+            now=now,
             region=region,
             service=service,
-            normalize_path=normalize_path,
             keys=self._keys,
+            normalize_path=normalize_path,
         )
-        return Authenticated(claims, verified)
 
     def role_tags(self, claims: SessionClaims) -> Mapping[str, str]:
         """The tags of the session's role, as configured now (empty for a role no longer configured)."""

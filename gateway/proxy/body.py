@@ -20,8 +20,7 @@ import hmac
 from collections.abc import AsyncIterator
 from typing import final
 
-from gateway.errors import IncompleteBody, ServiceError
-from gateway.proxy.errors import ContentSHA256Mismatch
+from gateway.errors import ContentSHA256Mismatch, IncompleteBody, ServiceError
 from gateway.sigv4 import EMPTY_SHA256
 from gateway.sigv4.chunked import ChunkedDecoder
 from gateway.sigv4.model import StreamingContext

@@ -24,12 +24,18 @@ from yarl import URL
 
 from gateway import keys
 from gateway.credentials import SessionClaims
-from gateway.errors import AccessDenied, InvalidParameterValue, ServiceError
+from gateway.errors import (
+    AccessDenied,
+    BadGateway,
+    GatewayTimeout,
+    InvalidParameterValue,
+    MissingContentLength,
+    ServiceError,
+)
 from gateway.policy import Decision
 from gateway.proxy.authorize import ProxyAuthorizer
 from gateway.proxy.body import BodyGuard
 from gateway.proxy.context import Transport, TrustedProxies, global_context, s3_signature_context
-from gateway.proxy.errors import BadGateway, GatewayTimeout, MissingContentLength
 from gateway.proxy.headers import forwarded_headers, request_headers, response_headers
 from gateway.proxy.identity import IdentitySigner
 from gateway.proxy.mapping import Mapped, ProxyRequest

@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from gateway.proxy.errors import BadGateway
+from gateway.errors import BadGateway
 
 __all__ = ["relay_websocket"]
 

@@ -14,7 +14,6 @@ from types import MappingProxyType
 from typing import Any, final
 
 from gateway import keys
-from gateway.authn import authenticate
 from gateway.credentials import SessionClaims
 from gateway.errors import AccessDenied
 from gateway.iam import API_VERSION, RoleCatalog, SimulationParams, simulate
@@ -22,7 +21,7 @@ from gateway.policy import Request
 from gateway.proxy.authorize import ProxyAuthorizer
 from gateway.proxy.context import Transport, TrustedProxies, global_context
 from gateway.sts.xml import XmlValue
-from gateway.web.query import QueryAction, QueryActions, QueryCall, http_request
+from gateway.web.query import QueryAction, QueryActions, QueryCall, authenticate_call
 
 __all__ = ["ACTIONS", "NAMESPACE"]
 
@@ -82,24 +81,7 @@ def _xml(value: Any, name: str = "") -> XmlValue:
 
 
 async def _caller(call: QueryCall) -> SessionClaims:
-    app = call.request.app
-    config = app[keys.CONFIG]
-    claims = await authenticate(
-        http_request(call.request, call.body),
-        app[keys.CREDENTIALS],
-        now=call.ctx.now,
-        region=config.region,
-        service="iam",
-        keys=app[keys.SIGNING_KEYS],
-    )
-    call.ctx.user_identity = {
-        "type": "AssumedRole",
-        "principalId": claims.assumed_role_id,
-        "arn": claims.assumed_role_arn,
-        "accountId": claims.account_id,
-        "accessKeyId": claims.access_key_id,
-    }
-    return claims
+    return await authenticate_call(call, service="iam")
 
 
 def _authorize(call: QueryCall, claims: SessionClaims, action: str, resource: str) -> None:

@@ -16,13 +16,15 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from gateway import keys
+from gateway.authn import authenticate
+from gateway.credentials import SessionClaims
 from gateway.errors import InvalidAction, MissingParameter, ServiceError, ValidationError
 from gateway.sigv4 import HttpRequest
 from gateway.sts.params import QueryParams, collect_params
 from gateway.sts.service import CallContext
 from gateway.sts.xml import XmlValue, response_document
 
-__all__ = ["QueryAction", "QueryActions", "QueryCall", "http_request", "routes"]
+__all__ = ["QueryAction", "QueryActions", "QueryCall", "authenticate_call", "http_request", "routes"]
 
 routes = web.RouteTableDef()
 _MAX_FIELDS = 512  # the same bound collect_params applies
@@ -80,6 +82,28 @@ def http_request(request: web.Request, body: bytes) -> HttpRequest:
         headers=headers,
         payload_sha256=hashlib.sha256(body).hexdigest(),
     )
+
+
+async def authenticate_call(call: QueryCall, *, service: str) -> SessionClaims:
+    """Verify the call's SigV4 signature (scoped to ``service``) and record who made it."""
+    app = call.request.app
+    authenticated = await authenticate(
+        http_request(call.request, call.body),
+        app[keys.CREDENTIALS],
+        now=call.ctx.now,
+        region=app[keys.CONFIG].region,
+        service=service,
+        keys=app[keys.SIGNING_KEYS],
+    )
+    claims = authenticated.claims
+    call.ctx.user_identity = {
+        "type": "AssumedRole",
+        "principalId": claims.assumed_role_id,
+        "arn": claims.assumed_role_arn,
+        "accountId": claims.account_id,
+        "accessKeyId": claims.access_key_id,
+    }
+    return claims
 
 
 @routes.route("*", "/")

@@ -6,11 +6,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from gateway import keys
-from gateway.authn import authenticate
 from gateway.sts.params import API_VERSION
 from gateway.sts.service import AssumedRole
 from gateway.sts.xml import NAMESPACE, XmlValue
-from gateway.web.query import QueryAction, QueryActions, QueryCall, http_request
+from gateway.web.query import QueryAction, QueryActions, QueryCall, authenticate_call
 
 __all__ = ["ACTIONS"]
 
@@ -42,24 +41,8 @@ async def _assume_role_with_saml(call: QueryCall) -> Mapping[str, XmlValue]:
 
 
 async def _get_caller_identity(call: QueryCall) -> Mapping[str, XmlValue]:
-    app = call.request.app
-    sts = app[keys.STS]
-    claims = await authenticate(
-        http_request(call.request, call.body),
-        sts.credentials,
-        now=call.ctx.now,
-        region=app[keys.CONFIG].region,
-        service="sts",
-        keys=app[keys.SIGNING_KEYS],
-    )
-    call.ctx.user_identity = {
-        "type": "AssumedRole",
-        "principalId": claims.assumed_role_id,
-        "arn": claims.assumed_role_arn,
-        "accountId": claims.account_id,
-        "accessKeyId": claims.access_key_id,
-    }
-    caller = sts.get_caller_identity(claims, call.ctx)
+    claims = await authenticate_call(call, service="sts")
+    caller = call.request.app[keys.STS].get_caller_identity(claims, call.ctx)
     return {"UserId": caller.user_id, "Account": caller.account, "Arn": caller.arn}
 
 
