@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.errors import ConfigError, MalformedPolicyDocument
+from gateway.proxy.config import ProxySettings, UpstreamSettings
+from gateway.secretref import SecretRef
 
 if TYPE_CHECKING:
     from gateway.plugin_host import PluginHost
@@ -55,48 +57,6 @@ _POLICY_MARK = "\x00policy\x00"
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SecretRef(_Model):
-    """A secret given by reference: exactly one of ``env`` or ``file``.
-
-    ``value`` is accepted for tests and throwaway demos only; it puts the secret in the file.
-    """
-
-    env: str | None = Field(default=None, description="Name of an environment variable holding the secret.")
-    file: Path | None = Field(
-        default=None, description="Path of a file holding the secret (trailing newline stripped)."
-    )
-    value: SecretStr | None = Field(
-        default=None, description="The secret inline (discouraged outside tests)."
-    )
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        given = [n for n in ("env", "file", "value") if getattr(self, n) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of env, file or value")
-        return self
-
-    def resolve(self) -> SecretStr:
-        """Read the secret now. Raises ``ValueError`` naming the reference, never the secret."""
-        if self.env is not None:
-            raw = os.environ.get(self.env)
-            if raw is None:
-                raise ValueError(f"environment variable {self.env} is not set")
-            return SecretStr(raw)
-        if self.file is not None:
-            try:
-                return SecretStr(self.file.read_text(encoding="utf-8").rstrip("\r\n"))
-            except OSError as exc:
-                raise ValueError(f"cannot read secret file {self.file}: {exc.strerror}") from None
-        assert self.value is not None
-        return self.value
-
-
-# The proxy's models use SecretRef, so they can only be imported once it exists (see
-# gateway/proxy/__init__.py, which makes this order hold whichever module is imported first).
-from gateway.proxy.config import ProxySettings, UpstreamSettings  # noqa: E402
 
 
 class ListenSettings(_Model):

@@ -9,7 +9,3 @@ Domain modules (no aiohttp): :mod:`.config` (settings), :mod:`.paths` (path safe
 """
 
 from __future__ import annotations
-
-# gateway.config imports gateway.proxy.config part-way through; importing it first here makes that
-# order hold whichever of the two modules a caller imports first.
-import gateway.config  # noqa: F401

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.config import SecretRef
+from gateway.secretref import SecretRef
 
 __all__ = [
     "ProxySettings",
