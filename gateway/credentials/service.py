@@ -33,7 +33,7 @@ from gateway.credentials.keyring import MAX_TOKEN_CHARS, KeyRing, invalid_token
 from gateway.errors import ExpiredRequestToken, PackedPolicyTooLarge
 from gateway.store.base import Store
 
-#: How many opened session tokens are remembered (each about 2 KiB of claims).
+#: How many opened session tokens are remembered by default (each about 2 KiB of claims).
 OPENED_TOKEN_CACHE = 4096
 
 __all__ = ["CredentialService", "IssuedCredentials", "new_access_key_id", "new_secret_access_key"]
@@ -115,11 +115,15 @@ class CredentialService:
         store: Store,
         *,
         revocation_cache_ttl: float = 5.0,
+        opened_cache_size: int = OPENED_TOKEN_CACHE,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if revocation_cache_ttl < 0:
             raise ValueError("revocation_cache_ttl must not be negative")
+        if opened_cache_size < 0:
+            raise ValueError("opened_cache_size must not be negative")
+        self._opened_max = opened_cache_size
         self._keyring = keyring
         self._store = store
         self._cache_ttl = revocation_cache_ttl
@@ -237,9 +241,10 @@ class CredentialService:
         except (ValueError, zlib.error):
             # Only a holder of our key could seal this: a bug or a version skew, never trusted.
             raise invalid_token() from None
-        opened[session_token] = claims
-        if len(opened) > OPENED_TOKEN_CACHE:
-            opened.popitem(last=False)
+        if self._opened_max:
+            opened[session_token] = claims
+            if len(opened) > self._opened_max:
+                opened.popitem(last=False)
         return claims
 
     async def revoke_role_sessions(self, role_arn: str, before: float) -> None:
