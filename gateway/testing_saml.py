@@ -12,6 +12,12 @@ program is needed. Keys and certificates are real (RSA 2048, generated with ``cr
         idp.add_signing_key(); idp.active_key = 1           # rollover: publish, then sign with it
         async with idp.serve() as url: ...                  # metadata over HTTP on 127.0.0.1
 
+:meth:`SAMLTestIdP.serve` also serves a browser single sign-on endpoint (HTTP-Redirect binding,
+listed in the metadata while served): it inflates the AuthnRequest, verifies its signature with
+``sp_certificate`` when set, shows a username form, and answers with a page whose form POSTs the
+signed response to the requester's ACS (a visible "Continue" button: no JavaScript needed). Roles
+granted per username come from ``user_roles``.
+
 For attacks, :meth:`SAMLTestIdP.sign_element` signs any element of any document (by its ``ID``)
 with any key and algorithm, :meth:`SAMLTestIdP.hmac_sign_element` makes an HMAC signature, and the
 namespace constants help locate elements. It is for tests only: keys live in a temporary directory.
@@ -20,11 +26,15 @@ namespace constants help locate elements. It is for tests only: keys live in a t
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import datetime
+import html
+import secrets
 import shutil
 import tempfile
 import warnings
+import zlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +44,13 @@ from typing import Any, Final, Self, final
 import xmlsec
 from aiohttp import web
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 from lxml import etree
+from multidict import MultiDict
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, md, saml, xmldsig
 from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor
@@ -163,7 +175,10 @@ class SAMLTestIdP:
     Attributes that tests may change:
         active_key: index into ``keys`` of the key responses are signed with.
         published: indexes of the keys listed as signing keys in the metadata.
-    Counter: ``metadata_fetches`` (requests served by :meth:`serve`).
+        sp_certificate: PEM certificate AuthnRequests must be signed with (``None``: not checked).
+        user_roles: ``(role_arn, provider_arn)`` pairs granted per username at the SSO form.
+    Counter: ``metadata_fetches`` (requests served by :meth:`serve`). ``authn_requests`` records the
+    AuthnRequests the SSO endpoint accepted (``id``, ``acs``, ``issuer``, ``signed``).
     """
 
     def __init__(
@@ -181,6 +196,12 @@ class SAMLTestIdP:
         self.active_key = 0
         self.published: list[int] = list(range(keys))
         self.metadata_fetches = 0
+        self.sp_certificate: bytes | None = None
+        self.user_roles: dict[str, list[tuple[str, str]]] = {}
+        self.authn_requests: list[dict[str, Any]] = []
+        self.sso_url: str | None = None
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._sps: set[str] = set()
         self._server = self._build_server()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -281,6 +302,10 @@ class SAMLTestIdP:
             )
             for k in (self.keys[i] for i in self.published)
         ]
+        if self.sso_url is not None:
+            sso.single_sign_on_service = [
+                md.SingleSignOnService(binding=BINDING_HTTP_REDIRECT, location=self.sso_url)
+            ]
         return str(descriptor).encode()
 
     @property
@@ -292,7 +317,11 @@ class SAMLTestIdP:
 
     @contextlib.asynccontextmanager
     async def serve(self, path: str = "/saml/metadata") -> AsyncIterator[str]:
-        """Serve the metadata over HTTP on 127.0.0.1 (random port); yields its URL."""
+        """Serve the metadata over HTTP on 127.0.0.1 (random port); yields its URL.
+
+        The single sign-on endpoint ``/saml/sso`` is served too, and listed in the metadata
+        (:attr:`sso_url`) until the server stops: read :attr:`metadata_file` inside the block.
+        """
 
         async def handler(_: web.Request) -> web.Response:
             self.metadata_fetches += 1
@@ -300,15 +329,116 @@ class SAMLTestIdP:
 
         app = web.Application()
         app.router.add_get(path, handler)
+        app.router.add_get("/saml/sso", self._sso)
+        app.router.add_post("/saml/sso/login", self._sso_login)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
+        self.sso_url = f"http://127.0.0.1:{port}/saml/sso"
         try:
             yield f"http://127.0.0.1:{port}{path}"
         finally:
+            self.sso_url = None
             await runner.cleanup()
+
+    # -- browser single sign-on (HTTP-Redirect in, HTTP-POST out) ---------------------------------
+
+    async def _sso(self, request: web.Request) -> web.Response:
+        # The signature covers the octets as sent (bindings 3.4.4.1), so they are taken unparsed.
+        raw: dict[str, str] = {}
+        for part in request.rel_url.raw_query_string.split("&"):
+            raw.setdefault(part.partition("=")[0], part)
+        query = request.query
+        if "SAMLRequest" not in query:
+            return web.Response(status=400, text="SAMLRequest missing")
+        signed = False
+        if self.sp_certificate is not None:
+            signed_part = "&".join(raw[n] for n in ("SAMLRequest", "RelayState", "SigAlg") if n in raw)
+            if not self.verify_redirect_signature(signed_part, query.get("SigAlg"), query.get("Signature")):
+                return web.Response(status=403, text="AuthnRequest signature is invalid")
+            signed = True
+        try:
+            inflated = zlib.decompressobj(wbits=-15).decompress(
+                base64.b64decode(query["SAMLRequest"]), 100_000
+            )
+            parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+            root = etree.fromstring(inflated, parser)
+        except (binascii.Error, zlib.error, etree.XMLSyntaxError, ValueError):
+            return web.Response(status=400, text="SAMLRequest is not a deflated AuthnRequest")
+        issuer = root.find(f"{{{SAML_NS}}}Issuer")
+        found = {
+            "id": root.get("ID", ""),
+            "acs": root.get("AssertionConsumerServiceURL", ""),
+            "issuer": (issuer.text or "") if issuer is not None else "",
+            "destination": root.get("Destination"),
+            "relay_state": query.get("RelayState", ""),
+            "signed": signed,
+        }
+        if root.tag != f"{{{SAMLP_NS}}}AuthnRequest" or not all(found[k] for k in ("id", "acs", "issuer")):
+            return web.Response(status=400, text="not an AuthnRequest with ID, ACS URL and Issuer")
+        self.authn_requests.append(found)
+        token = secrets.token_urlsafe(16)
+        self._pending[token] = found
+        body = (
+            "<form method=post action=/saml/sso/login><h1>Test SAML IdP</h1>"
+            "<label for=username>Username</label> <input id=username name=username autofocus>"
+            f'<input type=hidden name=pending value="{token}"> <button type=submit>Sign in</button></form>'
+        )
+        return web.Response(text=_page(body), content_type="text/html")
+
+    async def _sso_login(self, request: web.Request) -> web.Response:
+        form: MultiDict[Any] = MultiDict(await request.post())
+        pending = self._pending.pop(str(form.get("pending", "")), None)
+        username = str(form.get("username", ""))
+        if pending is None or not username:
+            return web.Response(status=400, text="unknown sign-in or no username")
+        xml = self.response(
+            roles=self.user_roles.get(username, []),
+            session_name=username,
+            name_id=f"{username}@example.com",
+            sp_entity_id=pending["issuer"],
+            destination=pending["acs"],
+            in_response_to=pending["id"],
+        )
+        return web.Response(
+            text=self.post_page(xml, pending["acs"], pending["relay_state"]), content_type="text/html"
+        )
+
+    @staticmethod
+    def post_page(xml: bytes, acs: str, relay_state: str = "") -> str:
+        """An HTML page whose form POSTs ``xml`` (base64) and ``relay_state`` to ``acs``."""
+        relay = (
+            f'<input type=hidden name=RelayState value="{html.escape(relay_state)}">' if relay_state else ""
+        )
+        return _page(
+            f'<form method=post action="{html.escape(acs)}"><p>Signed in. Continue to the application.</p>'
+            f'<input type=hidden name=SAMLResponse value="{SAMLTestIdP.b64(xml)}">{relay}'
+            "<button type=submit>Continue</button></form>"
+        )
+
+    def verify_redirect_signature(self, signed_part: str, sig_alg: str | None, signature: str | None) -> bool:
+        """Whether ``signature`` (base64) over ``signed_part`` verifies with :attr:`sp_certificate`."""
+        if self.sp_certificate is None or sig_alg != RSA_SHA256 or not signature:
+            return False
+        key = x509.load_pem_x509_certificate(self.sp_certificate).public_key()
+        assert isinstance(key, rsa.RSAPublicKey)
+        try:
+            key.verify(base64.b64decode(signature), signed_part.encode(), padding.PKCS1v15(), hashes.SHA256())
+        except (InvalidSignature, binascii.Error, ValueError):
+            return False
+        return True
+
+    def register_sp(self, entity_id: str, acs: str) -> None:
+        """Let the IdP answer the SP ``entity_id`` (pysaml2 needs its metadata), posting to ``acs``."""
+        if entity_id not in self._sps:
+            self._server.metadata.load(
+                "inline",
+                f'<md:EntitiesDescriptor xmlns:md="{md.NAMESPACE}">{_sp_metadata(entity_id, acs)}'
+                "</md:EntitiesDescriptor>",
+            )
+            self._sps.add(entity_id)
 
     def provider_config(self, name: str = "test-idp", **overrides: Any) -> dict[str, Any]:
         """Settings of a ``saml`` provider trusting this IdP through its metadata file."""
@@ -344,6 +474,8 @@ class SAMLTestIdP:
         ``roles`` are ``(role_arn, provider_arn)`` pairs (joined "role,provider") or raw strings;
         ``attributes`` adds or replaces attributes by name (URI name format).
         """
+        if sp_entity_id not in (AWS_AUDIENCE, "urn:amazon:webservices", "https://sp.other.test/saml"):
+            self.register_sp(sp_entity_id, destination)
         identity: dict[str, list[str]] = {}
         role_values = [r if isinstance(r, str) else f"{r[0]},{r[1]}" for r in roles]
         if role_values:
@@ -450,10 +582,16 @@ class SAMLTestIdP:
         return result
 
 
+def _page(body: str) -> str:
+    head = "<!doctype html><html lang=en><head><meta charset=utf-8><title>Test IdP</title></head>"
+    return f"{head}<body>{body}</body></html>"
+
+
 def _sp_metadata(entity_id: str, acs: str) -> str:
     return (
-        f'<md:EntityDescriptor xmlns:md="{md.NAMESPACE}" entityID="{entity_id}">'
+        f'<md:EntityDescriptor xmlns:md="{md.NAMESPACE}" entityID="{html.escape(entity_id)}">'
         f'<md:SPSSODescriptor protocolSupportEnumeration="{SAMLP_NS}">'
-        f'<md:AssertionConsumerService Binding="{BINDING_HTTP_POST}" Location="{acs}" index="0"/>'
+        f'<md:AssertionConsumerService Binding="{BINDING_HTTP_POST}" '
+        f'Location="{html.escape(acs)}" index="0"/>'
         "</md:SPSSODescriptor></md:EntityDescriptor>"
     )

@@ -46,6 +46,8 @@ class VerifiedAssertion:
     session_not_on_or_after: float | None
     authn_context_classes: tuple[str, ...]
     attributes: dict[str, list[str]]
+    in_response_to: str | None = None
+    session_index: str | None = None
 
 
 def parse_instant(value: str | None, what: str) -> float:
@@ -141,7 +143,7 @@ def check_response(
         response = root
         signed = verify(assertion)
     _check_envelope(response, entity_id, recipients, allow_in_response_to)
-    return _read_assertion(
+    verified = _read_assertion(
         signed,
         entity_id=entity_id,
         audiences=audiences,
@@ -150,6 +152,12 @@ def check_response(
         now=now,
         leeway=leeway,
     )
+    # The signed SubjectConfirmationData is what callers read; an unsigned envelope that names
+    # another request (or one the assertion does not name) is a forgery or a confused IdP.
+    envelope_irt = response.get("InResponseTo")
+    if envelope_irt is not None and envelope_irt != verified.in_response_to:
+        raise InvalidIdentityToken("SAML Response and assertion answer different requests (InResponseTo)")
+    return verified
 
 
 def _check_envelope(
@@ -208,7 +216,10 @@ def _read_assertion(
     recipient = data.get("Recipient")
     if recipient is None or recipient not in recipients:
         raise InvalidIdentityToken("SAML Recipient is not an ACS URL this provider accepts")
-    if data.get("InResponseTo") is not None and not allow_in_response_to:
+    in_response_to = data.get("InResponseTo")
+    if in_response_to is not None and not 0 < len(in_response_to) <= _MAX_ID:
+        raise InvalidIdentityToken("SAML InResponseTo is empty or too long")
+    if in_response_to is not None and not allow_in_response_to:
         raise InvalidIdentityToken(
             "SAML assertion answers an AuthnRequest (InResponseTo); this provider accepts "
             "IdP-initiated responses only"
@@ -232,7 +243,11 @@ def _read_assertion(
 
     session_ends: list[float] = []
     classes: list[str] = []
+    session_index: str | None = None
     for statement in assertion.iterfind(f"{{{SAML}}}AuthnStatement"):
+        index = statement.get("SessionIndex")
+        if session_index is None and index and len(index) <= _MAX_ID:
+            session_index = index
         if statement.get("SessionNotOnOrAfter") is not None:
             session_ends.append(parse_instant(statement.get("SessionNotOnOrAfter"), "SessionNotOnOrAfter"))
         for ref in statement.iterfind(f"{{{SAML}}}AuthnContext/{{{SAML}}}AuthnContextClassRef"):
@@ -251,6 +266,8 @@ def _read_assertion(
         session_not_on_or_after=min(session_ends) if session_ends else None,
         authn_context_classes=tuple(classes),
         attributes=_attributes(assertion),
+        in_response_to=in_response_to,
+        session_index=session_index,
     )
 
 

@@ -110,7 +110,8 @@ class SAMLProviderSettings(ProviderSettings):
     allow_in_response_to: bool = Field(
         default=False,
         description="Accept responses carrying InResponseTo (SP-initiated logins through another SP). "
-        "fedgate issues no AuthnRequests, so the id is not checked; one-time use still applies.",
+        "AssumeRoleWithSAML has no request to match, so the id is not checked; one-time use still applies. "
+        "(Browser sign-in at /sso/saml/ always matches it against its own AuthnRequest.)",
     )
     check_certificate_validity: bool = Field(
         default=True,

@@ -1,7 +1,8 @@
 """The IdP's SAML metadata: parsed with pysaml2's models, loaded from a file or URL, kept fresh.
 
-Only two things are taken from the metadata: the IdP's ``entityID`` and its signing certificates
-(``KeyDescriptor`` with ``use="signing"`` or no ``use``) of the ``IDPSSODescriptor``. Several
+Only this is taken from the metadata: the IdP's ``entityID``, its signing certificates
+(``KeyDescriptor`` with ``use="signing"`` or no ``use``) of the ``IDPSSODescriptor``, and its
+HTTP-Redirect single sign-on and single logout endpoints (for SP-initiated browser sign-in). Several
 certificates are normal during a key rollover; a response verifies if any of them signed it.
 
 The document is refused unread when larger than :data:`MAX_METADATA_BYTES` or when it carries a
@@ -24,7 +25,7 @@ from typing import Any, Final, final
 import aiohttp
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from saml2 import md
+from saml2 import BINDING_HTTP_REDIRECT, md
 
 from fedgate_saml.config import SAMLProviderSettings
 from fedgate_saml.xmlsig import TrustedCert, has_dtd, verify_metadata_signature
@@ -49,6 +50,10 @@ class IdPMetadata:
 
     entity_id: str
     certs: tuple[TrustedCert, ...]
+    sso_redirect: str | None = None
+    """``SingleSignOnService`` location for the HTTP-Redirect binding, if the IdP has one."""
+    slo_redirect: str | None = None
+    """``SingleLogoutService`` location for the HTTP-Redirect binding, if the IdP has one."""
 
 
 def parse_metadata(document: bytes, *, entity_id: str | None, signer: x509.Certificate | None) -> IdPMetadata:
@@ -88,7 +93,22 @@ def parse_metadata(document: bytes, *, entity_id: str | None, signer: x509.Certi
                         certs.append(cert)
     if not certs:
         raise MetadataError("metadata lists no usable signing certificate (RSA >= 2048 bits or EC)")
-    return IdPMetadata(entity_id=str(descriptor.entity_id), certs=tuple(certs))
+    return IdPMetadata(
+        entity_id=str(descriptor.entity_id),
+        certs=tuple(certs),
+        sso_redirect=_redirect_location(descriptor, "single_sign_on_service"),
+        slo_redirect=_redirect_location(descriptor, "single_logout_service"),
+    )
+
+
+def _redirect_location(descriptor: Any, service: str) -> str | None:
+    # Only absolute http(s) URLs: the browser is sent there, so nothing else may come from metadata.
+    for sso in descriptor.idpsso_descriptor:
+        for endpoint in getattr(sso, service, None) or []:
+            location = str(endpoint.location or "")
+            if endpoint.binding == BINDING_HTTP_REDIRECT and location.startswith(("https://", "http://")):
+                return location
+    return None
 
 
 def _entity_descriptors(text: str) -> list[Any]:

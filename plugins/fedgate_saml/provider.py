@@ -6,13 +6,13 @@ import base64
 import binascii
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import final
 
-from fedgate_saml.assertion import check_response
+from fedgate_saml.assertion import VerifiedAssertion, check_response
 from fedgate_saml.attributes import aws_claims, condition_keys, name_qualifier, subject_type
 from fedgate_saml.config import SAMLProviderSettings
-from fedgate_saml.metadata import MetadataSource
+from fedgate_saml.metadata import IdPMetadata, MetadataSource
 from gateway.errors import InvalidIdentityToken
 from gateway.identity import Identity, ProviderContext, ProviderKind
 
@@ -106,6 +106,10 @@ class SAMLProvider:
         """Reload the metadata now (an operator's "rotate now"); raises ``IDPCommunicationError``."""
         await self._metadata.reload()
 
+    async def metadata(self) -> IdPMetadata:
+        """The IdP's metadata in force (loaded now if needed); raises ``IDPCommunicationError``."""
+        return await self._metadata.current()
+
     async def authenticate(self, token: str) -> Identity:
         """Verify a base64 SAML response and return the identity it proves.
 
@@ -113,6 +117,48 @@ class SAMLProvider:
         ``IDPCommunicationError`` (metadata unavailable). The assertion's ID is spent in the shared
         store only after every check passed, so a rejected response cannot burn a valid one.
         """
+        identity, _ = await self._authenticate(
+            token,
+            audiences=self._audiences,
+            recipients=self._recipients,
+            allow_in_response_to=self._settings.allow_in_response_to,
+            answers=None,
+        )
+        return identity
+
+    async def authenticate_for_sp(
+        self,
+        token: str,
+        *,
+        audience: str,
+        recipient: str,
+        answers: Callable[[str | None], Awaitable[None]],
+    ) -> tuple[Identity, VerifiedAssertion]:
+        """Verify a response posted to fedgate's own ACS (browser sign-in, fedgate the SP).
+
+        Every check of :meth:`authenticate` applies, but with fedgate's SP entity id as the only
+        ``audience`` and its ACS URL as the only ``recipient``; ``InResponseTo`` is allowed and
+        handed (``None`` when unsolicited) to ``answers``, awaited after the signature and protocol
+        checks and before the assertion is spent: it raises to refuse the response. Returns the
+        identity and the verified assertion (for ``NameID`` and ``SessionIndex``).
+        """
+        return await self._authenticate(
+            token,
+            audiences=frozenset({audience}),
+            recipients=frozenset({recipient}),
+            allow_in_response_to=True,
+            answers=answers,
+        )
+
+    async def _authenticate(
+        self,
+        token: str,
+        *,
+        audiences: frozenset[str],
+        recipients: frozenset[str],
+        allow_in_response_to: bool,
+        answers: Callable[[str | None], Awaitable[None]] | None,
+    ) -> tuple[Identity, VerifiedAssertion]:
         settings = self._settings
         document = decode_assertion(token, settings.max_assertion_chars)
         metadata = await self._metadata.current()
@@ -121,23 +167,25 @@ class SAMLProvider:
             document,
             entity_id=metadata.entity_id,
             certs=metadata.certs,
-            audiences=self._audiences,
-            recipients=self._recipients,
+            audiences=audiences,
+            recipients=recipients,
             allow_sha1=settings.allow_sha1,
             require_signed_assertion=settings.require_signed_assertion,
-            allow_in_response_to=settings.allow_in_response_to,
+            allow_in_response_to=allow_in_response_to,
             check_validity=settings.check_certificate_validity,
             now=now,
             leeway=self._leeway,
         )
         claims = aws_claims(verified.attributes)
         qualifier = self._qualifier(metadata.entity_id)
+        if answers is not None:
+            await answers(verified.in_response_to)
         # Keyed by IdP and assertion ID, not by provider: two providers trusting one IdP share the spend.
         key_id = hashlib.sha256(f"{metadata.entity_id}\n{verified.assertion_id}".encode()).hexdigest()
         ttl = max(verified.expires_at + self._leeway - now, 1.0)
         if not await self._context.store.add_once(f"replay:saml:{key_id}", ttl):
             raise InvalidIdentityToken("SAML assertion was already used (each assertion is accepted once)")
-        return Identity(
+        identity = Identity(
             provider_arn=self._arn,
             provider_id=settings.name,
             kind="saml",
@@ -167,6 +215,7 @@ class SAMLProvider:
             subject_type=subject_type(verified.name_id_format),
             name_qualifier=qualifier,
         )
+        return identity, verified
 
     def _qualifier(self, entity_id: str) -> str:
         cached = self._qualifiers.get(entity_id)

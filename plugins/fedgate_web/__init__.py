@@ -15,8 +15,11 @@ has a ``web_login`` section::
           client_secret: {env: FEDGATE_OIDC_SECRET}
           scopes: [openid, profile, email]
       saml:
-        - name: okta                              # /sso/saml/okta/{login,acs,metadata,slo}
+        - name: okta                              # /sso/saml/okta/{login,acs,done,metadata}
           provider: okta                          # a saml entry of `providers` with this name
+          signing_key: {file: /etc/fedgate/sp.key}          # signs AuthnRequests
+          signing_certificate: {file: /etc/fedgate/sp.crt}  # published in the SP metadata
+          allow_idp_initiated: false              # unsolicited responses (login CSRF risk)
 
 Pages live under ``/sso/``: ``/sso/`` signs in, ``/sso/roles`` chooses a role,
 ``/sso/credentials`` shows credentials. ``fedgate login`` and ``fedgate credential-process`` use
@@ -115,7 +118,7 @@ async def _web_ctx(app: web.Application) -> AsyncIterator[None]:
             sts=sts,
             auditor=app[keys.AUDITOR],
             oidc=oidc,
-            saml=build_saml_logins(settings, providers, store, signer),
+            saml=build_saml_logins(settings, providers, store, sts.now),
             clock=sts.now,
         )
         yield

@@ -70,13 +70,35 @@ class OIDCLoginSettings(_Model):
 
 
 class SAMLLoginSettings(_Model):
-    """Browser sign-in through a SAML 2.0 IdP (fedgate is the service provider)."""
+    """Browser sign-in through a SAML 2.0 IdP (fedgate is the service provider).
+
+    The SP's URLs: metadata ``/sso/saml/NAME/metadata``, ACS (HTTP-POST) ``/sso/saml/NAME/acs``,
+    sign-in ``/sso/saml/NAME/login``.
+    """
 
     name: str = Field(description="Short name, used in URLs (/sso/saml/NAME/...) and on the sign-in page.")
     label: str = Field(default="", max_length=100, description="Button text; default: 'Sign in with NAME'.")
     provider: str = Field(description="Name of the configured saml provider whose IdP signs users in.")
+    entity_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="fedgate's SP entity id (the Audience the IdP must name); "
+        "default: {public_url}/sso/saml/NAME/metadata.",
+    )
+    signing_key: SecretRef = Field(
+        description="PEM private key (RSA >= 2048 bits, unencrypted) that signs AuthnRequests."
+    )
+    signing_certificate: SecretRef = Field(
+        description="PEM certificate of signing_key, published in the SP metadata."
+    )
+    sign_authn_requests: bool = Field(
+        default=True, description="Sign AuthnRequests (HTTP-Redirect binding, RSA-SHA256)."
+    )
     allow_idp_initiated: bool = Field(
-        default=True, description="Accept unsolicited responses (IdP-initiated sign-in) at the ACS."
+        default=False,
+        description="Accept unsolicited responses (IdP-initiated sign-in) at the ACS. Off by default: "
+        "an unsolicited response cannot be bound to the browser that posts it (login CSRF).",
     )
 
     @field_validator("name")

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from fedgate_web.config import WebLoginSettings
 from fedgate_web.errors import LoginError
-from fedgate_web.oidc_login import OIDCLogin
+from fedgate_web.oidc_login import OIDCLogin, PendingLogin
 from fedgate_web.roles import RoleCatalog, RoleChoice, session_name_for
 from fedgate_web.sessions import Signer, WebSession, WebSessions
 from gateway import keys
@@ -62,8 +62,9 @@ class SamlLogin(Protocol):
         """The sign-in button's text."""
         ...
 
-    async def begin(self, next_path: str) -> str:
-        """The URL that sends the browser to the IdP with a signed AuthnRequest."""
+    async def begin(self, next_path: str) -> PendingLogin:
+        """The URL that sends the browser to the IdP with a signed AuthnRequest, and the request
+        ID the login cookie binds to this browser."""
         ...
 
     async def logout_url(self, session: WebSession) -> str | None:

@@ -1,0 +1,147 @@
+"""What fedgate sends as a SAML service provider: AuthnRequests and its SP metadata (pure, no I/O).
+
+Documents are built with lxml (every value escaped by the serializer, nothing formatted into XML
+text). AuthnRequests travel with the HTTP-Redirect binding (SAML bindings 3.4.4): raw DEFLATE,
+base64, URL-encoded; the signature is RSA-SHA256 over the exact octets
+``SAMLRequest=...&RelayState=...&SigAlg=...`` as they appear in the query string.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, final
+from urllib.parse import quote
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from lxml import etree
+
+__all__ = [
+    "BINDING_POST",
+    "BINDING_REDIRECT",
+    "RSA_SHA256",
+    "SPKeys",
+    "authn_request",
+    "new_request_id",
+    "redirect_query",
+    "sp_metadata",
+]
+
+SAMLP: Final = "urn:oasis:names:tc:SAML:2.0:protocol"
+SAML: Final = "urn:oasis:names:tc:SAML:2.0:assertion"
+MD: Final = "urn:oasis:names:tc:SAML:2.0:metadata"
+DS: Final = "http://www.w3.org/2000/09/xmldsig#"
+BINDING_POST: Final = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+BINDING_REDIRECT: Final = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+RSA_SHA256: Final = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+NAMEID_FORMATS: Final = (
+    "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+    "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
+    "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+    "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+)
+_MIN_RSA_BITS: Final = 2048
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SPKeys:
+    """The SP's signing key and its certificate."""
+
+    key: rsa.RSAPrivateKey
+    cert: x509.Certificate
+
+    @classmethod
+    def from_pem(cls, key_pem: str, cert_pem: str) -> SPKeys:
+        """Load a PEM key and certificate; ``ValueError`` (naming no secret) if unusable or unmatched."""
+        try:
+            key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+            cert = x509.load_pem_x509_certificate(cert_pem.encode())
+        except (ValueError, TypeError):
+            raise ValueError("not a PEM private key and certificate (the key must be unencrypted)") from None
+        if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < _MIN_RSA_BITS:
+            raise ValueError("the signing key must be RSA of at least 2048 bits")
+        if cert.public_key() != key.public_key():
+            raise ValueError("the certificate does not belong to the signing key")
+        return cls(key, cert)
+
+    @property
+    def cert_b64(self) -> str:
+        """The certificate's DER in base64, as metadata carries it."""
+        return base64.b64encode(self.cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
+
+
+def new_request_id() -> str:
+    """A fresh AuthnRequest ID: 160 random bits, starting with ``_`` (IDs are xs:ID, NCNames)."""
+    return "_" + secrets.token_hex(20)
+
+
+def _instant(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def authn_request(*, request_id: str, now: float, destination: str, acs_url: str, sp_entity_id: str) -> bytes:
+    """A ``samlp:AuthnRequest`` asking for a response POSTed to ``acs_url``."""
+    root = etree.Element(
+        f"{{{SAMLP}}}AuthnRequest",
+        nsmap={"samlp": SAMLP, "saml": SAML},
+        ID=request_id,
+        Version="2.0",
+        IssueInstant=_instant(now),
+        Destination=destination,
+        AssertionConsumerServiceURL=acs_url,
+        ProtocolBinding=BINDING_POST,
+    )
+    etree.SubElement(root, f"{{{SAML}}}Issuer").text = sp_entity_id
+    etree.SubElement(root, f"{{{SAMLP}}}NameIDPolicy", AllowCreate="true")
+    result: bytes = etree.tostring(root)
+    return result
+
+
+def redirect_query(request_xml: bytes, relay_state: str, keys: SPKeys | None) -> str:
+    """The HTTP-Redirect query string for ``request_xml``, signed with ``keys`` unless ``None``."""
+    compressor = zlib.compressobj(wbits=-15)  # raw DEFLATE, no zlib header (bindings 3.4.4.1)
+    deflated = compressor.compress(request_xml) + compressor.flush()
+    parts = [f"SAMLRequest={quote(base64.b64encode(deflated).decode('ascii'), safe='')}"]
+    if relay_state:
+        parts.append(f"RelayState={quote(relay_state, safe='')}")
+    if keys is None:
+        return "&".join(parts)
+    parts.append(f"SigAlg={quote(RSA_SHA256, safe='')}")
+    signed = "&".join(parts)
+    signature = keys.key.sign(signed.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signed}&Signature={quote(base64.b64encode(signature).decode('ascii'), safe='')}"
+
+
+def sp_metadata(
+    *, entity_id: str, acs_url: str, keys: SPKeys, authn_requests_signed: bool, want_assertions_signed: bool
+) -> bytes:
+    """The SP's ``md:EntityDescriptor``: ACS (HTTP-POST), NameID formats and signing certificate."""
+    root = etree.Element(f"{{{MD}}}EntityDescriptor", nsmap={"md": MD, "ds": DS}, entityID=entity_id)
+    sp = etree.SubElement(
+        root,
+        f"{{{MD}}}SPSSODescriptor",
+        protocolSupportEnumeration=SAMLP,
+        AuthnRequestsSigned="true" if authn_requests_signed else "false",
+        WantAssertionsSigned="true" if want_assertions_signed else "false",
+    )
+    descriptor = etree.SubElement(sp, f"{{{MD}}}KeyDescriptor", use="signing")
+    data = etree.SubElement(etree.SubElement(descriptor, f"{{{DS}}}KeyInfo"), f"{{{DS}}}X509Data")
+    etree.SubElement(data, f"{{{DS}}}X509Certificate").text = keys.cert_b64
+    for name_format in NAMEID_FORMATS:
+        etree.SubElement(sp, f"{{{MD}}}NameIDFormat").text = name_format
+    etree.SubElement(
+        sp,
+        f"{{{MD}}}AssertionConsumerService",
+        Binding=BINDING_POST,
+        Location=acs_url,
+        index="0",
+        isDefault="true",
+    )
+    result: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return result
