@@ -11,9 +11,17 @@ from datetime import UTC, datetime
 
 from gateway.credentials import CredentialService, SessionClaims
 from gateway.errors import InvalidClientTokenId, MissingAuthenticationToken, MissingParameter
-from gateway.sigv4 import HttpRequest, SigningKeyCache, Verified, parse_signature, signature_form, verify
+from gateway.sigv4 import (
+    HttpRequest,
+    SignatureInfo,
+    SigningKeyCache,
+    Verified,
+    parse_signature,
+    signature_form,
+    verify,
+)
 
-__all__ = ["Authenticated", "authenticate"]
+__all__ = ["Authenticated", "authenticate", "open_session"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +30,25 @@ class Authenticated:
 
     claims: SessionClaims
     verified: Verified
+
+
+async def open_session(
+    request: HttpRequest, credentials: CredentialService, *, now: float
+) -> tuple[SignatureInfo, SessionClaims]:
+    """The checks that need no body: a well-formed signature naming a valid session.
+
+    Cheap (no signature computed); callers that must buffer a body run it first, so an anonymous
+    or garbled request cannot make them hold megabytes.
+    """
+    if signature_form(request) is None:
+        raise MissingAuthenticationToken("Request is missing Authentication Token")
+    info = parse_signature(request)
+    if info.security_token is None:
+        if not info.access_key_id.startswith("ASIA"):
+            raise InvalidClientTokenId("The security token included in the request is invalid.")
+        raise MissingParameter("The request must contain the header X-Amz-Security-Token")
+    claims = await credentials.validate(info.access_key_id, info.security_token, now=now)
+    return info, claims
 
 
 async def authenticate(
@@ -42,14 +69,7 @@ async def authenticate(
     works only while its credentials do: an expired or revoked session is refused whatever
     ``X-Amz-Expires`` says.
     """
-    if signature_form(request) is None:
-        raise MissingAuthenticationToken("Request is missing Authentication Token")
-    info = parse_signature(request)
-    if info.security_token is None:
-        if not info.access_key_id.startswith("ASIA"):
-            raise InvalidClientTokenId("The security token included in the request is invalid.")
-        raise MissingParameter("The request must contain the header X-Amz-Security-Token")
-    claims = await credentials.validate(info.access_key_id, info.security_token, now=now)
+    info, claims = await open_session(request, credentials, now=now)
     verified = verify(
         request,
         info,

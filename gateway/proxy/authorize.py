@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import final
 
-from gateway.authn import Authenticated, authenticate
+from gateway.authn import Authenticated, authenticate, open_session
 from gateway.config import GatewayConfig, RoleSettings
 from gateway.credentials import CredentialService, SessionClaims
 from gateway.policy import Decision, Policy, PolicySet, Request, parse_policy
@@ -66,6 +66,10 @@ class ProxyAuthorizer:
             keys=self._keys,
             normalize_path=normalize_path,
         )
+
+    async def precheck(self, request: HttpRequest, *, now: float) -> None:
+        """Signature present and well formed, session valid: run before buffering a body."""
+        await open_session(request, self._credentials, now=now)
 
     def role_tags(self, claims: SessionClaims) -> Mapping[str, str]:
         """The tags of the session's role, as configured now (empty for a role no longer configured)."""

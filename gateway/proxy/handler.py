@@ -114,11 +114,36 @@ def _raw_headers(request: web.Request) -> tuple[tuple[str, str], ...]:
         raise InvalidParameterValue("A request header is not valid UTF-8.") from None
 
 
+# Headers a client may legitimately repeat; the mappings never read them as condition keys.
+_REPEATABLE_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "cookie",
+        "pragma",
+        "via",
+        "x-forwarded-for",
+    }
+)
+
+
 def _header_map(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """Headers by lower-case name; any other header given twice is refused.
+
+    Joining repeats would let ``x-amz-acl: public-read`` sent twice read as ``public-read,public-read``
+    to the policy (so a Deny on ``public-read`` misses) while the upstream honours both copies.
+    """
     found: dict[str, str] = {}
     for name, value in headers:
         lname = name.lower()
-        found[lname] = f"{found[lname]},{value}" if lname in found else value
+        if lname in found:
+            if lname not in _REPEATABLE_HEADERS:
+                raise InvalidParameterValue(f"The header {name[:64]} is given more than once.")
+            found[lname] = f"{found[lname]},{value}"
+        else:
+            found[lname] = value
     return found
 
 
@@ -162,6 +187,7 @@ async def proxy_request(
         http = HttpRequest(request.method, raw_path, raw_query, headers)
         body: bytes | None = None
         if _body_hash_needed(http, header_map, upstream):
+            await runtime.authorizer.precheck(http, now=now)
             body = await _read_bounded(request, upstream.settings.max_buffered_body)
             http = replace(http, payload_sha256=hashlib.sha256(body).hexdigest())
         auth = await runtime.authorizer.authenticate(

@@ -65,6 +65,13 @@ def decode_path(raw_path: str, *, encoded_slash: bool = False) -> tuple[str, ...
     for segment in segments:
         if segment in (".", ".."):
             raise _bad("it contains a dot segment")
+    if not encoded_slash:
+        # Outside S3 keys, "//" and "\\" are spellings upstreams disagree on (many merge slashes or
+        # read a backslash as one), so "//admin" could dodge a Deny on "/admin": refuse them.
+        if "" in segments[:-1]:
+            raise _bad("it contains an empty segment")
+        if any("\\" in segment for segment in segments):
+            raise _bad("it contains a backslash")
     return tuple(segments)
 
 

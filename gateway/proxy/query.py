@@ -55,11 +55,19 @@ def parse_query(raw_query: str) -> tuple[QueryParam, ...]:
     if len(raw_query) > MAX_QUERY_LEN:
         raise InvalidParameterValue("The query string is too long.")
     params: list[QueryParam] = []
+    seen: set[str] = set()
     for part in raw_query.split("&"):
         if not part:
             continue
         name, eq, value = part.partition("=")
-        params.append(QueryParam(_decode(name), _decode(value), bare=not eq))
+        param = QueryParam(_decode(name), _decode(value), bare=not eq)
+        # Mappings read one value and the upstream may read another (first or last wins
+        # depending on its parser): a repeated name is refused, never decided one way and sent
+        # another. S3 and API-Gateway-style APIs never need one.
+        if param.name in seen:
+            raise InvalidParameterValue(f"The query parameter {param.name[:64]!r} is given more than once.")
+        seen.add(param.name)
+        params.append(param)
     if len(params) > MAX_QUERY_PARAMS:
         raise InvalidParameterValue("The query string has too many parameters.")
     return tuple(params)

@@ -323,6 +323,55 @@ def test_encoded_slash_is_refused_outside_s3(
     assert len(echo.seen) == before
 
 
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/api//orders/42", None),  # a Deny on /api/orders/... must not be dodged by "//"
+        ("/api/orders//42", None),
+        ("/api/orders\\42", None),  # read as a slash by some upstreams
+        ("/svc/orders/7?format=json&format=xml", None),  # the policy saw one value, the upstream two
+    ],
+)
+def test_ambiguous_spellings_are_refused(
+    path: str,
+    headers: dict[str, str] | None,
+    http_gateway: ProxyGateway,
+    api_credentials: Credentials,
+    echo: Echo,
+) -> None:
+    before = len(echo.seen)
+    service = "orders" if path.startswith("/svc") else "execute-api"
+    reply = _call(http_gateway, api_credentials, "GET", path, service=service, headers=headers)
+    assert (reply.status, json.loads(reply.body)["__type"]) == (400, "InvalidParameterValue")
+    assert len(echo.seen) == before
+
+
+def test_a_repeated_header_is_refused(
+    http_gateway: ProxyGateway, api_credentials: Credentials, echo: Echo
+) -> None:
+    """x-amz-acl twice would read as "public-read,public-read" to a Deny on "public-read"."""
+    url = f"http://127.0.0.1:{http_gateway.port}/api/orders/42"
+    request = AWSRequest(method="GET", url=url, headers={"X-Amz-Acl": "public-read"})
+    SigV4Auth(api_credentials, "execute-api", "us-east-1").add_auth(request)
+    out = [("Host", f"127.0.0.1:{http_gateway.port}")]
+    out += [(k, str(v)) for k, v in request.prepare().headers.items() if k.lower() != "host"]
+    out.append(("X-Amz-Acl", "public-read"))
+    before = len(echo.seen)
+    reply = send(http_gateway.port, "GET", "/api/orders/42", out, b"")
+    assert (reply.status, json.loads(reply.body)["__type"]) == (400, "InvalidParameterValue")
+    assert len(echo.seen) == before
+
+
+def test_unsigned_body_is_refused_before_it_is_read(http_gateway: ProxyGateway, echo: Echo) -> None:
+    """No signature, no session: refused before the proxy buffers the body it would have to hash."""
+    body = b"x" * (2 * 1024 * 1024)
+    headers = [("Host", f"127.0.0.1:{http_gateway.port}"), ("Content-Length", str(len(body)))]
+    before = len(echo.seen)
+    reply = send(http_gateway.port, "POST", "/api/orders", headers, body)
+    assert (reply.status, json.loads(reply.body)["__type"]) == (403, "MissingAuthenticationToken")
+    assert len(echo.seen) == before
+
+
 def test_upstream_down_is_502_without_internals(
     http_gateway: ProxyGateway, api_credentials: Credentials
 ) -> None:
