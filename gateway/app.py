@@ -56,6 +56,8 @@ def create_app(
     )
     app[keys.CONFIG] = config
     app[keys.PLUGINS] = host
+    # Whose X-Forwarded-For is believed for aws:SourceIp, on every endpoint alike.
+    app[keys.TRUSTED_PROXIES] = TrustedProxies(config.proxy.trusted_proxies)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_credentials_ctx)
     app.cleanup_ctx.append(_providers_ctx)
@@ -146,7 +148,7 @@ def _make_proxy_ctx(clock: Callable[[], float]) -> Callable[[web.Application], A
         runtime = proxy.ProxyRuntime(
             table=UpstreamTable(config.upstreams, region=config.region, account=config.account_id),
             authorizer=ProxyAuthorizer(config, app[keys.CREDENTIALS], app[keys.SIGNING_KEYS]),
-            trusted=TrustedProxies(settings.trusted_proxies),
+            trusted=app[keys.TRUSTED_PROXIES],
             clock=clock,
             signer=signer,
         )

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from gateway.credentials import CredentialService
     from gateway.identity import IdentityProvider
     from gateway.plugin_host import PluginHost
+    from gateway.proxy.context import TrustedProxies
     from gateway.proxy.dialect import ErrorDialect
     from gateway.proxy.handler import ProxyRuntime
     from gateway.sigv4 import SigningKeyCache
@@ -32,6 +33,7 @@ __all__ = [
     "SIGNING_KEYS",
     "STORE",
     "STS",
+    "TRUSTED_PROXIES",
 ]
 
 CONFIG: web.AppKey[GatewayConfig] = web.AppKey("config")
@@ -43,6 +45,7 @@ STS: web.AppKey[StsService] = web.AppKey("sts")
 AUDITOR: web.AppKey[Auditor] = web.AppKey("auditor")
 QUERY_ACTIONS: web.AppKey[QueryActions] = web.AppKey("query_actions")
 SIGNING_KEYS: web.AppKey[SigningKeyCache] = web.AppKey("signing_keys")
+TRUSTED_PROXIES: web.AppKey[TrustedProxies] = web.AppKey("trusted_proxies")
 PROXY: web.AppKey[ProxyRuntime] = web.AppKey("proxy")
 
 # Per request.

@@ -16,7 +16,12 @@ program is needed. Keys and certificates are real (RSA 2048, generated with ``cr
 listed in the metadata while served): it inflates the AuthnRequest, verifies its signature with
 ``sp_certificate`` when set, shows a username form, and answers with a page whose form POSTs the
 signed response to the requester's ACS (a visible "Continue" button: no JavaScript needed). Roles
-granted per username come from ``user_roles``.
+granted per username come from ``user_roles``. The single logout endpoint ``/saml/slo``
+(HTTP-Redirect, listed in the metadata while served) verifies an SP's LogoutRequest with
+``sp_certificate``, records it in ``logout_requests`` and redirects to the SP's SLO URL (from
+``sp_slo_urls``, or the SP's metadata when its entity id is a loopback URL) with a signed
+LogoutResponse; LogoutResponses it receives are recorded in ``logout_responses``.
+:meth:`SAMLTestIdP.logout_request_url` builds an IdP-initiated LogoutRequest.
 
 For attacks, :meth:`SAMLTestIdP.sign_element` signs any element of any document (by its ``ID``)
 with any key and algorithm, :meth:`SAMLTestIdP.hmac_sign_element` makes an HMAC signature, and the
@@ -40,7 +45,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, final
+from urllib.parse import quote
 
+import aiohttp
 import xmlsec
 from aiohttp import web
 from cryptography import x509
@@ -55,6 +62,7 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, md, saml, xmldsig
 from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor
 from saml2.sigver import CryptoBackend
+from yarl import URL
 
 # pysaml2's server module touches a cipher mode that cryptography deprecates; harmless here (no
 # symmetric crypto is used), and it must not turn into an error under filterwarnings=error.
@@ -73,6 +81,7 @@ __all__ = [
     "RSA_SHA256",
     "SAMLP_NS",
     "SAML_NS",
+    "SAML_STATUS_SUCCESS",
     "SESSION_DURATION_ATTR",
     "SESSION_NAME_ATTR",
     "SAMLTestIdP",
@@ -93,6 +102,11 @@ RSA_SHA256: Final = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 ECDSA_SHA256: Final = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 SHA256: Final = "http://www.w3.org/2001/04/xmlenc#sha256"
 EXC_C14N: Final = "http://www.w3.org/2001/10/xml-exc-c14n#"
+SAML_STATUS_SUCCESS: Final = "urn:oasis:names:tc:SAML:2.0:status:Success"
+_REDIRECT_HASHES: Final = {
+    RSA_SHA256: hashes.SHA256,
+    "http://www.w3.org/2000/09/xmldsig#rsa-sha1": hashes.SHA1,
+}
 _URI_FORMAT: Final = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 
 
@@ -178,7 +192,8 @@ class SAMLTestIdP:
         sp_certificate: PEM certificate AuthnRequests must be signed with (``None``: not checked).
         user_roles: ``(role_arn, provider_arn)`` pairs granted per username at the SSO form.
     Counter: ``metadata_fetches`` (requests served by :meth:`serve`). ``authn_requests`` records the
-    AuthnRequests the SSO endpoint accepted (``id``, ``acs``, ``issuer``, ``signed``).
+    AuthnRequests the SSO endpoint accepted (``id``, ``acs``, ``issuer``, ``signed``; and the
+    ``session_index`` issued once the user signed in).
     """
 
     def __init__(
@@ -200,6 +215,11 @@ class SAMLTestIdP:
         self.user_roles: dict[str, list[tuple[str, str]]] = {}
         self.authn_requests: list[dict[str, Any]] = []
         self.sso_url: str | None = None
+        self.slo_url: str | None = None
+        self.sp_slo_urls: dict[str, str] = {}
+        self.logout_status = SAML_STATUS_SUCCESS
+        self.logout_requests: list[dict[str, Any]] = []
+        self.logout_responses: list[dict[str, Any]] = []
         self._pending: dict[str, dict[str, Any]] = {}
         self._sps: set[str] = set()
         self._server = self._build_server()
@@ -306,6 +326,10 @@ class SAMLTestIdP:
             sso.single_sign_on_service = [
                 md.SingleSignOnService(binding=BINDING_HTTP_REDIRECT, location=self.sso_url)
             ]
+        if self.slo_url is not None:
+            sso.single_logout_service = [
+                md.SingleLogoutService(binding=BINDING_HTTP_REDIRECT, location=self.slo_url)
+            ]
         return str(descriptor).encode()
 
     @property
@@ -331,16 +355,18 @@ class SAMLTestIdP:
         app.router.add_get(path, handler)
         app.router.add_get("/saml/sso", self._sso)
         app.router.add_post("/saml/sso/login", self._sso_login)
+        app.router.add_get("/saml/slo", self._slo)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
         self.sso_url = f"http://127.0.0.1:{port}/saml/sso"
+        self.slo_url = f"http://127.0.0.1:{port}/saml/slo"
         try:
             yield f"http://127.0.0.1:{port}{path}"
         finally:
-            self.sso_url = None
+            self.sso_url = self.slo_url = None
             await runner.cleanup()
 
     # -- browser single sign-on (HTTP-Redirect in, HTTP-POST out) ---------------------------------
@@ -402,9 +428,162 @@ class SAMLTestIdP:
             destination=pending["acs"],
             in_response_to=pending["id"],
         )
+        statement = etree.fromstring(xml).find(f".//{{{SAML_NS}}}AuthnStatement")
+        pending["session_index"] = statement.get("SessionIndex") if statement is not None else None
         return web.Response(
             text=self.post_page(xml, pending["acs"], pending["relay_state"]), content_type="text/html"
         )
+
+    # -- single logout (HTTP-Redirect both ways) ------------------------------------------------------
+
+    async def _slo(self, request: web.Request) -> web.Response:
+        raw: dict[str, str] = {}
+        for part in request.rel_url.raw_query_string.split("&"):
+            raw.setdefault(part.partition("=")[0], part)
+        query = request.query
+        parameter = "SAMLRequest" if "SAMLRequest" in query else "SAMLResponse"
+        if parameter not in query:
+            return web.Response(status=400, text="SAMLRequest or SAMLResponse missing")
+        signed = False
+        if self.sp_certificate is not None:
+            signed_part = "&".join(raw[n] for n in (parameter, "RelayState", "SigAlg") if n in raw)
+            if not self.verify_redirect_signature(signed_part, query.get("SigAlg"), query.get("Signature")):
+                return web.Response(status=403, text="logout message signature is invalid")
+            signed = True
+        try:
+            inflated = zlib.decompressobj(wbits=-15).decompress(base64.b64decode(query[parameter]), 100_000)
+            parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+            root = etree.fromstring(inflated, parser)
+        except (binascii.Error, zlib.error, etree.XMLSyntaxError, ValueError):
+            return web.Response(status=400, text="not a deflated SAML message")
+        issuer = root.findtext(f"{{{SAML_NS}}}Issuer") or ""
+        common = {
+            "id": root.get("ID", ""),
+            "issuer": issuer,
+            "destination": root.get("Destination"),
+            "relay_state": query.get("RelayState", ""),
+            "signed": signed,
+        }
+        if parameter == "SAMLResponse":
+            code = root.find(f"{{{SAMLP_NS}}}Status/{{{SAMLP_NS}}}StatusCode")
+            status = code.get("Value") if code is not None else None
+            self.logout_responses.append(
+                {**common, "in_response_to": root.get("InResponseTo"), "status": status}
+            )
+            return web.Response(text=_page("<h1>Signed out at the test IdP</h1>"), content_type="text/html")
+        name_id = root.find(f"{{{SAML_NS}}}NameID")
+        if issuer not in self.sp_slo_urls and issuer.startswith("http://127.0.0.1:"):
+            await self._learn_sp_slo_url(issuer)
+        if root.tag != f"{{{SAMLP_NS}}}LogoutRequest" or name_id is None or issuer not in self.sp_slo_urls:
+            return web.Response(status=400, text="not a LogoutRequest with a NameID from a known SP")
+        self.logout_requests.append(
+            {
+                **common,
+                "name_id": name_id.text,
+                "name_id_format": name_id.get("Format"),
+                "name_qualifier": name_id.get("NameQualifier"),
+                "session_index": root.findtext(f"{{{SAMLP_NS}}}SessionIndex"),
+            }
+        )
+        target = self.logout_response_url(
+            self.sp_slo_urls[issuer],
+            in_response_to=str(common["id"]),
+            relay_state=str(common["relay_state"]),
+            status=self.logout_status,
+        )
+        raise web.HTTPSeeOther(URL(target, encoded=True))
+
+    async def _learn_sp_slo_url(self, entity_id: str) -> None:
+        # As a real IdP would from the SP's registered metadata; here the entity id is its URL.
+        async with aiohttp.ClientSession() as http, http.get(entity_id) as response:
+            descriptor = md.entity_descriptor_from_string(await response.text()) if response.ok else None
+        for sp in descriptor.spsso_descriptor if descriptor is not None else []:
+            for service in sp.single_logout_service or []:
+                if service.binding == BINDING_HTTP_REDIRECT:
+                    self.sp_slo_urls[entity_id] = str(service.location)
+
+    def logout_request_url(
+        self,
+        destination: str,
+        *,
+        name_id: str,
+        session_index: str | None = None,
+        name_id_format: str = saml.NAMEID_FORMAT_PERSISTENT,
+        request_id: str | None = None,
+        relay_state: str = "",
+        sign: bool = True,
+        sign_alg: str = RSA_SHA256,
+        issue_instant: datetime.datetime | None = None,
+        key: TestKey | None = None,
+    ) -> tuple[str, str]:
+        """An IdP-initiated LogoutRequest to ``destination`` (HTTP-Redirect URL) and its ID."""
+        request_id = request_id or "_" + secrets.token_hex(20)
+        root = self._logout_element("LogoutRequest", request_id, destination, issue_instant)
+        element = etree.SubElement(root, f"{{{SAML_NS}}}NameID", Format=name_id_format)
+        element.text = name_id
+        if session_index is not None:
+            etree.SubElement(root, f"{{{SAMLP_NS}}}SessionIndex").text = session_index
+        xml = etree.tostring(root)
+        return self._redirect(destination, "SAMLRequest", xml, relay_state, sign, sign_alg, key), request_id
+
+    def logout_response_url(
+        self,
+        destination: str,
+        *,
+        in_response_to: str,
+        status: str = SAML_STATUS_SUCCESS,
+        relay_state: str = "",
+        sign: bool = True,
+        sign_alg: str = RSA_SHA256,
+        issue_instant: datetime.datetime | None = None,
+        key: TestKey | None = None,
+    ) -> str:
+        """A LogoutResponse to ``destination`` answering ``in_response_to`` (HTTP-Redirect URL)."""
+        root = self._logout_element("LogoutResponse", "_" + secrets.token_hex(20), destination, issue_instant)
+        root.set("InResponseTo", in_response_to)
+        code = etree.SubElement(etree.SubElement(root, f"{{{SAMLP_NS}}}Status"), f"{{{SAMLP_NS}}}StatusCode")
+        code.set("Value", status)
+        xml = etree.tostring(root)
+        return self._redirect(destination, "SAMLResponse", xml, relay_state, sign, sign_alg, key)
+
+    def _logout_element(
+        self, tag: str, element_id: str, destination: str, issue_instant: datetime.datetime | None
+    ) -> etree._Element:
+        when = issue_instant or datetime.datetime.now(datetime.UTC)
+        root = etree.Element(
+            f"{{{SAMLP_NS}}}{tag}",
+            nsmap={"samlp": SAMLP_NS, "saml": SAML_NS},
+            ID=element_id,
+            Version="2.0",
+            IssueInstant=when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            Destination=destination,
+        )
+        etree.SubElement(root, f"{{{SAML_NS}}}Issuer").text = self.entity_id
+        return root
+
+    def _redirect(
+        self,
+        destination: str,
+        parameter: str,
+        xml: bytes,
+        relay_state: str,
+        sign: bool,
+        sign_alg: str,
+        key: TestKey | None,
+    ) -> str:
+        compressor = zlib.compressobj(wbits=-15)
+        deflated = compressor.compress(xml) + compressor.flush()
+        parts = [f"{parameter}={quote(base64.b64encode(deflated).decode('ascii'), safe='')}"]
+        if relay_state:
+            parts.append(f"RelayState={quote(relay_state, safe='')}")
+        if sign:
+            parts.append(f"SigAlg={quote(sign_alg, safe='')}")
+            private = serialization.load_pem_private_key((key or self.keys[self.active_key]).key_pem, None)
+            assert isinstance(private, rsa.RSAPrivateKey), "redirect signatures here are RSA"
+            data = "&".join(parts).encode("ascii")
+            signature = private.sign(data, padding.PKCS1v15(), _REDIRECT_HASHES[sign_alg]())
+            parts.append(f"Signature={quote(base64.b64encode(signature).decode('ascii'), safe='')}")
+        return f"{destination}{'&' if '?' in destination else '?'}{'&'.join(parts)}"
 
     @staticmethod
     def post_page(xml: bytes, acs: str, relay_state: str = "") -> str:

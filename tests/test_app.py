@@ -153,3 +153,53 @@ async def test_sts_over_a_redis_store(aiohttp_client: Any, redis_url: str, redis
         who_text = await who.text()
         assert who.status == 200, who_text
         assert "<Arn>arn:aws:sts::123456789012:assumed-role/pod/pod-1</Arn>" in who_text
+
+
+@pytest.mark.parametrize(
+    ("trusted", "forwarded", "status"),
+    [
+        (["127.0.0.1/32"], "203.0.113.9", 200),  # a trusted proxy vouches for the client
+        (["127.0.0.1/32"], "198.51.100.1", 403),  # ... but the client is outside the trust condition
+        ([], "203.0.113.9", 403),  # nobody is trusted: X-Forwarded-For is ignored
+    ],
+)
+async def test_trust_policies_see_the_client_behind_trusted_proxies(
+    aiohttp_client: Any, trusted: list[str], forwarded: str, status: int
+) -> None:
+    async with OIDCTestIssuer(path="/ip") as idp:
+        host = PluginHost()
+        provider = f"arn:aws:iam::123456789012:oidc-provider/{idp.issuer.removeprefix('http://')}"
+        raw = {
+            **BASE,
+            "proxy": {"trusted_proxies": trusted},
+            "providers": [idp.provider_config()],
+            "roles": [
+                {
+                    "name": "office",
+                    "trust_policy": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Federated": provider},
+                                "Action": "sts:AssumeRoleWithWebIdentity",
+                                "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}},
+                            }
+                        ],
+                    },
+                }
+            ],
+        }
+        client: Client = await aiohttp_client(create_app(_config(raw, host), host=host))
+        response = await client.post(
+            "/",
+            data={
+                "Action": "AssumeRoleWithWebIdentity",
+                "Version": "2011-06-15",
+                "RoleArn": "arn:aws:iam::123456789012:role/office",
+                "RoleSessionName": "laptop",
+                "WebIdentityToken": idp.mint(),
+            },
+            headers={"X-Forwarded-For": forwarded},
+        )
+        assert response.status == status, await response.text()

@@ -248,7 +248,9 @@ class ProxySettings(_Model):
 
     trusted_proxies: list[str] = Field(
         default_factory=list,
-        description="Networks (CIDR) of proxies in front of fedgate whose X-Forwarded-For is believed.",
+        description="Networks (CIDR) of proxies in front of fedgate whose X-Forwarded-For is believed for "
+        "aws:SourceIp and the audit trail, on every endpoint. List only proxies: a client inside a "
+        "listed network could write its own X-Forwarded-For.",
     )
     identity_issuer: str = Field(default="fedgate", description="identity: the iss claim of identity tokens.")
     identity_ttl_seconds: int = Field(

@@ -19,7 +19,7 @@ from gateway.errors import AccessDenied
 from gateway.iam import API_VERSION, RoleCatalog, SimulationParams, simulate
 from gateway.policy import Request
 from gateway.proxy.authorize import ProxyAuthorizer
-from gateway.proxy.context import Transport, TrustedProxies, global_context
+from gateway.proxy.context import Transport, global_context
 from gateway.sts.xml import XmlValue
 from gateway.web.query import QueryAction, QueryActions, QueryCall, authenticate_call
 
@@ -92,9 +92,7 @@ def _authorize(call: QueryCall, claims: SessionClaims, action: str, resource: st
     authorizer = ProxyAuthorizer(config, app[keys.CREDENTIALS], app[keys.SIGNING_KEYS])
     headers = call.request.headers
     transport = Transport(
-        source_ip=TrustedProxies(config.proxy.trusted_proxies).client_ip(
-            call.ctx.source_ip, headers.get("X-Forwarded-For")
-        ),
+        source_ip=call.ctx.source_ip,  # already resolved through the trusted proxies
         secure=call.ctx.secure_transport,
         user_agent=headers.get("User-Agent"),
         referer=headers.get("Referer"),

@@ -24,7 +24,15 @@ from gateway.sts.params import QueryParams, collect_params
 from gateway.sts.service import CallContext
 from gateway.sts.xml import XmlValue, response_document
 
-__all__ = ["QueryAction", "QueryActions", "QueryCall", "authenticate_call", "http_request", "routes"]
+__all__ = [
+    "QueryAction",
+    "QueryActions",
+    "QueryCall",
+    "authenticate_call",
+    "client_ip",
+    "http_request",
+    "routes",
+]
 
 routes = web.RouteTableDef()
 _MAX_FIELDS = 512  # the same bound collect_params applies
@@ -84,6 +92,14 @@ def http_request(request: web.Request, body: bytes) -> HttpRequest:
     )
 
 
+def client_ip(request: web.Request) -> str:
+    """The caller's address: the peer, or what trusted proxies say in X-Forwarded-For."""
+    forwarded = request.headers.getall("X-Forwarded-For", [])
+    return request.app[keys.TRUSTED_PROXIES].client_ip(
+        request.remote or "", ",".join(forwarded) if forwarded else None
+    )
+
+
 async def authenticate_call(call: QueryCall, *, service: str) -> SessionClaims:
     """Verify the call's SigV4 signature (scoped to ``service``) and record who made it."""
     app = call.request.app
@@ -114,7 +130,7 @@ async def query_endpoint(request: web.Request) -> web.Response:
     app = request.app
     ctx = CallContext(
         request_id=request[keys.REQUEST_ID],
-        source_ip=request.remote or "",
+        source_ip=client_ip(request),
         user_agent=request.headers.get("User-Agent", ""),
         secure_transport=request.secure,
         now=app[keys.STS].now(),
