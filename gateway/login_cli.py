@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import hmac
 import http.server
+import ipaddress
 import json
 import os
 import re
@@ -76,7 +77,9 @@ def _profile_path(profile: str) -> Path:
 def _write_private(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # a stale file, or a link someone planted: never write through it
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f)
     os.replace(tmp, path)
@@ -172,7 +175,17 @@ def _base(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise LoginFailed("--url must be the gateway's http(s) address")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        # Credentials and the refresh token would cross the network in clear.
+        raise LoginFailed("--url must use https unless the gateway is on this machine (loopback)")
     return url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _credentials(body: dict[str, Any]) -> dict[str, Any]:
