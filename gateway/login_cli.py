@@ -24,7 +24,6 @@ import fcntl
 import hashlib
 import hmac
 import http.server
-import ipaddress
 import json
 import os
 import re
@@ -39,6 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from gateway.net import is_loopback_host
 
 __all__ = [
     "REFRESH_MARGIN",
@@ -175,17 +176,10 @@ def _base(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise LoginFailed("--url must be the gateway's http(s) address")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         # Credentials and the refresh token would cross the network in clear.
         raise LoginFailed("--url must use https unless the gateway is on this machine (loopback)")
     return url.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _credentials(body: dict[str, Any]) -> dict[str, Any]:

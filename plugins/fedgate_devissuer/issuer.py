@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 import uuid
@@ -13,6 +12,8 @@ from urllib.parse import urlsplit
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gateway.net import is_loopback_host
 
 __all__ = ["DevIssuer", "DevIssuerSettings"]
 
@@ -36,12 +37,7 @@ class DevIssuerSettings(BaseModel):
         parts = urlsplit(v)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL")
-        host = parts.hostname
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host == "localhost"
-        if not loopback:
+        if not is_loopback_host(parts.hostname):
             raise ValueError("the development issuer may only be served on a loopback address")
         if parts.path.rstrip("/") in ("",) or parts.query or parts.fragment:
             raise ValueError("needs a path (e.g. /dev-issuer) and no query or fragment")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 
 from gateway.config import ProviderSettings
+from gateway.net import is_loopback_host
 
 __all__ = ["ASYMMETRIC_ALGORITHMS", "OIDCProviderSettings", "is_loopback_http", "provider_id"]
 
@@ -19,26 +19,17 @@ ASYMMETRIC_ALGORITHMS: frozenset[str] = frozenset(
 )
 
 
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def is_loopback_http(url: str) -> bool:
     """Whether ``url`` is plain http to a loopback host (allowed for development only)."""
     parts = urlsplit(url)
-    return parts.scheme == "http" and _is_loopback_host(parts.hostname or "")
+    return parts.scheme == "http" and is_loopback_host(parts.hostname or "")
 
 
 def _check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError("must be an absolute https:// URL")
-    if parts.scheme == "http" and not _is_loopback_host(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError("must use https (plain http is allowed only to a loopback host)")
     if parts.username is not None or parts.password is not None:
         raise ValueError("must not contain credentials")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
@@ -11,6 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from gateway.config import ProviderSettings
+from gateway.net import is_loopback_host
 
 __all__ = ["DEFAULT_AUDIENCES", "DEFAULT_MFA_CLASSES", "DEFAULT_RECIPIENTS", "SAMLProviderSettings"]
 
@@ -30,15 +30,6 @@ DEFAULT_MFA_CLASSES: tuple[str, ...] = (
     "http://id.incommon.org/assurance/mfa",
 )
 _NAME_RE = re.compile(r"^[\w.-]{1,128}$", re.ASCII)
-
-
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class SAMLProviderSettings(ProviderSettings):
@@ -133,7 +124,7 @@ class SAMLProviderSettings(ProviderSettings):
         parts = urlsplit(v)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError("must be an absolute https:// URL")
-        if parts.scheme == "http" and not _is_loopback_host(parts.hostname):
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise ValueError("must use https (plain http is allowed only to a loopback host)")
         if parts.username is not None or parts.password is not None:
             raise ValueError("must not contain credentials")
