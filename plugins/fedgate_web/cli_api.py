@@ -30,13 +30,13 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 
 from fedgate_web import pages
-from fedgate_web.config import is_loopback_host
 from fedgate_web.errors import LoginError
 from fedgate_web.render import html_response, page, signed_in_post
 from fedgate_web.roles import by_account
 from fedgate_web.runtime import WEB, Minted, WebLogin
 from fedgate_web.sessions import WebSession, digest
 from gateway.errors import ServiceError
+from gateway.net import is_loopback_host
 
 __all__ = ["cli_routes", "complete_request", "pending_request"]
 

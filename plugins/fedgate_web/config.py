@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.config import SecretRef
+from gateway.net import is_loopback_host
 
-__all__ = ["OIDCLoginSettings", "SAMLLoginSettings", "WebLoginSettings", "is_loopback_host"]
+__all__ = ["OIDCLoginSettings", "SAMLLoginSettings", "WebLoginSettings"]
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether ``host`` names this machine (``localhost`` or a loopback address)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class _Model(BaseModel):
@@ -73,7 +63,7 @@ class SAMLLoginSettings(_Model):
     """Browser sign-in through a SAML 2.0 IdP (fedgate is the service provider).
 
     The SP's URLs: metadata ``/sso/saml/NAME/metadata``, ACS (HTTP-POST) ``/sso/saml/NAME/acs``,
-    sign-in ``/sso/saml/NAME/login``.
+    sign-in ``/sso/saml/NAME/login``, single logout (HTTP-Redirect) ``/sso/saml/NAME/slo``.
     """
 
     name: str = Field(description="Short name, used in URLs (/sso/saml/NAME/...) and on the sign-in page.")
@@ -99,6 +89,17 @@ class SAMLLoginSettings(_Model):
         default=False,
         description="Accept unsolicited responses (IdP-initiated sign-in) at the ACS. Off by default: "
         "an unsolicited response cannot be bound to the browser that posts it (login CSRF).",
+    )
+    single_logout: bool = Field(
+        default=True,
+        description="SAML single logout when the IdP's metadata lists an HTTP-Redirect SingleLogoutService: "
+        "sign-out continues at the IdP with a signed LogoutRequest, and signed LogoutRequests from the IdP "
+        "end the subject's fedgate sessions.",
+    )
+    allow_unsigned_logout_responses: bool = Field(
+        default=False,
+        description="Accept unsigned LogoutResponses at /sso/saml/NAME/slo (only for IdPs that cannot sign "
+        "them; LogoutRequests must always be signed).",
     )
 
     @field_validator("name")

@@ -71,10 +71,11 @@ dd { margin: 0; overflow-wrap: anywhere; }
 """
 
 
-def _layout(title: str, body: str) -> str:
+def _layout(title: str, body: str, *, head: str = "") -> str:
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"{head}"
         f"<title>{h(title)} - fedgate</title>\n"
         '<link rel="stylesheet" href="/sso/static/style.css">\n</head>\n<body>\n'
         '<header><a href="/sso/">fedgate</a></header>\n'
@@ -237,6 +238,17 @@ def message_page(title: str, text: str, links: Sequence[tuple[str, str]] = (), *
     para = f'<p class="error" role="alert">{h(text)}</p>' if alert else f"<p>{h(text)}</p>"
     items = "".join(f'<a class="button" href="{h(url)}">{h(label)}</a>' for label, url in links)
     return _layout(title, para + (f'<div class="actions">{items}</div>' if items else ""))
+
+
+def continue_page(title: str, text: str, url: str, label: str) -> str:
+    """A page that moves on to ``url`` by itself (a meta refresh, no script) and offers a link.
+
+    Used to leave for the IdP after a form POST: answering the POST with a redirect to another
+    origin would break the pages' ``form-action`` policy, which browsers apply to redirects.
+    """
+    head = f'<meta http-equiv="refresh" content="0;url={h(url)}">\n'
+    body = f'<p>{h(text)}</p><div class="actions"><a class="button" href="{h(url)}">{h(label)}</a></div>'
+    return _layout(title, body, head=head)
 
 
 def expires_text(epoch: float) -> str:

@@ -182,11 +182,26 @@ async def logout(request: web.Request) -> web.StreamResponse:
                 "post_logout_redirect_uri": f"{web_login.origin}/sso/signed-out",
             }
             target = f"{end}{'&' if '?' in end else '?'}{urlencode(query)}"
-    elif saml is not None:
-        target = await saml.logout_url(session) or target
-    response = web.HTTPSeeOther(target)
+    if saml is not None and (slo := await saml.logout_url(session)) is not None:
+        # The LogoutRequest's signature covers these exact octets: the URL is used as built.
+        target = slo
+    if target == "/sso/signed-out":
+        response: web.StreamResponse = web.HTTPSeeOther(target)
+    else:
+        # Leaving for the IdP: a cross-origin redirect answering this POST would violate the
+        # pages' form-action policy (browsers apply it to redirects), so a page moves on instead.
+        response = html_response(
+            pages.continue_page(
+                "Signing out",
+                "You are signed out of fedgate. Continuing to sign you out at your identity provider.",
+                target,
+                "Continue",
+            )
+        )
     web_login.clear_cookies(response)
-    raise response
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
 
 
 @routes.get("/sso/signed-out")

@@ -27,6 +27,7 @@ from gateway.config import GatewayConfig
 from gateway.errors import AccessDenied, ServiceError
 from gateway.store.base import Store
 from gateway.sts.service import AssumedRole, CallContext, StsService
+from gateway.web.query import client_ip
 
 __all__ = ["WEB", "SamlLogin", "WebLogin", "safe_next"]
 
@@ -211,7 +212,7 @@ class WebLogin:
         identity = session.identity
         ctx = CallContext(
             request_id=request.get(keys.REQUEST_ID, ""),
-            source_ip=request.remote or "",
+            source_ip=client_ip(request),
             user_agent=request.headers.get("User-Agent", "")[:512],
             secure_transport=self.secure_transport,
             now=self.sts.now(),

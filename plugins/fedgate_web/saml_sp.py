@@ -14,6 +14,8 @@ response answers, is the session created. A response answering another browser's
 CSRF), an unknown or spent request, or a replayed POST is refused. An unsolicited response
 (IdP-initiated, no ``InResponseTo``) cannot be bound to a browser; it is accepted only where
 ``allow_idp_initiated`` says so.
+
+Single logout (``/sso/saml/NAME/slo``) lives in :mod:`fedgate_web.saml_slo`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from fedgate_web.errors import LoginError
 from fedgate_web.oidc_login import PendingLogin
 from fedgate_web.render import page
 from fedgate_web.runtime import WEB, SamlLogin, safe_next
+from fedgate_web.saml_slo import SingleLogout
 from fedgate_web.saml_xml import SPKeys, authn_request, new_request_id, redirect_query, sp_metadata
 from fedgate_web.sessions import WebSession, digest, identity_from_json, identity_to_json
 from gateway.errors import ConfigError, ServiceError
@@ -62,6 +65,7 @@ class SAMLLogin:
         acs_url: str,
         keys: SPKeys,
         store: Store,
+        slo_url: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -71,6 +75,19 @@ class SAMLLogin:
         self._keys = keys
         self._store = store
         self._clock = clock
+        self.single_logout: SingleLogout | None = None
+        """Single logout, when ``slo_url`` is given and the option's ``single_logout`` is on."""
+        if slo_url is not None and settings.single_logout:
+            self.single_logout = SingleLogout(
+                option=settings.name,
+                provider=provider,
+                entity_id=entity_id,
+                slo_url=slo_url,
+                keys=keys,
+                store=store,
+                allow_unsigned_responses=settings.allow_unsigned_logout_responses,
+                clock=clock,
+            )
 
     @property
     def name(self) -> str:
@@ -90,6 +107,7 @@ class SAMLLogin:
             keys=self._keys,
             authn_requests_signed=self.settings.sign_authn_requests,
             want_assertions_signed=self.provider.settings.require_signed_assertion,
+            slo_url=self.single_logout.slo_url if self.single_logout else None,
         )
 
     async def begin(self, next_path: str) -> PendingLogin:
@@ -153,6 +171,7 @@ class SAMLLogin:
                 "name_id": verified.name_id,
                 "name_id_format": verified.name_id_format or "",
                 "session_index": verified.session_index or "",
+                "name_qualifier": verified.name_qualifier or "",
             },
         }
         await self._store.set(
@@ -206,9 +225,17 @@ class SAMLLogin:
         saml = {str(k): str(v) for k, v in record["saml"].items()}
         return identity_from_json(record["identity"]), safe_next(record["next"]), saml
 
+    async def remember(self, session: WebSession) -> None:
+        """Index a new session by subject and SessionIndex, for logout started at the IdP."""
+        if self.single_logout is not None:
+            await self.single_logout.remember(session)
+
     async def logout_url(self, session: WebSession) -> str | None:
-        """``None``: SAML single logout is not implemented; sign-out ends the session here."""
-        return None
+        """The IdP's single-logout URL with a signed LogoutRequest for ``session`` (already ended
+        here), or ``None`` when the IdP (or this option) has no single logout."""
+        if self.single_logout is None:
+            return None
+        return await self.single_logout.request_url(session)
 
 
 def _option(request: web.Request) -> SAMLLogin:
@@ -272,9 +299,30 @@ async def done(request: web.Request) -> web.StreamResponse:
     bound = web_login.login_state(request)
     identity, next_path, saml = await option.complete(request.query.get("h", ""), bound)
     session = await web_login.sessions.create(identity, option.name, saml=saml)
+    await option.remember(session)
     response = web.HTTPSeeOther(next_path)
     web_login.clear_cookies(response, login_only=True)
     web_login.set_session_cookie(response, session)
+    raise response
+
+
+@saml_routes.get("/sso/saml/{name}/slo")
+@page
+async def slo(request: web.Request) -> web.StreamResponse:
+    """The single logout service (HTTP-Redirect): the IdP's LogoutResponse or LogoutRequest.
+
+    A top-level GET from the IdP's page: the signed message is the authority, not the cookie.
+    """
+    web_login = request.app[WEB]
+    option = _option(request)
+    if option.single_logout is None:
+        raise web.HTTPNotFound()
+    target = await option.single_logout.receive(
+        request.rel_url.raw_query_string, web_login.sessions.delete_ref
+    )
+    # encoded=True: the signature covers these exact octets, which yarl would otherwise re-quote.
+    response = web.HTTPSeeOther(URL(target, encoded=True) if target else "/sso/signed-out")
+    web_login.clear_cookies(response)
     raise response
 
 
@@ -314,6 +362,7 @@ def build_saml_logins(
             acs_url=f"{base}/acs",
             keys=keys,
             store=store,
+            slo_url=f"{base}/slo",
             clock=clock,
         )
     return found

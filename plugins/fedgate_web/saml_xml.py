@@ -1,9 +1,9 @@
-"""What fedgate sends as a SAML service provider: AuthnRequests and its SP metadata (pure, no I/O).
+"""What fedgate sends as a SAML service provider: AuthnRequests, logout messages, SP metadata (pure).
 
 Documents are built with lxml (every value escaped by the serializer, nothing formatted into XML
-text). AuthnRequests travel with the HTTP-Redirect binding (SAML bindings 3.4.4): raw DEFLATE,
-base64, URL-encoded; the signature is RSA-SHA256 over the exact octets
-``SAMLRequest=...&RelayState=...&SigAlg=...`` as they appear in the query string.
+text). AuthnRequests and single-logout messages travel with the HTTP-Redirect binding (SAML bindings
+3.4.4): raw DEFLATE, base64, URL-encoded; the signature is RSA-SHA256 over the exact octets
+``SAMLRequest=...&RelayState=...&SigAlg=...`` (or ``SAMLResponse=...``) as they appear in the query.
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ __all__ = [
     "BINDING_POST",
     "BINDING_REDIRECT",
     "RSA_SHA256",
+    "STATUS_SUCCESS",
     "SPKeys",
     "authn_request",
+    "logout_request",
+    "logout_response",
     "new_request_id",
     "redirect_query",
     "sp_metadata",
@@ -45,6 +48,7 @@ NAMEID_FORMATS: Final = (
     "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
     "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
 )
+STATUS_SUCCESS: Final = "urn:oasis:names:tc:SAML:2.0:status:Success"
 _MIN_RSA_BITS: Final = 2048
 
 
@@ -103,11 +107,69 @@ def authn_request(*, request_id: str, now: float, destination: str, acs_url: str
     return result
 
 
-def redirect_query(request_xml: bytes, relay_state: str, keys: SPKeys | None) -> str:
-    """The HTTP-Redirect query string for ``request_xml``, signed with ``keys`` unless ``None``."""
+def logout_request(
+    *,
+    request_id: str,
+    now: float,
+    destination: str,
+    sp_entity_id: str,
+    name_id: str,
+    name_id_format: str = "",
+    name_qualifier: str = "",
+    session_index: str = "",
+) -> bytes:
+    """A ``samlp:LogoutRequest`` for the principal ``name_id`` (as the IdP named it) and its session."""
+    root = etree.Element(
+        f"{{{SAMLP}}}LogoutRequest",
+        nsmap={"samlp": SAMLP, "saml": SAML},
+        ID=request_id,
+        Version="2.0",
+        IssueInstant=_instant(now),
+        Destination=destination,
+    )
+    etree.SubElement(root, f"{{{SAML}}}Issuer").text = sp_entity_id
+    name = etree.SubElement(root, f"{{{SAML}}}NameID")
+    name.text = name_id
+    if name_id_format:
+        name.set("Format", name_id_format)
+    if name_qualifier:
+        name.set("NameQualifier", name_qualifier)
+    if session_index:
+        etree.SubElement(root, f"{{{SAMLP}}}SessionIndex").text = session_index
+    result: bytes = etree.tostring(root)
+    return result
+
+
+def logout_response(
+    *, response_id: str, now: float, destination: str, issuer: str, in_response_to: str, status: str
+) -> bytes:
+    """A ``samlp:LogoutResponse`` answering the LogoutRequest ``in_response_to`` with ``status``."""
+    root = etree.Element(
+        f"{{{SAMLP}}}LogoutResponse",
+        nsmap={"samlp": SAMLP, "saml": SAML},
+        ID=response_id,
+        Version="2.0",
+        IssueInstant=_instant(now),
+        Destination=destination,
+        InResponseTo=in_response_to,
+    )
+    etree.SubElement(root, f"{{{SAML}}}Issuer").text = issuer
+    element = etree.SubElement(root, f"{{{SAMLP}}}Status")
+    etree.SubElement(element, f"{{{SAMLP}}}StatusCode", Value=status)
+    result: bytes = etree.tostring(root)
+    return result
+
+
+def redirect_query(
+    request_xml: bytes, relay_state: str, keys: SPKeys | None, *, parameter: str = "SAMLRequest"
+) -> str:
+    """The HTTP-Redirect query string for ``request_xml``, signed with ``keys`` unless ``None``.
+
+    ``parameter`` is ``SAMLRequest`` or ``SAMLResponse``.
+    """
     compressor = zlib.compressobj(wbits=-15)  # raw DEFLATE, no zlib header (bindings 3.4.4.1)
     deflated = compressor.compress(request_xml) + compressor.flush()
-    parts = [f"SAMLRequest={quote(base64.b64encode(deflated).decode('ascii'), safe='')}"]
+    parts = [f"{parameter}={quote(base64.b64encode(deflated).decode('ascii'), safe='')}"]
     if relay_state:
         parts.append(f"RelayState={quote(relay_state, safe='')}")
     if keys is None:
@@ -119,9 +181,16 @@ def redirect_query(request_xml: bytes, relay_state: str, keys: SPKeys | None) ->
 
 
 def sp_metadata(
-    *, entity_id: str, acs_url: str, keys: SPKeys, authn_requests_signed: bool, want_assertions_signed: bool
+    *,
+    entity_id: str,
+    acs_url: str,
+    keys: SPKeys,
+    authn_requests_signed: bool,
+    want_assertions_signed: bool,
+    slo_url: str | None = None,
 ) -> bytes:
-    """The SP's ``md:EntityDescriptor``: ACS (HTTP-POST), NameID formats and signing certificate."""
+    """The SP's ``md:EntityDescriptor``: ACS (HTTP-POST), single logout (HTTP-Redirect, when
+    ``slo_url`` is given), NameID formats and signing certificate."""
     root = etree.Element(f"{{{MD}}}EntityDescriptor", nsmap={"md": MD, "ds": DS}, entityID=entity_id)
     sp = etree.SubElement(
         root,
@@ -133,6 +202,8 @@ def sp_metadata(
     descriptor = etree.SubElement(sp, f"{{{MD}}}KeyDescriptor", use="signing")
     data = etree.SubElement(etree.SubElement(descriptor, f"{{{DS}}}KeyInfo"), f"{{{DS}}}X509Data")
     etree.SubElement(data, f"{{{DS}}}X509Certificate").text = keys.cert_b64
+    if slo_url is not None:  # schema order: SingleLogoutService before NameIDFormat
+        etree.SubElement(sp, f"{{{MD}}}SingleLogoutService", Binding=BINDING_REDIRECT, Location=slo_url)
     for name_format in NAMEID_FORMATS:
         etree.SubElement(sp, f"{{{MD}}}NameIDFormat").text = name_format
     etree.SubElement(

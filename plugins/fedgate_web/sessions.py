@@ -181,7 +181,11 @@ class WebSessions:
 
     async def delete(self, session: WebSession) -> None:
         """End the session (logout): its cookie and CLI refresh grants stop working."""
-        await self._store.delete(self._key(session.ref))
+        await self.delete_ref(session.ref)
+
+    async def delete_ref(self, ref: str) -> None:
+        """End the session whose ``ref`` is given (single logout started by the IdP)."""
+        await self._store.delete(self._key(ref))
 
     def cookie_value(self, session: WebSession) -> str:
         """The signed, opaque cookie value naming ``session``."""

@@ -6,6 +6,7 @@ The gateway's socket is bound before its configuration is written, so ``web_logi
 
 from __future__ import annotations
 
+import html
 import re
 import socket
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from yarl import URL
 
 import fedgate_web
 from gateway.app import create_app
@@ -179,7 +181,12 @@ class Browser:
     async def post(self, path: str, data: dict[str, str], **kw: Any) -> aiohttp.ClientResponse:
         url = path if path.startswith("http") else self.live.url + path
         response = await self.http.post(url, data=data, **kw)
-        await response.read()
+        body = await response.text()
+        # Follow a page that moves on by itself (<meta http-equiv="refresh">), as a browser does.
+        refresh = re.search(r'<meta http-equiv="refresh" content="0;url=([^"]+)">', body)
+        if refresh is not None:
+            response = await self.http.get(URL(html.unescape(refresh.group(1)), encoded=True))
+            await response.read()
         return response
 
     async def sign_in(self, username: str = "alice", start: str = "/sso/roles") -> str:
