@@ -29,7 +29,7 @@ class Store(Protocol):
         ...
 
     async def delete(self, key: str) -> None:
-        """Remove ``key`` if present."""
+        """Remove ``key`` (a value or a set) if present."""
         ...
 
     async def add_once(self, key: str, ttl: float) -> bool:
@@ -37,6 +37,19 @@ class Store(Protocol):
 
         Returns ``True`` the first time and ``False`` while the mark exists: the replay cache.
         """
+        ...
+
+    async def add_member(self, key: str, member: str, ttl: float) -> None:
+        """Atomically add ``member`` to the set at ``key``; the member expires after ``ttl`` seconds.
+
+        The set lives as long as its longest-lived member. Used for indexes that many writers
+        extend at once (the sessions of one SAML subject), where a read-modify-write would lose
+        entries.
+        """
+        ...
+
+    async def members(self, key: str) -> list[str]:
+        """The unexpired members of the set at ``key`` (empty if none), in no particular order."""
         ...
 
     async def incr(self, key: str, window: float) -> int:

@@ -36,6 +36,8 @@ class MemoryStore:
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._deadlines: list[tuple[float, str]] = []
         self._streams: dict[str, deque[tuple[str, dict[str, str]]]] = {}
+        # key -> {member: deadline}; expired members are dropped whenever the set is touched.
+        self._sets: dict[str, dict[str, float]] = {}
         self._last_event: tuple[int, int] = (0, 0)
         self._closed = False
 
@@ -90,9 +92,32 @@ class MemoryStore:
         self._put(key, bytes(value), ttl)
 
     async def delete(self, key: str) -> None:
-        """Remove ``key`` if present."""
+        """Remove ``key`` (a value or a set) if present."""
         self._check_open()
         self._data.pop(key, None)
+        self._sets.pop(key, None)
+
+    def _live_members(self, key: str) -> dict[str, float]:
+        now = self._clock()
+        members = {m: d for m, d in self._sets.get(key, {}).items() if d > now}
+        if members:
+            self._sets[key] = members
+        else:
+            self._sets.pop(key, None)
+        return members
+
+    async def add_member(self, key: str, member: str, ttl: float) -> None:
+        """Add ``member`` to the set at ``key`` for ``ttl`` seconds."""
+        self._check_open()
+        check_ttl(ttl)
+        members = self._live_members(key)
+        members[member] = max(members.get(member, 0.0), self._clock() + ttl)
+        self._sets[key] = members
+
+    async def members(self, key: str) -> list[str]:
+        """The unexpired members of the set at ``key``."""
+        self._check_open()
+        return list(self._live_members(key))
 
     async def add_once(self, key: str, ttl: float) -> bool:
         """Atomically mark ``key`` as used for ``ttl`` seconds; ``True`` only the first time."""

@@ -43,6 +43,43 @@ redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
 return ARGV[1]
 """
 
+# A set with expiring members is a hash member -> deadline (ms, the server's clock, so every replica
+# agrees); adding prunes expired members and stretches the key's life to its longest member.
+_ADD_MEMBER = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local deadline = now + tonumber(ARGV[2])
+local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
+if old == nil or old < deadline then
+  redis.call('HSET', KEYS[1], ARGV[1], deadline)
+end
+local latest = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local d = tonumber(all[i + 1])
+  if d <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  elseif d > latest then
+    latest = d
+  end
+end
+redis.call('PEXPIREAT', KEYS[1], latest)
+return 1
+"""
+
+_MEMBERS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if tonumber(all[i + 1]) > now then
+    table.insert(out, all[i])
+  end
+end
+return out
+"""
+
 _CONNECT_TIMEOUT = 5.0
 _SOCKET_TIMEOUT = 5.0
 
@@ -64,6 +101,8 @@ class RedisStore:
         self._prefix = prefix
         self._incr = client.register_script(_INCR)
         self._set_max = client.register_script(_SET_MAX)
+        self._add_member = client.register_script(_ADD_MEMBER)
+        self._members = client.register_script(_MEMBERS)
         self._closed = False
 
     @classmethod
@@ -127,6 +166,18 @@ class RedisStore:
         async with self._boundary("add_once"):
             created = await self._redis.set(self._key(key), b"1", nx=True, px=px)
         return bool(created)
+
+    async def add_member(self, key: str, member: str, ttl: float) -> None:
+        """Atomically add ``member`` to the set at ``key`` for ``ttl`` seconds (a Lua script)."""
+        px = ttl_ms(ttl)
+        async with self._boundary("add_member"):
+            await self._add_member(keys=[self._key(key)], args=[member, px])
+
+    async def members(self, key: str) -> list[str]:
+        """The unexpired members of the set at ``key``."""
+        async with self._boundary("members"):
+            found = await self._members(keys=[self._key(key)])
+        return [_text(m) for m in found or ()]
 
     async def incr(self, key: str, window: float) -> int:
         """Increment a counter that resets ``window`` seconds after its first increment."""

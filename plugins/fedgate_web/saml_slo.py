@@ -60,7 +60,6 @@ _MAX_QUERY: Final = 16_384
 _MAX_XML: Final = 65_536
 _MAX_ID: Final = 256
 _MAX_RELAY_STATE: Final = 80
-_MAX_INDEXED: Final = 50  # sessions remembered per subject and SessionIndex
 _CLOCK_SKEW: Final = 180
 _PARAMETERS: Final = frozenset({"SAMLRequest", "SAMLResponse", "RelayState", "SigAlg", "Signature"})
 _ALGORITHMS: Final[dict[str, tuple[str, type[hashes.HashAlgorithm]]]] = {
@@ -283,16 +282,11 @@ class SingleLogout:
         keys = [self._index_key(name_id, "*")]
         if session.saml.get("session_index"):
             keys.append(self._index_key(name_id, "=" + session.saml["session_index"]))
-        now = self._clock()
+        # An atomic set add: two sign-ins of the same subject at once must both be indexed, or
+        # an IdP-initiated logout would miss one of them.
+        ttl = max(session.expires - self._clock(), 1.0)
         for key in keys:
-            raw = await self._store.get(key)
-            found: list[list[object]] = json.loads(raw) if raw else []
-            entries = [e for e in found if isinstance(e[1], float | int) and e[1] > now][
-                -(_MAX_INDEXED - 1) :
-            ]
-            entries.append([session.ref, session.expires])
-            ttl = max(float(e[1]) for e in entries) - now  # type: ignore[arg-type]
-            await self._store.set(key, json.dumps(entries).encode(), ttl=ttl)
+            await self._store.add_member(key, session.ref, ttl)
 
     async def request_url(self, session: WebSession) -> str | None:
         """The IdP URL carrying a signed LogoutRequest for ``session``, or ``None`` when the IdP has
@@ -398,9 +392,8 @@ class SingleLogout:
             self._index_key(message.name_id, "*")
         ]
         for key in index_keys:
-            raw = await self._store.get(key)
-            for ref, _ in json.loads(raw) if raw else []:
-                await end_session(str(ref))
+            for ref in await self._store.members(key):
+                await end_session(ref)
             await self._store.delete(key)
         if slo_redirect is None:
             return None

@@ -85,6 +85,43 @@ async def test_add_once_concurrent_exactly_one_winner(store_factory: StoreFactor
     assert results.count(False) == 99
 
 
+async def test_set_members_expire_one_by_one(store: Store) -> None:
+    assert await store.members("subject") == []
+    await store.add_member("subject", "session-a", SHORT)
+    await store.add_member("subject", "session-b", 60)
+    await store.add_member("subject", "session-b", SHORT)  # a shorter ttl never shortens a member
+    assert sorted(await store.members("subject")) == ["session-a", "session-b"]
+    await asyncio.sleep(PAST_SHORT)
+    assert await store.members("subject") == ["session-b"]
+    await store.delete("subject")
+    assert await store.members("subject") == []
+
+
+async def test_set_lives_as_long_as_its_last_member(store: Store) -> None:
+    await store.add_member("subject", "a", SHORT)
+    await asyncio.sleep(PAST_SHORT)
+    assert await store.members("subject") == []
+    await store.add_member("subject", "b", SHORT)
+    assert await store.members("subject") == ["b"]
+
+
+async def test_add_member_concurrent_keeps_every_member(store_factory: StoreFactory) -> None:
+    # Two replicas adding to one set at once: none of the 100 members may be lost.
+    first, second = await store_factory(), await store_factory()
+    calls = [
+        s.add_member("subject", f"{i}-{n}", 60) for i in range(50) for n, s in enumerate((first, second))
+    ]
+    await asyncio.gather(*calls)
+    assert len(await first.members("subject")) == 100
+    assert sorted(await first.members("subject")) == sorted(await second.members("subject"))
+
+
+@pytest.mark.parametrize("ttl", [0, -1, float("nan")])
+async def test_add_member_refuses_bad_ttl(store: Store, ttl: float) -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        await store.add_member("subject", "m", ttl)
+
+
 async def test_incr_counts_within_window_then_resets(store: Store) -> None:
     assert [await store.incr("rate", SHORT * 2) for _ in range(3)] == [1, 2, 3]
     assert await store.incr("other", 60) == 1
