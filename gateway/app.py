@@ -120,8 +120,7 @@ def _make_sts_ctx(clock: Callable[[], float]) -> Callable[[web.Application], Asy
         try:
             yield
         finally:
-            if host.manager.is_registered(sink):
-                host.manager.unregister(sink)
+            host.unregister(sink)
             sink.close()
 
     return _sts_ctx

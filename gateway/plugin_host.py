@@ -60,7 +60,7 @@ class PluginHost:
         return sorted(n for n, p in self._pm.list_name_plugin() if n is not None and p is not None)
 
     def register(self, plugin: object, name: str | None = None) -> None:
-        """Register an extra plugin object (used by tests and by the app for configured sinks)."""
+        """Register a plugin object after start-up (the app's configured audit sink, tests)."""
         self._pm.register(plugin, name=name)
 
     def provider_types(self) -> dict[str, type[ProviderSettings]]:
@@ -105,8 +105,18 @@ class PluginHost:
         return bool(self._pm.hook.fedgate_audit_event.get_hookimpls())
 
     def audit_event(self, event: Mapping[str, Any]) -> None:
-        """Hand ``event`` to every audit sink; a failing sink is logged, never raised."""
-        try:
-            self._pm.hook.fedgate_audit_event(event=event)
-        except Exception:
-            log.exception("an audit sink failed")
+        """Hand ``event`` to every audit sink; a failing sink is logged, never raised.
+
+        Each sink is called on its own: pluggy stops at the first exception, and one broken
+        third-party sink must not silence the others (the built-in JSON-lines sink runs last).
+        """
+        for impl in reversed(self._pm.hook.fedgate_audit_event.get_hookimpls()):
+            try:
+                impl.function(event=event)
+            except Exception:
+                log.exception("the audit sink of plugin %s failed", impl.plugin_name)
+
+    def unregister(self, plugin: object) -> None:
+        """Unregister ``plugin`` if it is registered (the app's audit sink at shutdown)."""
+        if self._pm.is_registered(plugin):
+            self._pm.unregister(plugin)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from gateway import hookimpl
 from gateway.audit import Auditor, JsonLinesSink
 from gateway.config import AuditSettings
 from gateway.errors import AccessDenied
@@ -46,3 +51,19 @@ def test_file_sink_writes_one_filtered_line_per_event(tmp_path: Path) -> None:
     assert event["responseElements"] is None and event["awsRegion"] == "eu-west-1"
     text = path.read_text()
     assert "secret.token" not in text and "PHNhbWw" not in text
+
+
+def test_a_failing_sink_does_not_silence_the_others(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        @hookimpl
+        def fedgate_audit_event(self, event: Mapping[str, Any]) -> None:
+            raise RuntimeError("sink down")
+
+    path = tmp_path / "audit.jsonl"
+    host = PluginHost(builtins=[Broken()])
+    sink = JsonLinesSink(AuditSettings(sink="file", path=path))
+    host.register(sink)
+    Auditor(host, account_id="123456789012", region="us-east-1").emit("GetCallerIdentity", _ctx(), None)
+    sink.close()
+    assert [json.loads(line)["eventName"] for line in path.read_text().splitlines()] == ["GetCallerIdentity"]
+    assert "failed" in caplog.text
