@@ -12,10 +12,12 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
+from datetime import UTC
 from importlib.metadata import version
 
-from gateway.config import GatewayConfig, load_config_and_host
+from gateway.config import GatewayConfig, disabled_from_env, load_config_and_host
 from gateway.errors import ConfigError, PluginError
 from gateway.login_cli import add_commands as add_login_commands
 from gateway.logs import configure_logging
@@ -51,7 +53,8 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve",
         help="run the gateway",
-        description="Run the gateway: the STS API on /, /healthz and /readyz. "
+        description="Run the gateway: the STS and IAM Query API on /, the reverse proxy for configured "
+        "upstreams, the /sso/ sign-in pages when configured, and /healthz and /readyz. "
         "Stops cleanly on SIGINT and SIGTERM.",
     )
     add_config_argument(serve)
@@ -74,6 +77,23 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     )
     add_config_argument(check)
     check.set_defaults(handler=_check_config)
+
+    revoke = sub.add_parser(
+        "revoke-sessions",
+        help="revoke every session of a role issued before a moment",
+        description="Revoke every session of a role issued before a moment (default: now), through "
+        "the configured store, so every replica sharing it refuses them within seconds. Needs the "
+        "redis store: the memory store lives inside the serving process.",
+    )
+    add_config_argument(revoke)
+    revoke.add_argument("--role", required=True, help="role name or ARN, as configured")
+    revoke.add_argument(
+        "--before",
+        default="now",
+        metavar="TIME",
+        help="ISO 8601 time (e.g. 2026-11-28T15:00:00Z) or 'now' (default)",
+    )
+    revoke.set_defaults(handler=_revoke_sessions)
 
     reference = sub.add_parser(
         "config-reference",
@@ -217,6 +237,47 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _revoke_sessions(args: argparse.Namespace) -> int:
+    import asyncio
+    from datetime import datetime
+
+    from gateway.credentials import revoke_role_sessions
+    from gateway.store import open_store
+
+    config, _ = load_config_and_host(args.config)
+    if config.store.backend != "redis":
+        raise ConfigError(
+            "store.backend: revoke-sessions needs the redis store (the memory store is per process)"
+        )
+    arns = {config.role_arn(role): role for role in config.roles}
+    by_name = {role.name: arn for arn, role in arns.items()}
+    role_arn = args.role if args.role in arns else by_name.get(args.role)
+    if role_arn is None:
+        raise ConfigError(f"--role: no role named {args.role!r} in {args.config}")
+    if args.before == "now":
+        before = time.time()
+    else:
+        try:
+            moment = datetime.fromisoformat(args.before.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(f"--before: {args.before!r} is not an ISO 8601 time") from None
+        if moment.tzinfo is None:
+            raise ConfigError("--before: give a time zone (e.g. a trailing Z for UTC)")
+        before = moment.timestamp()
+
+    async def run() -> float:
+        store = open_store(config.store)
+        try:
+            return await revoke_role_sessions(store, role_arn, before)
+        finally:
+            await store.close()
+
+    cutoff = asyncio.run(run())
+    stamp = datetime.fromtimestamp(cutoff, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    print(f"{role_arn}: sessions issued before {stamp} are revoked")
+    return 0
+
+
 def _config_reference(host: PluginHost) -> int:
     from gateway.configdoc import render_reference
 
@@ -233,7 +294,7 @@ def _plugins(host: PluginHost) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fedgate`` console script."""
     try:
-        host = PluginHost(disabled=_disabled_from_env())
+        host = PluginHost(disabled=disabled_from_env())
         parser = build_parser(host)
         args = parser.parse_args(argv)
         return int(args.handler(args))
@@ -245,12 +306,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-def _disabled_from_env() -> list[str]:
-    """``FEDGATE_DISABLE_PLUGINS=a,b``: plugins never loaded, not even for the command line."""
-    raw = os.environ.get("FEDGATE_DISABLE_PLUGINS", "")
-    return [name.strip() for name in raw.split(",") if name.strip()]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -42,6 +42,7 @@ __all__ = [
     "SecretRef",
     "StoreSettings",
     "UpstreamSettings",
+    "disabled_from_env",
     "format_validation_error",
     "load_config",
     "load_config_and_host",
@@ -143,9 +144,7 @@ class ManagedPolicy(_Model):
     @field_validator("path")
     @classmethod
     def _path(cls, v: str) -> str:
-        if not _PATH_RE.match(v) or len(v) > 512:
-            raise ValueError("must start and end with /")
-        return v
+        return _check_iam_path(v)
 
     @field_validator("document")
     @classmethod
@@ -195,9 +194,7 @@ class RoleSettings(_Model):
     @field_validator("path")
     @classmethod
     def _path(cls, v: str) -> str:
-        if not _PATH_RE.match(v) or len(v) > 512:
-            raise ValueError("must start and end with /")
-        return v
+        return _check_iam_path(v)
 
     @field_validator("trust_policy")
     @classmethod
@@ -269,6 +266,12 @@ class GatewayConfig(_Model):
     def role_arn(self, role: RoleSettings) -> str:
         """The ARN of ``role`` in this account."""
         return f"arn:aws:iam::{self.account_id}:role{role.path}{role.name}"
+
+
+def _check_iam_path(path: str) -> str:
+    if not _PATH_RE.match(path) or len(path) > 512:
+        raise ValueError("must start and end with /")
+    return path
 
 
 def _check_policy(document: dict[str, Any], kind: str) -> None:
@@ -385,10 +388,17 @@ def load_config(path: str | Path) -> GatewayConfig:
     return load_config_and_host(path)[0]
 
 
+def disabled_from_env() -> list[str]:
+    """``FEDGATE_DISABLE_PLUGINS=a,b``: plugins kept out of the command line and the gateway."""
+    raw = os.environ.get("FEDGATE_DISABLE_PLUGINS", "")
+    return [name.strip() for name in raw.split(",") if name.strip()]
+
+
 def load_config_and_host(path: str | Path) -> tuple[GatewayConfig, PluginHost]:
     """Load ``path`` and return the config with the :class:`PluginHost` that validated it.
 
-    The host honours the file's ``disabled_plugins`` (blocked plugins are never imported).
+    The host blocks the file's ``disabled_plugins`` and ``$FEDGATE_DISABLE_PLUGINS`` (a blocked
+    plugin is never registered, so none of its hooks run).
     """
     from gateway.plugin_host import PluginHost
 
@@ -396,6 +406,6 @@ def load_config_and_host(path: str | Path) -> tuple[GatewayConfig, PluginHost]:
     disabled = raw.get("disabled_plugins", [])
     if not isinstance(disabled, list) or not all(isinstance(d, str) for d in disabled):
         raise ConfigError("disabled_plugins: must be a list of plugin names")
-    host = PluginHost(disabled=disabled)
+    host = PluginHost(disabled=[*disabled, *disabled_from_env()])
     config = parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
     return config, host

@@ -33,6 +33,7 @@ BIN = Path(sys.executable).parent
         ["simulate"],
         ["login"],
         ["credential-process"],
+        ["revoke-sessions"],
     ],
 )
 def test_help_for_every_command(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -201,3 +202,55 @@ def test_readme_quickstart(demo: tuple[subprocess.Popen[str], Path, int], tmp_pa
     assert any(entry["message"] == "fedgate stopped" for entry in logs)
     secret = result["Credentials"]["SecretAccessKey"]
     assert secret not in out and secret not in err and token.read_text() not in out + err
+
+
+def test_disable_plugins_from_the_environment_reaches_the_gateway(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FEDGATE_DISABLE_PLUGINS", "web, saml")
+    assert main(["check-config", "-c", str(ROOT / "config" / "demo.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "plugins: devissuer, oidc)" in out
+
+
+def test_revoke_sessions_through_the_shared_store(
+    tmp_path: Path, redis_url: str, redis_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command writes the cutoff a gateway sharing the store reads; names and ARNs both work."""
+    import asyncio
+
+    from gateway.credentials import CredentialService, IssuedCredentials, KeyRing
+    from gateway.errors import InvalidClientTokenId
+    from gateway.store import RedisStore
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "account_id: '123456789012'\n"
+        f"store: {{backend: redis, url: '{redis_url}', prefix: '{redis_prefix}'}}\n"
+        "roles:\n"
+        "  - name: app\n"
+        "    trust_policy: {Version: '2012-10-17', Statement: [{Effect: Allow, Principal: '*', "
+        "Action: 'sts:AssumeRoleWithWebIdentity'}]}\n"
+    )
+
+    async def validate(issued: IssuedCredentials | None = None) -> IssuedCredentials:
+        store = RedisStore.from_url(redis_url, prefix=redis_prefix)
+        service = CredentialService(KeyRing({"k": b"k" * 32}, "k"), store, revocation_cache_ttl=0)
+        try:
+            issued = issued or service.issue(
+                role_arn="arn:aws:iam::123456789012:role/app", session_name="s", duration_seconds=900
+            )
+            await service.validate(issued.access_key_id, issued.session_token, now=issued.claims.issued_at)
+            return issued
+        finally:
+            await store.close()
+
+    issued = asyncio.run(validate())  # valid before
+    time.sleep(0.01)  # the cutoff ("now") must fall after the session was issued
+    assert main(["revoke-sessions", "-c", str(config), "--role", "app"]) == 0
+    with pytest.raises(InvalidClientTokenId):
+        asyncio.run(validate(issued))
+    assert "arn:aws:iam::123456789012:role/app: sessions issued before" in capsys.readouterr().out
+    assert main(["revoke-sessions", "-c", str(config), "--role", "nope"]) == 1
+    assert main(["revoke-sessions", "-c", str(config), "--role", "app", "--before", "yesterday"]) == 1
+    assert main(["revoke-sessions", "-c", str(ROOT / "config" / "demo.yaml"), "--role", "demo-reader"]) == 1

@@ -15,6 +15,7 @@ from gateway.credentials.service import (
     IssuedCredentials,
     new_access_key_id,
     new_secret_access_key,
+    revoke_role_sessions,
 )
 
 __all__ = [
@@ -26,5 +27,6 @@ __all__ = [
     "new_access_key_id",
     "new_secret_access_key",
     "parse_role_arn",
+    "revoke_role_sessions",
     "role_id_for",
 ]

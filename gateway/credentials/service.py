@@ -253,8 +253,7 @@ class CredentialService:
         Cutoffs only move forward. This replica applies the revocation at once; the others within
         ``revocation_cache_ttl``.
         """
-        parse_role_arn(role_arn)
-        cutoff = await self._store.set_max(_revocation_key(role_arn), before)
+        cutoff = await revoke_role_sessions(self._store, role_arn, before)
         self._remember(role_arn, cutoff)
 
     async def _revocation_cutoff(self, role_arn: str) -> float | None:
@@ -279,3 +278,14 @@ class CredentialService:
 
 def _revocation_key(role_arn: str) -> str:
     return f"revoked:role:{role_arn}"
+
+
+async def revoke_role_sessions(store: Store, role_arn: str, before: float) -> float:
+    """Record in ``store`` that sessions of ``role_arn`` issued before ``before`` are revoked.
+
+    For operators' tools that share the gateway's store (``fedgate revoke-sessions``); every
+    replica refuses those sessions within its revocation-cache TTL. Returns the cutoff in force,
+    which only moves forward.
+    """
+    parse_role_arn(role_arn)
+    return await store.set_max(_revocation_key(role_arn), before)
