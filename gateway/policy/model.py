@@ -1,7 +1,7 @@
 """The policy engine's value types: requests, decisions and the parsed policy document.
 
-Everything here is immutable. A :class:`Policy` is the validated document (what a future
-``simulate`` or IAM API would echo back); its ``compiled`` form holds the matchers that evaluation
+Everything here is immutable. A :class:`Policy` is the validated document (what the simulator
+and the IAM API report positions in); its ``compiled`` form holds the matchers that evaluation
 runs, so deciding never parses.
 """
 

@@ -379,9 +379,12 @@ async def _forward(
     except ServiceError:
         raise
     except Exception as exc:
+        # A body check that failed mid-stream aborts the upstream request: report the check.
         if guard is not None and guard.error is not None:
             raise guard.error from None
-        raise _upstream_error(upstream, exc) from None
+        if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
+            raise _upstream_error(upstream, exc) from None
+        raise  # our own bug: the middleware logs it and answers InternalFailure
     async with upstream_response:
         outcome["statusCode"] = upstream_response.status
         if guard is not None and guard.error is not None:

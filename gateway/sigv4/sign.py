@@ -1,6 +1,6 @@
 """SigV4 signing: the ``Authorization`` header form and presigned query URLs.
 
-Used by the tests and benchmarks, and later by the proxy to re-sign requests for an upstream.
+Used by the reverse proxy to re-sign requests for an upstream, and by the tests and benchmarks.
 """
 
 from __future__ import annotations

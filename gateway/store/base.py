@@ -1,9 +1,10 @@
 """The store interface shared by every backend.
 
 The store holds the little state fedgate needs beyond its stateless credentials: one-time-use
-markers (replay cache), session revocations, cached documents (JWKS, metadata), rate-limit counters
-and the audit stream. Every method is a single atomic operation on the backend, so replicas sharing
-one Redis see consistent results.
+markers (replay cache), session revocations, cached documents (JWKS, metadata), rate-limit counters,
+indexes (sets with expiring members) and an append-only event stream (the interface a Redis-stream
+audit sink will use; the built-in sink writes JSON lines instead). Every method is a single atomic
+operation on the backend, so replicas sharing one Redis see consistent results.
 
 Keys are plain strings chosen by callers ("replay:saml:ID"); the backend adds its own prefix.
 """

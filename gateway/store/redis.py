@@ -1,8 +1,8 @@
 """The Redis store: shared state for several workers and replicas.
 
 Every method is one atomic Redis operation (a single command or a Lua script), so replicas sharing a
-server agree: ``add_once`` is ``SET NX PX``, ``incr`` and ``set_max`` are scripts, events are a
-stream trimmed with ``XADD MAXLEN ~``. Every key gets the configured prefix.
+server agree: ``add_once`` is ``SET NX PX``, ``incr``, ``set_max`` and the set operations are
+scripts, events are a stream trimmed with ``XADD MAXLEN ~``. Every key gets the configured prefix.
 
 Redis failures are translated at this boundary into :class:`~gateway.errors.ServiceUnavailable`
 (the cause chained), with messages that name the operation but never the URL, which may carry a

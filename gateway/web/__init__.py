@@ -1,1 +1,1 @@
-"""(in progress)"""
+"""HTTP adapters: the Query-protocol endpoint (STS and IAM actions), probes and the error middleware."""

@@ -249,8 +249,3 @@ def continue_page(title: str, text: str, url: str, label: str) -> str:
     head = f'<meta http-equiv="refresh" content="0;url={h(url)}">\n'
     body = f'<p>{h(text)}</p><div class="actions"><a class="button" href="{h(url)}">{h(label)}</a></div>'
     return _layout(title, body, head=head)
-
-
-def expires_text(epoch: float) -> str:
-    """``epoch`` as a UTC timestamp for pages."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
