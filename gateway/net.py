@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["is_loopback_host"]
+__all__ = ["check_https_url", "is_loopback_host"]
 
 
 def is_loopback_host(host: str) -> bool:
@@ -18,3 +19,19 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def check_https_url(url: str) -> SplitResult:
+    """Split ``url`` after checking it is an absolute https URL (plain http only to a loopback host),
+    with no credentials and no fragment. Raises ``ValueError`` with a message for a config error.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("must be an absolute https:// URL")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError("must use https (plain http is allowed only to a loopback host)")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not contain credentials")
+    if parts.fragment:
+        raise ValueError("must not contain a fragment")
+    return parts

@@ -40,10 +40,18 @@ from gateway.proxy.headers import forwarded_headers, request_headers, response_h
 from gateway.proxy.identity import IdentitySigner
 from gateway.proxy.mapping import Mapped, ProxyRequest
 from gateway.proxy.paths import join_path
-from gateway.proxy.query import AUTH_PARAMETERS, QueryParam, encode_query, parse_query
+from gateway.proxy.query import QueryParam, encode_query, parse_query
 from gateway.proxy.upstream import Selection, Upstream, UpstreamTable
 from gateway.proxy.websocket import relay_websocket
-from gateway.sigv4 import UNSIGNED_PAYLOAD, HttpRequest, SigningKeyCache, Verified, sign, signature_form
+from gateway.sigv4 import (
+    QUERY_AUTH_PARAMETERS,
+    UNSIGNED_PAYLOAD,
+    HttpRequest,
+    SigningKeyCache,
+    Verified,
+    sign,
+    signature_form,
+)
 from gateway.sts.service import CallContext
 
 __all__ = ["ProxyRuntime", "jwks_endpoint", "proxy_dispatch", "proxy_request", "routes"]
@@ -182,7 +190,7 @@ async def proxy_request(
         headers = _raw_headers(request)
         header_map = _header_map(headers)
         # The client's presigned-URL parameters are spent here: mappings and the upstream never see them.
-        query = tuple(p for p in parse_query(raw_query) if p.name not in AUTH_PARAMETERS)
+        query = tuple(p for p in parse_query(raw_query) if p.name not in QUERY_AUTH_PARAMETERS)
         ctx.source_ip = runtime.trusted.client_ip(request.remote or "", header_map.get("x-forwarded-for"))
         http = HttpRequest(request.method, raw_path, raw_query, headers)
         body: bytes | None = None

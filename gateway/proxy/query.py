@@ -8,26 +8,12 @@ to the policy and another to the upstream. The client's SigV4 query parameters a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from gateway.errors import InvalidParameterValue
+from gateway.sigv4 import MAX_QUERY_LEN, MAX_QUERY_PARAMS, QUERY_AUTH_PARAMETERS, percent_decode
 
-__all__ = ["AUTH_PARAMETERS", "QueryParam", "encode_query", "parse_query"]
-
-MAX_QUERY_LEN = 32768
-MAX_QUERY_PARAMS = 1000
-#: SigV4 presigned-URL parameters: consumed by the proxy, never forwarded.
-AUTH_PARAMETERS = frozenset(
-    (
-        "X-Amz-Algorithm",
-        "X-Amz-Credential",
-        "X-Amz-Date",
-        "X-Amz-Expires",
-        "X-Amz-SignedHeaders",
-        "X-Amz-Signature",
-        "X-Amz-Security-Token",
-    )
-)
+__all__ = ["QueryParam", "encode_query", "parse_query"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +23,6 @@ class QueryParam:
     name: str
     value: str
     bare: bool = False
-
-
-def _decode(value: str) -> str:
-    if "%" not in value:
-        return value
-    try:
-        return unquote(value, errors="strict")
-    except UnicodeDecodeError:
-        raise InvalidParameterValue("The query string is not valid percent-encoded UTF-8.") from None
 
 
 def parse_query(raw_query: str) -> tuple[QueryParam, ...]:
@@ -60,7 +37,7 @@ def parse_query(raw_query: str) -> tuple[QueryParam, ...]:
         if not part:
             continue
         name, eq, value = part.partition("=")
-        param = QueryParam(_decode(name), _decode(value), bare=not eq)
+        param = QueryParam(percent_decode(name), percent_decode(value), bare=not eq)
         # Mappings read one value and the upstream may read another (first or last wins
         # depending on its parser): a repeated name is refused, never decided one way and sent
         # another. S3 and API-Gateway-style APIs never need one.
@@ -74,10 +51,11 @@ def parse_query(raw_query: str) -> tuple[QueryParam, ...]:
 
 
 def encode_query(params: tuple[QueryParam, ...] | list[QueryParam]) -> str:
-    """The canonical wire form of ``params`` minus :data:`AUTH_PARAMETERS` (``UriEncode``, in order)."""
+    """The canonical wire form of ``params`` (``UriEncode``, in order), minus SigV4's presigned-URL
+    parameters."""
     out = []
     for p in params:
-        if p.name in AUTH_PARAMETERS:
+        if p.name in QUERY_AUTH_PARAMETERS:
             continue
         name = quote(p.name, safe="-_.~")
         out.append(name if p.bare and not p.value else f"{name}={quote(p.value, safe='-_.~')}")

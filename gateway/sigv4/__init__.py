@@ -34,6 +34,7 @@ from gateway.sigv4.canonical import (
     canonical_request,
     canonical_uri,
     parse_query,
+    percent_decode,
     string_to_sign,
     uri_encode,
 )
@@ -50,6 +51,8 @@ from gateway.sigv4.model import (
     DEFAULT_MAX_SKEW,
     EMPTY_SHA256,
     MAX_EXPIRES,
+    MAX_QUERY_LEN,
+    MAX_QUERY_PARAMS,
     STREAMING_AWS4_HMAC_SHA256_PAYLOAD,
     STREAMING_AWS4_HMAC_SHA256_PAYLOAD_TRAILER,
     STREAMING_UNSIGNED_PAYLOAD_TRAILER,
@@ -59,7 +62,7 @@ from gateway.sigv4.model import (
     StreamingContext,
     Verified,
 )
-from gateway.sigv4.parse import parse_signature, signature_form
+from gateway.sigv4.parse import QUERY_AUTH_PARAMETERS, parse_signature, signature_form
 from gateway.sigv4.sign import UNSIGNABLE_HEADERS, sign
 from gateway.sigv4.verify import check_scope, check_time, payload_hash, verify
 
@@ -68,6 +71,9 @@ __all__ = [
     "DEFAULT_MAX_SKEW",
     "EMPTY_SHA256",
     "MAX_EXPIRES",
+    "MAX_QUERY_LEN",
+    "MAX_QUERY_PARAMS",
+    "QUERY_AUTH_PARAMETERS",
     "STREAMING_AWS4_HMAC_SHA256_PAYLOAD",
     "STREAMING_AWS4_HMAC_SHA256_PAYLOAD_TRAILER",
     "STREAMING_UNSIGNED_PAYLOAD_TRAILER",
@@ -91,6 +97,7 @@ __all__ = [
     "parse_query",
     "parse_signature",
     "payload_hash",
+    "percent_decode",
     "sign",
     "sign_chunked",
     "signature_form",

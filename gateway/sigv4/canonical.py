@@ -22,6 +22,7 @@ __all__ = [
     "canonical_request",
     "canonical_uri",
     "parse_query",
+    "percent_decode",
     "remove_dot_segments",
     "string_to_sign",
     "uri_encode",
@@ -54,13 +55,14 @@ def _uri_encode_path(value: str) -> str:
     return quote(value, safe="/")
 
 
-def _decode(value: str) -> str:
+def percent_decode(value: str) -> str:
+    """``value`` percent-decoded as strict UTF-8 (``+`` stays literal); InvalidParameterValue if not."""
     if "%" not in value:
         return value
     try:
         return unquote(value, errors="strict")
     except UnicodeDecodeError:
-        raise InvalidParameterValue("The request URI is not valid percent-encoded UTF-8.") from None
+        raise InvalidParameterValue("The request is not valid percent-encoded UTF-8.") from None
 
 
 def parse_query(raw_query: str) -> list[tuple[str, str]]:
@@ -78,7 +80,7 @@ def parse_query(raw_query: str) -> list[tuple[str, str]]:
         if not part:
             continue
         name, _, value = part.partition("=")
-        pairs.append((_decode(name), _decode(value)))
+        pairs.append((percent_decode(name), percent_decode(value)))
     if len(pairs) > MAX_QUERY_PARAMS:
         raise InvalidParameterValue("The query string has too many parameters.")
     return pairs

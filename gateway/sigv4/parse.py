@@ -44,7 +44,7 @@ from gateway.sigv4.model import (
     SignatureInfo,
 )
 
-__all__ = ["parse_amz_date", "parse_signature", "signature_form"]
+__all__ = ["QUERY_AUTH_PARAMETERS", "parse_amz_date", "parse_signature", "signature_form"]
 
 _HEX = "0123456789abcdef"
 _DIGITS = "0123456789"
@@ -62,7 +62,8 @@ _QUERY_REQUIRED = (
     "X-Amz-SignedHeaders",
     "X-Amz-Signature",
 )
-_QUERY_AUTH = frozenset((*_QUERY_REQUIRED, "X-Amz-Security-Token"))
+#: The presigned-URL parameters (a proxy consumes them and never forwards them).
+QUERY_AUTH_PARAMETERS = frozenset((*_QUERY_REQUIRED, "X-Amz-Security-Token"))
 # Headers parse_signature looks at; each may appear at most once.
 _SINGLE_HEADERS = frozenset(
     ("authorization", "x-amz-date", "date", "x-amz-security-token", "x-amz-content-sha256", "host")
@@ -89,7 +90,9 @@ def signature_form(request: HttpRequest) -> Literal["header", "query"] | None:
     for name, _ in request.headers:
         if name.lower() == "authorization":
             return "header"
-    if "X-Amz-" in request.raw_query and any(n in _QUERY_AUTH for n, _ in parse_query(request.raw_query)):
+    if "X-Amz-" in request.raw_query and any(
+        n in QUERY_AUTH_PARAMETERS for n, _ in parse_query(request.raw_query)
+    ):
         return "query"
     return None
 
@@ -191,7 +194,7 @@ def parse_signature(request: HttpRequest) -> SignatureInfo:
     if "host" not in headers:
         raise IncompleteSignature("The request has no 'Host' header.")
     query = parse_query(request.raw_query) if "X-Amz-" in request.raw_query else []
-    has_query_auth = any(name in _QUERY_AUTH for name, _ in query)
+    has_query_auth = any(name in QUERY_AUTH_PARAMETERS for name, _ in query)
     authorization = headers.get("authorization")
     if authorization is not None:
         if has_query_auth:
@@ -262,7 +265,7 @@ def _parse_header_form(authorization: str, headers: dict[str, str]) -> Signature
 def _parse_query_form(query: list[tuple[str, str]], headers: dict[str, str]) -> SignatureInfo:
     params: dict[str, str] = {}
     for name, value in query:
-        if name in _QUERY_AUTH:
+        if name in QUERY_AUTH_PARAMETERS:
             if name in params:
                 raise IncompleteSignature(f"The query parameter '{name}' appears more than once.")
             params[name] = value

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationInfo, field_validator
 
 from gateway.config import ProviderSettings
-from gateway.net import is_loopback_host
+from gateway.net import check_https_url, is_loopback_host
 
 __all__ = ["ASYMMETRIC_ALGORITHMS", "OIDCProviderSettings", "is_loopback_http", "provider_id"]
 
@@ -26,15 +26,7 @@ def is_loopback_http(url: str) -> bool:
 
 
 def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError("must be an absolute https:// URL")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ValueError("must use https (plain http is allowed only to a loopback host)")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not contain credentials")
-    if parts.fragment:
-        raise ValueError("must not contain a fragment")
+    check_https_url(url)
     return url
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from gateway.config import ProviderSettings
-from gateway.net import is_loopback_host
+from gateway.net import check_https_url
 
 __all__ = ["DEFAULT_AUDIENCES", "DEFAULT_MFA_CLASSES", "DEFAULT_RECIPIENTS", "SAMLProviderSettings"]
 
@@ -121,13 +120,7 @@ class SAMLProviderSettings(ProviderSettings):
     def _metadata_url(cls, v: str | None) -> str | None:
         if v is None:
             return None
-        parts = urlsplit(v)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("must be an absolute https:// URL")
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise ValueError("must use https (plain http is allowed only to a loopback host)")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError("must not contain credentials")
+        check_https_url(v)
         return v
 
     @field_validator("audiences", "recipients")

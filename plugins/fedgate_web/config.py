@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.config import SecretRef
-from gateway.net import is_loopback_host
+from gateway.net import check_https_url
 
 __all__ = ["OIDCLoginSettings", "SAMLLoginSettings", "WebLoginSettings"]
 
@@ -133,12 +133,8 @@ class WebLoginSettings(_Model):
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("must be an absolute https:// URL")
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise ValueError("must use https (plain http is allowed only on a loopback host)")
-        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        parts = check_https_url(v)
+        if parts.path not in ("", "/") or parts.query:
             raise ValueError("must be an origin only (no path, query, fragment or credentials)")
         return v.rstrip("/")
 
