@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway import keys
-from gateway.audit import Auditor, JsonLinesSink
+from gateway.audit import Auditor, JsonLinesSink, StoreSink
 from gateway.config import GatewayConfig
 from gateway.credentials import CredentialService, KeyRing
 from gateway.errors import ConfigError
@@ -111,7 +111,12 @@ def _make_sts_ctx(clock: Callable[[], float]) -> Callable[[web.Application], Asy
     async def _sts_ctx(app: web.Application) -> AsyncIterator[None]:
         config = app[keys.CONFIG]
         host = app[keys.PLUGINS]
-        sink = JsonLinesSink(config.audit)
+        sink: JsonLinesSink | StoreSink
+        if config.audit.sink == "store":
+            sink = StoreSink(app[keys.STORE], config.audit)
+            sink.start()
+        else:
+            sink = JsonLinesSink(config.audit)
         if config.audit.sink != "none":
             host.register(sink)
         app[keys.AUDITOR] = Auditor(host, account_id=config.account_id, region=config.region)
@@ -121,7 +126,10 @@ def _make_sts_ctx(clock: Callable[[], float]) -> Callable[[web.Application], Asy
             yield
         finally:
             host.unregister(sink)
-            sink.close()
+            if isinstance(sink, StoreSink):
+                await sink.close()
+            else:
+                sink.close()
 
     return _sts_ctx
 

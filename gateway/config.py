@@ -108,10 +108,20 @@ class KeyRingSettings(_Model):
 
 
 class AuditSettings(_Model):
-    """Where the built-in audit sink writes JSON lines."""
+    """Where the built-in audit sink writes events."""
 
-    sink: Literal["stdout", "file", "none"] = Field(default="stdout", description="stdout, file or none.")
+    sink: Literal["stdout", "file", "store", "none"] = Field(
+        default="stdout",
+        description="stdout or file (JSON lines), store (a stream in the store, e.g. a Redis stream "
+        "all replicas append to), or none.",
+    )
     path: Path | None = Field(default=None, description="File to append to when sink is file.")
+    stream: str = Field(
+        default="audit", min_length=1, max_length=64, description="Stream name when sink is store."
+    )
+    max_events: int = Field(
+        default=100_000, ge=100, le=10_000_000, description="About how many events the stream keeps."
+    )
 
     @model_validator(mode="after")
     def _path_for_file(self) -> AuditSettings:

@@ -67,3 +67,32 @@ def test_a_failing_sink_does_not_silence_the_others(tmp_path: Path, caplog: pyte
     sink.close()
     assert [json.loads(line)["eventName"] for line in path.read_text().splitlines()] == ["GetCallerIdentity"]
     assert "failed" in caplog.text
+
+
+async def test_store_sink_appends_to_a_shared_stream(
+    aiohttp_client: Any, redis_url: str, redis_prefix: str
+) -> None:
+    """With sink 'store', every call lands in the store's stream (on Redis: one for all replicas)."""
+    from gateway.app import create_app
+    from gateway.config import parse_config
+    from gateway.store import RedisStore
+
+    host = PluginHost()
+    raw = {
+        "account_id": "123456789012",
+        "store": {"backend": "redis", "url": redis_url, "prefix": redis_prefix},
+        "audit": {"sink": "store", "stream": "audit"},
+    }
+    config = parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
+    client = await aiohttp_client(create_app(config, host=host))
+    for _ in range(3):
+        response = await client.post("/", data={"Action": "GetCallerIdentity", "Version": "2011-06-15"})
+        assert response.status == 403  # unsigned: MissingAuthenticationToken
+    await client.close()  # shutdown drains the queue into the stream
+    reader = RedisStore.from_url(redis_url, prefix=redis_prefix)
+    try:
+        events = [json.loads(fields["event"]) for _, fields in await reader.read_events("audit")]
+    finally:
+        await reader.close()
+    assert [e["eventName"] for e in events] == ["GetCallerIdentity"] * 3
+    assert {e["errorCode"] for e in events} == {"MissingAuthenticationToken"}
