@@ -13,13 +13,17 @@ import asyncio
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+from aiohttp import web
 
+from gateway.app import create_app
+from gateway.config import GatewayConfig, parse_config
+from gateway.plugin_host import PluginHost
 from gateway.store import MemoryStore, RedisStore, Store
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -142,3 +146,19 @@ def background_loop() -> Iterator[BackgroundLoop]:
     loop = BackgroundLoop()
     yield loop
     loop.close()
+
+
+def config_from(raw: Mapping[str, Any]) -> GatewayConfig:
+    """Validate ``raw`` with the installed plugins, as ``fedgate serve`` would."""
+    host = PluginHost()
+    return parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
+
+
+async def serve_app(config: GatewayConfig) -> tuple[web.AppRunner, int, web.Application]:
+    """Serve a gateway for ``config`` on 127.0.0.1 and a free port; clean up with ``runner.cleanup()``."""
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, runner.addresses[0][1], app

@@ -14,11 +14,9 @@ import pytest
 from aiohttp import web
 from botocore.config import Config
 
-from gateway.app import create_app
-from gateway.config import GatewayConfig, parse_config
-from gateway.plugin_host import PluginHost
+from gateway.config import GatewayConfig
 from gateway.testing import OIDCTestIssuer
-from tests.conftest import BackgroundLoop
+from tests.conftest import BackgroundLoop, config_from, serve_app
 
 ACCOUNT = "123456789012"
 
@@ -106,18 +104,7 @@ def gateway_config(
         ],
     }
     raw.update(extra)
-    host = PluginHost()
-    return parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
-
-
-async def start_gateway(config: GatewayConfig) -> tuple[web.AppRunner, str, web.Application]:
-    app = create_app(config)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, f"http://127.0.0.1:{port}", app
+    return config_from(raw)
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +148,8 @@ def gateway(
     """fedgate serving the test configuration on 127.0.0.1."""
     audit_path = tmp_path_factory.mktemp("audit") / "audit.jsonl"
     config = gateway_config(issuer, down_issuer, strict_issuer, audit_path)
-    runner, url, app = background_loop.run(start_gateway(config))
+    runner, port, app = background_loop.run(serve_app(config))
+    url = f"http://127.0.0.1:{port}"
     yield LiveGateway(url=url, app=app, audit_path=audit_path, loop=background_loop)
     background_loop.run(runner.cleanup())
 

@@ -14,11 +14,9 @@ from aiohttp import web
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from gateway.config import parse_config
-from gateway.plugin_host import PluginHost
 from gateway.testing_saml import SESSION_DURATION_ATTR, SAMLTestIdP
-from tests.conftest import BackgroundLoop
-from tests.flows.conftest import ACCOUNT, start_gateway
+from tests.conftest import BackgroundLoop, config_from, serve_app
+from tests.flows.conftest import ACCOUNT
 
 PROVIDER = f"arn:aws:iam::{ACCOUNT}:saml-provider/corp"
 ENGINEERS = f"arn:aws:iam::{ACCOUNT}:role/Engineers"
@@ -61,10 +59,8 @@ def idp() -> Iterator[SAMLTestIdP]:
 
 
 def _serve(loop: BackgroundLoop, raw: dict[str, Any]) -> tuple[web.AppRunner, str]:
-    host = PluginHost()
-    config = parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
-    runner, url, _ = loop.run(start_gateway(config))
-    return runner, url
+    runner, port, _ = loop.run(serve_app(config_from(raw)))
+    return runner, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

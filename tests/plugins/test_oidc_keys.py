@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from joserfc.jwk import ECKey, RSAKey
 
 from fedgate_oidc import OIDCProvider, OIDCProviderSettings
 from gateway.errors import IDPCommunicationError, InvalidIdentityToken
@@ -44,21 +43,6 @@ def json_app(document: Any) -> web.Application:
     app = web.Application()
     app.router.add_get("/jwks", handler)
     return app
-
-
-@pytest.fixture(scope="module")
-def issuer_keys() -> dict[str, Any]:
-    """Keys generated once per module (RSA generation is the slow part); each test gets its own issuer."""
-    return {
-        "rsa-1": RSAKey.generate_key(2048, parameters={"kid": "rsa-1"}, private=True),
-        "ec-1": ECKey.generate_key("P-256", parameters={"kid": "ec-1"}, private=True),
-    }
-
-
-@pytest.fixture()
-async def idp(issuer_keys: dict[str, Any]) -> AsyncIterator[OIDCTestIssuer]:
-    async with OIDCTestIssuer(keys=issuer_keys) as issuer:
-        yield issuer
 
 
 @pytest.fixture()

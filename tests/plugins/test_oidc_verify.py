@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from joserfc.jwk import ECKey, RSAKey
+from joserfc.jwk import RSAKey
 
 from fedgate_oidc import OIDCProvider, OIDCProviderSettings
 from fedgate_oidc.token import parse_token
@@ -35,21 +35,6 @@ Make = Callable[..., Awaitable[OIDCProvider]]
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-@pytest.fixture(scope="module")
-def issuer_keys() -> dict[str, Any]:
-    """Keys generated once per module (RSA generation is the slow part); each test gets its own issuer."""
-    return {
-        "rsa-1": RSAKey.generate_key(2048, parameters={"kid": "rsa-1"}, private=True),
-        "ec-1": ECKey.generate_key("P-256", parameters={"kid": "ec-1"}, private=True),
-    }
-
-
-@pytest.fixture()
-async def idp(issuer_keys: dict[str, Any]) -> AsyncIterator[OIDCTestIssuer]:
-    async with OIDCTestIssuer(keys=issuer_keys) as issuer:
-        yield issuer
 
 
 @pytest.fixture()

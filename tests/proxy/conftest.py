@@ -20,11 +20,10 @@ from aiohttp import web
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from gateway.app import create_app
-from gateway.config import GatewayConfig, parse_config
-from gateway.plugin_host import PluginHost
+from gateway.config import GatewayConfig
 from gateway.testing import OIDCTestIssuer
-from tests.conftest import BackgroundLoop
+from tests.conftest import BackgroundLoop, config_from
+from tests.conftest import serve_app as start_gateway
 
 ACCOUNT = "123456789012"
 BUCKET = "data"
@@ -188,18 +187,7 @@ def proxy_config(issuer: OIDCTestIssuer, moto_url: str, audit_path: Path, **extr
         ],
     }
     raw.update(extra)
-    host = PluginHost()
-    return parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
-
-
-async def start_gateway(config: GatewayConfig) -> tuple[web.AppRunner, int, web.Application]:
-    """Serve ``config`` on 127.0.0.1 and a free port."""
-    app = create_app(config)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, runner.addresses[0][1], app
+    return config_from(raw)
 
 
 @pytest.fixture(scope="module")
