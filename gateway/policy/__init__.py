@@ -16,7 +16,8 @@ role), identity, resource, boundary and session policies::
 Anything the engine does not understand (unknown element, operator or value type) is refused at
 parse time with :class:`~gateway.errors.MalformedPolicyDocument` naming the element path, and
 anything it cannot evaluate for a request (a policy variable with no value, a context value an
-operator cannot read) makes an Allow not apply and a Deny apply.
+operator cannot read) makes an Allow not apply and a Deny apply. The one exception is AWS's own
+rule for ``Resource``: a pattern whose variable has no value matches no resource, for a Deny too.
 """
 
 from __future__ import annotations

@@ -4,9 +4,12 @@ A :class:`CompiledPolicy` indexes its statements by service prefix and remembers
 statements' ``Action``/``NotAction`` matched, so a decision only runs the resource, principal and
 condition matchers of statements that can apply.
 
-Statement matching is three-valued. A statement whose match is *indeterminate* (a policy variable
-with no value, a context value its operator cannot read) fails closed: an Allow does not apply, a
-Deny does. AWS skips such a Deny; fedgate would rather refuse.
+Statement matching is three-valued. A ``Resource`` pattern whose policy variable has no value
+matches no resource, as AWS documents ("the resource that includes a policy variable with no value
+will not match any resource"), so neither an Allow nor a Deny applies through it. Anything else
+whose match is *indeterminate* (such a pattern in ``NotResource``, a variable with no value in a
+condition, a context value its operator cannot read, ``ForAnyValue:...IfExists`` on a missing key)
+fails closed: an Allow does not apply, a Deny does. An unresolvable variable therefore never allows.
 """
 
 from __future__ import annotations
@@ -119,6 +122,7 @@ class CompiledStatement:
         "not_principal",
         "principal",
         "resource",
+        "resource_negated",
         "services",
     )
 
@@ -142,6 +146,7 @@ class CompiledStatement:
             None if self.not_action or any("*" in s or "?" in s for s in services) else frozenset(services)
         )
         self.resource = resource
+        self.resource_negated = stmt.resources is None
         self.principal = PrincipalMatcher(stmt.principal) if stmt.principal else None
         self.not_principal = PrincipalMatcher(stmt.not_principal) if stmt.not_principal else None
         self.conditions = conditions
@@ -158,6 +163,8 @@ class CompiledStatement:
                 if not self.resource(request.resource, ctx):
                     return 0
             except Indeterminate:
+                if not self.resource_negated:
+                    return 0  # an unresolved Resource pattern matches nothing (AWS)
                 indeterminate = True
         grade = GRADE_DIRECT
         if self.principal is not None:

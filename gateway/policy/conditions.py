@@ -7,8 +7,15 @@ Semantics follow "IAM JSON policy elements: Condition operators":
   *none* of the values, and hold when the key is missing;
 * ``...IfExists`` holds when the key is missing; ``Null`` tests presence;
 * ``ForAnyValue:`` holds when at least one context value satisfies the operator (false on a missing
-  or empty key); ``ForAllValues:`` when every value does (true on a missing or empty key);
-* a plain operator on a multi-valued key holds when any context value matches (negated: none does).
+  or empty key); ``ForAllValues:`` when every value does (true on a missing or empty key, with or
+  without ``IfExists``);
+* ``ForAnyValue:...IfExists`` on a missing or empty key is *indeterminate*: AWS documents both "If
+  the key is not present, evaluate the condition element as true" (``IfExists``) and "For no
+  matching context key or a null dataset, the condition returns false" (``ForAnyValue``), so the
+  statement fails closed (an Allow does not apply, a Deny does) rather than pick one;
+* a plain operator on a multi-valued key holds when any context value matches (negated: none does);
+* an ``Arn*`` value that is not a six-part ARN (``arn:aws:sns:*:alerts``) matches nothing, as in
+  AWS, rather than making the policy malformed.
 
 A context value the operator cannot read (``"abc"`` for ``NumericLessThan``, a bad IP address)
 raises :class:`~gateway.policy.wildcard.Indeterminate`; the statement then fails closed.
@@ -137,6 +144,9 @@ class CompiledCondition:
             return absent in self.null_values
         if value is None or value == ():
             if self.if_exists:
+                if self.set_op == "any":
+                    # The two documented rules contradict each other here: fail closed both ways.
+                    raise Indeterminate("ForAnyValue:...IfExists on a missing key")
                 return True
             if self.set_op is not None:
                 return self.set_op == "all"
@@ -221,12 +231,21 @@ def _string_test(cmp: str, raw: list[str], with_vars: bool) -> Test:
     raise AssertionError(cmp)
 
 
+def _is_arn_pattern(text: str) -> bool:
+    return text == "*" or text.count(":") >= 5
+
+
 def _arn_test(raw: list[str], with_vars: bool) -> Test:
-    statics, templates = _split(raw, with_vars)
+    # AWS matches each of the six colon-separated parts on its own, so a value with fewer parts can
+    # match no ARN: it is dropped, not refused. A template is kept: its value is substituted first.
+    kept = [t for t in raw if _is_arn_pattern(t) or (with_vars and parse_template(t) is not None)]
+    statics, templates = _split(kept, with_vars)
     if not templates:
+        if not statics:
+            return lambda v, ctx: False
         rx = compile_arn(statics)
         return lambda v, ctx: rx.fullmatch(v) is not None
-    return PatternSet(raw, "arn", with_vars=True).match
+    return PatternSet(kept, "arn", with_vars=True).match
 
 
 def _reader(parse: Callable[[str], float]) -> Callable[[str], float | None]:
@@ -339,11 +358,6 @@ def compile_condition(
         if family == "string":
             test = _string_test(cmp, texts, with_vars)
         elif family == "arn":
-            for text in texts:
-                if text != "*" and "${" not in text and text.count(":") < 5:
-                    raise ValueError(
-                        f"{text!r} is not an ARN (arn:partition:service:region:account:resource)"
-                    )
             test = _arn_test(texts, with_vars)
         elif family == "numeric":
             test = _ordered_test(cmp, [parse_number(t) for t in texts], _read_number)

@@ -19,7 +19,7 @@ from gateway.policy.cache import LRU
 from gateway.policy.compiled import CompiledPolicy, CompiledStatement, resource_test
 from gateway.policy.conditions import CompiledCondition, compile_condition
 from gateway.policy.model import ConditionClause, Effect, Policy, PolicyKind, PrincipalSpec, Statement
-from gateway.policy.wildcard import parse_template
+from gateway.policy.wildcard import Template, Var, parse_template
 
 __all__ = ["MAX_SOURCE_CHARS", "parse_policy", "policy_size"]
 
@@ -266,9 +266,12 @@ def _statement(
             if r != "*" and not (r.startswith("arn:") and r.count(":") >= 5):
                 raise _Bad(p, f'"{r}" is not an ARN (arn:partition:service:region:account:resource) or "*"')
             try:
-                _ = parse_template(r) if with_vars else None
+                template = parse_template(r) if with_vars else None
             except ValueError as exc:
                 raise _Bad(p, str(exc)) from None
+            if template is not None and _variable_in_arn_head(template):
+                # AWS: "You can't use a variable to replace parts of the ARN before the fifth colon".
+                raise _Bad(p, "a policy variable may stand only in the resource part (after the fifth colon)")
         patterns = [r for _, r in res_list]
         negate = resources is None
         if not (patterns == ["*"] and not negate):  # "Resource": "*" needs no test
@@ -305,6 +308,18 @@ def _statement(
         conditions=clauses,
     )
     return stmt, resource, conds
+
+
+def _variable_in_arn_head(template: Template) -> bool:
+    """Whether a variable stands before the fifth colon (partition, service, region, account)."""
+    colons = 0
+    for part in template.parts:
+        if isinstance(part, Var):
+            if colons < 5:
+                return True
+        elif part[0] == "raw":
+            colons += part[1].count(":")
+    return False
 
 
 def _pair(

@@ -9,9 +9,11 @@ Three pattern flavours, all anchored (full match):
 * templates: a pattern holding policy variables (``${aws:username}``). Substituted values are
   escaped, so a user named ``*`` matches only the literal ``*`` (the bug MinIO and PMapper have).
 
-A variable whose key is absent (and that has no default), or is multi-valued, makes the match
-*indeterminate*: :class:`Indeterminate` is raised and the statement decides what that means
-(fail closed).
+A variable whose key is absent (and that has no default), or is multi-valued, leaves its pattern
+unresolved. The other patterns of the set still decide on their own; only when none of them matches
+is the match *indeterminate*: :class:`Indeterminate` is raised and the caller decides what that
+means (a ``Resource`` pattern then matches nothing, as AWS documents; everywhere else the statement
+fails closed).
 """
 
 from __future__ import annotations
@@ -185,21 +187,23 @@ class PatternSet:
 
     The regex source around the variables is built once; the compiled alternation is memoised per
     tuple of substituted values, so a steady stream of requests from the same users compiles
-    nothing. If a variable has no value, the static patterns alone decide, and only a miss there
-    is :class:`Indeterminate`.
+    nothing. If a variable has no value, the static patterns and every template whose variables
+    all have values decide, and only a miss there is :class:`Indeterminate`.
     """
 
-    __slots__ = ("_cache", "_one", "fragments", "static", "vars")
+    __slots__ = ("_cache", "_each", "_one", "fragments", "static", "vars")
 
     def __init__(self, patterns: list[str], flavour: Literal["glob", "arn"], *, with_vars: bool) -> None:
         statics: list[str] = []
         templates: list[Template] = []
+        texts: list[str] = []
         for text in patterns:
             t = parse_template(text) if with_vars else None
             if t is None:
                 statics.append(text)
             else:
                 templates.append(t)
+                texts.append(text)
         compile_static = compile_arn if flavour == "arn" else compile_glob
         self.static = compile_static(statics) if statics else None
         keys: dict[Var, int] = {}
@@ -225,6 +229,9 @@ class PatternSet:
             self.static = _compile("".join(str(f) for f in merged))
         self._one = self.vars[0] if len(self.vars) == 1 else None
         self._cache: dict[tuple[str, ...], re.Pattern[str]] = {}
+        # With several templates, one missing variable must not hide a template that resolves:
+        # each is also kept on its own, for that (rare) case.
+        self._each = tuple(PatternSet([t], flavour, with_vars=True) for t in texts) if len(texts) > 1 else ()
 
     def match(self, value: str, ctx: Mapping[str, str | tuple[str, ...]]) -> bool:
         """Does ``value`` match any pattern? Raises Indeterminate (see the class docstring)."""
@@ -238,6 +245,12 @@ class PatternSet:
         except Indeterminate:
             if self.static is not None and self.static.fullmatch(value) is not None:
                 return True
+            for each in self._each:
+                try:
+                    if each.match(value, ctx):
+                        return True
+                except Indeterminate:
+                    pass
             raise
         rx = self._cache.get(values)
         if rx is None:

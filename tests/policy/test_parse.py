@@ -121,6 +121,12 @@ BAD: list[tuple[str, Any, str, str]] = [
         "Statement[0].Resource: unterminated policy variable",
     ),
     (
+        "resource-var-in-account",
+        doc(with_(GOOD_ID, Resource="arn:aws:iam::${aws:PrincipalAccount}:role/x")),
+        "identity",
+        "Statement[0].Resource: a policy variable may stand only in the resource part",
+    ),
+    (
         "principal-in-identity",
         doc(with_(GOOD_ID, Principal="*")),
         "identity",
@@ -264,12 +270,6 @@ BAD: list[tuple[str, Any, str, str]] = [
         doc(with_(GOOD_ID, Condition={"BinaryEquals": {"k:b": "%%%"}})),
         "identity",
         "Statement[0].Condition.BinaryEquals.k:b: values must be base64",
-    ),
-    (
-        "cond-arn",
-        doc(with_(GOOD_ID, Condition={"ArnLike": {"aws:SourceArn": "bucket"}})),
-        "identity",
-        "Statement[0].Condition.ArnLike.aws:SourceArn:",
     ),
     (
         "cond-null-ifexists",
