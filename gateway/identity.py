@@ -29,7 +29,8 @@ class Identity:
             provider name.
         kind: ``"oidc"`` or ``"saml"``.
         subject: the ``sub`` claim (OIDC) or NameID (SAML).
-        audience: the audience the token was accepted for (``aud`` or ``azp``).
+        audience: the audience the token was accepted for: ``aud`` or ``azp`` (OIDC), the
+            ``Recipient`` of the ``SubjectConfirmationData`` (SAML, as AWS reports it).
         issuer: the issuer URL.
         claims: every verified claim; values are strings, numbers, booleans or lists of them.
         condition_keys: trust-policy condition keys this identity supplies (``HOST/PATH:sub`` ...),

@@ -21,6 +21,7 @@ Configuration (one entry of ``providers``)::
         max_assertion_chars: 100000             # larger SAMLAssertion values are refused unread
         require_signed_assertion: false         # by default a signed Response suffices
         allow_in_response_to: false             # IdP-initiated only, unless set
+        max_assertion_age_seconds: 300          # IssueInstant at most this old (plus the clock skew)
         check_certificate_validity: true        # refuse signatures by expired metadata certificates
 
 Every key is described in :class:`SAMLProviderSettings`. ``metadata_url`` must be https (plain http
@@ -30,11 +31,13 @@ Security: the signature (on the Response or the Assertion) is verified in proces
 metadata only, and only the element it covers is read, so XML-signature-wrapping variants find
 nothing to smuggle; DTDs and entities are refused; sizes are checked before decoding and parsing;
 HMAC is never accepted and SHA-1 only when allowed; Audience, Recipient, Destination and the
-NotBefore/NotOnOrAfter windows are checked with bounded skew; encrypted assertions are refused with a
+NotBefore/NotOnOrAfter windows are checked with bounded skew, and so is the assertion's age
+(``IssueInstant``, five minutes by default as on AWS); encrypted assertions are refused with a
 clear message; each assertion ID is accepted once across all replicas (the shared store's
 ``add_once``).
 
-The identity carries AWS's SAML condition keys (``saml:aud`` = the Recipient, ``saml:sub``,
+The identity's ``audience`` is the Recipient (what AssumeRoleWithSAML returns as ``Audience``), and it
+carries AWS's SAML condition keys (``saml:aud`` = the Recipient, ``saml:sub``,
 ``saml:sub_type``, ``saml:iss``, ``saml:namequalifier``, ``saml:doc``, ``saml:edupersonaffiliation``
 and the other eduPerson/X.500 keys), the Role pairs, RoleSessionName, SessionDuration, PrincipalTag
 session tags, TransitiveTagKeys, SourceIdentity, SessionNotOnOrAfter and whether MFA was used.

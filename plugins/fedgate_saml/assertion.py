@@ -97,12 +97,14 @@ def check_response(
     check_validity: bool,
     now: float,
     leeway: float,
+    max_age: float,
 ) -> VerifiedAssertion:
     """Verify a SAML Response and return its one assertion.
 
     Raises :class:`InvalidIdentityToken` for anything forged, malformed or not meant for us,
-    :class:`ExpiredToken` past ``NotOnOrAfter`` (plus ``leeway``) and :class:`IDPRejectedClaim`
-    when the IdP reports a failed authentication.
+    :class:`ExpiredToken` past ``NotOnOrAfter`` or more than ``max_age`` seconds after the
+    assertion's ``IssueInstant`` (each plus ``leeway``), and :class:`IDPRejectedClaim` when the IdP
+    reports a failed authentication.
     """
     root = parse_xml(document)
     if root.tag != f"{{{SAMLP}}}Response" or root.get("Version") != "2.0":
@@ -151,6 +153,7 @@ def check_response(
         allow_in_response_to=allow_in_response_to,
         now=now,
         leeway=leeway,
+        max_age=max_age,
     )
     # The signed SubjectConfirmationData is what callers read; an unsigned envelope that names
     # another request (or one the assertion does not name) is a forgery or a confused IdP.
@@ -191,6 +194,7 @@ def _read_assertion(
     allow_in_response_to: bool,
     now: float,
     leeway: float,
+    max_age: float,
 ) -> VerifiedAssertion:
     assertion_id = assertion.get("ID") or ""
     if assertion.get("Version") != "2.0" or not 0 < len(assertion_id) <= _MAX_ID:
@@ -238,6 +242,9 @@ def _read_assertion(
     expires_at = min(deadlines)
     if now >= expires_at + leeway:
         raise ExpiredToken("SAML assertion has expired (NotOnOrAfter)")
+    # A response is meant to be posted as soon as it is issued, whatever NotOnOrAfter allows.
+    if now > issued_at + max_age + leeway:
+        raise ExpiredToken(f"SAML assertion was issued more than {max_age:g} seconds ago (IssueInstant)")
     if any(start > now + leeway for start in starts):
         raise InvalidIdentityToken("SAML assertion is not valid yet (NotBefore)")
 

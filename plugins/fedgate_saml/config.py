@@ -103,6 +103,14 @@ class SAMLProviderSettings(ProviderSettings):
         "AssumeRoleWithSAML has no request to match, so the id is not checked; one-time use still applies. "
         "(Browser sign-in at /sso/saml/ always matches it against its own AuthnRequest.)",
     )
+    max_assertion_age_seconds: float = Field(
+        default=300,
+        gt=0,
+        le=3600,
+        description="Refuse an assertion issued (IssueInstant) longer ago than this, even before its "
+        "NotOnOrAfter (ExpiredTokenException); AWS allows five minutes. The clock-skew leeway "
+        "(clock_skew_seconds) is added.",
+    )
     check_certificate_validity: bool = Field(
         default=True,
         description="Refuse signatures made with a metadata certificate that is expired or not yet valid.",

@@ -175,6 +175,7 @@ class SAMLProvider:
             check_validity=settings.check_certificate_validity,
             now=now,
             leeway=self._leeway,
+            max_age=settings.max_assertion_age_seconds,
         )
         claims = aws_claims(verified.attributes)
         qualifier = self._qualifier(metadata.entity_id)
@@ -190,7 +191,9 @@ class SAMLProvider:
             provider_id=settings.name,
             kind="saml",
             subject=verified.name_id,
-            audience=verified.audience,
+            # AWS reports the SubjectConfirmationData Recipient as the Audience (and as saml:aud),
+            # not the AudienceRestriction value that was matched.
+            audience=verified.recipient,
             issuer=metadata.entity_id,
             claims={
                 name: values[0] if len(values) == 1 else list(values)

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from gateway.testing_saml import SESSION_DURATION_ATTR, SAMLTestIdP
 from tests.conftest import BackgroundLoop, config_from, serve_app
 from tests.flows.conftest import ACCOUNT
+from tests.saml.conftest import restamped
 
 PROVIDER = f"arn:aws:iam::{ACCOUNT}:saml-provider/corp"
 ENGINEERS = f"arn:aws:iam::{ACCOUNT}:role/Engineers"
@@ -115,6 +116,16 @@ def test_boto3_assume_role_with_saml(url: str, idp: SAMLTestIdP) -> None:
     assert who["Arn"] == response["AssumedRoleUser"]["Arn"]
 
 
+def test_audience_is_the_recipient(url: str, idp: SAMLTestIdP) -> None:
+    """AssumeRoleWithSAML (STS API Reference), Response Elements, ``Audience``: "The value of the
+    Recipient attribute of the SubjectConfirmationData element of the SAML assertion." Here the
+    assertion's AudienceRestriction names ``urn:amazon:webservices`` and its Recipient is AWS's
+    sign-in URL: botocore reads the Recipient back.
+    """
+    response = _assume(url, _assertion(idp, sp_entity_id="urn:amazon:webservices"))
+    assert response["Audience"] == "https://signin.aws.amazon.com/saml"
+
+
 def test_session_duration_attribute_caps_the_session(url: str, idp: SAMLTestIdP) -> None:
     assertion = _assertion(idp, attributes={SESSION_DURATION_ATTR: ["1800"]})
     expiration = _assume(url, assertion, DurationSeconds=7200)["Credentials"]["Expiration"]
@@ -128,6 +139,7 @@ CASES = {
     "unsigned": ("unsigned", "InvalidIdentityToken"),
     "duration above the role maximum": ("duration", "ValidationError"),
     "unknown provider": ("provider", "InvalidIdentityToken"),
+    "issued more than five minutes ago": ("stale", "ExpiredTokenException"),
 }
 
 
@@ -143,6 +155,9 @@ def test_refusals(case: str, url: str, idp: SAMLTestIdP) -> None:
             _assume(url, _assertion(idp, roles=[(ADMINS, PROVIDER)]))
         elif kind == "admins":
             _assume(url, assertion, role=ADMINS)
+        elif kind == "stale":  # NotOnOrAfter is still an hour away
+            unsigned = idp.response(roles=[(ENGINEERS, PROVIDER)], sign_response=False)
+            _assume(url, SAMLTestIdP.b64(restamped(idp, unsigned, issued_ago=400, valid_for=3600)))
         elif kind == "duration":
             _assume(url, assertion, DurationSeconds=10800)
         elif kind == "provider":

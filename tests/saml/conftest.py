@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from lxml import etree
 
 from fedgate_saml import SAMLProvider, SAMLProviderSettings
 from gateway.identity import ProviderContext
 from gateway.store.base import Store
 from gateway.store.memory import MemoryStore
-from gateway.testing_saml import SAMLTestIdP
+from gateway.testing_saml import DS_NS, SAML_NS, SAMLTestIdP
 
 ACCOUNT = "123456789012"
 PROVIDER = "corp"
@@ -74,3 +75,27 @@ async def make(idp: SAMLTestIdP, clock: Clock) -> AsyncIterator[Make]:
 @pytest.fixture()
 async def provider(make: Make) -> SAMLProvider:
     return await make()
+
+
+def restamped(idp: SAMLTestIdP, xml: bytes, *, issued_ago: float = 0, valid_for: float = 3600) -> bytes:
+    """``xml`` (a response with no signature) with its assertion issued ``issued_ago`` seconds ago
+    and its NotOnOrAfter times ``valid_for`` seconds from now, then signed by ``idp``.
+
+    pysaml2 ties NotOnOrAfter to IssueInstant (five minutes apart); this pulls them apart, as a
+    lax IdP or an attacker holding an old but long-lived assertion would.
+    """
+    now = time.time()
+
+    def stamp(at: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+    root = etree.fromstring(xml)
+    assertion = root.find(f"{{{SAML_NS}}}Assertion")
+    assert assertion is not None and root.find(f"{{{DS_NS}}}Signature") is None
+    root.set("IssueInstant", stamp(now - issued_ago))
+    assertion.set("IssueInstant", stamp(now - issued_ago))
+    for element in assertion.iter(f"{{{SAML_NS}}}SubjectConfirmationData", f"{{{SAML_NS}}}Conditions"):
+        element.set("NotOnOrAfter", stamp(now + valid_for))
+        if element.get("NotBefore") is not None:
+            element.set("NotBefore", stamp(now - issued_ago))
+    return idp.sign_element(etree.tostring(root), assertion.get("ID", ""))

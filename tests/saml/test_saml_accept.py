@@ -18,7 +18,6 @@ from gateway.plugin_host import PluginHost
 from gateway.store.memory import MemoryStore
 from gateway.testing_saml import (
     AWS_ACS,
-    AWS_AUDIENCE,
     MFA_CLASS,
     ROLE_ATTR,
     SESSION_DURATION_ATTR,
@@ -55,7 +54,7 @@ async def test_signed_response_gives_identity(
     assert identity.subject == "u-1234"
     assert identity.subject_type == "persistent"
     assert identity.issuer == idp.entity_id
-    assert identity.audience == AWS_AUDIENCE
+    assert identity.audience == AWS_ACS  # the Recipient, as AWS reports it
     assert identity.roles == ((ROLE_ARN, PROVIDER_ARN),)
     assert identity.session_name == "alice@example.com"
     assert identity.max_session_duration is None
@@ -137,7 +136,7 @@ async def test_other_aws_audience_and_custom_recipients(make: Make, idp: SAMLTes
     identity = await provider.authenticate(
         token(idp, sp_entity_id="urn:amazon:webservices", destination="https://gateway.example.com/saml/acs")
     )
-    assert identity.audience == "urn:amazon:webservices"
+    assert identity.audience == "https://gateway.example.com/saml/acs"  # the Recipient, not the Audience
     assert identity.condition_keys["saml:aud"] == "https://gateway.example.com/saml/acs"
 
 

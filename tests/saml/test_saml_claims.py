@@ -99,6 +99,7 @@ def test_mutated_signed_response_never_names_someone_else(
             check_validity=True,
             now=time.time(),
             leeway=60,
+            max_age=config.max_assertion_age_seconds,
         )
     except ServiceError as exc:
         assert "alice@example.com" not in exc.message

@@ -43,8 +43,8 @@ async def test_sp_audience_and_in_response_to(provider: SAMLProvider, idp: SAMLT
         token, audience=SP, recipient=ACS, answers=answers
     )
     assert answers.seen == ["_req-1"]
-    assert identity.audience == SP and identity.roles == ((ROLE_ARN, PROVIDER_ARN),)
-    assert verified.in_response_to == "_req-1" and verified.session_index
+    assert identity.audience == ACS and identity.roles == ((ROLE_ARN, PROVIDER_ARN),)  # the Recipient
+    assert verified.audience == SP and verified.in_response_to == "_req-1" and verified.session_index
     # The AssumeRoleWithSAML path still refuses it: wrong audience, and InResponseTo not allowed.
     with pytest.raises(InvalidIdentityToken):
         await provider.authenticate(SAMLTestIdP.b64(sp_response(idp, in_response_to="_req-2")))
