@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import ssl
+from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["check_https_url", "is_loopback_host"]
+from gateway.errors import ConfigError
+
+__all__ = ["ca_bundle_context", "check_https_url", "client_tls", "is_loopback_host"]
 
 
 def is_loopback_host(host: str) -> bool:
@@ -35,3 +40,29 @@ def check_https_url(url: str) -> SplitResult:
     if parts.fragment:
         raise ValueError("must not contain a fragment")
     return parts
+
+
+def ca_bundle_context(path: Path) -> ssl.SSLContext:
+    """A client TLS context that trusts only the CA certificates in the PEM file ``path``.
+
+    Hostnames and expiry are checked as usual; the system store (and ``SSL_CERT_FILE``) is not
+    consulted. Raises ``ValueError`` with a message for a config error when the file is missing,
+    unreadable or holds no certificate.
+    """
+    try:
+        return ssl.create_default_context(cafile=os.fspath(path))
+    except OSError as exc:  # ssl.SSLError is an OSError too: no certificate in the file
+        why = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        raise ValueError(f"cannot load CA certificates from {path}: {why}") from None
+
+
+def client_tls(ca_file: Path | None) -> ssl.SSLContext | None:
+    """The TLS context of a provider's outgoing requests: ``ca_file`` only (see
+    :func:`ca_bundle_context`), or ``None`` for the default trust. A file that stopped loading
+    since the configuration was validated is a :class:`~gateway.errors.ConfigError` at start-up."""
+    if ca_file is None:
+        return None
+    try:
+        return ca_bundle_context(ca_file)
+    except ValueError as exc:
+        raise ConfigError(f"ca_file: {exc}") from None

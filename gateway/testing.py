@@ -13,7 +13,7 @@ keys and real signatures, for tests and benchmarks of anything that consumes ID 
 
 It serves ``/.well-known/openid-configuration`` and ``/jwks`` (under ``path``, if given), starting
 with an RSA 2048 key (kid ``rsa-1``) and an EC P-256 key (kid ``ec-1``). It is for tests only:
-plain http, keys in memory, no rate limits.
+plain http (https with ``tls=``), keys in memory, no rate limits.
 
 It is also a tiny authorization server for browser sign-in (authorization code flow, PKCE S256
 required, nonce echoed into the ID token) once a client is registered::
@@ -36,6 +36,7 @@ import hmac
 import html
 import json
 import secrets
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -100,11 +101,14 @@ class OIDCTestIssuer:
         audience: str = "fedgate-test",
         subject: str = "test-subject",
         keys: Mapping[str, _SigningKey] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """Configure the issuer; it serves once entered with ``async with``.
 
         ``keys`` (kid to joserfc private key) replaces the two generated keys, e.g. to reuse keys
         across many issuers (an RSA key takes a while to generate); all of them are published.
+        ``tls`` (a server context, e.g. :meth:`gateway.testing_tls.TestCA.server_context`) serves
+        https instead of http.
         """
         if path and (not path.startswith("/") or path.endswith("/")):
             raise ValueError("path must start with / and not end with /")
@@ -127,6 +131,7 @@ class OIDCTestIssuer:
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self._issuer = ""
+        self._tls = tls
         if keys is None:
             self.add_key("RSA", kid="rsa-1")
             self.add_key("EC", kid="ec-1")
@@ -144,11 +149,12 @@ class OIDCTestIssuer:
         app.router.add_get(f"{self._path}/logout", self._logout)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self._tls)
         await site.start()
         self._runner = runner
         port = runner.addresses[0][1]
-        self._issuer = f"http://127.0.0.1:{port}{self._path}"
+        scheme = "https" if self._tls is not None else "http"
+        self._issuer = f"{scheme}://127.0.0.1:{port}{self._path}"
         return self
 
     async def __aexit__(
@@ -161,7 +167,7 @@ class OIDCTestIssuer:
 
     @property
     def issuer(self) -> str:
-        """The issuer URL (``http://127.0.0.1:PORT[/path]``); set once the issuer is serving."""
+        """The issuer URL (``http[s]://127.0.0.1:PORT[/path]``); set once the issuer is serving."""
         if not self._issuer:
             raise RuntimeError("OIDCTestIssuer is not serving; use it as `async with`")
         return self._issuer

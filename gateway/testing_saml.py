@@ -37,6 +37,7 @@ import datetime
 import html
 import secrets
 import shutil
+import ssl
 import tempfile
 import warnings
 import zlib
@@ -340,8 +341,11 @@ class SAMLTestIdP:
         return path
 
     @contextlib.asynccontextmanager
-    async def serve(self, path: str = "/saml/metadata") -> AsyncIterator[str]:
-        """Serve the metadata over HTTP on 127.0.0.1 (random port); yields its URL.
+    async def serve(
+        self, path: str = "/saml/metadata", *, tls: ssl.SSLContext | None = None
+    ) -> AsyncIterator[str]:
+        """Serve the metadata over HTTP on 127.0.0.1 (random port), or https with a ``tls`` server
+        context (:meth:`gateway.testing_tls.TestCA.server_context`); yields its URL.
 
         The single sign-on endpoint ``/saml/sso`` is served too, and listed in the metadata
         (:attr:`sso_url`) until the server stops: read :attr:`metadata_file` inside the block.
@@ -358,13 +362,14 @@ class SAMLTestIdP:
         app.router.add_get("/saml/slo", self._slo)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
         await site.start()
         port = runner.addresses[0][1]
-        self.sso_url = f"http://127.0.0.1:{port}/saml/sso"
-        self.slo_url = f"http://127.0.0.1:{port}/saml/slo"
+        base = f"{'https' if tls is not None else 'http'}://127.0.0.1:{port}"
+        self.sso_url = f"{base}/saml/sso"
+        self.slo_url = f"{base}/saml/slo"
         try:
-            yield f"http://127.0.0.1:{port}{path}"
+            yield f"{base}{path}"
         finally:
             self.sso_url = self.slo_url = None
             await runner.cleanup()

@@ -15,6 +15,7 @@ Configuration (one entry of ``providers``)::
         jwks_cache_seconds: 3600                # how long keys and discovery are trusted
         jwks_refetch_min_interval: 60           # min seconds between refetches on an unknown kid
         http_timeout: 5                         # seconds per discovery/JWKS request
+        ca_file: null                           # PEM CA bundle trusted for the issuer (else the system's)
         max_token_bytes: 16384                  # larger tokens are refused unread
         require_claims: []                      # extra claims every token must carry
         share_jwks: false                       # also cache the JWKS in the shared store

@@ -21,6 +21,7 @@ import aiohttp
 from fedgate_oidc.config import OIDCProviderSettings, is_loopback_http
 from fedgate_oidc.token import KeySet
 from gateway.errors import IDPCommunicationError
+from gateway.net import client_tls
 from gateway.store.base import Store
 
 __all__ = ["MAX_DOCUMENT_BYTES", "KeyFetcher"]
@@ -54,6 +55,8 @@ class KeyFetcher:
         self._jwks_url_at = 0.0
         self._last_attempt: float | None = None
         self._inflight: asyncio.Task[KeySet] | None = None
+        self.tls = client_tls(settings.ca_file)
+        """The TLS context of requests to the issuer: its ``ca_file`` only, or ``None`` (system trust)."""
         self.fetches = 0
         """Number of network fetches of the JWKS (for metrics and tests)."""
 
@@ -61,6 +64,7 @@ class KeyFetcher:
         """Open the HTTP session."""
         if self._session is None:
             self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self.tls) if self.tls is not None else None,
                 timeout=aiohttp.ClientTimeout(total=self._settings.http_timeout),
                 # Decompression would let a small response expand past the size limit in one step.
                 auto_decompress=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from typing import final
@@ -75,6 +76,11 @@ class OIDCProvider:
     def settings(self) -> OIDCProviderSettings:
         """The validated settings this provider was built from."""
         return self._settings
+
+    @property
+    def tls(self) -> ssl.SSLContext | None:
+        """TLS context for requests to the issuer: ``ca_file`` only, or ``None`` (system trust)."""
+        return self._keys.tls
 
     @property
     def jwks_fetches(self) -> int:

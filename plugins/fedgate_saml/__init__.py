@@ -14,6 +14,7 @@ Configuration (one entry of ``providers``)::
         metadata_refresh_seconds: 3600          # background reload; the last good copy is kept
         metadata_signing_certificate: null      # PEM file; if set, the metadata must be signed with it
         http_timeout: 10                        # seconds per metadata fetch
+        ca_file: null                           # PEM CA bundle trusted for metadata_url (else the system's)
         audiences: [https://signin.aws.amazon.com/saml, urn:amazon:webservices]
         recipients: [https://signin.aws.amazon.com/saml]   # accepted Recipient / Destination
         allow_sha1: false                       # RSA-SHA1 signatures and SHA-1 digests

@@ -30,6 +30,7 @@ from saml2 import BINDING_HTTP_REDIRECT, md
 from fedgate_saml.config import SAMLProviderSettings
 from fedgate_saml.xmlsig import TrustedCert, has_dtd, verify_metadata_signature
 from gateway.errors import IDPCommunicationError
+from gateway.net import client_tls
 
 __all__ = ["MAX_METADATA_BYTES", "IdPMetadata", "MetadataError", "MetadataSource", "parse_metadata"]
 
@@ -163,6 +164,7 @@ class MetadataSource:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._signer: x509.Certificate | None = None
+        self._tls = client_tls(settings.ca_file)
         if settings.metadata_signing_certificate is not None:
             try:
                 pem = settings.metadata_signing_certificate.read_bytes()
@@ -176,6 +178,7 @@ class MetadataSource:
         """Load the metadata once (a failure is retried on first use) and start the refresh task."""
         if self._settings.metadata_url is not None and self._session is None:
             self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._tls) if self._tls is not None else None,
                 timeout=aiohttp.ClientTimeout(total=self._settings.http_timeout),
                 auto_decompress=False,
                 headers={"Accept-Encoding": "identity"},

@@ -108,6 +108,8 @@ async def _web_ctx(app: web.Application) -> AsyncIterator[None]:
                 redirect_uri=f"{settings.public_url}/sso/callback/{option.name}",
                 store=store,
                 http=http,
+                # The oidc provider's own CA bundle (its ca_file), if it has one.
+                tls=getattr(provider, "tls", None),
             )
         app[WEB] = WebLogin(
             settings,

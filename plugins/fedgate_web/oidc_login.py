@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class OIDCLogin:
         redirect_uri: str,
         store: Store,
         http: aiohttp.ClientSession,
+        tls: ssl.SSLContext | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -64,6 +66,7 @@ class OIDCLogin:
         self.redirect_uri = redirect_uri
         self._store = store
         self._http = http
+        self._tls: ssl.SSLContext | bool = tls if tls is not None else True  # the provider's ca_file
         self._monotonic = monotonic
         self._discovery: tuple[float, dict[str, Any]] | None = None
 
@@ -151,7 +154,7 @@ class OIDCLogin:
         else:
             body += "&" + urlencode({"client_id": self.settings.client_id})
         try:
-            async with self._http.post(token_url, data=body, headers=headers) as response:
+            async with self._http.post(token_url, data=body, headers=headers, ssl=self._tls) as response:
                 payload = await _read_json(response)
                 status = response.status
         except (aiohttp.ClientError, TimeoutError):
@@ -164,7 +167,7 @@ class OIDCLogin:
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         try:
-            async with self._http.get(url, headers={"Accept": "application/json"}) as response:
+            async with self._http.get(url, headers={"Accept": "application/json"}, ssl=self._tls) as response:
                 if response.status != 200:
                     raise LoginError("The identity provider's discovery document is unavailable.", status=502)
                 return await _read_json(response)

@@ -49,10 +49,14 @@ def host() -> PluginHost:
     return plugins
 
 
-def web_config(issuer: OIDCTestIssuer, url: str, audit_path: Path, **web: Any) -> GatewayConfig:
-    """Roles: alice may be developer or reader; only the subject ``root`` may be admin."""
-    arn = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer.issuer.removeprefix('http://')}"
-    key = issuer.issuer.removeprefix("http://")
+def web_config(
+    issuer: OIDCTestIssuer, url: str, audit_path: Path, provider: dict[str, Any] | None = None, **web: Any
+) -> GatewayConfig:
+    """Roles: alice may be developer or reader; only the subject ``root`` may be admin.
+
+    ``provider`` overrides settings of the oidc provider; ``web`` those of ``web_login``."""
+    key = issuer.issuer.split("://", 1)[1]
+    arn = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{key}"
 
     def trust(**condition: Any) -> dict[str, Any]:
         statement: dict[str, Any] = {
@@ -67,7 +71,7 @@ def web_config(issuer: OIDCTestIssuer, url: str, audit_path: Path, **web: Any) -
     raw: dict[str, Any] = {
         "account_id": ACCOUNT,
         "audit": {"sink": "file", "path": str(audit_path)},
-        "providers": [issuer.provider_config(audiences=[CLIENT_ID])],
+        "providers": [issuer.provider_config(audiences=[CLIENT_ID], **(provider or {}))],
         "roles": [
             {
                 "name": "developer",
