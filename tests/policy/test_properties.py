@@ -18,6 +18,7 @@ RESOURCES = [
     "arn:aws:s3:::other/*",
     "arn:aws:s3:::b*",
     "arn:aws:s3:::${aws:username}/*",
+    "arn:aws:s3:::${aws:PrincipalTag/team}/*",  # never in the contexts below: never resolves
 ]
 CONDITIONS: list[dict[str, Any]] = [
     {"StringEquals": {"aws:username": "alice"}},
@@ -29,6 +30,9 @@ CONDITIONS: list[dict[str, Any]] = [
     {"ForAllValues:StringEquals": {"x:groups": ["eng", "ops"]}},
     {"Null": {"aws:username": "false"}},
     {"IpAddressIfExists": {"aws:SourceIp": "10.0.0.0/8"}},
+    {"ForAnyValue:StringEqualsIfExists": {"x:groups": ["eng"]}},
+    {"ForAllValues:StringEqualsIfExists": {"x:groups": ["eng"]}},
+    {"ArnLike": {"aws:SourceArn": ["arn:aws:sns:*:alerts", "arn:aws:sns:*:*:alerts"]}},
 ]
 REQ_ACTIONS = ["s3:GetObject", "s3:PutObject", "iam:CreateUser", "ec2:RunInstances"]
 REQ_RESOURCES = ["arn:aws:s3:::bucket/key", "arn:aws:s3:::other/x", "arn:aws:s3:::alice/k", "*"]
@@ -38,6 +42,7 @@ CONTEXTS: list[dict[str, Any]] = [
     {"aws:username": "bob", "aws:MultiFactorAuthAge": "10", "x:groups": ["eng"]},
     {"aws:username": "*", "aws:SourceIp": "10.1.2.3", "x:groups": ["eng", "sales"]},
     {"aws:MultiFactorAuthAge": "oops", "aws:SourceIp": "bad"},
+    {"aws:SourceArn": "arn:aws:sns:eu-west-1:123456789012:alerts", "x:groups": []},
 ]
 
 
