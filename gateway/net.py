@@ -6,11 +6,14 @@ import ipaddress
 import os
 import ssl
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import SplitResult, urlsplit
+
+from pydantic import AfterValidator
 
 from gateway.errors import ConfigError
 
-__all__ = ["ca_bundle_context", "check_https_url", "client_tls", "is_loopback_host"]
+__all__ = ["CAFile", "ca_bundle_context", "check_https_url", "client_tls", "is_loopback_host"]
 
 
 def is_loopback_host(host: str) -> bool:
@@ -54,6 +57,15 @@ def ca_bundle_context(path: Path) -> ssl.SSLContext:
     except OSError as exc:  # ssl.SSLError is an OSError too: no certificate in the file
         why = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
         raise ValueError(f"cannot load CA certificates from {path}: {why}") from None
+
+
+def _loadable(path: Path) -> Path:
+    ca_bundle_context(path)  # refused when the configuration loads, not at the first request
+    return path
+
+
+#: A config field naming a PEM CA bundle that must load (``ca_file`` of the providers).
+CAFile = Annotated[Path, AfterValidator(_loadable)]
 
 
 def client_tls(ca_file: Path | None) -> ssl.SSLContext | None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 
 from gateway.config import ProviderSettings
-from gateway.net import ca_bundle_context, check_https_url, is_loopback_host
+from gateway.net import CAFile, check_https_url, is_loopback_host
 
 __all__ = ["ASYMMETRIC_ALGORITHMS", "OIDCProviderSettings", "is_loopback_http", "provider_id"]
 
@@ -68,7 +67,7 @@ class OIDCProviderSettings(ProviderSettings):
     http_timeout: float = Field(
         default=5, gt=0, le=60, description="Timeout in seconds of each discovery or JWKS request."
     )
-    ca_file: Path | None = Field(
+    ca_file: CAFile | None = Field(
         default=None,
         description="PEM file of the CA certificates that sign the issuer's TLS certificate (an "
         "internal CA): discovery, JWKS and browser sign-in requests to it trust only these, instead "
@@ -109,13 +108,6 @@ class OIDCProviderSettings(ProviderSettings):
         # A plain-http key URL is only tolerable for a development issuer that is itself local.
         if urlsplit(v).scheme == "http" and isinstance(issuer, str) and not is_loopback_http(issuer):
             raise ValueError("must use https when the issuer does")
-        return v
-
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_file(cls, v: Path | None) -> Path | None:
-        if v is not None:
-            ca_bundle_context(v)  # refuse a bundle that will not load now, not at the first request
         return v
 
     @field_validator("audiences")

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from gateway.config import ProviderSettings
-from gateway.net import ca_bundle_context, check_https_url
+from gateway.net import CAFile, check_https_url
 
 __all__ = ["DEFAULT_AUDIENCES", "DEFAULT_MFA_CLASSES", "DEFAULT_RECIPIENTS", "SAMLProviderSettings"]
 
@@ -66,7 +66,7 @@ class SAMLProviderSettings(ProviderSettings):
     http_timeout: float = Field(
         default=10, gt=0, le=120, description="Timeout in seconds of a metadata fetch."
     )
-    ca_file: Path | None = Field(
+    ca_file: CAFile | None = Field(
         default=None,
         description="PEM file of the CA certificates that sign the metadata_url server's TLS "
         "certificate (an internal CA): metadata fetches trust only these, instead of the system "
@@ -135,13 +135,6 @@ class SAMLProviderSettings(ProviderSettings):
         if v is None:
             return None
         check_https_url(v)
-        return v
-
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_file(cls, v: Path | None) -> Path | None:
-        if v is not None:
-            ca_bundle_context(v)  # refuse a bundle that will not load now, not at the first fetch
         return v
 
     @field_validator("audiences", "recipients")
