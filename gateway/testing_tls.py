@@ -3,7 +3,7 @@
 For testing anything that fetches over https from an issuer behind a private CA (``ca_file``)::
 
     with TestCA() as ca:
-        async with OIDCTestIssuer(ssl=ca.server_context()) as idp:   # https://127.0.0.1:PORT
+        async with OIDCTestIssuer(tls=ca.server_context()) as idp:   # https://127.0.0.1:PORT
             config = idp.provider_config(ca_file=str(ca.cert_file))
 
 Keys are EC P-256 (fast to make) and certificates real X.509, made with ``cryptography``; the
