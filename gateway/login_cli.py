@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from gateway.jsonlimits import loads as bounded_loads
 from gateway.net import is_loopback_host
 
 __all__ = [
@@ -166,7 +167,7 @@ def _post(url: str, fields: dict[str, str]) -> tuple[int, dict[str, Any]]:
     except (urllib.error.URLError, OSError) as exc:
         raise LoginFailed(f"cannot reach the gateway at {url}: {getattr(exc, 'reason', exc)}") from None
     try:
-        body = json.loads(raw[:_MAX_BODY])
+        body = bounded_loads(raw[:_MAX_BODY])
     except ValueError:
         raise LoginFailed(f"the gateway answered {status} without JSON") from None
     return status, body if isinstance(body, dict) else {}

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, get_args
 
 from gateway.errors import MalformedPolicyDocument, PackedPolicyTooLarge
+from gateway.jsonlimits import JsonLimitError
+from gateway.jsonlimits import loads as bounded_loads
 from gateway.policy.cache import LRU
 from gateway.policy.compiled import CompiledPolicy, CompiledStatement, resource_test
 from gateway.policy.conditions import CompiledCondition, compile_condition
@@ -140,9 +142,9 @@ def parse_policy(
             if cached is not None:
                 return cached
             try:
-                doc = json.loads(source, object_pairs_hook=_reject_duplicates)
-            except RecursionError:
-                raise _Bad("Policy", "document nests too deeply") from None
+                doc = bounded_loads(source, max_depth=_MAX_DEPTH, object_pairs_hook=_reject_duplicates)
+            except JsonLimitError as exc:
+                raise _Bad("Policy", str(exc)) from None
             except ValueError as exc:
                 if isinstance(exc, json.JSONDecodeError):
                     raise _Bad("Policy", f"not valid JSON ({exc.msg} at line {exc.lineno})") from None

@@ -28,6 +28,7 @@ from gateway.errors import (
     ValidationError,
 )
 from gateway.identity import Identity, IdentityProvider
+from gateway.jsonlimits import loads as bounded_loads
 from gateway.policy import Policy, Request, evaluate_trust, parse_policy
 from gateway.sts.params import (
     AssumeRoleWithSAMLParams,
@@ -408,8 +409,9 @@ def _peek_issuer(token: str) -> str:
     if len(parts) != 3:
         raise InvalidIdentityToken("The web identity token is not a signed JWT")
     try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        # Unauthenticated: nesting is bounded before the parser sees it.
+        payload = bounded_loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
         raise InvalidIdentityToken("The web identity token could not be decoded") from None
     issuer = payload.get("iss") if isinstance(payload, dict) else None
     if not isinstance(issuer, str) or not issuer:

@@ -21,6 +21,7 @@ import aiohttp
 from fedgate_oidc.config import OIDCProviderSettings, is_loopback_http
 from fedgate_oidc.token import KeySet
 from gateway.errors import IDPCommunicationError
+from gateway.jsonlimits import loads as bounded_loads
 from gateway.net import client_tls
 from gateway.store.base import Store
 
@@ -181,7 +182,7 @@ class KeyFetcher:
             log.warning("%s of %s: %s from %s", what, self._settings.issuer, type(exc).__name__, url)
             raise IDPCommunicationError(f"could not reach the issuer's {what} endpoint") from exc
         try:
-            return json.loads(body)
+            return bounded_loads(body)
         except ValueError:
             log.warning("%s of %s at %s is not JSON", what, self._settings.issuer, url)
             raise IDPCommunicationError(f"the issuer's {what} document is not valid JSON") from None

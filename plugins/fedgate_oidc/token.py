@@ -9,7 +9,6 @@ is refused, and every key is bound to the one algorithm family and curve it may 
 from __future__ import annotations
 
 import base64
-import json
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping
@@ -22,6 +21,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 from gateway.errors import ExpiredToken, IDPRejectedClaim, InvalidIdentityToken
+from gateway.jsonlimits import loads as bounded_loads
 
 __all__ = [
     "KeyNotFound",
@@ -187,8 +187,8 @@ def _bad_constant(name: str) -> Any:
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_bad_constant)
-    except (ValueError, RecursionError):
+        value = bounded_loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_bad_constant)
+    except ValueError:
         raise InvalidIdentityToken(f"token {what} is not a JSON object") from None
     if not isinstance(value, dict):
         raise InvalidIdentityToken(f"token {what} is not a JSON object")

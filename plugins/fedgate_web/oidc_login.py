@@ -28,6 +28,7 @@ from fedgate_web.errors import LoginError
 from fedgate_web.sessions import digest
 from gateway.errors import ServiceError
 from gateway.identity import Identity, IdentityProvider
+from gateway.jsonlimits import loads as bounded_loads
 from gateway.store.base import Store
 
 __all__ = ["OIDCLogin", "PendingLogin"]
@@ -180,7 +181,7 @@ async def _read_json(response: aiohttp.ClientResponse) -> dict[str, Any]:
     if len(raw) > _MAX_RESPONSE:
         raise LoginError("The identity provider's answer is too large.", status=502)
     try:
-        data = json.loads(raw)
+        data = bounded_loads(raw)
     except ValueError:
         raise LoginError("The identity provider's answer is not JSON.", status=502) from None
     if not isinstance(data, dict):

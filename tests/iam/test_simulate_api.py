@@ -415,6 +415,9 @@ def test_malformed_policy_is_refused(iam_client: IamFactory) -> None:
         '{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*", '
         '"Condition": {"StringLikeX": {"s3:prefix": "a"}}}}',
         "not json",
+        # Nested past the interpreter's recursion limit, closed and unclosed: refused, never a 500.
+        '{"Version": "2012-10-17", "Statement": ' + "[" * 20_000 + "]" * 20_000 + "}",
+        '{"Version": "2012-10-17", "Statement": ' + '{"a":' * 20_000,
     ]
     for doc in bad:
         with pytest.raises(ClientError) as exc:

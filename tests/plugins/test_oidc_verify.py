@@ -356,6 +356,21 @@ async def test_payload_that_is_not_json_is_refused_after_the_signature(
     assert "payload" in await reject(provider, f"{unsigned}.{b64(signature)}")
 
 
+async def test_deeply_nested_json_is_refused_not_a_500(idp: OIDCTestIssuer, make: Make) -> None:
+    """Nesting past the interpreter's recursion limit, in the unauthenticated header and in a
+    signed payload: InvalidIdentityToken either way, never a RecursionError."""
+    provider = await make()
+    deep = b"[" * 2000 + b"]" * 2000
+    header = b'{"alg":"RS256","kid":"rsa-1","x":' + deep + b"}"
+    assert "header" in await reject(provider, f"{b64(header)}.eyJ9.c2ln")
+    assert idp.jwks_fetches == 0
+    from joserfc.jws import JWSRegistry
+
+    unsigned = compact_jws({"alg": "RS256", "kid": "rsa-1"}, b'{"x":' + deep + b"}")[:-1]
+    signature = JWSRegistry.algorithms["RS256"].sign(unsigned.encode(), idp.private_key("rsa-1"))
+    assert "payload" in await reject(provider, f"{unsigned}.{b64(signature)}")
+
+
 async def test_oversized_token_is_refused_unread(idp: OIDCTestIssuer, make: Make) -> None:
     provider = await make(max_token_bytes=4096)
     message = await reject(provider, idp.mint(padding="x" * 5000))

@@ -313,13 +313,27 @@ def test_malformed_refused_with_path(document: Any, kind: Any, prefix: str) -> N
         ("{", "Policy: not valid JSON"),
         ('{"Statement": [], "Statement": []}', "Statement: duplicate key"),
         ('{"Statement": {"Effect": "Allow", "Effect": "Deny"}}', "Effect: duplicate key"),
-        ("[" * 5000 + "]" * 5000, "Policy: "),
+        ("[" * 5000 + "]" * 5000, "Policy: document nests deeper than 8 levels"),
         ('{"Statement": ' + "[" * 20 + "]" * 20 + "}", "Policy: document nests deeper"),
+        # Past the interpreter's recursion limit: refused by the pre-scan, never a RecursionError.
+        ('{"Statement": ' + "[" * 60_000 + "]" * 60_000 + "}", "Policy: document nests deeper"),
+        ('{"Statement": ' + '{"a":' * 20_000, "Policy: document's brackets do not balance"),
         ('{"Statement": [' + ",".join(["1"] * 25_000) + "]}", "Policy: document has more than"),
         ("x" * (MAX_SOURCE_CHARS + 1), "Policy: document is longer"),
         ("null", "Policy: must be a JSON object"),
     ],
-    ids=["syntax", "dup-top", "dup-effect", "deep-array", "deep", "huge-list", "too-long", "null"],
+    ids=[
+        "syntax",
+        "dup-top",
+        "dup-effect",
+        "deep-array",
+        "deep",
+        "very-deep",
+        "unclosed",
+        "huge-list",
+        "too-long",
+        "null",
+    ],
 )
 def test_malformed_json_text(text: str, prefix: str) -> None:
     with pytest.raises(MalformedPolicyDocument) as info:
