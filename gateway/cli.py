@@ -120,9 +120,8 @@ def _positive(value: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from gateway.app import create_app
+    from gateway.web.server import run
 
     config, host = load_config_and_host(args.config)
     configure_logging(config.log_level)
@@ -139,8 +138,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if args.workers > 1:
         return _serve_workers(config, host, bind_host, port, args.workers)
-    app = create_app(config, host=host)
-    web.run_app(app, host=bind_host, port=port, print=None, access_log=None, shutdown_timeout=10.0)
+    run(create_app(config, host=host), host=bind_host, port=port)
     log.info("fedgate stopped")
     return 0
 
@@ -179,9 +177,8 @@ def _serve_workers(config: GatewayConfig, host: PluginHost, bind_host: str, port
     import signal
     import socket
 
-    from aiohttp import web
-
     from gateway.app import create_app
+    from gateway.web.server import run
 
     config = _shared_secrets(config)
     family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
@@ -197,8 +194,7 @@ def _serve_workers(config: GatewayConfig, host: PluginHost, bind_host: str, port
             code = 0
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers with SIGTERM
-                app = create_app(config, host=host)
-                web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=10.0)
+                run(create_app(config, host=host), sock=sock)
             except BaseException:
                 log.exception("worker failed")
                 code = 1

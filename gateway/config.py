@@ -61,10 +61,38 @@ class _Model(BaseModel):
 
 
 class ListenSettings(_Model):
-    """Where ``fedgate serve`` listens."""
+    """Where ``fedgate serve`` listens, and how long it waits for clients."""
 
     host: str = Field(default="127.0.0.1", description="Address to bind.")
     port: int = Field(default=8080, ge=0, le=65535, description="TCP port (0 picks a free one).")
+    header_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        le=600,
+        description="Seconds a client may take to send a request line and headers, from their first byte; "
+        "a slower one (slow loris) is disconnected.",
+    )
+    body_read_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        le=3600,
+        description="Seconds each read of a request body may wait for the client's next bytes; a client "
+        "that stalls longer is answered RequestTimeout and disconnected.",
+    )
+    body_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="Seconds, in all, the reads of one request body may wait for the client (time spent "
+        "waiting on an upstream does not count); raise it for large uploads over slow links.",
+    )
+    keepalive_timeout: float = Field(
+        default=75.0,
+        gt=0,
+        le=3600,
+        description="Seconds an idle keep-alive connection stays open; keep it above the idle timeout of "
+        "any load balancer in front.",
+    )
 
 
 class StoreSettings(_Model):

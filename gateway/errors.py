@@ -32,6 +32,13 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── NoSuchEntity                 IAM: the named role (or other entity) does not exist; 404
         ├── ContentSHA256Mismatch        a streamed body does not match x-amz-content-sha256
         ├── MissingContentLength         411: an upload without a length the upstream can be told
+        ├── BadRequest                   a request HTTP itself could not parse
+        ├── RequestHeaderSectionTooLarge a request line or header over the server's limits
+        ├── RequestTimeout               the client stalled while sending its request body
+        ├── RequestEntityTooLarge        413: a body over what the endpoint reads whole
+        ├── NotFound                     404: no API answers at the path
+        ├── MethodNotAllowed             405: the API at the path does not take the method
+        ├── ClientClosedRequest          the client left before its response ended (audit only)
         ├── InternalFailure              fault = Receiver
         ├── ServiceUnavailable           fault = Receiver
         ├── BadGateway                   502: the upstream failed (fault = Receiver)
@@ -46,6 +53,8 @@ from __future__ import annotations
 __all__ = [
     "AccessDenied",
     "BadGateway",
+    "BadRequest",
+    "ClientClosedRequest",
     "ConfigError",
     "ContentSHA256Mismatch",
     "ExpiredRequestToken",
@@ -63,13 +72,18 @@ __all__ = [
     "InvalidIdentityToken",
     "InvalidParameterValue",
     "MalformedPolicyDocument",
+    "MethodNotAllowed",
     "MissingAuthenticationToken",
     "MissingContentLength",
     "MissingParameter",
     "NoSuchEntity",
+    "NotFound",
     "PackedPolicyTooLarge",
     "PluginError",
+    "RequestEntityTooLarge",
+    "RequestHeaderSectionTooLarge",
     "RequestTimeTooSkewed",
+    "RequestTimeout",
     "ServiceError",
     "ServiceUnavailable",
     "SignatureDoesNotMatch",
@@ -224,6 +238,53 @@ class MissingContentLength(_SenderError):
 
     code = "MissingContentLength"
     status = 411
+
+
+class BadRequest(_SenderError):
+    """The request is not valid HTTP (a malformed request line or header, a broken chunked body)."""
+
+    code = "BadRequest"
+
+
+class RequestHeaderSectionTooLarge(_SenderError):
+    """The request line or a header is longer than the server accepts (S3's code for it)."""
+
+    code = "RequestHeaderSectionTooLarge"
+
+
+class RequestTimeout(_SenderError):
+    """The client stopped sending its request body (S3's ``RequestTimeout``, a 400 there too)."""
+
+    code = "RequestTimeout"
+
+
+class RequestEntityTooLarge(_SenderError):
+    """The body is larger than the endpoint reads whole."""
+
+    code = "RequestEntityTooLarge"
+    status = 413
+
+
+class NotFound(_SenderError):
+    """No API answers at the requested path."""
+
+    code = "NotFound"
+    status = 404
+
+
+class MethodNotAllowed(_SenderError):
+    """The API at the path does not take the method (S3's code and status)."""
+
+    code = "MethodNotAllowed"
+    status = 405
+
+
+class ClientClosedRequest(_SenderError):
+    """The client closed the connection before its response ended; never sent, only audited
+    (499 is nginx's status for it)."""
+
+    code = "ClientClosedRequest"
+    status = 499
 
 
 class BadGateway(ServiceError):

@@ -25,6 +25,7 @@ from gateway.app import create_app
 from gateway.config import GatewayConfig, parse_config
 from gateway.plugin_host import PluginHost
 from gateway.store import MemoryStore, RedisStore, Store
+from gateway.web.server import GatewayRunner
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 T = TypeVar("T")
@@ -155,9 +156,11 @@ def config_from(raw: Mapping[str, Any]) -> GatewayConfig:
 
 
 async def serve_app(config: GatewayConfig) -> tuple[web.AppRunner, int, web.Application]:
-    """Serve a gateway for ``config`` on 127.0.0.1 and a free port; clean up with ``runner.cleanup()``."""
+    """Serve a gateway for ``config`` on 127.0.0.1 and a free port, as ``fedgate serve`` does
+    (:class:`GatewayRunner`: its limits, timeouts and error answers); clean up with
+    ``runner.cleanup()``."""
     app = create_app(config)
-    runner = web.AppRunner(app, access_log=None)
+    runner = GatewayRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -2,8 +2,11 @@
 
 Every response carries ``x-amzn-RequestId``. Any :class:`ServiceError` raised by a handler is
 rendered in the dialect of the API that was called (STS XML, or the S3 XML or JSON the proxy
-names through ``keys.ERROR_DIALECT``); anything else becomes ``InternalFailure``,
-logged with the request id, with no internals in the body.
+names through ``keys.ERROR_DIALECT``). aiohttp's own errors become theirs too
+(:func:`service_error`): an ``HTTPException`` of 400 or more (a body over ``client_max_size``, a
+404 from a plugin) and a client that went away mid-body, which is logged without a traceback.
+Anything else becomes ``InternalFailure``, logged with the request id and a traceback, with no
+internals in the body. Redirects pass through untouched.
 """
 
 from __future__ import annotations
@@ -15,12 +18,28 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway import keys
-from gateway.errors import InternalFailure, ServiceError
+from gateway.errors import (
+    AccessDenied,
+    BadRequest,
+    IncompleteBody,
+    InternalFailure,
+    MethodNotAllowed,
+    NotFound,
+    RequestEntityTooLarge,
+    ServiceError,
+)
 from gateway.logs import request_id_var
 from gateway.proxy.dialect import error_body
 from gateway.sts.xml import error_document
 
-__all__ = ["error_response", "request_context", "sts_error_response"]
+__all__ = [
+    "CLIENT_ABORTS",
+    "error_response",
+    "log_path",
+    "request_context",
+    "service_error",
+    "sts_error_response",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +64,46 @@ def error_response(request: web.Request, exc: ServiceError, request_id: str) -> 
     return web.Response(status=status, text=body, content_type=content_type, headers=headers)
 
 
+# aiohttp's HTTPExceptions by status, as fedgate's errors.
+_BY_STATUS: dict[int, tuple[type[ServiceError], str]] = {
+    400: (BadRequest, "The request could not be parsed."),
+    403: (AccessDenied, "Access denied."),
+    404: (NotFound, "No API answers at this path."),
+    405: (MethodNotAllowed, "The specified method is not allowed against this resource."),
+    413: (RequestEntityTooLarge, "The request body is larger than this endpoint accepts."),
+}
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
+#: How aiohttp reports a client that went away mid-body, or broke its body's framing.
+CLIENT_ABORTS = (ConnectionResetError, web.RequestPayloadError)
+_UNKNOWN = "The request processing has failed because of an unknown error."
+
+
+def log_path(request: web.BaseRequest) -> str:
+    """The request's path for a log line: as sent (percent-encoded), without the query (where
+    presigned URLs carry their token and signature), cut to 200 characters."""
+    path = request.raw_path.partition("?")[0]
+    return path if len(path) <= 200 else path[:200] + "..."
+
+
+def service_error(exc: BaseException) -> ServiceError:
+    """The AWS error a failed request is answered and audited with.
+
+    A :class:`ServiceError` is itself; an ``HTTPException`` of 400 or more is the error for its
+    status (any other 4xx is ``BadRequest``, 5xx ``InternalFailure``); a client that disconnected or
+    broke its body's framing is ``IncompleteBody``; anything else is ``InternalFailure``.
+    """
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, web.HTTPException) and exc.status >= 400:
+        cls, message = _BY_STATUS.get(exc.status) or (
+            (BadRequest, _BY_STATUS[400][1]) if exc.status < 500 else (InternalFailure, _UNKNOWN)
+        )
+        return cls(message)
+    if isinstance(exc, CLIENT_ABORTS):
+        return IncompleteBody("The request body ended before it was complete.")
+    return InternalFailure(_UNKNOWN)
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Assign a request id, render errors, and stamp the id on the response."""
@@ -56,15 +115,22 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             response = await handler(request)
         except ServiceError as exc:
             response = error_response(request, exc, request_id)
-        except web.HTTPException:
-            raise
-        except Exception:
-            log.exception("unhandled error while handling %s %s", request.method, request.path)
-            response = error_response(
-                request,
-                InternalFailure("The request processing has failed because of an unknown error."),
-                request_id,
-            )
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise  # a redirect: aiohttp sends it as it is
+            response = error_response(request, service_error(exc), request_id)
+            for name, value in exc.headers.items():  # Allow, a plugin's security headers
+                if name.lower() not in _BODY_HEADERS:
+                    response.headers[name] = value
+        except Exception as exc:
+            if isinstance(exc, CLIENT_ABORTS):
+                log.info(
+                    "request ended early",
+                    extra={"method": request.method, "path": log_path(request), "error": type(exc).__name__},
+                )
+            else:
+                log.exception("unhandled error while handling %s %s", request.method, log_path(request))
+            response = error_response(request, service_error(exc), request_id)
         response.headers["x-amzn-RequestId"] = request_id
         return response
     finally:

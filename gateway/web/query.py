@@ -3,7 +3,8 @@
 Each API registers its actions as :class:`QueryAction` entries keyed by ``(Version, Action)``;
 the endpoint parses the parameters (query string and form body, duplicates refused), picks the
 action, renders its result as the ``{Action}Response`` document and records one audit event,
-success or failure. Handlers are thin adapters around pure domain services.
+success or failure (with the code the caller is answered with, whatever failed). Handlers are
+thin adapters around pure domain services.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from gateway.sigv4 import HttpRequest
 from gateway.sts.params import QueryParams, collect_params
 from gateway.sts.service import CallContext
 from gateway.sts.xml import XmlValue, response_document
+from gateway.web.middleware import service_error
 
 __all__ = [
     "QueryAction",
@@ -147,12 +149,16 @@ async def query_endpoint(request: web.Request) -> web.Response:
         result = await action.handler(QueryCall(request, params, body, ctx))
         document = response_document(action_name, result, ctx.request_id, namespace=action.namespace)
         return web.Response(text=document, content_type="text/xml")
-    except ServiceError as exc:
-        error = exc
+    except Exception as exc:
+        # The middleware answers with this same error (a body over the limit, a client gone).
+        error = service_error(exc)
         raise
     finally:
         name = action_name if action_name.isalnum() and len(action_name) <= 64 else "Unknown"
         app[keys.AUDITOR].emit(name, ctx, error, source=source)
+        # The error's traceback holds this frame: keeping it here would make a reference cycle
+        # that holds the request's body until a full garbage collection.
+        error = None
 
 
 def _lookup(actions: QueryActions, params: QueryParams, action: str) -> QueryAction:

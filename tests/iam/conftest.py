@@ -15,6 +15,7 @@ from gateway.app import create_app
 from gateway.config import GatewayConfig, parse_config
 from gateway.plugin_host import PluginHost
 from gateway.testing import OIDCTestIssuer
+from gateway.web.server import GatewayRunner
 from tests.conftest import BackgroundLoop
 
 ACCOUNT = "123456789012"
@@ -128,7 +129,7 @@ def simulator_config(issuer: OIDCTestIssuer) -> GatewayConfig:
 
 
 async def _start(config: GatewayConfig) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(create_app(config), access_log=None)
+    runner = GatewayRunner(create_app(config))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

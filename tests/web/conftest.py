@@ -25,6 +25,7 @@ from gateway.app import create_app
 from gateway.config import GatewayConfig, parse_config
 from gateway.plugin_host import PluginHost
 from gateway.testing import OIDCTestIssuer
+from gateway.web.server import GatewayRunner
 
 ACCOUNT = "123456789012"
 CLIENT_ID = "fedgate-web"
@@ -127,7 +128,7 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
         audit_path = tmp_path / "audit.jsonl"
         config = web_config(issuer, url, audit_path)
         app = create_app(config, host=host())
-        runner = web.AppRunner(app, access_log=None)
+        runner = GatewayRunner(app)
         await runner.setup()
         await web.SockSite(runner, sock).start()
         try:

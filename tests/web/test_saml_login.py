@@ -34,6 +34,7 @@ from saml2 import md
 from gateway.app import create_app
 from gateway.config import parse_config
 from gateway.testing_saml import SAMLP_NS, SAMLTestIdP
+from gateway.web.server import GatewayRunner
 from tests.web.conftest import ACCOUNT, CHROMIUM_ARGS, COOKIE_SECRET, SECRET_RE, forms, host
 
 CHROMIUM = "/usr/bin/chromium"
@@ -162,7 +163,7 @@ async def start(idp: SAMLTestIdP, sp_key: SPKey, tmp_path: Path) -> AsyncIterato
             config = parse_config(
                 raw, provider_types=plugins.provider_types(), sections=plugins.config_sections()
             )
-            runner = web.AppRunner(create_app(config, host=plugins), access_log=None)
+            runner = GatewayRunner(create_app(config, host=plugins))
             await runner.setup()
             await web.SockSite(runner, sock).start()
             runners.append(runner)
