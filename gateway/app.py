@@ -170,6 +170,9 @@ def _make_proxy_ctx(clock: Callable[[], float]) -> Callable[[web.Application], A
                     auto_decompress=False,
                     cookie_jar=aiohttp.DummyCookieJar(),
                 )
+                runtime.timeouts[upstream.name] = aiohttp.ClientTimeout(
+                    total=u.total_timeout, connect=u.connect_timeout, sock_read=u.read_timeout
+                )
             app[keys.PROXY] = runtime
             yield
         finally:

@@ -34,7 +34,8 @@ class BodyGuard:
 
     ``expected_sha256`` is a lowercase hex digest to check, or ``None``; ``streaming`` an
     ``aws-chunked`` context to decode, or ``None``; ``length`` the declared length of the wire body
-    (``Content-Length``), or ``None``. After the iterator failed, :attr:`error` holds why.
+    (``Content-Length``), or ``None``. After the iterator failed, :attr:`error` holds why: a check
+    that failed, or a :class:`ServiceError` the source raised (a stalled client's RequestTimeout).
     """
 
     def __init__(
@@ -102,13 +103,19 @@ class BodyGuard:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         held: bytes | None = None
-        async for piece in self._source:
-            for out in self._released(piece):
-                if not out:
-                    continue
-                if held is not None:
-                    yield held
-                held = out
+        try:
+            async for piece in self._source:
+                for out in self._released(piece):
+                    if not out:
+                        continue
+                    if held is not None:
+                        yield held
+                    held = out
+        except ServiceError as exc:
+            # The HTTP client sending this body upstream reports only that sending failed: keep
+            # the reason (a check above, or the client's stalled or broken body) for the caller.
+            self.error = self.error or exc
+            raise
         self._finish()
         if held is not None:
             yield held

@@ -184,6 +184,14 @@ class UpstreamSettings(_Model):
     read_timeout: float = Field(
         default=60.0, gt=0, le=3600, description="Seconds to wait for each read from the upstream."
     )
+    total_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="Seconds a proxied request may take in all, from connecting to the last byte of the "
+        "response, so an upstream trickling within read_timeout cannot hold it; raise it for large "
+        "downloads. Not applied to WebSocket relays.",
+    )
     max_connections: int = Field(
         default=100, ge=1, le=10000, description="Pooled connections to the upstream."
     )

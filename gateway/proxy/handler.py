@@ -27,9 +27,12 @@ from gateway.credentials import SessionClaims
 from gateway.errors import (
     AccessDenied,
     BadGateway,
+    ClientClosedRequest,
     GatewayTimeout,
+    IncompleteBody,
     InvalidParameterValue,
     MissingContentLength,
+    NotFound,
     ServiceError,
 )
 from gateway.policy import Decision
@@ -53,6 +56,7 @@ from gateway.sigv4 import (
     signature_form,
 )
 from gateway.sts.service import CallContext
+from gateway.web.middleware import CLIENT_ABORTS, service_error
 
 __all__ = ["ProxyRuntime", "jwks_endpoint", "proxy_dispatch", "proxy_request", "routes"]
 
@@ -75,6 +79,8 @@ class ProxyRuntime:
     clock: Callable[[], float]
     signer: IdentitySigner | None = None
     clients: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
+    #: Per upstream, the timeouts of a proxied request; the sessions' own (no total) serve WebSockets.
+    timeouts: dict[str, aiohttp.ClientTimeout] = field(default_factory=dict)
     signing_keys: SigningKeyCache = field(default_factory=SigningKeyCache)
 
 
@@ -83,7 +89,7 @@ async def jwks_endpoint(request: web.Request) -> web.Response:
     """The public keys that verify identity tokens sent to ``auth: identity`` upstreams."""
     runtime = request.app.get(keys.PROXY)
     if runtime is None or runtime.signer is None:
-        raise web.HTTPNotFound()
+        raise NotFound("No API answers at this path.")
     return web.json_response(runtime.signer.jwks(), headers={"Cache-Control": "max-age=300"})
 
 
@@ -92,9 +98,9 @@ async def not_found(request: web.Request) -> web.StreamResponse:
 
     Registered as the last, catch-all route so that the router matches every path: a miss in
     aiohttp's router builds an ``HTTPNotFound`` per request, which costs the proxy's hot path more
-    than a whole policy decision.
+    than a whole policy decision. Answered ``NotFound`` in the STS dialect, as every error is.
     """
-    raise web.HTTPNotFound()
+    raise NotFound("No API answers at this path.")
 
 
 def _host(request: web.Request) -> str:
@@ -236,7 +242,7 @@ async def proxy_request(
             outcome["deniedBy"] = decision.denied_by
             raise AccessDenied(_denied_message(claims, decision))
         # Past this point the request is authorized; only now may anything go upstream.
-        return await _forward(
+        response, error = await _forward(
             request,
             runtime,
             upstream,
@@ -250,11 +256,13 @@ async def proxy_request(
             now,
             ctx.source_ip,
         )
-    except ServiceError as exc:
-        error = exc
+        return response
+    except Exception as exc:
+        error = service_error(exc)
         raise
     finally:
         _audit(request, upstream, mapped, ctx, error, outcome)
+        error = None  # as in the Query endpoint: no cycle through this frame
 
 
 def _body_hash_needed(http: HttpRequest, header_map: dict[str, str], upstream: Upstream) -> bool:
@@ -282,6 +290,15 @@ async def _buffered(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
+async def _client_body(request: web.Request) -> AsyncIterator[bytes]:
+    """The client's body in pieces; a client that goes away mid-body is IncompleteBody."""
+    try:
+        async for piece in request.content.iter_chunked(_PIECE):
+            yield piece
+    except CLIENT_ABORTS:
+        raise IncompleteBody("The request body ended before it was complete.") from None
+
+
 async def _forward(
     request: web.Request,
     runtime: ProxyRuntime,
@@ -295,7 +312,12 @@ async def _forward(
     outcome: dict[str, Any],
     now: float,
     client_ip: str,
-) -> web.StreamResponse:
+) -> tuple[web.StreamResponse, ServiceError | None]:
+    """Send the authorized request upstream and relay the answer.
+
+    Returns the response and, when it failed after its headers were sent (so it cannot be answered
+    with an error any more), why: the audit records it as failed.
+    """
     settings = upstream.settings
     streaming = verified.streaming
     path = join_path(upstream.base_path, mapped.path)
@@ -321,16 +343,14 @@ async def _forward(
         length = streaming.decoded_length
         if length is None:
             raise MissingContentLength("You must provide the x-amz-decoded-content-length header.")
-        guard = BodyGuard(
-            request.content.iter_chunked(_PIECE), streaming=streaming, length=request.content_length
-        )
+        guard = BodyGuard(_client_body(request), streaming=streaming, length=request.content_length)
         data = aiter(guard)
     elif request.body_exists or request.method not in _NO_BODY_METHODS:
         length = request.content_length
         expected = verified.payload_hash if verified.payload_signed and not verified.payload_checked else None
         if expected is not None:
             upstream_hash = expected
-        guard = BodyGuard(request.content.iter_chunked(_PIECE), expected_sha256=expected, length=length)
+        guard = BodyGuard(_client_body(request), expected_sha256=expected, length=length)
         guard.precheck()
         data = aiter(guard) if request.body_exists else None
     else:
@@ -374,7 +394,7 @@ async def _forward(
         and request.headers.get("Upgrade", "").lower() == "websocket"
         and request.method == "GET"
     ):
-        return await relay_websocket(request, session, url, out)
+        return await relay_websocket(request, session, url, out), None
     try:
         upstream_response = await session.request(
             request.method,
@@ -383,6 +403,7 @@ async def _forward(
             data=data,
             allow_redirects=False,
             skip_auto_headers=skip,
+            timeout=runtime.timeouts[upstream.name],
         )
     except ServiceError:
         raise
@@ -410,7 +431,7 @@ def _upstream_error(upstream: Upstream, exc: BaseException) -> ServiceError:
 
 async def _relay_response(
     request: web.Request, upstream: Upstream, upstream_response: aiohttp.ClientResponse
-) -> web.StreamResponse:
+) -> tuple[web.StreamResponse, ServiceError | None]:
     headers = response_headers(
         [(k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream_response.raw_headers]
     )
@@ -423,26 +444,36 @@ async def _relay_response(
             raise _upstream_error(upstream, exc) from None
         small = web.Response(status=upstream_response.status, reason=upstream_response.reason, body=body)
         small.headers.extend(headers)
-        return small
+        return small, None
     response = web.StreamResponse(status=upstream_response.status, reason=upstream_response.reason)
     response.headers.extend(headers)
     response.headers["x-amzn-RequestId"] = request[keys.REQUEST_ID]
     await response.prepare(request)
-    try:
-        async for piece in upstream_response.content.iter_chunked(_PIECE):
+    pieces = aiter(upstream_response.content.iter_chunked(_PIECE))
+    while True:
+        # Reading upstream and writing to the client fail differently: tell which side it was.
+        try:
+            piece = await anext(pieces, None)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            # Headers are gone already: all that is left is to cut the connection, so the client
+            # sees a truncated response rather than a complete-looking one.
+            log.warning(
+                "upstream response failed mid-stream",
+                extra={"upstream": upstream.name, "error": type(exc).__name__},
+            )
+            if request.transport is not None:
+                request.transport.abort()
+            if isinstance(exc, asyncio.TimeoutError):
+                return response, GatewayTimeout("The upstream did not finish the response in time.")
+            return response, BadGateway("The upstream response ended before it was complete.")
+        if piece is None:
+            break
+        try:
             await response.write(piece)
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        # Headers are gone already: all that is left is to cut the connection, so the client sees
-        # a truncated response rather than a complete-looking one.
-        log.warning(
-            "upstream response failed mid-stream",
-            extra={"upstream": upstream.name, "error": type(exc).__name__},
-        )
-        if request.transport is not None:
-            request.transport.abort()
-        return response
+        except (ConnectionError, aiohttp.ClientError, OSError):
+            return response, ClientClosedRequest("The client left before the response ended.")
     await response.write_eof()
-    return response
+    return response, None
 
 
 def _audit(
