@@ -12,8 +12,12 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import socket
+import subprocess
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -165,3 +169,31 @@ async def serve_app(config: GatewayConfig) -> tuple[web.AppRunner, int, web.Appl
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     return runner, runner.addresses[0][1], app
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_listening(proc: subprocess.Popen[bytes], port: int, log: Path, within: float = 20) -> None:
+    """Wait for ``proc`` (a ``fedgate serve``) to accept on ``port``; fail with its log if it exits."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "fedgate did not start listening"
+            time.sleep(0.1)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the peer sends on ``sock`` until it closes the connection."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -28,6 +28,7 @@ from gateway.credentials import MAX_TOKEN_CHARS, IssuedCredentials
 from gateway.errors import PackedPolicyTooLarge
 from gateway.logs import JsonFormatter
 from gateway.testing import OIDCTestIssuer, compact_jws
+from tests.conftest import read_until_closed
 from tests.flows.conftest import ACCOUNT, LiveGateway
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/app"
@@ -57,10 +58,7 @@ def _raw(port: int, request: bytes) -> bytes:
     """Send ``request`` as it is and read until the server closes the connection."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
+        return read_until_closed(sock)
 
 
 def _query_error(raw: bytes) -> tuple[int, str]:

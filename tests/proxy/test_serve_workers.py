@@ -6,10 +6,8 @@ import hashlib
 import json
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from aiohttp import web
 
 from gateway.credentials import CredentialService, KeyRing
 from gateway.store import MemoryStore
-from tests.conftest import BackgroundLoop
+from tests.conftest import BackgroundLoop, free_port, wait_until_listening
 from tests.proxy.helpers import send, signed
 
 ACCOUNT = "123456789012"
@@ -32,12 +30,6 @@ PIECE = b"0123456789abcdef" * 4096  # 64 KiB
 def _pieces() -> Iterator[bytes]:
     for _ in range(SIZE // len(PIECE)):
         yield PIECE
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _peak_rss(pid: int) -> int:
@@ -131,7 +123,7 @@ def test_large_upload_streams_through_workers_in_bounded_memory(sink: str, tmp_p
     secret = secrets.token_urlsafe(48)
     config = tmp_path / "fedgate.yaml"
     _config(config, secret, sink)
-    port = _free_port()
+    port = free_port()
     fedgate = str(Path(sys.executable).with_name("fedgate"))
     log = tmp_path / "fedgate.log"
     with log.open("wb") as out:
@@ -141,15 +133,7 @@ def test_large_upload_streams_through_workers_in_bounded_memory(sink: str, tmp_p
             stderr=out,
         )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "fedgate did not start listening"
-                time.sleep(0.1)
+        wait_until_listening(proc, port, log)
         workers = _children(proc.pid)
         assert len(workers) == 2
         issued = CredentialService(KeyRing({"k": secret.encode()}, "k"), MemoryStore()).issue(

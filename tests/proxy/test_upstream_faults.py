@@ -24,7 +24,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from gateway import keys
-from tests.conftest import BackgroundLoop, config_from, serve_app
+from tests.conftest import BackgroundLoop, config_from, read_until_closed, serve_app
 
 ACCOUNT = "123456789012"
 MIB = 1024 * 1024
@@ -164,17 +164,10 @@ def _head(faulty: Faulty, method: str, path: str, body_sha256: str | None = None
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def _read_until_closed(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(MIB):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _exchange(faulty: Faulty, head: bytes, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
     with socket.create_connection(("127.0.0.1", faulty.port), timeout=15) as sock:
         sock.sendall(head + body)
-        raw = _read_until_closed(sock)
+        raw = read_until_closed(sock)
     top, _, payload = raw.partition(b"\r\n\r\n")
     lines = top.decode("latin-1").split("\r\n")
     headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}

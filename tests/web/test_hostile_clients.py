@@ -27,6 +27,7 @@ import yaml
 
 from gateway.credentials import CredentialService, KeyRing
 from gateway.store import MemoryStore
+from tests.conftest import free_port, read_until_closed, wait_until_listening
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/app"
@@ -52,12 +53,6 @@ class Gateway:
             if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
         raise AssertionError(f"no {field}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture()
@@ -92,7 +87,7 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
     }
     config = tmp_path / "fedgate.yaml"
     config.write_text(yaml.safe_dump(doc))
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "fedgate.log"
     fedgate = str(Path(sys.executable).with_name("fedgate"))
     with log.open("wb") as err:
@@ -100,15 +95,7 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
             [fedgate, "serve", "-c", str(config), "--port", str(port)], stdout=subprocess.DEVNULL, stderr=err
         )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "fedgate did not start listening"
-                time.sleep(0.1)
+        wait_until_listening(proc, port, log)
         yield Gateway(proc.pid, port, log, audit, secret)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -120,14 +107,7 @@ def _exchange(port: int, request: bytes) -> bytes:
     """Send ``request`` and read the answer until the server closes the connection."""
     with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
         sock.sendall(request)
-        return _drain(sock)
-
-
-def _drain(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
+        return read_until_closed(sock)
 
 
 def _status_code(raw: bytes) -> tuple[int, str]:
@@ -203,10 +183,10 @@ def test_hostile_clients_leave_no_secret_no_500_and_no_memory_behind(gateway: Ga
     for sock in stalled[:10]:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         sock.close()
-    answers = [_drain(sock) for sock in stalled[10:]]
+    answers = [read_until_closed(sock) for sock in stalled[10:]]
     assert {_status_code(raw) for raw in answers} == {(400, "RequestTimeout")}
     assert all(b"<ErrorResponse" in raw and b"x-amzn-RequestId" in raw for raw in answers)
-    assert all(_drain(sock) == b"" for sock in slow)  # cut off, nothing sent
+    assert all(read_until_closed(sock) == b"" for sock in slow)  # cut off, nothing sent
     # The test means something only if the stalled bodies took memory (about 60 MB of them).
     loaded = gateway.rss("VmHWM")
     assert loaded - baseline > 30 * MIB, (baseline, loaded)
