@@ -19,6 +19,7 @@ from importlib.metadata import version
 
 from gateway.config import GatewayConfig, disabled_from_env, load_config_and_host
 from gateway.errors import ConfigError, PluginError
+from gateway.healthcheck import add_command as add_healthcheck_command
 from gateway.login_cli import add_commands as add_login_commands
 from gateway.logs import configure_logging
 from gateway.plugin_host import PluginHost
@@ -107,6 +108,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     plugins.set_defaults(handler=lambda args: _plugins(host))
 
     add_simulate_command(sub)
+    add_healthcheck_command(sub)
     add_login_commands(sub)
     host.add_cli_commands(sub)
     return parser

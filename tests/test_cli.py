@@ -34,6 +34,7 @@ BIN = Path(sys.executable).parent
         ["login"],
         ["credential-process"],
         ["revoke-sessions"],
+        ["healthcheck"],
     ],
 )
 def test_help_for_every_command(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
