@@ -68,10 +68,12 @@ def probe_url(
 
 def probe(url: str, *, timeout: float) -> str | None:
     """GET ``url``: ``None`` when it answers 200, else a short reason (never the body)."""
-    # Plain http to an address taken from the operator's own configuration, not from a request.
+    # Plain http to an address taken from the operator's own configuration, not from a request;
+    # never through $HTTP_PROXY, which a gateway reaching identity providers may well have set.
     request = urllib.request.Request(url, method="GET")  # noqa: S310
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with opener.open(request, timeout=timeout) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
         status = exc.code

@@ -68,11 +68,18 @@ def test_alive_but_not_ready_while_the_store_is_away(servers: tuple[Path, Path])
     assert result.stderr.strip().endswith("/readyz: answered 503")
 
 
-def test_config_from_the_environment(servers: tuple[Path, Path]) -> None:
+def test_config_from_the_environment_and_no_proxy(servers: tuple[Path, Path]) -> None:
+    """$FEDGATE_CONFIG names the config; a proxy set for the identity providers is not used."""
     ready, _ = servers
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
     result = subprocess.run(
         [sys.executable, "-m", "gateway.healthcheck"],
-        env={"FEDGATE_CONFIG": str(ready), "PATH": "/usr/bin:/bin"},
+        env={
+            "FEDGATE_CONFIG": str(ready),
+            "PATH": "/usr/bin:/bin",
+            "HTTP_PROXY": dead_proxy,
+            "http_proxy": dead_proxy,
+        },
         capture_output=True,
         text=True,
         timeout=60,
