@@ -31,7 +31,7 @@ import pydantic
 from gateway.config import ListenSettings, format_validation_error, read_yaml
 from gateway.errors import ConfigError
 
-__all__ = ["add_command", "main", "probe", "probe_url"]
+__all__ = ["add_command", "main", "probe", "probe_url", "run"]
 
 HEALTHY, UNHEALTHY = 0, 1
 _WILDCARDS = {"", "0.0.0.0", "::"}  # noqa: S104 - names of "every address", compared, never bound
@@ -47,15 +47,16 @@ def probe_url(
     of the same family. Raises :class:`ConfigError` when the file or its ``listen`` is unusable.
     """
     raw = read_yaml(Path(config_path))
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     try:
         listen = ListenSettings.model_validate(raw.get("listen") or {})
+        if overrides:  # validated as the file's own values are
+            listen = ListenSettings.model_validate({**listen.model_dump(), **overrides})
     except pydantic.ValidationError as exc:
         raise ConfigError(format_validation_error(exc, "listen")) from None
-    bind = listen.host if host is None else host
-    number = listen.port if port is None else port
-    if number == 0:
+    if listen.port == 0:
         raise ConfigError("listen.port is 0 (a free port is picked at start): give --port")
-    target = bind.strip("[]")
+    target = listen.host.strip("[]")
     if target in _WILDCARDS:
         target = "::1" if ":" in target else "127.0.0.1"
     try:
@@ -63,7 +64,7 @@ def probe_url(
     except ValueError:
         literal = None
     netloc = f"[{target}]" if literal is not None and literal.version == 6 else target
-    return f"http://{netloc}:{number}/{'readyz' if ready else 'healthz'}"
+    return f"http://{netloc}:{listen.port}/{'readyz' if ready else 'healthz'}"
 
 
 def probe(url: str, *, timeout: float) -> str | None:
@@ -114,8 +115,15 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--port", type=int, help="the port serve was given with --port, if it overrode listen.port"
     )
-    p.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS", help="default 3")
+    p.add_argument("--timeout", type=_seconds, default=3.0, metavar="SECONDS", help="default 3")
     p.set_defaults(handler=run)
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not 0 < number <= 300:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 300")
+    return number
 
 
 def run(args: argparse.Namespace) -> int:

@@ -147,3 +147,15 @@ def test_port_override_and_defaults(tmp_path: Path) -> None:
     assert probe_url(tmp_path / "c.yaml", port=9443) == "http://127.0.0.1:9443/healthz"
     with pytest.raises(ConfigError, match="cannot read"):
         probe_url(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match=r"^listen\.port: "):
+        probe_url(tmp_path / "c.yaml", port=70000)
+    (tmp_path / "list.yaml").write_text("listen: [8080]\n")
+    with pytest.raises(ConfigError, match=r"^listen: "):
+        probe_url(tmp_path / "list.yaml")
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "1e9"])
+def test_timeout_must_be_sensible(timeout: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["-c", "x.yaml", "--timeout", timeout])
+    assert "--timeout" in capsys.readouterr().err
