@@ -63,19 +63,18 @@ def dummy_secret(placeholder: str) -> str:
     return secrets.token_hex(32)
 
 
-def check_config(
-    config: Path, files: Mapping[str, str], tmp_path: Path, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def check_config(config: Path, files: Mapping[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """Run the real ``fedgate check-config`` on ``config`` as deployed, its secrets supplied.
 
     ``files`` maps each secret file path the configuration names (``/run/secrets/...``, provided in
     the container) to test content. The configuration is copied with those paths moved into
-    ``tmp_path`` (the only change made to it), and ``env`` gives the variables it names.
+    ``tmp_path``, the only change made to it. Variables it names (``{env: ...}``) get test values.
     """
     raw = load_yaml(config)
     uses = list(secret_uses(raw))
     missing = [u.name for u in uses if u.kind == "file" and u.name not in files]
     assert not missing, f"{config.name}: no test content for secret files {missing}"
+    variables = {u.name: secrets.token_hex(32) for u in uses if u.kind == "env"}
     moved = tmp_path / "secrets"
     moved.mkdir(exist_ok=True)
     relocated = {}
@@ -100,7 +99,7 @@ def check_config(
         copy.pop("database", None)
     checked = tmp_path / config.name
     checked.write_text(yaml.safe_dump(copy, sort_keys=False), encoding="utf-8")
-    run_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), **(env or {})}
+    run_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), **variables}
     return subprocess.run(
         [str(BIN / "fedgate"), "check-config", "-c", str(checked)],
         env=run_env,
