@@ -11,7 +11,8 @@ import pytest
 
 from gateway.errors import ConfigError
 from gateway.healthcheck import main, probe_url
-from tests.serving import free_port, serve, stop, write_config
+from tests.conftest import free_port
+from tests.serving import serve, stop, write_config
 
 BIN = Path(sys.executable).parent
 

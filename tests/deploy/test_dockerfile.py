@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from dockerfile_parse import DockerfileParser
 
+from tests.conftest import free_port
 from tests.deploy.manifests import BIN, DEPLOY, KUBERNETES, ROOT, load_yaml
-from tests.serving import free_port, serve, stop, write_config
+from tests.serving import serve, stop, write_config
 
 DOCKERFILE = DEPLOY / "Dockerfile"
 SECRETISH = re.compile(r"KEY|SECRET|PASSW|TOKEN|CREDENTIAL|PRIVATE", re.IGNORECASE)
