@@ -1,13 +1,14 @@
 """The application factory: :func:`create_app` builds a ready-to-run ``aiohttp`` application.
 
-Resources are cleanup contexts, set up in order and unwound in reverse: the store, the credential
-service, the identity providers, the STS service and audit sink, then the reverse proxy (its
-upstream table and one pooled client session per upstream). Nothing happens at import
-time; the plugin manager is built here (or passed in by tests).
+Resources are cleanup contexts, set up in order and unwound in reverse: the store (and the replay
+guard over it), the credential service, the identity providers, the STS service and audit sink,
+then the reverse proxy (its upstream table and one pooled client session per upstream). Nothing
+happens at import time; the plugin manager is built here (or passed in by tests).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -18,7 +19,7 @@ from gateway import keys
 from gateway.audit import Auditor, JsonLinesSink, StoreSink
 from gateway.config import GatewayConfig
 from gateway.credentials import CredentialService, KeyRing
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, ServiceError
 from gateway.identity import IdentityProvider, ProviderContext
 from gateway.plugin_host import PluginHost
 from gateway.proxy import handler as proxy
@@ -27,12 +28,14 @@ from gateway.proxy.context import TrustedProxies
 from gateway.proxy.identity import IdentitySigner
 from gateway.proxy.upstream import UpstreamTable
 from gateway.sigv4 import SigningKeyCache
-from gateway.store import open_store
+from gateway.store import ReplayGuard, Store, open_store
 from gateway.sts.service import StsService
 from gateway.web import health, iam, query, sts
 from gateway.web.middleware import request_context
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 # Large enough for a 100,000-character SAML assertion, small enough to refuse floods early.
 MAX_REQUEST_BYTES = 256 * 1024
@@ -43,11 +46,13 @@ def create_app(
     *,
     host: PluginHost | None = None,
     clock: Callable[[], float] = time.time,
+    store: Store | None = None,
 ) -> web.Application:
     """Build the gateway application for ``config``.
 
     ``host`` defaults to a :class:`PluginHost` loading the ``fedgate`` entry points minus
-    ``config.disabled_plugins``.
+    ``config.disabled_plugins``. ``store`` replaces the store ``config.store`` describes (a custom
+    backend, or a test's); the application closes it at shutdown like its own.
     """
     host = host or PluginHost(disabled=config.disabled_plugins)
     # The proxy streams bodies; client_max_size bounds only what the STS endpoint reads whole.
@@ -58,7 +63,7 @@ def create_app(
     app[keys.PLUGINS] = host
     # Whose X-Forwarded-For is believed for aws:SourceIp, on every endpoint alike.
     app[keys.TRUSTED_PROXIES] = TrustedProxies(config.proxy.trusted_proxies)
-    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_make_store_ctx(store))
     app.cleanup_ctx.append(_credentials_ctx)
     app.cleanup_ctx.append(_providers_ctx)
     app.cleanup_ctx.append(_make_sts_ctx(clock))
@@ -72,13 +77,24 @@ def create_app(
     return app
 
 
-async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = open_store(app[keys.CONFIG].store)
-    app[keys.STORE] = store
-    try:
-        yield
-    finally:
-        await store.close()
+def _make_store_ctx(given: Store | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = given if given is not None else open_store(app[keys.CONFIG].store)
+        app[keys.STORE] = store
+        replay = app[keys.REPLAY] = ReplayGuard(store)
+        try:
+            # Learn (or start) the store's generation now, so items issued from the first request
+            # on are issued inside it. A store that is down is no reason not to start: /readyz
+            # says so, and the first spend asks again.
+            await replay.current()
+        except ServiceError as exc:
+            log.warning("the store is not reachable at start-up", extra={"store_error": exc.code})
+        try:
+            yield
+        finally:
+            await store.close()
+
+    return _store_ctx
 
 
 async def _credentials_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -92,7 +108,10 @@ async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     host = app[keys.PLUGINS]
     context = ProviderContext(
-        account_id=config.account_id, store=app[keys.STORE], leeway=float(config.clock_skew_seconds)
+        account_id=config.account_id,
+        store=app[keys.STORE],
+        leeway=float(config.clock_skew_seconds),
+        replay=app[keys.REPLAY],
     )
     providers: list[IdentityProvider] = []
     app[keys.PROVIDERS] = providers

@@ -104,6 +104,34 @@ class StoreSettings(_Model):
         description="Redis URL (redis://, rediss://, unix://). Defaults to $REDIS_URL, then redis://127.0.0.1:6379/0.",
     )
     prefix: str = Field(default="fedgate:", min_length=1, description="Prefix of every Redis key.")
+    operation_timeout: float = Field(
+        default=0.25,
+        gt=0,
+        le=30,
+        description="Deadline of one Redis operation, in seconds; a request that needs a store which "
+        "does not answer in time is refused with 503 ServiceUnavailable.",
+    )
+    max_connections: int = Field(
+        default=16,
+        ge=1,
+        le=10_000,
+        description="Redis connections per process; operations beyond them wait for a free one "
+        "(within operation_timeout).",
+    )
+    breaker_failures: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Consecutive failed Redis operations after which the circuit breaker opens: "
+        "operations then fail at once, without waiting for the server.",
+    )
+    breaker_cooldown: float = Field(
+        default=1.0,
+        gt=0,
+        le=300,
+        description="Seconds an open circuit breaker waits before letting one operation through to "
+        "test the server again (it closes when that succeeds).",
+    )
 
     def redis_url(self) -> str:
         """The Redis URL to connect to, resolved from the setting, ``$REDIS_URL`` or the default."""

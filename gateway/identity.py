@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from gateway.store.base import Store
+from gateway.store.replay import ReplayGuard
 
 __all__ = ["Identity", "IdentityProvider", "ProviderContext", "ProviderKind"]
 
@@ -118,10 +119,17 @@ class ProviderContext:
 
     Attributes:
         account_id: the 12-digit account that owns the provider (it appears in the provider ARN).
-        store: the shared store (replay cache, document cache, rate limits).
+        store: the shared store (document cache, rate limits).
         leeway: allowed clock skew in seconds for time-based claims.
+        replay: the one-time-use guard over ``store`` (assertions, codes); the host shares one per
+            store, and one is made for ``store`` when none is given.
     """
 
     account_id: str
     store: Store
     leeway: float = 60.0
+    replay: ReplayGuard = None  # type: ignore[assignment]  # None only until __post_init__
+
+    def __post_init__(self) -> None:
+        if self.replay is None:
+            object.__setattr__(self, "replay", ReplayGuard(self.store))

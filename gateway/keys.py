@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from gateway.proxy.handler import ProxyRuntime
     from gateway.sigv4 import SigningKeyCache
     from gateway.store.base import Store
+    from gateway.store.replay import ReplayGuard
     from gateway.sts.service import StsService
     from gateway.web.query import QueryActions
 
@@ -29,6 +30,7 @@ __all__ = [
     "PROVIDERS",
     "PROXY",
     "QUERY_ACTIONS",
+    "REPLAY",
     "REQUEST_ID",
     "SIGNING_KEYS",
     "STORE",
@@ -39,6 +41,8 @@ __all__ = [
 CONFIG: web.AppKey[GatewayConfig] = web.AppKey("config")
 PLUGINS: web.AppKey[PluginHost] = web.AppKey("plugins")
 STORE: web.AppKey[Store] = web.AppKey("store")
+#: The one-time-use guard over STORE, shared by everything that spends replay-protected items.
+REPLAY: web.AppKey[ReplayGuard] = web.AppKey("replay")
 CREDENTIALS: web.AppKey[CredentialService] = web.AppKey("credentials")
 PROVIDERS: web.AppKey[list[IdentityProvider]] = web.AppKey("providers")
 STS: web.AppKey[StsService] = web.AppKey("sts")

@@ -29,9 +29,15 @@ from gateway.app import create_app
 from gateway.config import GatewayConfig, parse_config
 from gateway.plugin_host import PluginHost
 from gateway.store import MemoryStore, RedisStore, Store
+from gateway.testing_redis import RedisServer, RedisServerError, backdate_generation
 from gateway.web.server import GatewayRunner
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: The deadline of the shared-Redis stores of store_factory. The suites race a hundred operations at
+#: once on a machine shared with other runs, which can stall this process for longer than the
+#: production default (0.25 s) allows; the fault tests (tests/store/test_store_faults.py) set short
+#: deadlines of their own.
+SHARED_REDIS_TIMEOUT = 5.0
 T = TypeVar("T")
 
 
@@ -87,6 +93,26 @@ def redis_prefix(redis_url: str, redis_run_prefix: str) -> str:
     return f"{redis_run_prefix}{secrets.token_hex(4)}:"
 
 
+@pytest.fixture(scope="module")
+def private_redis() -> Iterator[RedisServer]:
+    """A ``redis-server`` of this module's own (free port, temporary directory, no persistence, a
+    password), for tests that stop, restart, pause or resume it: never the shared one. Fails (never
+    skips) when ``redis-server`` is missing. Tests that pause or stop it resume or start it again."""
+    problem = None
+    server = None
+    try:
+        server = RedisServer(password=secrets.token_hex(12))
+        server.start()
+    except RedisServerError as exc:
+        problem = str(exc)
+        if server is not None:
+            server.close()
+    if problem is not None or server is None:
+        pytest.fail(problem or "redis-server did not start", pytrace=False)
+    yield server
+    server.close()
+
+
 StoreFactory = Callable[[], Awaitable[Store]]
 
 
@@ -95,11 +121,12 @@ async def store_factory(request: pytest.FixtureRequest, redis_run_prefix: str) -
     """Make stores that share state, as replicas do: one in-process store, or Redis clients.
 
     For ``memory`` every call returns the same store (one process has one); for ``redis`` every
-    call opens a new client on the same server and prefix, i.e. another replica.
+    call opens a new client on the same server and prefix, i.e. another replica. Either has been
+    running for an hour (its generation began then), like a deployment's store.
     """
     opened: list[Store] = []
     if request.param == "memory":
-        shared = MemoryStore()
+        shared = running_memory_store()
         opened.append(shared)
 
         async def make() -> Store:
@@ -108,9 +135,11 @@ async def store_factory(request: pytest.FixtureRequest, redis_run_prefix: str) -
     else:
         url = request.getfixturevalue("redis_url")
         prefix = f"{redis_run_prefix}{secrets.token_hex(4)}:"
+        with redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3) as client:
+            backdate_generation(client, prefix, time.time() - 3600)
 
         async def make() -> Store:
-            store = RedisStore.from_url(url, prefix=prefix)
+            store = RedisStore.from_url(url, prefix=prefix, timeout=SHARED_REDIS_TIMEOUT)
             opened.append(store)
             return store
 
@@ -159,11 +188,24 @@ def config_from(raw: Mapping[str, Any]) -> GatewayConfig:
     return parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
 
 
-async def serve_app(config: GatewayConfig) -> tuple[web.AppRunner, int, web.Application]:
+def running_memory_store() -> MemoryStore:
+    """A memory store whose generation began an hour ago: a gateway that has been up for a while.
+
+    A fresh store refuses SAML assertions issued before it began plus the clock-skew leeway (they
+    may have been spent before it); tests that mint an assertion and present it at once use this
+    one, and the replay tests use fresh stores on purpose.
+    """
+    return MemoryStore(started=time.time() - 3600)
+
+
+async def serve_app(
+    config: GatewayConfig, *, store: Store | None = None
+) -> tuple[web.AppRunner, int, web.Application]:
     """Serve a gateway for ``config`` on 127.0.0.1 and a free port, as ``fedgate serve`` does
     (:class:`GatewayRunner`: its limits, timeouts and error answers); clean up with
-    ``runner.cleanup()``."""
-    app = create_app(config)
+    ``runner.cleanup()``. ``store`` replaces the one ``config.store`` describes (see
+    :func:`gateway.app.create_app`)."""
+    app = create_app(config, store=store)
     runner = GatewayRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

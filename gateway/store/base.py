@@ -1,20 +1,45 @@
 """The store interface shared by every backend.
 
 The store holds the little state fedgate needs beyond its stateless credentials: one-time-use
-markers (replay cache), session revocations, cached documents (JWKS, metadata), rate-limit counters,
-indexes (sets with expiring members) and an append-only event stream (the interface a Redis-stream
-audit sink will use; the built-in sink writes JSON lines instead). Every method is a single atomic
-operation on the backend, so replicas sharing one Redis see consistent results.
+markers (replay cache, always through :class:`~gateway.store.replay.ReplayGuard`), session
+revocations, cached documents (JWKS, metadata), rate-limit counters, indexes (sets with expiring
+members) and an append-only event stream (the audit sink ``store`` appends to). Every method is a
+single atomic operation on the backend, so replicas sharing one Redis see consistent results.
 
-Keys are plain strings chosen by callers ("replay:saml:ID"); the backend adds its own prefix.
+Every store has a *generation*: a random id and the wall-clock moment it began, created by the
+first user that finds none. A store that loses its contents (a Redis restarted without persistence,
+a new process for the memory store) comes back with a new generation, which is how one-time-use
+markers that may have been lost are told apart from items never seen (see
+:mod:`gateway.store.replay`).
+
+Keys are plain strings chosen by callers ("replay:saml:ID"); the backend adds its own prefix. The
+key ``store:generation`` is the backend's own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Store"]
+__all__ = ["GENERATION_KEY", "Generation", "Store"]
+
+#: Where a backend keeps its generation marker (under its prefix).
+GENERATION_KEY = "store:generation"
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """One lifetime of a store's contents.
+
+    Attributes:
+        id: random, new each time the store starts empty.
+        started: epoch seconds (the store's clock: Redis ``TIME``, or the process's wall clock for
+            the memory store) at which this generation began. Nothing spent before it is remembered.
+    """
+
+    id: str
+    started: float
 
 
 @runtime_checkable
@@ -33,10 +58,18 @@ class Store(Protocol):
         """Remove ``key`` (a value or a set) if present."""
         ...
 
-    async def add_once(self, key: str, ttl: float) -> bool:
-        """Atomically mark ``key`` as used for ``ttl`` seconds.
+    async def generation(self) -> Generation:
+        """The store's current generation; the first caller to find none starts one (atomically, so
+        every replica agrees on it)."""
+        ...
 
-        Returns ``True`` the first time and ``False`` while the mark exists: the replay cache.
+    async def add_once_in(self, key: str, ttl: float, generation: Generation) -> bool | None:
+        """Atomically mark ``key`` as used for ``ttl`` seconds, if the store is still in ``generation``.
+
+        Returns ``True`` the first time, ``False`` while the mark exists, and ``None`` (marking
+        nothing) when the store's generation is not ``generation``: it was reset since. The check and
+        the mark are one atomic step, so a reset cannot slip between them. Callers use
+        :class:`~gateway.store.replay.ReplayGuard`, not this method.
         """
         ...
 

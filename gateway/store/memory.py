@@ -5,11 +5,16 @@ Redis backend's single commands are. Expiry uses :func:`time.monotonic`, so wall
 resurrect nor prematurely drop entries. Expired entries are swept as writes happen (a heap of
 deadlines), and every event stream is trimmed to its ``maxlen``, so memory stays bounded by what is
 live.
+
+The store's generation begins when it is created (when the gateway process starts): a restarted
+process remembers nothing its predecessor spent, and its generation says so.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -17,6 +22,7 @@ from typing import final
 
 from gateway.errors import ServiceUnavailable
 from gateway.store._common import check_event, check_number, check_ttl, event_id_key, parse_number
+from gateway.store.base import Generation
 
 __all__ = ["MemoryStore"]
 
@@ -26,11 +32,19 @@ class MemoryStore:
     """A :class:`~gateway.store.base.Store` held in this process's memory.
 
     ``clock`` returns monotonic seconds; it is a parameter only so that callers embedding the store
-    can share a clock with the rest of their code.
+    can share a clock with the rest of their code. ``started`` is the wall-clock moment the store's
+    generation began (default: now). Only tests set it, to stand for a store that has been running
+    for a while: claiming an earlier start than the store's real one would let items spent before it
+    be spent again.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, started: float | None = None) -> None:
         self._clock = clock
+        # Whole milliseconds, as on Redis and in the stamps fedgate writes into one-time values.
+        now = math.floor(time.time() * 1000) / 1000
+        self._generation = Generation(
+            id=secrets.token_hex(8), started=now if started is None else check_number(started)
+        )
         # key -> (value, deadline or None); numbers from set_max and incr live here too, as text,
         # so get() sees them exactly as it would on Redis.
         self._data: dict[str, tuple[bytes, float | None]] = {}
@@ -119,10 +133,18 @@ class MemoryStore:
         self._check_open()
         return list(self._live_members(key))
 
-    async def add_once(self, key: str, ttl: float) -> bool:
-        """Atomically mark ``key`` as used for ``ttl`` seconds; ``True`` only the first time."""
+    async def generation(self) -> Generation:
+        """The store's one generation: it began when the store was created."""
+        self._check_open()
+        return self._generation
+
+    async def add_once_in(self, key: str, ttl: float, generation: Generation) -> bool | None:
+        """Mark ``key`` as used for ``ttl`` seconds if ``generation`` is this store's; ``True`` only
+        the first time, ``None`` for another generation."""
         self._check_open()
         check_ttl(ttl)
+        if generation != self._generation:
+            return None
         if self._live(key) is not None:
             return False
         self._put(key, b"1", ttl)

@@ -1,25 +1,34 @@
 """The Redis store: shared state for several workers and replicas.
 
 Every method is one atomic Redis operation (a single command or a Lua script), so replicas sharing a
-server agree: ``add_once`` is ``SET NX PX``, ``incr``, ``set_max`` and the set operations are
-scripts, events are a stream trimmed with ``XADD MAXLEN ~``. Every key gets the configured prefix.
+server agree: ``add_once_in`` is one script comparing the generation marker and then ``SET NX PX``,
+the generation marker is created by a script (get, or set if missing, with the server's ``TIME``),
+``incr``, ``set_max`` and the set operations are scripts, events are a stream trimmed with
+``XADD MAXLEN ~``. Every key gets the configured prefix.
 
-Redis failures are translated at this boundary into :class:`~gateway.errors.ServiceUnavailable`
-(the cause chained), with messages that name the operation but never the URL, which may carry a
-password.
+Every operation has a short deadline (``timeout``, 250 ms by default) and goes through a
+:class:`~gateway.store.breaker.CircuitBreaker`, so a hung server (a paused process, a lost network)
+costs requests milliseconds and then nothing, instead of a socket timeout each. Redis failures are
+translated at this boundary into :class:`~gateway.errors.ServiceUnavailable` (the cause chained),
+with messages that name the operation but never the URL, which may carry a password.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast, final
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 
 from gateway.errors import ServiceUnavailable
 from gateway.store._common import check_event, check_number, event_id_key, parse_number, ttl_ms
+from gateway.store.base import GENERATION_KEY, Generation
+from gateway.store.breaker import CircuitBreaker
 
 __all__ = ["RedisStore"]
 
@@ -80,8 +89,38 @@ end
 return out
 """
 
+# The generation marker is "RANDOM:MILLISECONDS" (the server's clock). It has no expiry: it goes only
+# when the data does. The whole text is the generation's id, so comparing ids is one GET.
+_GENERATION = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  return current
+end
+local t = redis.call('TIME')
+local value = ARGV[1] .. ':' .. t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+redis.call('SET', KEYS[1], value)
+return value
+"""
+
+# One script, so no reset can fall between the generation check and the mark.
+_ADD_ONCE_IN = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return -1
+end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+return 0
+"""
+
+_GENERATION_TEXT = re.compile(r"^[0-9a-f]{16}:(\d{10,16})$")
+
 _CONNECT_TIMEOUT = 5.0
 _SOCKET_TIMEOUT = 5.0
+#: The default deadline of one store operation, in seconds.
+DEFAULT_TIMEOUT = 0.25
+#: The default size of the connection pool (per process).
+DEFAULT_MAX_CONNECTIONS = 16
 
 
 @final
@@ -89,16 +128,30 @@ class RedisStore:
     """A :class:`~gateway.store.base.Store` on a Redis server (``redis.asyncio``).
 
     The store owns ``client`` and closes it in :meth:`close`. Build one from a URL with
-    :meth:`from_url`.
+    :meth:`from_url`. ``timeout`` bounds each operation (seconds); ``breaker`` defaults to a
+    :class:`CircuitBreaker` with its default settings.
     """
 
     # The ignores cover the stale types-redis stubs (generic Redis, no aclose); redis>=5 ships
     # accurate inline types, under which they are unused.
-    def __init__(self, client: aioredis.Redis, *, prefix: str) -> None:  # type: ignore[type-arg, unused-ignore]
+    def __init__(
+        self,
+        client: aioredis.Redis,  # type: ignore[type-arg, unused-ignore]
+        *,
+        prefix: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         if not prefix:
             raise ValueError("prefix must not be empty")
+        if not timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds")
         self._redis = client
         self._prefix = prefix
+        self._timeout = timeout
+        self._breaker = breaker or CircuitBreaker()
+        self._generation = client.register_script(_GENERATION)
+        self._add_once_in = client.register_script(_ADD_ONCE_IN)
         self._incr = client.register_script(_INCR)
         self._set_max = client.register_script(_SET_MAX)
         self._add_member = client.register_script(_ADD_MEMBER)
@@ -106,21 +159,41 @@ class RedisStore:
         self._closed = False
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str, **options: Any) -> RedisStore:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        breaker: CircuitBreaker | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        **options: Any,
+    ) -> RedisStore:
         """Connect lazily to ``url`` (``redis://``, ``rediss://``, ``unix://``).
 
-        ``options`` go to :meth:`redis.asyncio.Redis.from_url`; timeouts default to a few seconds so
-        a dead server fails requests instead of hanging them.
+        ``options`` go to :meth:`redis.asyncio.BlockingConnectionPool.from_url` (a pool of at most
+        ``max_connections``). Socket timeouts default to a few seconds, a backstop only: ``timeout``
+        is the deadline every operation really has.
         """
         options.setdefault("socket_connect_timeout", _CONNECT_TIMEOUT)
         options.setdefault("socket_timeout", _SOCKET_TIMEOUT)
         options.setdefault("health_check_interval", 30)
         try:
-            client = aioredis.Redis.from_url(url, decode_responses=False, **options)
+            # A bounded pool: a burst reuses a few connections instead of opening one per request
+            # (each costs a handshake, and the burst its deadline); waiting for one is bounded by
+            # the operation's deadline, so the pool itself never times out.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=None, decode_responses=False, **options
+            )
         except ValueError:
             # redis-py's message quotes the URL, password included.
             raise ValueError("not a valid Redis URL (redis://, rediss:// or unix://)") from None
-        return cls(client, prefix=prefix)
+        return cls(aioredis.Redis.from_pool(pool), prefix=prefix, timeout=timeout, breaker=breaker)
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit breaker this store's operations go through."""
+        return self._breaker
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self._prefix!r})"
@@ -132,13 +205,31 @@ class RedisStore:
     async def _boundary(self, operation: str) -> AsyncIterator[None]:
         if self._closed:
             raise ServiceUnavailable("The store is closed.")
+        self._breaker.before(operation)
         try:
-            yield
+            # A deadline for the whole operation: connecting, waiting for a pooled connection, the
+            # client's retries and the reply. On expiry redis-py drops the connection it was using.
+            async with asyncio.timeout(self._timeout):
+                yield
+        except ResponseError as exc:
+            # The server answered, with an error: it is up (but a read-only replica cannot serve).
+            if isinstance(exc, ReadOnlyError):
+                self._breaker.failed(operation, exc)
+            else:
+                self._breaker.succeeded()
+            raise ServiceUnavailable(f"The store refused the operation ({operation}).") from exc
         except (RedisError, OSError) as exc:
-            # The type names the failure (ConnectionError, TimeoutError...); str(exc) could carry
-            # the server address or, from some paths, parts of the URL.
+            # TimeoutError (ours or the socket's) is an OSError. The type names the failure;
+            # str(exc) could carry the server address or, from some paths, parts of the URL.
+            self._breaker.failed(operation, exc)
             message = f"The store is unavailable ({operation}: {type(exc).__name__})."
             raise ServiceUnavailable(message) from exc
+        except BaseException:
+            # Cancelled from outside (the client went away) or a caller's bug: nothing learnt
+            # about the server, but a probe must not stay taken.
+            self._breaker.abandoned()
+            raise
+        self._breaker.succeeded()
 
     # -- Store -------------------------------------------------------------------------------
 
@@ -160,12 +251,29 @@ class RedisStore:
         async with self._boundary("delete"):
             await self._redis.delete(self._key(key))
 
-    async def add_once(self, key: str, ttl: float) -> bool:
-        """Atomically mark ``key`` as used for ``ttl`` seconds (``SET NX PX``); ``True`` the first time."""
+    async def generation(self) -> Generation:
+        """The server's generation marker, created (with the server's clock) if missing."""
+        async with self._boundary("generation"):
+            raw = await self._generation(keys=[self._key(GENERATION_KEY)], args=[secrets.token_hex(8)])
+        text = _text(raw) if isinstance(raw, bytes | str) else ""
+        match = _GENERATION_TEXT.match(text)
+        if match is None:
+            # Fail closed: without a readable generation no replay mark can be trusted. Deleting
+            # the key starts a new generation (and refuses everything issued before it).
+            raise ServiceUnavailable(f"The store's generation marker is unreadable ({GENERATION_KEY}).")
+        return Generation(id=text, started=int(match.group(1)) / 1000)
+
+    async def add_once_in(self, key: str, ttl: float, generation: Generation) -> bool | None:
+        """Mark ``key`` as used for ``ttl`` seconds if the server is still in ``generation`` (one
+        script: compare the marker, then ``SET NX PX``); ``None`` when it is not."""
         px = ttl_ms(ttl)
-        async with self._boundary("add_once"):
-            created = await self._redis.set(self._key(key), b"1", nx=True, px=px)
-        return bool(created)
+        async with self._boundary("add_once_in"):
+            result = await self._add_once_in(
+                keys=[self._key(GENERATION_KEY), self._key(key)], args=[generation.id, px]
+            )
+        if result == -1:
+            return None
+        return bool(result == 1)
 
     async def add_member(self, key: str, member: str, ttl: float) -> None:
         """Atomically add ``member`` to the set at ``key`` for ``ttl`` seconds (a Lua script)."""
@@ -224,20 +332,29 @@ class RedisStore:
         ]
 
     async def ping(self) -> bool:
-        """Return ``True`` when the server answers; ``False`` (never an exception) otherwise."""
+        """Return ``True`` when the server answers in time; ``False`` (never an exception) otherwise,
+        at once while the circuit breaker is open."""
         if self._closed:
             return False
         try:
-            return bool(await self._redis.ping())
-        except (RedisError, OSError):
+            async with self._boundary("ping"):
+                return bool(await self._redis.ping())
+        except ServiceUnavailable:
             return False
 
     async def close(self) -> None:
-        """Close the connection pool; later calls raise :class:`~gateway.errors.ServiceUnavailable`."""
+        """Close the connection pool; later calls raise :class:`~gateway.errors.ServiceUnavailable`.
+
+        Bounded too: a hung server does not hold up shutdown.
+        """
         if self._closed:
             return
         self._closed = True
-        await self._redis.aclose()  # type: ignore[attr-defined, unused-ignore]
+        try:
+            async with asyncio.timeout(max(self._timeout, 1.0)):
+                await self._redis.aclose()  # type: ignore[attr-defined, unused-ignore]
+        except (RedisError, OSError):
+            pass  # the connections are being dropped either way
 
 
 def _text(value: bytes | str) -> str:

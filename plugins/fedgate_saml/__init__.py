@@ -34,8 +34,9 @@ nothing to smuggle; DTDs and entities are refused; sizes are checked before deco
 HMAC is never accepted and SHA-1 only when allowed; Audience, Recipient, Destination and the
 NotBefore/NotOnOrAfter windows are checked with bounded skew, and so is the assertion's age
 (``IssueInstant``, five minutes by default as on AWS); encrypted assertions are refused with a
-clear message; each assertion ID is accepted once across all replicas (the shared store's
-``add_once``).
+clear message; each assertion ID is accepted once across all replicas, and across a reset of the
+shared store (``ReplayGuard``: an assertion issued before the store's current generation began,
+plus the clock-skew leeway, is refused).
 
 The identity's ``audience`` is the Recipient (what AssumeRoleWithSAML returns as ``Audience``), and it
 carries AWS's SAML condition keys (``saml:aud`` = the Recipient, ``saml:sub``,

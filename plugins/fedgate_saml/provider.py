@@ -114,8 +114,10 @@ class SAMLProvider:
         """Verify a base64 SAML response and return the identity it proves.
 
         Raises ``InvalidIdentityToken``, ``ExpiredToken``, ``IDPRejectedClaim`` or
-        ``IDPCommunicationError`` (metadata unavailable). The assertion's ID is spent in the shared
-        store only after every check passed, so a rejected response cannot burn a valid one.
+        ``IDPCommunicationError`` (metadata unavailable), ``ServiceUnavailable`` (the store). The
+        assertion's ID is spent in the shared store (through the replay guard, so a store reset does
+        not make it new again) only after every check passed, so a rejected response cannot burn a
+        valid one.
         """
         identity, _ = await self._authenticate(
             token,
@@ -184,8 +186,14 @@ class SAMLProvider:
         # Keyed by IdP and assertion ID, not by provider: two providers trusting one IdP share the spend.
         key_id = hashlib.sha256(f"{metadata.entity_id}\n{verified.assertion_id}".encode()).hexdigest()
         ttl = max(verified.expires_at + self._leeway - now, 1.0)
-        if not await self._context.store.add_once(f"replay:saml:{key_id}", ttl):
-            raise InvalidIdentityToken("SAML assertion was already used (each assertion is accepted once)")
+        # The IdP's IssueInstant is the issue time; its clock may run up to the leeway ahead of ours.
+        if not await self._context.replay.spend(
+            f"replay:saml:{key_id}", ttl, verified.issued_at, skew=self._leeway
+        ):
+            raise InvalidIdentityToken(
+                "SAML assertion was already used, or was issued before fedgate's replay cache was "
+                "last reset (each assertion is accepted once)"
+            )
         identity = Identity(
             provider_arn=self._arn,
             provider_id=settings.name,

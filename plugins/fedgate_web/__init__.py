@@ -84,6 +84,7 @@ async def _web_ctx(app: web.Application) -> AsyncIterator[None]:
     assert isinstance(settings, WebLoginSettings)
     sts = app[keys.STS]
     store = app[keys.STORE]
+    replay = app[keys.REPLAY]
     signer = Signer(settings.cookie_secret.resolve().get_secret_value())
     providers = app[keys.PROVIDERS]
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), cookie_jar=aiohttp.DummyCookieJar())
@@ -107,20 +108,25 @@ async def _web_ctx(app: web.Application) -> AsyncIterator[None]:
                 provider,
                 redirect_uri=f"{settings.public_url}/sso/callback/{option.name}",
                 store=store,
+                replay=replay,
                 http=http,
                 # The oidc provider's own CA bundle (its ca_file), if it has one.
                 tls=getattr(provider, "tls", None),
+                clock=sts.now,
             )
         app[WEB] = WebLogin(
             settings,
             config,
             store=store,
-            sessions=WebSessions(store, signer, lifetime=settings.session_lifetime, clock=sts.now),
+            replay=replay,
+            sessions=WebSessions(
+                store, signer, lifetime=settings.session_lifetime, clock=sts.now, replay=replay
+            ),
             signer=signer,
             sts=sts,
             auditor=app[keys.AUDITOR],
             oidc=oidc,
-            saml=build_saml_logins(settings, providers, store, sts.now),
+            saml=build_saml_logins(settings, providers, store, replay, sts.now),
             clock=sts.now,
         )
         yield

@@ -13,7 +13,8 @@ role chooser:
 
 Both answer with credentials and a refresh token bound to the browser's sign-in: ``grant_type=
 refresh_token`` mints new credentials for the same role until that sign-in ends (lifetime or
-logout). Codes, requests and refresh tokens are stored only as hashes, and each code is used once.
+logout). Codes, requests and refresh tokens are stored only as hashes, and each code is used once
+(through the replay guard: a loopback code carries its issue time, a device code's record holds it).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from aiohttp import web
 
 from fedgate_web import pages
 from fedgate_web.errors import LoginError
+from fedgate_web.once import digest, spend, stamped
 from fedgate_web.render import html_response, page, signed_in_post
 from fedgate_web.roles import by_account
 from fedgate_web.runtime import WEB, Minted, WebLogin
-from fedgate_web.sessions import WebSession, digest
+from fedgate_web.sessions import WebSession
 from gateway.errors import ServiceError
 from gateway.net import is_loopback_host
 
@@ -134,7 +136,7 @@ async def complete_request(
     )
     store = web_login.store
     if found["kind"] == "cli":
-        code = secrets.token_urlsafe(32)
+        code = stamped(web_login.clock(), secrets.token_urlsafe(32))
         grant = {
             "session": session.ref,
             "role": role_arn,
@@ -180,6 +182,8 @@ async def token(request: web.Request) -> web.StreamResponse:
         if grant_type == "refresh_token":
             return await _refresh(web_login, request, form)
     except ServiceError as exc:
+        if exc.status >= 500:  # the store (or another dependency) is down: try again, not denied
+            return web_login.json_error("temporarily_unavailable", exc.message, exc.status)
         return web_login.json_error("access_denied", exc.message, 403)
     return web_login.json_error(
         "unsupported_grant_type", "Use authorization_code, device_code or refresh_token."
@@ -190,7 +194,7 @@ async def _redeem_code(web_login: WebLogin, request: web.Request, form: dict[str
     store = web_login.store
     code = form.get("code", "")[:100]
     key = f"web:code:{digest(code)}"
-    if not code or not await store.add_once(f"web:code-used:{digest(code)}", CODE_SECONDS):
+    if not code or not await spend(web_login.replay, "web:code-used:", code, CODE_SECONDS):
         return web_login.json_error("invalid_grant", "The code was already used.")
     grant = _load(await store.get(key))
     await store.delete(key)
@@ -219,7 +223,9 @@ async def _redeem_device(
         if polls > 1:
             return web_login.json_error("slow_down", "Poll less often.")
         return web_login.json_error("authorization_pending", "Waiting for approval in a browser.")
-    if not await store.add_once(f"web:device-used:{ref}", REQUEST_SECONDS * 3):
+    # The record was written when the device code was issued (it never leaves the store).
+    issued = float(device.get("issued", 0.0))
+    if not await web_login.replay.spend(f"web:device-used:{ref}", REQUEST_SECONDS * 3, issued):
         return web_login.json_error("invalid_grant", "The device code was already used.")
     await store.delete(f"web:device:{ref}")
     return await _issue(web_login, request, device["session"], device["role"], new_refresh=True)
@@ -291,7 +297,8 @@ async def device_authorize(request: web.Request) -> web.StreamResponse:
     device_code, user_code = secrets.token_urlsafe(32), _user_code()
     lifetime = web_login.settings.device_code_lifetime
     ref = digest(device_code)
-    record = {"status": "pending", "user_code": user_code, "expires": web_login.clock() + lifetime}
+    now = web_login.clock()
+    record = {"status": "pending", "user_code": user_code, "issued": now, "expires": now + lifetime}
     await store.set(f"web:device:{ref}", json.dumps(record).encode(), ttl=lifetime)
     await store.set(f"web:user-code:{_normal(user_code)}", ref.encode(), ttl=lifetime)
     verify = f"{web_login.origin}/sso/device"

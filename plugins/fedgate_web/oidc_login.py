@@ -3,7 +3,8 @@
 Requests are built with authlib's framework-free OAuth 2 helpers and sent with aiohttp. The ID
 token the token endpoint returns is verified by the configured ``oidc`` identity provider (the
 same code that verifies AssumeRoleWithWebIdentity tokens); this module adds what only the code
-flow has: the one-time ``state``, the ``nonce`` bound into the token and the PKCE verifier.
+flow has: the one-time ``state`` (stamped with its issue time and spent through the replay guard),
+the ``nonce`` bound into the token and the PKCE verifier.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from fedgate_web.config import OIDCLoginSettings
 from fedgate_web.errors import LoginError
-from fedgate_web.sessions import digest
+from fedgate_web.once import digest, issued_at, spend, stamped
 from gateway.errors import ServiceError
 from gateway.identity import Identity, IdentityProvider
 from gateway.jsonlimits import loads as bounded_loads
 from gateway.store.base import Store
+from gateway.store.replay import ReplayGuard
 
 __all__ = ["OIDCLogin", "PendingLogin"]
 
@@ -58,16 +60,20 @@ class OIDCLogin:
         *,
         redirect_uri: str,
         store: Store,
+        replay: ReplayGuard,
         http: aiohttp.ClientSession,
         tls: ssl.SSLContext | None = None,
+        clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.provider = provider
         self.redirect_uri = redirect_uri
         self._store = store
+        self._replay = replay
         self._http = http
         self._tls: ssl.SSLContext | bool = tls if tls is not None else True  # the provider's ca_file
+        self._clock = clock
         self._monotonic = monotonic
         self._discovery: tuple[float, dict[str, Any]] | None = None
 
@@ -92,7 +98,8 @@ class OIDCLogin:
     async def begin(self, next_path: str) -> PendingLogin:
         """Start a sign-in: remember state, nonce and PKCE verifier (once), return the IdP URL."""
         document = await self.endpoints()
-        state, nonce, verifier = generate_token(43), generate_token(43), generate_token(64)
+        state = stamped(self._clock(), generate_token(43))
+        nonce, verifier = generate_token(43), generate_token(64)
         record = {"nonce": nonce, "verifier": verifier, "next": next_path}
         await self._store.set(
             f"web:oidc:{digest(state)}", json.dumps(record).encode(), ttl=TRANSACTION_SECONDS
@@ -118,7 +125,9 @@ class OIDCLogin:
         if not state or len(state) > 200 or not code or len(code) > 2048:
             raise LoginError("The sign-in response is incomplete.")
         key = f"web:oidc:{digest(state)}"
-        if not await self._store.add_once(f"web:oidc-used:{digest(state)}", TRANSACTION_SECONDS):
+        if issued_at(state) is None:  # not a state fedgate makes
+            raise LoginError("This sign-in has expired or was not started here. Please sign in again.")
+        if not await spend(self._replay, "web:oidc-used:", state, TRANSACTION_SECONDS):
             raise LoginError("This sign-in response was already used. Please sign in again.")
         raw = await self._store.get(key)
         await self._store.delete(key)

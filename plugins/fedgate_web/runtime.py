@@ -26,6 +26,7 @@ from gateway.audit import Auditor
 from gateway.config import GatewayConfig
 from gateway.errors import AccessDenied, ServiceError
 from gateway.store.base import Store
+from gateway.store.replay import ReplayGuard
 from gateway.sts.service import AssumedRole, CallContext, StsService
 from gateway.web.query import client_ip
 
@@ -91,6 +92,7 @@ class WebLogin:
         config: GatewayConfig,
         *,
         store: Store,
+        replay: ReplayGuard,
         sessions: WebSessions,
         signer: Signer,
         sts: StsService,
@@ -102,6 +104,7 @@ class WebLogin:
         self.settings = settings
         self.config = config
         self.store = store
+        self.replay = replay
         self.sessions = sessions
         self.signer = signer
         self.sts = sts

@@ -38,6 +38,7 @@ from lxml import etree
 from fedgate_saml import SAMLProvider
 from fedgate_saml.xmlsig import TrustedCert, parse_xml
 from fedgate_web.errors import LoginError
+from fedgate_web.once import digest, spend
 from fedgate_web.saml_xml import (
     SAML,
     SAMLP,
@@ -47,10 +48,12 @@ from fedgate_web.saml_xml import (
     logout_response,
     new_request_id,
     redirect_query,
+    stamped_id,
 )
-from fedgate_web.sessions import WebSession, digest
+from fedgate_web.sessions import WebSession
 from gateway.errors import ServiceError
 from gateway.store.base import Store
+from gateway.store.replay import ReplayGuard
 
 __all__ = ["LogoutMessage", "RedirectMessage", "SingleLogout", "parse_redirect", "read_logout"]
 
@@ -259,6 +262,7 @@ class SingleLogout:
         slo_url: str,
         keys: SPKeys,
         store: Store,
+        replay: ReplayGuard,
         allow_unsigned_responses: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -268,6 +272,7 @@ class SingleLogout:
         self.slo_url = slo_url
         self._keys = keys
         self._store = store
+        self._replay = replay
         self._allow_unsigned_responses = allow_unsigned_responses
         self._clock = clock
 
@@ -300,7 +305,7 @@ class SingleLogout:
             return None  # the session has ended here; the IdP's is left to expire
         if metadata.slo_redirect is None:
             return None
-        request_id, relay_state = new_request_id(), new_request_id()[1:33]
+        request_id, relay_state = stamped_id(self._clock()), new_request_id()[1:33]
         record = {"option": self.option, "relay": relay_state}
         await self._store.set(
             f"web:saml-slo:{digest(request_id)}", json.dumps(record).encode(), ttl=TRANSACTION_SECONDS
@@ -365,7 +370,9 @@ class SingleLogout:
             raise _refuse("it answers no sign-out started here")
         if not hmac.compare_digest(relay_state.encode(), str(record["relay"]).encode()):
             raise _refuse("it does not carry this sign-out's RelayState")
-        if not await self._store.add_once(f"web:saml-slo-used:{digest(request_id)}", TRANSACTION_SECONDS):
+        if not await spend(
+            self._replay, "web:saml-slo-used:", request_id.removeprefix("_"), TRANSACTION_SECONDS
+        ):
             raise _refuse("it was already used")
         await self._store.delete(key)
         if message.status != STATUS_SUCCESS:
@@ -385,8 +392,10 @@ class SingleLogout:
         now = self._clock()
         if message.not_on_or_after is not None and message.not_on_or_after <= now - _CLOCK_SKEW:
             raise _refuse("it has expired")
-        if not await self._store.add_once(f"web:saml-slo-seen:{digest(message.id)}", TRANSACTION_SECONDS):
-            raise _refuse("it was already used")
+        # The IdP's IssueInstant, checked above to be at most _CLOCK_SKEW ahead of ours.
+        seen = f"web:saml-slo-seen:{digest(message.id)}"
+        if not await self._replay.spend(seen, TRANSACTION_SECONDS, message.issued, skew=_CLOCK_SKEW):
+            raise _refuse("it was already used (or issued before fedgate's replay cache was last reset)")
         assert message.name_id is not None
         index_keys = [self._index_key(message.name_id, "=" + s) for s in message.session_indexes] or [
             self._index_key(message.name_id, "*")

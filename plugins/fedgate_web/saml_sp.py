@@ -33,14 +33,23 @@ from fedgate_saml import SAMLProvider
 from fedgate_web.config import SAMLLoginSettings, WebLoginSettings
 from fedgate_web.errors import LoginError
 from fedgate_web.oidc_login import PendingLogin
+from fedgate_web.once import digest, issued_at, spend
 from fedgate_web.render import page
 from fedgate_web.runtime import WEB, SamlLogin, safe_next
 from fedgate_web.saml_slo import SingleLogout
-from fedgate_web.saml_xml import SPKeys, authn_request, new_request_id, redirect_query, sp_metadata
-from fedgate_web.sessions import WebSession, digest, identity_from_json, identity_to_json
+from fedgate_web.saml_xml import (
+    SPKeys,
+    authn_request,
+    new_request_id,
+    redirect_query,
+    sp_metadata,
+    stamped_id,
+)
+from fedgate_web.sessions import WebSession, identity_from_json, identity_to_json
 from gateway.errors import ConfigError, ServiceError
 from gateway.identity import Identity, IdentityProvider
 from gateway.store.base import Store
+from gateway.store.replay import ReplayGuard
 
 __all__ = ["SAMLLogin", "add_saml_routes", "build_saml_logins"]
 
@@ -65,6 +74,7 @@ class SAMLLogin:
         acs_url: str,
         keys: SPKeys,
         store: Store,
+        replay: ReplayGuard,
         slo_url: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -74,6 +84,7 @@ class SAMLLogin:
         self.acs_url = acs_url
         self._keys = keys
         self._store = store
+        self._replay = replay
         self._clock = clock
         self.single_logout: SingleLogout | None = None
         """Single logout, when ``slo_url`` is given and the option's ``single_logout`` is on."""
@@ -85,6 +96,7 @@ class SAMLLogin:
                 slo_url=slo_url,
                 keys=keys,
                 store=store,
+                replay=replay,
                 allow_unsigned_responses=settings.allow_unsigned_logout_responses,
                 clock=clock,
             )
@@ -118,7 +130,7 @@ class SAMLLogin:
         metadata = await self.provider.metadata()
         if metadata.sso_redirect is None:
             raise LoginError("The identity provider has no HTTP-Redirect sign-on endpoint.", status=502)
-        request_id, relay_state = new_request_id(), new_request_id()[1:33]
+        request_id, relay_state = stamped_id(self._clock()), new_request_id()[1:33]
         record = {"option": self.name, "relay": relay_state, "next": next_path}
         await self._store.set(
             f"web:saml:{digest(request_id)}", json.dumps(record).encode(), ttl=TRANSACTION_SECONDS
@@ -161,7 +173,7 @@ class SAMLLogin:
         except ServiceError as exc:
             message = f"The identity provider's response was refused: {exc.message}"
             raise LoginError(message, status=403) from None
-        handle = new_request_id()[1:]
+        handle = stamped_id(self._clock())[1:]
         record = {
             "option": self.name,
             "identity": identity_to_json(identity),
@@ -181,7 +193,11 @@ class SAMLLogin:
 
     async def _spend_request(self, request_id: str, relay_state: str) -> dict[str, str]:
         key = f"web:saml:{digest(request_id)}"
-        if not await self._store.add_once(f"web:saml-used:{digest(request_id)}", TRANSACTION_SECONDS):
+        if issued_at(request_id.removeprefix("_")) is None:  # not an ID fedgate makes
+            raise LoginError(
+                "This sign-in has expired or was not started here. Please sign in again.", status=403
+            )
+        if not await spend(self._replay, "web:saml-used:", request_id.removeprefix("_"), TRANSACTION_SECONDS):
             raise LoginError("This sign-in response was already used. Please sign in again.", status=403)
         raw = await self._store.get(key)
         await self._store.delete(key)
@@ -207,7 +223,7 @@ class SAMLLogin:
         if not handle or len(handle) > _MAX_HANDLE:
             raise LoginError("The sign-in response is incomplete.")
         key = f"web:saml-done:{digest(handle)}"
-        if not await self._store.add_once(f"web:saml-done-used:{digest(handle)}", _HANDOFF_SECONDS):
+        if not await spend(self._replay, "web:saml-done-used:", handle, _HANDOFF_SECONDS):
             raise LoginError("This sign-in was already completed. Please sign in again.", status=403)
         raw = await self._store.get(key)
         await self._store.delete(key)
@@ -336,6 +352,7 @@ def build_saml_logins(
     settings: WebLoginSettings,
     providers: Sequence[IdentityProvider],
     store: Store,
+    replay: ReplayGuard,
     clock: Callable[[], float] = time.time,
 ) -> dict[str, SamlLogin]:
     """The SAML sign-in options; :class:`ConfigError` for a missing provider or an unusable key."""
@@ -362,6 +379,7 @@ def build_saml_logins(
             acs_url=f"{base}/acs",
             keys=keys,
             store=store,
+            replay=replay,
             slo_url=f"{base}/slo",
             clock=clock,
         )

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
+from fedgate_web.once import stamped
+
 __all__ = [
     "BINDING_POST",
     "BINDING_REDIRECT",
@@ -33,6 +35,7 @@ __all__ = [
     "new_request_id",
     "redirect_query",
     "sp_metadata",
+    "stamped_id",
 ]
 
 SAMLP: Final = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -83,6 +86,12 @@ class SPKeys:
 def new_request_id() -> str:
     """A fresh AuthnRequest ID: 160 random bits, starting with ``_`` (IDs are xs:ID, NCNames)."""
     return "_" + secrets.token_hex(20)
+
+
+def stamped_id(now: float) -> str:
+    """A fresh ID like :func:`new_request_id` that also carries its issue time: ``_`` and a
+    :func:`~fedgate_web.once.stamped` value, for IDs spent once (requests, hand-off handles)."""
+    return "_" + stamped(now, secrets.token_hex(20))
 
 
 def _instant(now: float) -> str:

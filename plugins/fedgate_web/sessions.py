@@ -3,8 +3,9 @@
 The cookie holds only a random session id and its HMAC; everything else (the verified identity,
 the chosen role, the sealed session token of the last credentials) lives in the store under a hash
 of the id, so a reader of the store cannot forge a cookie and a cookie reveals nothing. Form tokens
-are bound to the session by HMAC and usable once (``Store.add_once``), so a forged form and a
-replayed one are both refused.
+carry their issue time, are bound to the session by HMAC and usable once (through the replay guard,
+so a store reset does not make a used one new), so a forged form and a replayed one are both
+refused.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, final
 
+from fedgate_web.once import digest, issued_at, stamped
 from gateway.identity import Identity
 from gateway.store.base import Store
+from gateway.store.replay import ReplayGuard
 
 __all__ = ["Signer", "WebSession", "WebSessions", "identity_from_json", "identity_to_json"]
 
@@ -29,11 +32,6 @@ _MAX_TOKEN = 200
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def digest(value: str) -> str:
-    """A store key component for a secret value: the value itself is never a key."""
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 @final
@@ -99,8 +97,17 @@ def identity_from_json(data: dict[str, Any]) -> Identity:
 class WebSessions:
     """Creates, loads and ends sessions; issues and checks their form tokens."""
 
-    def __init__(self, store: Store, signer: Signer, *, lifetime: int, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        signer: Signer,
+        *,
+        lifetime: int,
+        clock: Callable[[], float],
+        replay: ReplayGuard,
+    ) -> None:
         self._store = store
+        self._replay = replay
         self._signer = signer
         self._lifetime = lifetime
         self._clock = clock
@@ -197,8 +204,8 @@ class WebSessions:
         return await self.load(session_id) if session_id else None
 
     def form_token(self, session: WebSession) -> str:
-        """A CSRF token for one form: bound to ``session`` and usable once."""
-        nonce = secrets.token_urlsafe(18)
+        """A CSRF token for one form: stamped with its issue time, bound to ``session``, usable once."""
+        nonce = stamped(self._clock(), secrets.token_urlsafe(18))
         return f"{nonce}.{self._signer.mac('csrf', f'{session.id}|{nonce}')}"
 
     async def check_form_token(self, session: WebSession, token: str | None) -> bool:
@@ -208,5 +215,8 @@ class WebSessions:
         nonce, dot, mac = token.partition(".")
         if not dot or not hmac.compare_digest(mac, self._signer.mac("csrf", f"{session.id}|{nonce}")):
             return False
+        issued = issued_at(nonce)  # authentic: the MAC covers it
+        if issued is None:
+            return False
         ttl = max(session.expires - self._clock(), 1.0)
-        return await self._store.add_once(f"web:form:{digest(nonce)}", ttl)
+        return await self._replay.spend(f"web:form:{digest(nonce)}", ttl, issued)

@@ -10,12 +10,14 @@ from typing import Any
 
 import boto3
 import pytest
+import redis
 from aiohttp import web
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from gateway.testing_redis import backdate_generation
 from gateway.testing_saml import SESSION_DURATION_ATTR, SAMLTestIdP
-from tests.conftest import BackgroundLoop, config_from, serve_app
+from tests.conftest import BackgroundLoop, config_from, running_memory_store, serve_app
 from tests.flows.conftest import ACCOUNT
 from tests.saml.conftest import restamped
 
@@ -60,7 +62,10 @@ def idp() -> Iterator[SAMLTestIdP]:
 
 
 def _serve(loop: BackgroundLoop, raw: dict[str, Any]) -> tuple[web.AppRunner, str]:
-    runner, port, _ = loop.run(serve_app(config_from(raw)))
+    # A gateway that has been up for a while: its store does not refuse assertions minted just now
+    # (a fresh one would, as possibly spent before it began; see tests/flows/test_store_faults.py).
+    store = running_memory_store() if raw["store"]["backend"] == "memory" else None
+    runner, port, _ = loop.run(serve_app(config_from(raw), store=store))
     return runner, f"http://127.0.0.1:{port}"
 
 
@@ -176,6 +181,8 @@ def test_replay_refused_across_replicas_sharing_redis(
     background_loop: BackgroundLoop, idp: SAMLTestIdP, redis_url: str, redis_prefix: str
 ) -> None:
     store = {"backend": "redis", "url": redis_url, "prefix": redis_prefix}
+    with redis.Redis.from_url(redis_url) as client:
+        backdate_generation(client, redis_prefix, time.time() - 3600)
     first, url_a = _serve(background_loop, _raw(idp, **store))
     second, url_b = _serve(background_loop, _raw(idp, **store))
     try:

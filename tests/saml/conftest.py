@@ -12,8 +12,8 @@ from lxml import etree
 from fedgate_saml import SAMLProvider, SAMLProviderSettings
 from gateway.identity import ProviderContext
 from gateway.store.base import Store
-from gateway.store.memory import MemoryStore
 from gateway.testing_saml import DS_NS, SAML_NS, SAMLTestIdP
+from tests.conftest import running_memory_store
 
 ACCOUNT = "123456789012"
 PROVIDER = "corp"
@@ -51,7 +51,7 @@ def clock() -> Clock:
 async def make(idp: SAMLTestIdP, clock: Clock) -> AsyncIterator[Make]:
     """Build started providers trusting ``idp``; keyword arguments override settings.
 
-    ``store=`` gives the store (default: a fresh MemoryStore per provider).
+    ``store=`` gives the store (default: a MemoryStore per provider, running for an hour).
     """
     providers: list[SAMLProvider] = []
 
@@ -59,7 +59,7 @@ async def make(idp: SAMLTestIdP, clock: Clock) -> AsyncIterator[Make]:
         settings = SAMLProviderSettings(**{**idp.provider_config(PROVIDER), **overrides})
         provider = SAMLProvider(
             settings,
-            ProviderContext(ACCOUNT, store or MemoryStore(), leeway=60),
+            ProviderContext(ACCOUNT, store or running_memory_store(), leeway=60),
             clock=clock,
             monotonic=clock.monotonic,
         )

@@ -13,8 +13,8 @@ from fedgate_saml import SAMLProvider, SAMLProviderSettings
 from fedgate_saml.metadata import MetadataError, parse_metadata
 from gateway.errors import IDPCommunicationError, InvalidIdentityToken
 from gateway.identity import ProviderContext
-from gateway.store.memory import MemoryStore
 from gateway.testing_saml import ECDSA_SHA256, RSA_SHA256, SAMLTestIdP
+from tests.conftest import running_memory_store
 from tests.saml.conftest import ACCOUNT, PROVIDER, PROVIDER_ARN, ROLE_ARN, Clock
 
 
@@ -26,7 +26,7 @@ def token(idp: SAMLTestIdP, **kwargs: Any) -> str:
 async def started(settings: dict[str, Any], clock: Clock) -> SAMLProvider:
     provider = SAMLProvider(
         SAMLProviderSettings(**settings),
-        ProviderContext(ACCOUNT, MemoryStore()),
+        ProviderContext(ACCOUNT, running_memory_store()),
         clock=clock,
         monotonic=clock.monotonic,
     )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from gateway.errors import ServiceUnavailable
-from gateway.store import Store
+from gateway.store import Generation, Store
 
 StoreFactory = Callable[[], Awaitable[Store]]  # the store_factory fixture (see conftest.py)
 
@@ -57,29 +58,59 @@ async def test_set_without_ttl_clears_previous_ttl(store: Store) -> None:
 
 @pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf")])
 async def test_bad_ttl_refused(store: Store, ttl: float) -> None:
+    generation = await store.generation()
     with pytest.raises(ValueError, match="ttl"):
         await store.set("k", b"v", ttl=ttl)
     with pytest.raises(ValueError, match="ttl"):
-        await store.add_once("k", ttl)
+        await store.add_once_in("k", ttl, generation)
     with pytest.raises(ValueError, match="ttl"):
         await store.incr("k", ttl)
     assert await store.get("k") is None
 
 
-async def test_add_once_only_once_until_expiry(store: Store) -> None:
-    assert await store.add_once("replay:1", SHORT) is True
-    assert await store.add_once("replay:1", SHORT) is False
-    assert await store.add_once("replay:2", 60) is True
+async def test_generation_is_stable_and_shared(store_factory: StoreFactory) -> None:
+    first, second = await store_factory(), await store_factory()
+    generation = await first.generation()
+    assert isinstance(generation, Generation)
+    assert generation.id and 0 < generation.started < time.time()
+    # Asked again, or by another replica: the same generation, not a new one.
+    assert await first.generation() == generation
+    assert await second.generation() == generation
+
+
+async def test_generations_started_at_once_agree(store_factory: StoreFactory) -> None:
+    # Replicas racing to find (or start) the generation all end up with one and the same.
+    stores = [await store_factory() for _ in range(4)]
+    found = await asyncio.gather(*(s.generation() for s in stores for _ in range(5)))
+    assert len(set(found)) == 1
+
+
+async def test_add_once_in_only_once_until_expiry(store: Store) -> None:
+    generation = await store.generation()
+    assert await store.add_once_in("replay:1", SHORT, generation) is True
+    assert await store.add_once_in("replay:1", SHORT, generation) is False
+    assert await store.add_once_in("replay:2", 60, generation) is True
     await asyncio.sleep(PAST_SHORT)
-    assert await store.add_once("replay:1", 60) is True
-    assert await store.add_once("replay:1", 60) is False
-    assert await store.add_once("replay:2", 60) is False
+    assert await store.add_once_in("replay:1", 60, generation) is True
+    assert await store.add_once_in("replay:1", 60, generation) is False
+    assert await store.add_once_in("replay:2", 60, generation) is False
 
 
-async def test_add_once_concurrent_exactly_one_winner(store_factory: StoreFactory) -> None:
+async def test_add_once_in_another_generation_marks_nothing(store: Store) -> None:
+    current = await store.generation()
+    other = Generation(id="0123456789abcdef:1000000000000", started=1_000_000_000.0)
+    assert await store.add_once_in("replay:x", 60, other) is None
+    assert await store.add_once_in("replay:x", 60, other) is None
+    # Nothing was marked: in the store's own generation the item is still new.
+    assert await store.add_once_in("replay:x", 60, current) is True
+    assert await store.add_once_in("replay:x", 60, other) is None
+
+
+async def test_add_once_in_concurrent_exactly_one_winner(store_factory: StoreFactory) -> None:
     # Two replicas (two Redis connections pools) racing on the same key, many calls each.
     first, second = await store_factory(), await store_factory()
-    calls = [s.add_once("replay:race", 60) for _ in range(50) for s in (first, second)]
+    generation = await first.generation()
+    calls = [s.add_once_in("replay:race", 60, generation) for _ in range(50) for s in (first, second)]
     results = await asyncio.gather(*calls)
     assert results.count(True) == 1
     assert results.count(False) == 99
@@ -231,21 +262,25 @@ async def test_events_bad_arguments_refused(store: Store) -> None:
 async def test_ping_and_close(store: Store) -> None:
     assert await store.ping() is True
     await store.set("k", b"v")
+    generation = await store.generation()
     await store.close()
     await store.close()  # idempotent
     assert await store.ping() is False
     with pytest.raises(ServiceUnavailable):
         await store.get("k")
     with pytest.raises(ServiceUnavailable):
-        await store.add_once("k", 1)
+        await store.add_once_in("k", 1, generation)
+    with pytest.raises(ServiceUnavailable):
+        await store.generation()
 
 
 async def test_replicas_share_state(store_factory: StoreFactory) -> None:
     first, second = await store_factory(), await store_factory()
     await first.set("shared", b"v")
     assert await second.get("shared") == b"v"
-    assert await first.add_once("once", 60) is True
-    assert await second.add_once("once", 60) is False
+    generation = await first.generation()
+    assert await first.add_once_in("once", 60, generation) is True
+    assert await second.add_once_in("once", 60, generation) is False
     await first.set_max("rev", 7)
     assert await second.get_number("rev") == 7.0
     event_id = await first.append_event("audit", {"x": "1"})

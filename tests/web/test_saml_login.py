@@ -12,6 +12,7 @@ import base64
 import datetime
 import json
 import os
+import re
 import socket
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -35,6 +36,7 @@ from gateway.app import create_app
 from gateway.config import parse_config
 from gateway.testing_saml import SAMLP_NS, SAMLTestIdP
 from gateway.web.server import GatewayRunner
+from tests.conftest import running_memory_store
 from tests.web.conftest import ACCOUNT, CHROMIUM_ARGS, COOKIE_SECRET, SECRET_RE, forms, host
 
 CHROMIUM = "/usr/bin/chromium"
@@ -163,7 +165,8 @@ async def start(idp: SAMLTestIdP, sp_key: SPKey, tmp_path: Path) -> AsyncIterato
             config = parse_config(
                 raw, provider_types=plugins.provider_types(), sections=plugins.config_sections()
             )
-            runner = GatewayRunner(create_app(config, host=plugins))
+            # A store that has been running for a while: the IdP's responses are minted just now.
+            runner = GatewayRunner(create_app(config, host=plugins, store=running_memory_store()))
             await runner.setup()
             await web.SockSite(runner, sock).start()
             runners.append(runner)
@@ -247,7 +250,8 @@ async def test_authn_request_is_signed_with_the_metadata_certificate(start: Star
     assert request.tag == f"{{{SAMLP_NS}}}AuthnRequest"
     assert request.get("Destination") == idp.sso_url
     assert request.get("AssertionConsumerServiceURL") == live.acs
-    assert request.get("ID", "").startswith("_") and len(request.get("ID", "")) == 41
+    # An NCName carrying its issue time (hex milliseconds) and 160 random bits.
+    assert re.fullmatch(r"_[0-9a-f]{11}-[0-9a-f]{40}", request.get("ID", ""))
     issuer = request.find("{urn:oasis:names:tc:SAML:2.0:assertion}Issuer")
     assert issuer is not None and issuer.text == live.entity_id
     # A tampered query does not verify.
