@@ -11,9 +11,9 @@ from pydantic import ValidationError
 from fedgate_saml import SAMLProvider, SAMLProviderSettings
 from gateway.errors import IDPCommunicationError
 from gateway.identity import ProviderContext
-from gateway.store.memory import MemoryStore
 from gateway.testing_saml import SAMLTestIdP
 from gateway.testing_tls import TestCA
+from tests.conftest import running_memory_store
 from tests.saml.conftest import ACCOUNT, PROVIDER, PROVIDER_ARN, ROLE_ARN
 
 
@@ -25,7 +25,8 @@ def ca() -> Iterator[TestCA]:
 
 async def _subject(idp: SAMLTestIdP, **settings: Any) -> str:
     provider = SAMLProvider(
-        SAMLProviderSettings(type="saml", name=PROVIDER, **settings), ProviderContext(ACCOUNT, MemoryStore())
+        SAMLProviderSettings(type="saml", name=PROVIDER, **settings),
+        ProviderContext(ACCOUNT, running_memory_store()),
     )
     await provider.start()
     try:
