@@ -196,8 +196,10 @@ class KeyFetcher:
             return None
         try:
             raw = await self._store.get(self._store_key())
-        except Exception:  # a cache miss, not a reason to deny: the network fetch follows
-            log.warning("reading the shared JWKS of %s failed", self._settings.issuer, exc_info=True)
+        except Exception as exc:  # a cache miss, not a reason to deny: the network fetch follows
+            # The type only: a store outage is logged by the store, without a traceback each time.
+            issuer = self._settings.issuer
+            log.warning("reading the shared JWKS of %s failed (%s)", issuer, type(exc).__name__)
             return None
         if raw is None:
             return None
@@ -220,5 +222,6 @@ class KeyFetcher:
         entry = json.dumps({"at": self._clock(), "jwks": document}).encode()
         try:
             await self._store.set(self._store_key(), entry, ttl=self._settings.jwks_cache_seconds)
-        except Exception:  # sharing is an optimisation; this replica already has the keys
-            log.warning("writing the shared JWKS of %s failed", self._settings.issuer, exc_info=True)
+        except Exception as exc:  # sharing is an optimisation; this replica already has the keys
+            issuer = self._settings.issuer
+            log.warning("writing the shared JWKS of %s failed (%s)", issuer, type(exc).__name__)
