@@ -19,7 +19,9 @@ from gateway.errors import ServiceUnavailable
 from gateway.store import CircuitBreaker, RedisStore, ReplayGuard
 from gateway.testing_redis import RedisServer
 
-DEADLINE = 0.2
+# Generous, so a loaded machine does not cut healthy operations: what shows the deadline at work is
+# the cause of a failure (asyncio's TimeoutError, not redis-py's), not how long it took.
+DEADLINE = 1.0
 COOLDOWN = 0.1
 
 
