@@ -17,7 +17,7 @@ from pydantic_core import PydanticUndefined
 
 from gateway.config import GatewayConfig, ProviderSettings, SecretRef
 
-__all__ = ["render_reference"]
+__all__ = ["render_model", "render_reference"]
 
 _HEADER = """# Configuration reference
 
@@ -107,3 +107,11 @@ def render_reference(
         out.append(f"## {key}\n\n{(model.__doc__ or '').strip()}\n")
         out.append(_table(_rows(model, f"{key}.")))
     return "\n".join(out)
+
+
+def render_model(model: type[BaseModel], header: str) -> str:
+    """``header`` followed by the table of every key of ``model``, nested models included.
+
+    For configuration files other than the gateway's (``fedgate agent``'s).
+    """
+    return "\n".join([header, _table(_rows(model, ""))])

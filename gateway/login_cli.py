@@ -33,7 +33,7 @@ import time
 import urllib.error
 import urllib.request
 import webbrowser
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,12 +41,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from gateway.jsonlimits import loads as bounded_loads
 from gateway.net import is_loopback_host
+from gateway.privatefile import write_private
 
 __all__ = [
     "REFRESH_MARGIN",
     "LoginFailed",
     "add_commands",
     "credential_process",
+    "credential_process_json",
     "device_login",
     "loopback_login",
 ]
@@ -77,14 +79,7 @@ def _profile_path(profile: str) -> Path:
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()  # a stale file, or a link someone planted: never write through it
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    write_private(path, json.dumps(data))
 
 
 def _read_profile(profile: str) -> dict[str, Any]:
@@ -350,7 +345,7 @@ def credential_process(profile: str, *, now: Callable[[], float] = time.time) ->
         data = _read_profile(profile)
         creds = data.get("credentials") or {}
         if creds and _expires(creds) - now() > REFRESH_MARGIN:
-            return _output(creds)
+            return credential_process_json(creds)
         refresh = data.get("refresh_token")
         if not refresh:
             raise LoginFailed(f"profile {profile!r} cannot renew; run `fedgate login --profile {profile}`")
@@ -365,10 +360,11 @@ def credential_process(profile: str, *, now: Callable[[], float] = time.time) ->
         if not body["refresh_token"]:
             body["refresh_token"] = refresh
         _save(profile, data["url"], body, data.get("region", ""))
-        return _output(body)
+        return credential_process_json(body)
 
 
-def _output(creds: dict[str, Any]) -> dict[str, Any]:
+def credential_process_json(creds: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON (version 1) ``credential_process`` prints, from a mapping of the four STS names."""
     return {
         "Version": 1,
         **{k: creds[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")},
