@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC
 from importlib.metadata import version
 
+from gateway.agent.cli import add_agent_command
 from gateway.config import GatewayConfig, disabled_from_env, load_config_and_host
 from gateway.errors import ConfigError, PluginError
 from gateway.healthcheck import add_command as add_healthcheck_command
@@ -110,6 +111,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     add_simulate_command(sub)
     add_healthcheck_command(sub)
     add_login_commands(sub)
+    add_agent_command(sub)
     host.add_cli_commands(sub)
     return parser
 
