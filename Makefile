@@ -1,6 +1,7 @@
 # fedgate: one command to serve the demo, one to run every test.
 #   make serve   installs into .venv (first time) and runs the gateway on config/demo.yaml
-#   make test    installs into .venv (first time), then lint, type-check and the whole test suite
+#   make test    installs (first time), then lint, type-check and the whole test suite
+#   make install the Python venv with the test extras, and the JS SDK the tests drive (npm ci)
 #   make bench   runs the benchmarks in bench/ (prints ratios against peers)
 
 PYTHON ?= python3
@@ -8,9 +9,17 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 CONFIG ?= config/demo.yaml
 
+JS      = tests/js
+
 .PHONY: install serve test lint typecheck pytest bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(JS)/node_modules/.installed
+
+# The JavaScript SDK the tests drive; reinstalled whenever the lock file changes.
+$(JS)/node_modules/.installed: $(JS)/package.json $(JS)/package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm is needed for the JS SDK tests (apt-get install nodejs npm)" >&2; exit 1; }
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-serve: install
+serve: $(VENV)/.installed
 	$(BIN)/fedgate serve --config $(CONFIG)
 
 lint: install
@@ -38,4 +47,4 @@ bench: install
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(JS)/node_modules
