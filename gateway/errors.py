@@ -9,6 +9,7 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
     GatewayError
     ├── ConfigError                      invalid configuration; start-up only
     ├── PluginError                      a plugin failed to load or register; start-up only
+    ├── AgentError                       fedgate agent's own tree: see gateway.agent.errors
     └── ServiceError                     code, status, fault = Sender | Receiver
         ├── InvalidParameterValue
         ├── MissingParameter

@@ -311,8 +311,8 @@ async def _fetch_once(config: AgentConfig, role: RoleSettings) -> Credentials:
 
     try:
         session = StsClient.open_session(config.gateway)
-    except OSError as exc:
-        raise SourceError(f"gateway.ca_file: cannot read {config.gateway.ca_file}: {exc.strerror}") from None
+    except ConfigError as exc:
+        raise SourceError(f"gateway.{exc}") from None
     async with session:
         return await build_source(role, StsClient(config.gateway, session)).fetch()
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gateway.config import format_validation_error, read_yaml
 from gateway.errors import ConfigError
-from gateway.net import check_https_url
+from gateway.net import CAFile, check_https_url
 
 __all__ = [
     "AgentConfig",
@@ -94,8 +94,9 @@ class GatewaySettings(_Model):
         description="The gateway's STS endpoint (https://...; plain http only to a loopback host)."
     )
     timeout_seconds: float = Field(default=10, gt=0, le=120, description="Per request to the gateway.")
-    ca_file: Path | None = Field(
-        default=None, description="PEM file of the CAs to trust for https (default: the system's)."
+    ca_file: CAFile | None = Field(
+        default=None,
+        description="PEM bundle of the only CAs trusted for the gateway's https (default: the system's).",
     )
 
     @field_validator("url")

@@ -26,6 +26,7 @@ from gateway.agent.keeper import RefreshPolicy, RoleKeeper
 from gateway.agent.server import container_app, imds_app
 from gateway.agent.sources import CredentialSource, WebIdentityTokenFile
 from gateway.agent.sts_client import StsClient
+from gateway.errors import ConfigError
 from gateway.privatefile import write_private
 
 __all__ = ["Agent", "build_source"]
@@ -91,10 +92,9 @@ class Agent:
             ) from None
         try:
             self._session = StsClient.open_session(config.gateway)
-        except OSError as exc:  # the CA file is missing or unreadable
-            raise StartError(
-                f"gateway.ca_file: cannot read {config.gateway.ca_file}: {exc.strerror}"
-            ) from None
+        except ConfigError as exc:  # the CA file stopped loading since the configuration was read
+            raise StartError(f"gateway.{exc}") from None
+
         sts = StsClient(config.gateway, self._session)
         policy = RefreshPolicy.from_settings(config.refresh)
         by_path: dict[str, RoleKeeper] = {}

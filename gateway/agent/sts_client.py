@@ -23,6 +23,7 @@ from lxml import etree
 from gateway.agent.config import GatewaySettings
 from gateway.agent.credentials import Credentials
 from gateway.agent.errors import GatewayRefused, GatewayUnreachable
+from gateway.net import client_tls
 from gateway.sts.xml import NAMESPACE
 
 __all__ = ["MAX_RESPONSE_BYTES", "StsClient", "parse_credentials_response"]
@@ -133,11 +134,14 @@ class StsClient:
 
     @staticmethod
     def open_session(settings: GatewaySettings) -> aiohttp.ClientSession:
-        """The HTTP session for ``settings`` (its CA file, timeout; no proxy from the environment)."""
-        context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+        """The HTTP session for ``settings`` (its CA file, timeout; no proxy from the environment).
+
+        Raises :class:`~gateway.errors.ConfigError` when the CA file stopped loading since validation.
+        """
+        context = client_tls(settings.ca_file)
         return aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.timeout_seconds),
-            connector=aiohttp.TCPConnector(ssl=context),
+            connector=aiohttp.TCPConnector(ssl=context if context is not None else True),
             # Decompression would let a small answer expand past the size limit in one step.
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),

@@ -7,14 +7,17 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from gateway.agent.config import GatewaySettings
+from gateway.agent.config import GatewaySettings, parse_agent_config
 from gateway.agent.errors import GatewayRefused, GatewayUnreachable
 from gateway.agent.sts_client import MAX_RESPONSE_BYTES, StsClient, parse_credentials_response
+from gateway.errors import ConfigError
 from gateway.sts.xml import error_document, response_document
+from gateway.testing_tls import TestCA
 
 ACTION = "AssumeRoleWithWebIdentity"
 EXPIRES = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -165,3 +168,52 @@ async def test_a_closed_port_is_named() -> None:
         port = s.getsockname()[1]
     with pytest.raises(GatewayUnreachable, match=rf"cannot reach the gateway at http://127.0.0.1:{port}/: "):
         await _call(f"http://127.0.0.1:{port}/")
+
+
+async def test_https_with_the_gateways_private_ca() -> None:
+    """A gateway behind a private CA: trusted with ``ca_file``, refused (one line) without it."""
+    with TestCA() as ca:
+        app = web.Application()
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return web.Response(body=success(), content_type="text/xml")
+
+        app.router.add_post("/", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ca.server_context()).start()
+        url = f"https://127.0.0.1:{runner.addresses[0][1]}/"
+        try:
+            settings = GatewaySettings(url=url, ca_file=ca.cert_file)  # type: ignore[arg-type]
+            async with StsClient.open_session(settings) as session:
+                creds = await StsClient(settings, session).assume_role_with_web_identity(
+                    role_arn="arn:aws:iam::123456789012:role/app",
+                    session_name="pod",
+                    token="t",
+                    duration_seconds=900,
+                )
+            assert creds.access_key_id == "ASIAABCDEFGHIJKLMNOP"
+            with pytest.raises(
+                GatewayUnreachable, match=r"cannot reach the gateway at https://.*: TLS failed"
+            ):
+                await _call(url)
+        finally:
+            await runner.cleanup()
+
+
+def test_a_ca_file_that_does_not_load_is_a_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    with pytest.raises(ConfigError, match=r"gateway.ca_file: cannot load CA certificates"):
+        parse_agent_config(
+            {
+                "gateway": {"url": "https://g.example.com", "ca_file": str(bad)},
+                "roles": [
+                    {
+                        "name": "a",
+                        "role_arn": "arn:aws:iam::123456789012:role/a",
+                        "source": {"token_file": "/t"},
+                    }
+                ],
+            }
+        )
