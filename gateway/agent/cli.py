@@ -21,8 +21,10 @@ import sys
 import textwrap
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from gateway.agent.config import AgentConfig, RoleSettings, load_agent_config, parse_agent_config
@@ -51,19 +53,23 @@ or (IMDSv2):
 """
 
 # Flag destination -> (key path in the configuration, flag): a bad value names the flag.
-_TOP_FLAGS = {
-    "gateway_url": (("gateway", "url"), "--gateway-url"),
-    "ca_file": (("gateway", "ca_file"), "--ca-file"),
-    "authorization_token_file": (("authorization_token_file",), "--authorization-token-file"),
-    "renew_before": (("refresh", "renew_before"), "--renew-before"),
-    "log_level": (("log_level",), "--log-level"),
-}
-_ROLE_FLAGS = {
-    "role_name": ("name", "--role-name"),
-    "role_arn": ("role_arn", "--role-arn"),
-    "session_name": ("session_name", "--session-name"),
-    "duration": ("duration_seconds", "--duration"),
-}
+_TOP_FLAGS: Mapping[str, tuple[tuple[str, ...], str]] = MappingProxyType(
+    {
+        "gateway_url": (("gateway", "url"), "--gateway-url"),
+        "ca_file": (("gateway", "ca_file"), "--ca-file"),
+        "authorization_token_file": (("authorization_token_file",), "--authorization-token-file"),
+        "renew_before": (("refresh", "renew_before"), "--renew-before"),
+        "log_level": (("log_level",), "--log-level"),
+    }
+)
+_ROLE_FLAGS: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "role_name": ("name", "--role-name"),
+        "role_arn": ("role_arn", "--role-arn"),
+        "session_name": ("session_name", "--session-name"),
+        "duration": ("duration_seconds", "--duration"),
+    }
+)
 
 
 def _add_options(parser: argparse.ArgumentParser, *, nested: bool) -> None:
@@ -340,6 +346,10 @@ def _from_agent(config: AgentConfig, role: RoleSettings) -> Credentials:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise SourceError(f"cannot reach the agent at {url}: {reason} (is it running?)") from None
+    except ValueError:  # http.client refuses a header value with a line break
+        raise SourceError(
+            f"{config.authorization_token_file} does not hold an agent's token (is this the right file?)"
+        ) from None
     try:
         document = json.loads(body)
         return Credentials(

@@ -19,6 +19,7 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Final
 
 from aiohttp import web
@@ -42,7 +43,7 @@ log = logging.getLogger("gateway.agent")
 
 TOKEN_PATH: Final = "/latest/api/token"  # noqa: S105 - a path, not a secret
 CREDENTIALS_PATH: Final = "/latest/meta-data/iam/security-credentials/"
-_NO_STORE: Final = {"Cache-Control": "no-store"}
+_NO_STORE: Final = MappingProxyType({"Cache-Control": "no-store"})
 # Requests carry no body; anything larger is refused before it is read.
 _MAX_BODY: Final = 1024
 

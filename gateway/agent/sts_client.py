@@ -9,7 +9,6 @@ they reach a log line.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import ssl
 from datetime import datetime
@@ -114,7 +113,7 @@ def parse_credentials_response(action: str, status: int, body: bytes) -> Credent
 
 
 def _describe(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+    if isinstance(exc, TimeoutError):
         return f"no answer within {timeout:g} s"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError | ssl.SSLError):
         return f"TLS failed ({_clean(str(exc), 200)})"

@@ -205,3 +205,15 @@ def test_credential_process_failures_are_one_line(tmp_path: Path) -> None:
     assert missing.stderr.splitlines() == [
         "fedgate agent credential-process: --role: no role named 'other' (configured: app)"
     ]
+
+
+def test_credential_process_from_a_file_that_is_no_token(tmp_path: Path) -> None:
+    path = _file(tmp_path, listen={"host": "127.0.0.1", "port": 9})
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "token").write_text("two\nlines")
+    run = _agent("credential-process", "-c", path, "--from-agent")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.splitlines() == [
+        f"fedgate agent credential-process: {tmp_path}/run/token does not hold an agent's token (is this the "
+        "right file?)"
+    ]
