@@ -8,6 +8,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,11 @@ def test_large_upload_streams_through_workers_in_bounded_memory(sink: str, tmp_p
         )
     try:
         wait_until_listening(proc, port, log)
-        workers = _children(proc.pid)
+        # The socket listens before the workers are forked: on a loaded machine a connection can
+        # land in between, so wait for them rather than count at once.
+        deadline = time.monotonic() + 20
+        while len(workers := _children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert len(workers) == 2
         issued = CredentialService(KeyRing({"k": secret.encode()}, "k"), MemoryStore()).issue(
             role_arn=f"arn:aws:iam::{ACCOUNT}:role/big", session_name="big", duration_seconds=3600
