@@ -23,11 +23,13 @@ from gateway.agent.config import AgentConfig, RoleSettings
 from gateway.agent.errors import StartError
 from gateway.agent.imds import ImdsTokens
 from gateway.agent.keeper import RefreshPolicy, RoleKeeper
-from gateway.agent.server import container_app, imds_app
+from gateway.agent.server import container_answer, container_app, imds_answer, imds_app
 from gateway.agent.sources import CredentialSource, WebIdentityTokenFile
 from gateway.agent.sts_client import StsClient
+from gateway.config import ListenSettings
 from gateway.errors import ConfigError
 from gateway.privatefile import write_private
+from gateway.web.server import ErrorAnswer, GatewayRunner
 
 __all__ = ["Agent", "build_source"]
 
@@ -110,7 +112,7 @@ class Agent:
         ]
         wait = config.gateway.timeout_seconds + 1
         app = container_app(by_path, token=self._token, token_file=str(token_file), first_fetch_wait=wait)
-        self.container_url = await self._serve(app, config.listen.host, config.listen.port)
+        self.container_url = await self._serve(app, container_answer, config.listen.host, config.listen.port)
         tokens = ImdsTokens()
         for role in config.roles:
             if role.imds is None:
@@ -118,7 +120,7 @@ class Agent:
             imds = imds_app(
                 self.keepers[role.name], role_name=role.imds_role_name(), tokens=tokens, first_fetch_wait=wait
             )
-            self.imds_urls[role.name] = await self._serve(imds, role.imds.host, role.imds.port)
+            self.imds_urls[role.name] = await self._serve(imds, imds_answer, role.imds.host, role.imds.port)
         log.info(
             f"fedgate agent serving {len(config.roles)} role(s): container credentials at "
             + ", ".join(f"{self.container_url}{r.served_path()}" for r in config.roles)
@@ -132,8 +134,10 @@ class Agent:
             },
         )
 
-    async def _serve(self, app: web.Application, host: str, port: int) -> str:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    async def _serve(self, app: web.Application, answer: ErrorAnswer, host: str, port: int) -> str:
+        # fedgate's server seam: its header limits and timeouts, and low-level errors answered
+        # without quoting (or logging) the request's bytes. Requests carry no body here.
+        runner = GatewayRunner(app, listen=ListenSettings(), answer=answer, handle_signals=False)
         await runner.setup()
         self._runners.append(runner)
         try:

@@ -10,7 +10,10 @@
   ``X-Forwarded-For`` with 403, as IMDS does.
 
 Both refuse a ``Host`` that is a name other than ``localhost`` (a DNS-rebinding page names its own
-host), and each renders every refusal in its own dialect from one middleware.
+host), and each renders every refusal in its own dialect from one middleware; requests that fail
+before routing (malformed HTTP) are answered by :func:`container_answer` and :func:`imds_answer`
+through fedgate's server seam (:class:`gateway.web.server.GatewayRunner`), which never echoes or
+logs the offending bytes: a malformed ``Authorization`` holding the agent's token stays secret.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ from gateway.agent.errors import (
 )
 from gateway.agent.imds import TOKEN_HEADER, TTL_HEADER, ImdsTokens, parse_ttl
 from gateway.agent.keeper import RoleKeeper
+from gateway.errors import ServiceError
 
-__all__ = ["CREDENTIALS_PATH", "TOKEN_PATH", "container_app", "imds_app"]
+__all__ = ["CREDENTIALS_PATH", "TOKEN_PATH", "container_answer", "container_app", "imds_answer", "imds_app"]
 
 log = logging.getLogger("gateway.agent")
 
@@ -97,6 +101,16 @@ def _json_refusal(status: int, code: str, message: str) -> web.Response:
 
 def _text_refusal(status: int, code: str, message: str) -> web.Response:
     return web.Response(status=status, text=message + "\n", content_type="text/plain", headers=_NO_STORE)
+
+
+def container_answer(error: ServiceError, request_id: str) -> web.StreamResponse:
+    """The container endpoint's answer to a request that failed before routing (malformed HTTP)."""
+    return _json_refusal(error.status, error.code, error.message)
+
+
+def imds_answer(error: ServiceError, request_id: str) -> web.StreamResponse:
+    """IMDS's answer to a request that failed before routing (malformed HTTP)."""
+    return _text_refusal(error.status, error.code, error.message)
 
 
 # --- the container credentials endpoint, and health --------------------------------------------

@@ -32,6 +32,7 @@ import ctypes
 import logging
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, final
@@ -59,9 +60,13 @@ from gateway.errors import (
 from gateway.logs import request_id_var
 from gateway.web.middleware import log_path, sts_error_response
 
-__all__ = ["LIMITS", "GatewayRunner", "ServerLimits", "run"]
+__all__ = ["LIMITS", "ErrorAnswer", "GatewayRunner", "ServerLimits", "run"]
 
 log = logging.getLogger(__name__)
+
+#: How a server answers a request that failed before routing: the error and its request id in, the
+#: response out (STS's ``ErrorResponse`` by default; ``fedgate agent`` answers in its own dialects).
+ErrorAnswer = Callable[[ServiceError, str], web.StreamResponse]
 
 
 @final
@@ -164,12 +169,15 @@ class _Handler(RequestHandler):
     that behaviour for the installed aiohttp.
     """
 
-    __slots__ = ("_header_timeout", "_header_timer")
+    __slots__ = ("_answer", "_header_timeout", "_header_timer")
 
-    def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs: Any) -> None:
+    def __init__(
+        self, manager: web.Server, *, header_timeout: float, answer: ErrorAnswer, **kwargs: Any
+    ) -> None:
         super().__init__(manager, **kwargs)
         self._header_timeout = header_timeout
         self._header_timer: asyncio.TimerHandle | None = None
+        self._answer = answer
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser; time a request head from its first byte to its end."""
@@ -226,7 +234,7 @@ class _Handler(RequestHandler):
         if request.writer.output_size > 0:
             # Part of a response is out already: the connection cannot carry another.
             raise ConnectionError("response already started")
-        response = sts_error_response(error, request_id)
+        response = self._answer(error, request_id)
         response.headers["x-amzn-RequestId"] = request_id
         response.force_close()
         return response
@@ -288,11 +296,13 @@ class _Server(web.Server):
         *,
         listen: ListenSettings,
         request_factory: Any,
+        answer: ErrorAnswer,
         **kwargs: Any,
     ) -> None:
         super().__init__(handler, request_factory=self._timed_request, **kwargs)
         self._app_request_factory = request_factory
         self._listen = listen
+        self._answer = answer
         self._trimmer = _HeapTrimmer(self._loop)
 
     def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
@@ -306,7 +316,13 @@ class _Server(web.Server):
         self._trimmer.cancel()
 
     def __call__(self) -> RequestHandler:
-        return _Handler(self, loop=self._loop, header_timeout=self._listen.header_timeout, **self._kwargs)
+        return _Handler(
+            self,
+            loop=self._loop,
+            header_timeout=self._listen.header_timeout,
+            answer=self._answer,
+            **self._kwargs,
+        )
 
     def _timed_request(
         self,
@@ -329,10 +345,20 @@ class _Server(web.Server):
 class GatewayRunner(web.AppRunner):
     """An :class:`aiohttp.web.AppRunner` for a fedgate application, serving it with fedgate's
     limits, timeouts and error answers (the application's ``listen`` settings). Use it wherever
-    ``AppRunner`` would be: ``await runner.setup()``, then a ``TCPSite`` or ``SockSite``."""
+    ``AppRunner`` would be: ``await runner.setup()``, then a ``TCPSite`` or ``SockSite``.
 
-    def __init__(self, app: web.Application, **kwargs: Any) -> None:
-        listen = app[keys.CONFIG].listen
+    An application without a gateway configuration (``fedgate agent``'s) gives ``listen`` and
+    ``answer`` (how requests that fail before routing are answered) itself."""
+
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        listen: ListenSettings | None = None,
+        answer: ErrorAnswer = sts_error_response,
+        **kwargs: Any,
+    ) -> None:
+        listen = listen or app[keys.CONFIG].listen
         super().__init__(
             app,
             access_log=None,
@@ -343,6 +369,7 @@ class GatewayRunner(web.AppRunner):
             **kwargs,
         )
         self._listen = listen
+        self._answer = answer
 
     async def _make_server(self) -> web.Server:
         # The base class starts the application up and builds aiohttp's server for it; keep its
@@ -352,6 +379,7 @@ class GatewayRunner(web.AppRunner):
             made.request_handler,
             listen=self._listen,
             request_factory=made.request_factory,
+            answer=self._answer,
             **self._kwargs,
         )
 

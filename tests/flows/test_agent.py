@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -25,6 +26,7 @@ from botocore.config import Config
 from botocore.exceptions import CredentialRetrievalError
 
 from gateway.testing import OIDCTestIssuer
+from tests.conftest import read_until_closed
 from tests.flows.agent_process import (
     FEDGATE,
     AgentProcess,
@@ -373,3 +375,31 @@ def test_status_line_and_health(agent: AgentProcess) -> None:
     health = agent.health()
     assert health["status"] == "ok" and health["roles"]["app"]["source"].startswith("web identity token ")
     assert "AccessKeyId" not in json.dumps(health) and "SecretAccessKey" not in text
+
+
+def _raw(url: str, request: bytes) -> bytes:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        return read_until_closed(sock)
+
+
+@pytest.mark.parametrize("where", ["container", "imds"])
+def test_malformed_requests_never_echo_or_log_the_token(agent: AgentProcess, where: str) -> None:
+    token = agent.token_file.read_text()
+    base = agent.container if where == "container" else agent.imds["app"]
+    seen = len(agent.lines)
+    for header in (
+        f"Authorization: {token}\x00",
+        f"X-aws-ec2-metadata-token: {token}\x7f",
+        "X: " + token * 400,
+    ):
+        answer = _raw(base, f"GET /roles/app HTTP/1.1\r\nHost: 127.0.0.1\r\n{header}\r\n\r\n".encode())
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split(b" ")[1] in (b"400", b"431"), answer[:200]
+        assert token.encode() not in answer
+        if where == "container":
+            assert json.loads(body)["Code"] in ("BadRequest", "RequestHeaderSectionTooLarge")
+    agent.wait_for("app", lambda s: True, "the agent to log the refusals")
+    assert not any(token in line for line in agent.lines[seen:])
+    assert "Traceback" not in "\n".join(agent.lines[seen:])
