@@ -138,28 +138,3 @@ def test_the_reference_is_current() -> None:
     from gateway.agent.cli import reference_text
 
     assert (ROOT / "docs" / "agent-configuration.md").read_text() == reference_text()
-
-
-def test_the_shipped_examples_are_valid() -> None:
-    """config/agent-example.yaml (the systemd unit's) and the Kubernetes sidecar's ConfigMap."""
-    import yaml
-
-    from gateway.agent.config import load_agent_config
-
-    vm = parse_agent_config(load_agent_config(ROOT / "config" / "agent-example.yaml"))
-    assert [r.name for r in vm.roles] == ["reports", "backup"]
-    documents = list(yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / "agent-sidecar.yaml").read_text()))
-    config_map = next(d for d in documents if d["kind"] == "ConfigMap")
-    sidecar = parse_agent_config(yaml.safe_load(config_map["data"]["agent.yaml"]))
-    deployment = next(d for d in documents if d["kind"] == "Deployment")
-    app = deployment["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in app["env"]}
-    assert (
-        env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == f"http://127.0.0.1:9911{sidecar.roles[0].served_path()}"
-    )
-    assert env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == str(sidecar.authorization_token_file)
-    projected = next(
-        v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "fedgate-token"
-    )
-    token = projected["projected"]["sources"][0]["serviceAccountToken"]
-    assert str(sidecar.roles[0].source.token_file) == f"/var/run/secrets/fedgate/{token['path']}"
