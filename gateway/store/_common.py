@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 _EVENT_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
 
@@ -39,6 +39,13 @@ def check_event(event: Mapping[str, str], maxlen: int) -> dict[str, str]:
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError("event fields and values must be strings")
     return fields
+
+
+def check_events(events: Sequence[Mapping[str, str]], maxlen: int) -> list[dict[str, str]]:
+    """:func:`check_event` for a whole batch, so a bad event refuses the batch before any write."""
+    if maxlen < 1:
+        raise ValueError("maxlen must be at least 1")
+    return [check_event(event, maxlen) for event in events]
 
 
 def event_id_key(event_id: str) -> tuple[int, int]:

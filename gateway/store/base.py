@@ -3,8 +3,9 @@
 The store holds the little state fedgate needs beyond its stateless credentials: one-time-use
 markers (replay cache, always through :class:`~gateway.store.replay.ReplayGuard`), session
 revocations, cached documents (JWKS, metadata), rate-limit counters, indexes (sets with expiring
-members) and an append-only event stream (the audit sink ``store`` appends to). Every method is a
-single atomic operation on the backend, so replicas sharing one Redis see consistent results.
+members) and an append-only event stream (where the audit sink ``store`` appends, in batches).
+Every method is a single atomic operation on the backend, so replicas sharing one Redis see
+consistent results.
 
 Every store has a *generation*: a random id and the wall-clock moment it began, created by the
 first user that finds none. A store that loses its contents (a Redis restarted without persistence,
@@ -18,7 +19,7 @@ key ``store:generation`` is the backend's own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -106,6 +107,18 @@ class Store(Protocol):
 
     async def append_event(self, stream: str, event: Mapping[str, str], maxlen: int = 10_000) -> str:
         """Append ``event`` to ``stream`` (trimmed to about ``maxlen`` entries); return its id."""
+        ...
+
+    async def append_events(
+        self, stream: str, events: Sequence[Mapping[str, str]], maxlen: int = 10_000
+    ) -> str | None:
+        """Append all of ``events`` to ``stream``, in order, in one step; return the last one's id.
+
+        The batch is all or nothing on the client side (an invalid event refuses the batch before
+        anything is written) and contiguous: no other append lands between its events. On Redis
+        it is one round trip (one script running ``XADD MAXLEN ~`` per event): the audit sink's
+        way to keep up with the request rate. An empty batch appends nothing and returns ``None``.
+        """
         ...
 
     async def read_events(

@@ -17,11 +17,18 @@ import math
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import final
 
 from gateway.errors import ServiceUnavailable
-from gateway.store._common import check_event, check_number, check_ttl, event_id_key, parse_number
+from gateway.store._common import (
+    check_event,
+    check_events,
+    check_number,
+    check_ttl,
+    event_id_key,
+    parse_number,
+)
 from gateway.store.base import Generation
 
 __all__ = ["MemoryStore"]
@@ -182,17 +189,32 @@ class MemoryStore:
     async def append_event(self, stream: str, event: Mapping[str, str], maxlen: int = 10_000) -> str:
         """Append ``event`` to ``stream``, trimmed to ``maxlen`` entries; return its id."""
         self._check_open()
-        fields = check_event(event, maxlen)
-        # Redis-style "milliseconds-sequence" ids, strictly increasing even if the clock stalls.
-        ms = time.time_ns() // 1_000_000
-        last_ms, last_seq = self._last_event
-        self._last_event = (ms, 0) if ms > last_ms else (last_ms, last_seq + 1)
-        event_id = f"{self._last_event[0]}-{self._last_event[1]}"
+        return self._append(stream, [check_event(event, maxlen)], maxlen)[0]
+
+    async def append_events(
+        self, stream: str, events: Sequence[Mapping[str, str]], maxlen: int = 10_000
+    ) -> str | None:
+        """Append every one of ``events`` to ``stream`` at once (checked first); the last one's id."""
+        self._check_open()
+        ids = self._append(stream, check_events(events, maxlen), maxlen)
+        return ids[-1] if ids else None
+
+    def _append(self, stream: str, batch: list[dict[str, str]], maxlen: int) -> list[str]:
+        if not batch:
+            return []
         entries = self._streams.setdefault(stream, deque())
-        entries.append((event_id, fields))
+        ids: list[str] = []
+        for fields in batch:
+            # Redis-style "milliseconds-sequence" ids, strictly increasing even if the clock stalls.
+            ms = time.time_ns() // 1_000_000
+            last_ms, last_seq = self._last_event
+            self._last_event = (ms, 0) if ms > last_ms else (last_ms, last_seq + 1)
+            event_id = f"{self._last_event[0]}-{self._last_event[1]}"
+            entries.append((event_id, fields))
+            ids.append(event_id)
         while len(entries) > maxlen:
             entries.popleft()
-        return event_id
+        return ids
 
     async def read_events(
         self, stream: str, after: str = "0", count: int = 100

@@ -285,3 +285,75 @@ async def test_replicas_share_state(store_factory: StoreFactory) -> None:
     assert await second.get_number("rev") == 7.0
     event_id = await first.append_event("audit", {"x": "1"})
     assert await second.read_events("audit") == [(event_id, {"x": "1"})]
+
+
+async def test_event_batch_in_order(store: Store) -> None:
+    before = await store.append_event("audit", {"n": "single"})
+    last = await store.append_events("audit", [{"n": str(i), "action": "sts:Assume"} for i in range(5)])
+    events = await store.read_events("audit")
+    assert events[0][0] == before
+    assert events[-1][0] == last
+    assert len({e for e, _ in events}) == 6
+    assert [f["n"] for _, f in events[1:]] == ["0", "1", "2", "3", "4"]
+    assert events[1][1] == {"n": "0", "action": "sts:Assume"}
+    after = await store.append_event("audit", {"n": "later", "second": "field"})
+    assert await store.read_events("audit", after=last) == [(after, {"n": "later", "second": "field"})]
+
+
+async def test_event_batch_empty_appends_nothing(store: Store) -> None:
+    assert await store.append_events("audit", []) is None
+    assert await store.read_events("audit") == []
+
+
+async def test_event_batch_keeps_every_field(store: Store) -> None:
+    batch = [{"a": "1"}, {"a": "2", "b": "x y", "c": ""}, {"event": '{"json": "line"}'}]
+    last = await store.append_events("audit", batch)
+    events = await store.read_events("audit")
+    assert [f for _, f in events] == batch
+    assert events[-1][0] == last
+
+
+async def test_event_batch_refused_whole(store: Store) -> None:
+    # One bad event refuses the batch before anything is written: no partial batch in the stream.
+    with pytest.raises(ValueError, match="at least one field"):
+        await store.append_events("audit", [{"x": "1"}, {}])
+    with pytest.raises(TypeError, match="strings"):
+        await store.append_events("audit", [{"x": "1"}, {"x": 2}])  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="maxlen"):
+        await store.append_events("audit", [{"x": "1"}], maxlen=0)
+    with pytest.raises(ValueError, match="maxlen"):
+        await store.append_events("audit", [], maxlen=0)
+    assert await store.read_events("audit") == []
+
+
+async def test_event_batch_trimmed_to_about_maxlen(store: Store) -> None:
+    last = await store.append_events("audit", [{"n": str(i)} for i in range(300)], maxlen=10)
+    events = await store.read_events("audit", count=1000)
+    # As for single appends: bounded, at least maxlen kept, the newest kept.
+    assert 10 <= len(events) <= 200
+    assert [f["n"] for _, f in events] == [str(i) for i in range(300 - len(events), 300)]
+    assert events[-1][0] == last
+
+
+async def test_event_batches_from_replicas_stay_contiguous(store_factory: StoreFactory) -> None:
+    # Two replicas appending batches at once: every batch lands whole, none interleaved.
+    first, second = await store_factory(), await store_factory()
+    batches = [
+        s.append_events("audit", [{"batch": f"{b}-{n}", "i": str(i)} for i in range(50)])
+        for b in range(4)
+        for n, s in enumerate((first, second))
+    ]
+    lasts = await asyncio.gather(*batches)
+    events = await first.read_events("audit", count=1000)
+    order = [f["batch"] for _, f in events]
+    assert len(order) == 400
+    runs = [order[i : i + 50] for i in range(0, 400, 50)]
+    assert all(len(set(run)) == 1 for run in runs)
+    assert sorted(run[0] for run in runs) == sorted(f"{b}-{n}" for b in range(4) for n in range(2))
+    assert {events[i + 49][0] for i in range(0, 400, 50)} == set(lasts)
+
+
+async def test_event_batch_on_closed_store_unavailable(store: Store) -> None:
+    await store.close()
+    with pytest.raises(ServiceUnavailable):
+        await store.append_events("audit", [{"x": "1"}])
