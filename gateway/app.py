@@ -138,6 +138,7 @@ def _make_sts_ctx(clock: Callable[[], float]) -> Callable[[web.Application], Asy
             sink = JsonLinesSink(config.audit)
         if config.audit.sink != "none":
             host.register(sink)
+            app[keys.AUDIT_SINK] = sink
         app[keys.AUDITOR] = Auditor(host, account_id=config.account_id, region=config.region)
         providers = app[keys.PROVIDERS]
         app[keys.STS] = StsService(config, providers, app[keys.CREDENTIALS], clock=clock)

@@ -178,6 +178,50 @@ class AuditSettings(_Model):
     max_events: int = Field(
         default=100_000, ge=100, le=10_000_000, description="About how many events the stream keeps."
     )
+    batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="store: most events appended in one round trip."
+    )
+    queue_size: int = Field(
+        default=20_000,
+        ge=100,
+        le=1_000_000,
+        description="store: events held in memory for the store. When it falls behind, the newest "
+        "beyond half of this are spilled to spill_path (while it is down, all but the batch being "
+        "retried); the rest absorbs arrivals during one append attempt. Events arriving at a full "
+        "queue are dropped (counted).",
+    )
+    spill_path: Path = Field(
+        default=Path("fedgate-audit-spill.jsonl"),
+        description="store: JSON-lines file (mode 0600, relative to the working directory) for events "
+        "the store could not take: outage, overload, shutdown. Re-appended to the stream, then "
+        "emptied, once the store answers again; workers of one serve may share it.",
+    )
+    spill_max_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=4096,
+        le=1 << 40,
+        description="store: size limit of spill_path. When it is full, newer events are dropped "
+        "(counted, logged) and the file keeps the oldest.",
+    )
+    append_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="store: longest wait for one batch append; a slower one counts as failed.",
+    )
+    retry_max_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="store: after a failed append, retries back off from 0.05 s, doubling up to this.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="store: at shutdown, longest time spent appending what is queued (in total, not "
+        "per event); the rest is spilled to spill_path.",
+    )
 
     @model_validator(mode="after")
     def _path_for_file(self) -> AuditSettings:
@@ -295,7 +339,9 @@ class GatewayConfig(_Model):
     providers: list[ProviderSettings] = Field(default_factory=list, description="Identity providers.")
     policies: list[ManagedPolicy] = Field(default_factory=list, description="Managed permission policies.")
     roles: list[RoleSettings] = Field(default_factory=list, description="Roles that can be assumed.")
-    audit: AuditSettings = Field(default_factory=AuditSettings)
+    audit: AuditSettings = Field(
+        default_factory=AuditSettings, description="The audit trail: one event per decided request."
+    )
     proxy: ProxySettings = Field(default_factory=ProxySettings, description="Reverse-proxy settings.")
     upstreams: list[UpstreamSettings] = Field(
         default_factory=list, description="Upstreams the reverse proxy forwards signed requests to."

@@ -9,6 +9,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Iterator, Mapping
+from pathlib import PurePath
 from typing import Any
 
 from pydantic import BaseModel
@@ -58,6 +59,8 @@ def _default(field: FieldInfo) -> str:
         if isinstance(value, BaseModel):
             return "(section defaults)"
         return f"`{value!r}`"
+    if isinstance(field.default, PurePath):
+        return f"`{str(field.default)!r}`"
     return f"`{field.default!r}`" if field.default is not None else "none"
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from gateway.audit import Auditor
+    from gateway.audit import Auditor, JsonLinesSink, StoreSink
     from gateway.config import GatewayConfig
     from gateway.credentials import CredentialService
     from gateway.identity import IdentityProvider
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDITOR",
+    "AUDIT_SINK",
     "CONFIG",
     "CREDENTIALS",
     "ERROR_DIALECT",
@@ -47,6 +48,8 @@ CREDENTIALS: web.AppKey[CredentialService] = web.AppKey("credentials")
 PROVIDERS: web.AppKey[list[IdentityProvider]] = web.AppKey("providers")
 STS: web.AppKey[StsService] = web.AppKey("sts")
 AUDITOR: web.AppKey[Auditor] = web.AppKey("auditor")
+#: The built-in sink in use (its ``stats`` when it is the store sink), absent when ``sink: none``.
+AUDIT_SINK: web.AppKey[JsonLinesSink | StoreSink] = web.AppKey("audit_sink")
 QUERY_ACTIONS: web.AppKey[QueryActions] = web.AppKey("query_actions")
 SIGNING_KEYS: web.AppKey[SigningKeyCache] = web.AppKey("signing_keys")
 TRUSTED_PROXIES: web.AppKey[TrustedProxies] = web.AppKey("trusted_proxies")
