@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO, final
+
+from gateway import jsonlimits
 
 __all__ = ["SpillFile", "SpillReader"]
 
@@ -210,8 +211,7 @@ def _append_lines(fd: int, lines: Sequence[str], room: int) -> int:
 def _event_line(raw: bytes) -> str | None:
     """``raw`` without its newline if it is one JSON object (what the sink writes), else ``None``."""
     try:
-        text = raw[:-1].decode()
-        value = json.loads(text)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        value = jsonlimits.loads(raw[:-1])  # bounded nesting: the file could hold anything
+    except ValueError:
         return None
-    return text if isinstance(value, dict) else None
+    return raw[:-1].decode() if isinstance(value, dict) else None

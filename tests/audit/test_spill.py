@@ -8,11 +8,11 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
-from gateway.audit import spill as spill_module
 from gateway.audit.spill import MAX_LINE, SpillFile, SpillReader
 
 
@@ -157,14 +157,14 @@ def test_unwritable_path_raises(tmp_path: Path) -> None:
 
 _WRITER = textwrap.dedent(
     """
-    import importlib.util, json, sys
+    import json, sys, time
     from pathlib import Path
-    # Load the module alone (it needs only the standard library): starting a writer stays quick.
-    spec = importlib.util.spec_from_file_location("spill", sys.argv[4])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    path, name, batches = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-    spill = module.SpillFile(path, 1 << 30)
+    from gateway.audit.spill import SpillFile
+    path, name, batches, start = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+    spill = SpillFile(path, 1 << 30)
+    (start.parent / name).touch()  # imported: ready
+    while not start.exists():
+        time.sleep(0.001)
     for b in range(batches):
         lines = [json.dumps({"eventID": f"{name}-{b}-{i}"}) for i in range(10)]
         assert spill.write(lines) == 10
@@ -174,11 +174,17 @@ _WRITER = textwrap.dedent(
 
 def test_concurrent_writers_and_claims_lose_nothing(tmp_path: Path) -> None:
     """Three writer processes append while this one claims and drains the file over and over."""
-    path = tmp_path / "spill.jsonl"
-    module = str(Path(spill_module.__file__ or ""))
-    writers = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), f"w{n}", "300", module]) for n in range(3)
-    ]
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    spilldir = tmp_path / "spill"
+    spilldir.mkdir()
+    path, start = spilldir / "spill.jsonl", signals / "start"
+    argv = [sys.executable, "-c", _WRITER, str(path)]
+    writers = [subprocess.Popen([*argv, f"w{n}", "300", str(start)]) for n in range(3)]
+    while len(list(signals.iterdir())) < 3:  # all imported, so they write at the same time
+        assert all(w.poll() is None for w in writers)
+        time.sleep(0.01)
+    start.touch()
     spill = SpillFile(path, 1 << 30)
     seen: list[str] = []
     claims = 0
@@ -196,4 +202,4 @@ def test_concurrent_writers_and_claims_lose_nothing(tmp_path: Path) -> None:
     assert len(ids) == len(expected) == 9000
     assert set(ids) == expected
     assert claims > 1
-    assert list(tmp_path.iterdir()) == []
+    assert list(spilldir.iterdir()) == []
