@@ -2,8 +2,9 @@
 
 Run: ``.venv/bin/python bench/audit_bench.py [--seconds 1.5] [--rounds 3]``.
 
-Everything talks to a private ``redis-server`` (a free port of 127.0.0.1, a temporary directory,
-no persistence) that the bench starts and stops; the shared Redis is never touched.
+Everything talks to a private ``redis-server`` (:class:`gateway.testing_redis.RedisServer`: a free port,
+a temporary directory, no persistence) that the bench starts and stops; the shared Redis is never
+touched.
 
 1. **Sink throughput**, in this process. A producer offers CloudTrail-shaped events (as
    ``Auditor.build`` makes them, ~900 bytes of JSON) as fast as each contestant takes them (it
@@ -41,7 +42,6 @@ import ctypes
 import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -55,13 +55,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import redis
 import redis.asyncio as aioredis
 import yaml
 
 from gateway.audit import StoreSink
 from gateway.config import AuditSettings
 from gateway.store import RedisStore
+from gateway.testing_redis import RedisServer
 
 STREAM = "audit"
 MAXLEN = 100_000
@@ -99,40 +99,9 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait(timeout=5)
 
 
-class PrivateRedis:
-    """The bench's own redis-server; :meth:`start` again reuses the port, empty."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            sys.exit("redis-server is not installed (apt-get install redis-server)")
-        self.binary, self.workdir, self.port = binary, workdir, free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        argv += ["--appendonly", "no", "--dir", str(self.workdir)]
-        self.proc = spawn(argv, self.workdir / "redis.log")
-        for _ in range(200):
-            with contextlib.suppress(redis.RedisError, OSError), redis.Redis(port=self.port) as client:
-                if client.ping():
-                    return
-            time.sleep(0.05)
-        sys.exit("redis-server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
-
-    def flush(self) -> None:
-        with redis.Redis(port=self.port) as client:
-            client.flushall()  # our own server: nobody else's keys
+def flush(server: RedisServer) -> None:
+    with server.client() as client:
+        client.flushall()  # the bench's own server: nobody else's keys
 
 
 def sample_event() -> dict[str, Any]:
@@ -277,17 +246,17 @@ async def window(
     return Measure(count / (time.perf_counter() - measure_from), 1e6 * local / count, 1e6 * remote / count)
 
 
-async def sink_throughput(server: PrivateRedis, tmp: Path, args: argparse.Namespace) -> dict[str, Measure]:
+async def sink_throughput(server: RedisServer, tmp: Path, args: argparse.Namespace) -> dict[str, Measure]:
     event = sample_event()
     results: dict[str, list[Measure]] = {}
-    assert server.proc is not None
+    assert server.pid is not None
     for round_no in range(args.rounds):
         for index in range(4):
-            server.flush()
+            flush(server)
             store = RedisStore.from_url(server.url, prefix="b:")
             client = aioredis.Redis.from_url(server.url)
             contestant = contestants(store, client, tmp / "spill.jsonl")[index]()
-            m = await window(contestant, event, server.proc.pid, 0.5, args.seconds)
+            m = await window(contestant, event, server.pid, 0.5, args.seconds)
             await contestant.stop()
             await client.aclose()
             await store.close()
@@ -330,8 +299,8 @@ async def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) ->
     sys.exit("fedgate did not start")
 
 
-async def end_to_end(server: PrivateRedis, tmp: Path, args: argparse.Namespace) -> None:
-    server.flush()
+async def end_to_end(server: RedisServer, tmp: Path, args: argparse.Namespace) -> None:
+    flush(server)
     fedgate = str(Path(sys.executable).with_name("fedgate"))
     procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     spill = tmp / "e2e-spill.jsonl"
@@ -354,13 +323,13 @@ async def end_to_end(server: PrivateRedis, tmp: Path, args: argparse.Namespace) 
             await wait_listening(port, proc, log)
         answered = dict.fromkeys(procs, 0)
         results: dict[str, list[Measure]] = {sink: [] for sink in procs}
-        assert server.proc is not None
+        assert server.pid is not None
         for round_no in range(args.rounds):
             for sink, (proc, port) in procs.items():
                 answered[sink] += await flood(port, 0.5)  # warm-up, audited all the same
-                before = cpu_seconds(proc.pid), cpu_seconds(server.proc.pid)
+                before = cpu_seconds(proc.pid), cpu_seconds(server.pid)
                 count = await flood(port, args.seconds)
-                local, remote = cpu_seconds(proc.pid) - before[0], cpu_seconds(server.proc.pid) - before[1]
+                local, remote = cpu_seconds(proc.pid) - before[0], cpu_seconds(server.pid) - before[1]
                 answered[sink] += count
                 m = Measure(count / args.seconds, 1e6 * local / count, 1e6 * remote / count)
                 results[sink].append(m)
@@ -369,7 +338,7 @@ async def end_to_end(server: PrivateRedis, tmp: Path, args: argparse.Namespace) 
                     f"server CPU per request {m.local_us:4.0f} us"
                 )
         stop(procs["store"][0])  # SIGTERM: the sink flushes what is queued
-        with redis.Redis(port=server.port) as client:
+        with server.client() as client:
             kept = int(client.xlen("e2e:" + STREAM))
         spilled = len(spill.read_text().splitlines()) if spill.exists() else 0
         print(
@@ -400,13 +369,14 @@ class CountingHandler(logging.Handler):
         self.tracebacks += record.exc_info is not None
 
 
-async def faults(server: PrivateRedis, tmp: Path) -> None:
-    server.flush()
-    counter = CountingHandler()
-    audit_log = logging.getLogger("gateway.audit")
-    audit_log.addHandler(counter)
-    audit_log.setLevel(logging.INFO)
-    audit_log.propagate = False
+async def faults(server: RedisServer, tmp: Path) -> None:
+    flush(server)
+    counter, breaker = CountingHandler(), CountingHandler()
+    for name, handler in (("gateway.audit", counter), ("gateway.store", breaker)):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
     store = RedisStore.from_url(server.url, prefix="f:")
     spill = tmp / "fault-spill.jsonl"
     sink = StoreSink(
@@ -424,7 +394,7 @@ async def faults(server: PrivateRedis, tmp: Path) -> None:
 
     producer = asyncio.get_running_loop().create_task(produce())
     await asyncio.sleep(0.5)
-    server.kill()
+    server.stop()
     await asyncio.sleep(1.0)
     server.start()
     back = time.perf_counter()
@@ -449,45 +419,42 @@ async def faults(server: PrivateRedis, tmp: Path) -> None:
         f"  after Redis answered again: first append {first_append * 1000:.0f} ms, "
         f"spill re-appended in {replayed * 1000:.0f} ms"
     )
-    assert server.proc is not None
-    server.proc.send_signal(signal.SIGSTOP)
+    server.pause()
     await asyncio.sleep(0.5)
     running = False
     await producer
     start = time.perf_counter()
     await sink.close()
     closed = time.perf_counter() - start
-    server.proc.send_signal(signal.SIGCONT)
+    server.resume()
     await store.close()
     print(
         f"  Redis paused: close() returned in {closed:.2f} s (deadline 1 s), "
         f"{sink.stats.spilled - stats.spilled:,} events spilled at shutdown, {sink.stats.dropped} dropped"
     )
-    print(f"  the sink's log over both faults: {counter.lines} lines, {counter.tracebacks} tracebacks")
+    print(
+        f"  log lines over both faults: the sink {counter.lines} ({counter.tracebacks} tracebacks), "
+        f"the store's circuit breaker {breaker.lines} ({breaker.tracebacks} tracebacks)"
+    )
 
 
 async def run(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory(prefix="fedgate-audit-bench-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="fedgate-audit-bench-") as workdir, RedisServer() as server:
         tmp = Path(workdir)
-        server = PrivateRedis(tmp)
-        server.start()
-        try:
-            print(f"1. sink throughput into Redis ({args.rounds} rounds of {args.seconds:.1f} s, best round)")
-            best = await sink_throughput(server, tmp, args)
-            ours = best["StoreSink (batched)"]
-            print("  best rounds; ratio = ours / peer (events/s), peer / ours (CPU per event):")
-            for name, m in best.items():
-                print(
-                    f"  {name:30} {m.rate:9,.0f} events/s ({ours.rate / m.rate:5.2f}x), CPU per event "
-                    f"{m.local_us:5.1f} us ({m.local_us / ours.local_us:5.2f}x) + redis-server "
-                    f"{m.redis_us:5.1f} us ({m.redis_us / ours.redis_us:5.2f}x)"
-                )
-            print(f"2. end to end ({args.rounds} rounds of {args.seconds:.1f} s, 64 concurrent clients)")
-            await end_to_end(server, tmp, args)
-            print("3. faults")
-            await faults(server, tmp)
-        finally:
-            server.kill()
+        print(f"1. sink throughput into Redis ({args.rounds} rounds of {args.seconds:.1f} s, best round)")
+        best = await sink_throughput(server, tmp, args)
+        ours = best["StoreSink (batched)"]
+        print("  best rounds; ratio = ours / peer (events/s), peer / ours (CPU per event):")
+        for name, m in best.items():
+            print(
+                f"  {name:30} {m.rate:9,.0f} events/s ({ours.rate / m.rate:5.2f}x), CPU per event "
+                f"{m.local_us:5.1f} us ({m.local_us / ours.local_us:5.2f}x) + redis-server "
+                f"{m.redis_us:5.1f} us ({m.redis_us / ours.redis_us:5.2f}x)"
+            )
+        print(f"2. end to end ({args.rounds} rounds of {args.seconds:.1f} s, 64 concurrent clients)")
+        await end_to_end(server, tmp, args)
+        print("3. faults")
+        await faults(server, tmp)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -179,7 +179,11 @@ class AuditSettings(_Model):
         default=100_000, ge=100, le=10_000_000, description="About how many events the stream keeps."
     )
     batch_size: int = Field(
-        default=500, ge=1, le=10_000, description="store: most events appended in one round trip."
+        default=500,
+        ge=1,
+        le=2_000,
+        description="store: most events appended in one round trip (one store operation, so within "
+        "store.operation_timeout: 500 take a few milliseconds).",
     )
     queue_size: int = Field(
         default=20_000,
@@ -207,7 +211,8 @@ class AuditSettings(_Model):
         default=2.0,
         gt=0,
         le=60,
-        description="store: longest wait for one batch append; a slower one counts as failed.",
+        description="store: longest wait for one batch append, whatever the store (on Redis, "
+        "store.operation_timeout is shorter and comes first); a slower one counts as failed.",
     )
     retry_max_seconds: float = Field(
         default=5.0,

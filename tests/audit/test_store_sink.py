@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from gateway.audit import StoreSink
 from gateway.audit.spill import SpillFile
 from gateway.config import AuditSettings
 from gateway.store import MemoryStore, RedisStore, Store
-from tests.audit.conftest import PrivateRedis, until
+from gateway.testing_redis import RedisServer
+from tests.audit.conftest import until
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> AuditSettings:
@@ -57,24 +58,30 @@ async def test_events_reach_the_stream_in_order(tmp_path: Path) -> None:
     assert not (tmp_path / "spill.jsonl").exists()
 
 
-async def test_one_round_trip_per_batch_on_redis(tmp_path: Path, private_redis: PrivateRedis) -> None:
-    # A private server, so its command counters are ours alone: 100 events queued before the
-    # writer runs go out as ceil(100 / 7) round trips, one XADD per event run by the script.
-    store = RedisStore.from_url(private_redis.url, prefix="t:")
+def _command_calls(server: RedisServer) -> dict[str, int]:
+    """Successful calls of each command so far (INFO commandstats)."""
+    with server.client() as client:
+        stats = client.info("commandstats")
+    return {name: int(s["calls"]) - int(s.get("failed_calls", 0)) for name, s in stats.items()}
+
+
+async def test_one_round_trip_per_batch_on_redis(tmp_path: Path, private_redis: RedisServer) -> None:
+    # A private server, so its command counters move only with what this test does: 100 events
+    # queued before the writer runs go out as ceil(100 / 7) round trips, one XADD per event run by
+    # the script (a refused NOSCRIPT attempt, the first time, is not counted).
+    store = RedisStore.from_url(private_redis.url, prefix=f"{secrets.token_hex(4)}:")
     sink = StoreSink(store, _settings(tmp_path, batch_size=7))
     for n in range(100):
         sink.fedgate_audit_event(_event(n))
+    before = _command_calls(private_redis)
     sink.start()
     await until(lambda: sink.stats.appended == 100)
+    after = _command_calls(private_redis)
     await sink.close()
     assert await _stream_ids(store) == [f"e-{n}" for n in range(100)]
     await store.close()
-    with redis.Redis.from_url(private_redis.url) as client:
-        commands = client.info("commandstats")
-    scripts = commands["cmdstat_evalsha"]
-    # One script call per batch (the very first is refused NOSCRIPT, loaded, and sent again).
-    assert scripts["calls"] - scripts["failed_calls"] == 15
-    assert commands["cmdstat_xadd"]["calls"] == 100
+    assert after.get("cmdstat_evalsha", 0) - before.get("cmdstat_evalsha", 0) == 15
+    assert after["cmdstat_xadd"] - before.get("cmdstat_xadd", 0) == 100
 
 
 async def test_store_down_spills_counts_and_logs_one_line(
