@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuditSettings",
+    "DatabaseSettings",
     "GatewayConfig",
     "KeyRingSettings",
     "ListenSettings",
@@ -138,6 +139,64 @@ class StoreSettings(_Model):
         if isinstance(self.url, SecretRef):
             return self.url.resolve().get_secret_value()
         return self.url or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+class DatabaseSettings(_Model):
+    """The IAM database: durable IAM entities and session revocations, shared by every replica."""
+
+    url: str | SecretRef | None = Field(
+        default=None,
+        description="sqlite:///PATH (a file; a relative PATH is relative to the working directory) or "
+        "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB for replicas; by value or by reference. Omitted: an "
+        "in-memory SQLite database that dies with the process (one process only).",
+    )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="Apply pending schema migrations at start-up; when false, start-up refuses a schema "
+        "that is not current (run `fedgate db upgrade`).",
+    )
+    pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL connections kept per process.")
+    max_overflow: int = Field(
+        default=5, ge=0, le=100, description="PostgreSQL connections opened beyond pool_size under load."
+    )
+    connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="How long to wait for a connection before giving up."
+    )
+    statement_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="How long one statement (or a SQLite lock) may take."
+    )
+    poll_interval_seconds: float = Field(
+        default=1.0,
+        ge=0.05,
+        le=60,
+        description="How often each replica checks the database's revision (the safety net beside "
+        "PostgreSQL's notifications; the only signal on SQLite).",
+    )
+    max_staleness_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="How long a replica may go without confirming its revocation state against the "
+        "database before it refuses signed requests with ServiceUnavailable (fail closed).",
+    )
+    listen: bool = Field(
+        default=True, description="PostgreSQL: learn of changes at once through LISTEN/NOTIFY."
+    )
+
+    @model_validator(mode="after")
+    def _staleness_above_interval(self) -> DatabaseSettings:
+        if self.max_staleness_seconds < 2 * self.poll_interval_seconds:
+            raise ValueError(
+                "max_staleness_seconds must be at least twice poll_interval_seconds, or one slow poll "
+                "would refuse every signed request"
+            )
+        return self
+
+    def resolved_url(self) -> str | None:
+        """The URL to connect to (``None``: in memory). Raises ``ValueError`` naming the reference."""
+        if isinstance(self.url, SecretRef):
+            return self.url.resolve().get_secret_value()
+        return self.url
 
 
 class KeySettings(_Model):
@@ -336,6 +395,7 @@ class GatewayConfig(_Model):
     listen: ListenSettings = Field(default_factory=ListenSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
     store: StoreSettings = Field(default_factory=StoreSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     keyring: KeyRingSettings | None = Field(
         default=None,
         description="Session-token keys. Omitted: one random key per process (tokens die with it).",

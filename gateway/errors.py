@@ -10,6 +10,8 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
     ├── ConfigError                      invalid configuration; start-up only
     ├── PluginError                      a plugin failed to load or register; start-up only
     ├── AgentError                       fedgate agent's own tree: see gateway.agent.errors
+    ├── DatabaseError                    the IAM database's schema is missing, behind or ahead of
+    │                                    this fedgate; start-up and CLI only
     └── ServiceError                     code, status, fault = Sender | Receiver
         ├── InvalidParameterValue
         ├── MissingParameter
@@ -31,6 +33,8 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── InvalidClientTokenId
         ├── IncompleteBody               an aws-chunked body ended early or disagrees with its length
         ├── NoSuchEntity                 IAM: the named role (or other entity) does not exist; 404
+        ├── EntityAlreadyExists          IAM: an entity of that name (or id) exists already; 409
+        ├── DeleteConflict               IAM: the entity still has dependents (keys, members...); 409
         ├── ContentSHA256Mismatch        a streamed body does not match x-amz-content-sha256
         ├── MissingContentLength         411: an upload without a length the upstream can be told
         ├── BadRequest                   a request HTTP itself could not parse
@@ -42,6 +46,7 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── ClientClosedRequest          the client left before its response ended (audit only)
         ├── InternalFailure              fault = Receiver
         ├── ServiceUnavailable           fault = Receiver
+        │   └── DatabaseUnavailable      the IAM database cannot be reached (its cause is chained)
         ├── BadGateway                   502: the upstream failed (fault = Receiver)
         └── GatewayTimeout               504: the upstream did not answer in time (fault = Receiver)
 
@@ -58,6 +63,10 @@ __all__ = [
     "ClientClosedRequest",
     "ConfigError",
     "ContentSHA256Mismatch",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "DeleteConflict",
+    "EntityAlreadyExists",
     "ExpiredRequestToken",
     "ExpiredToken",
     "GatewayError",
@@ -102,6 +111,13 @@ class ConfigError(GatewayError):
 
 class PluginError(GatewayError):
     """A plugin could not be loaded, registered or configured."""
+
+
+class DatabaseError(GatewayError):
+    """The IAM database cannot be used as it is (its schema needs an upgrade, say).
+
+    The message names the cause and the fix; it never contains the database URL's password.
+    """
 
 
 class ServiceError(GatewayError):
@@ -209,6 +225,14 @@ class ServiceUnavailable(ServiceError):
     status = 503
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The IAM database did not answer (refused, timed out, locked).
+
+    Clients see a plain ``ServiceUnavailable``; the library exception is chained (``__cause__``)
+    for the operator's one-line message and is never rendered to a client.
+    """
+
+
 class ExpiredRequestToken(_SenderError):
     """The session token that signed the request has expired (STS and the other services' code)."""
 
@@ -226,6 +250,20 @@ class NoSuchEntity(_SenderError):
 
     code = "NoSuchEntity"
     status = 404
+
+
+class EntityAlreadyExists(_SenderError):
+    """IAM: the request would create an entity whose name (or id) is taken."""
+
+    code = "EntityAlreadyExists"
+    status = 409
+
+
+class DeleteConflict(_SenderError):
+    """IAM: the entity cannot be deleted while it has dependents (access keys, members, ...)."""
+
+    code = "DeleteConflict"
+    status = 409
 
 
 class ContentSHA256Mismatch(_SenderError):

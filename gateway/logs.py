@@ -52,3 +52,5 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root.setLevel(level)
     # aiohttp's access log duplicates our audit events; keep it quiet unless debugging.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
+    # Alembic narrates every start-up ("Context impl ..."); fedgate logs the migrations it applies.
+    logging.getLogger("alembic").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)

@@ -1,15 +1,24 @@
-"""Fixtures shared by the whole suite: a real Redis, both store backends, and a background loop.
+"""Fixtures shared by the whole suite: a real Redis, a real PostgreSQL, both store backends, and a
+background loop.
 
 Nothing here is mocked.
 
 The Redis server is the one at ``$REDIS_URL`` (default ``redis://127.0.0.1:6379/0``). An unreachable
 server fails the Redis tests with a message saying how to start one; it is never a skip. Each run
 writes under a random key prefix and deletes everything under it at the end.
+
+PostgreSQL is the server ``$DATABASE_URL`` names (default
+``postgresql://postgres@127.0.0.1:5432/postgres``), used as an administrator's connection: tests
+create databases with unique random names there (:func:`fresh_postgres_database`) and drop them
+after. An unreachable server fails the tests that need it, saying how to start one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import inspect
 import os
 import secrets
 import socket
@@ -21,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 import redis
 from aiohttp import web
@@ -38,6 +48,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: production default (0.25 s) allows; the fault tests (tests/store/test_store_faults.py) set short
 #: deadlines of their own.
 SHARED_REDIS_TIMEOUT = 5.0
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 T = TypeVar("T")
 
 
@@ -111,6 +122,78 @@ def private_redis() -> Iterator[RedisServer]:
         pytest.fail(problem or "redis-server did not start", pytrace=False)
     yield server
     server.close()
+
+
+def _run_alone(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on a loop in a thread of its own, so that sync and async fixtures
+    alike can call it and the test's event loop is left untouched."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _admin(url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """A URL to a reachable PostgreSQL where tests may create databases; fails (never skips) when
+    there is none."""
+    url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    problem = None
+    try:
+        _run_alone(_admin(url, "SELECT 1"))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ValueError) as exc:
+        problem = type(exc).__name__
+    if problem is not None:
+        pytest.fail(
+            f"No PostgreSQL reachable at {redacted(url)} ({problem}). These tests need a real one: start "
+            "it (`pg_ctlcluster --skip-systemctl-redirect 15 main start`; .ci/run installs and starts "
+            "one) or point $DATABASE_URL at a server where the tests may create databases.",
+            pytrace=False,
+        )
+    return url
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    """Create a database with a unique random name; yield its URL; drop it (connections and all)."""
+    name = f"fedgate_test_{secrets.token_hex(6)}"
+    _run_alone(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    finally:
+        _run_alone(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def postgres_database(postgres_admin_url: str) -> Iterator[str]:
+    """The URL of a database of its own for one test module, dropped after it."""
+    with fresh_postgres_database(postgres_admin_url) as url:
+        yield url
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], *, within: float = 20.0, what: str = ""
+) -> None:
+    """Wait until ``check()`` (plain or awaitable) holds, polling every 10 ms; fail after ``within`` s.
+
+    For outcomes that arrive asynchronously (another replica learning of a change): the deadline is
+    a generous bound against hanging, not a measurement.
+    """
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        outcome = check()
+        if await outcome if inspect.isawaitable(outcome) else outcome:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"still not true after {within:.0f} s: {what or check}")
+        await asyncio.sleep(0.01)
 
 
 StoreFactory = Callable[[], Awaitable[Store]]

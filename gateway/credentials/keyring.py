@@ -8,6 +8,12 @@ Any key in the ring opens a token; only the active key seals, so keys rotate wit
 new key, make it active once every replica has it, drop the old one after the longest session.
 Each AEAD key is derived from its configured secret with HKDF-SHA256 bound to the key id, so any
 text of at least 32 bytes serves as a secret.
+
+The same ring seals secrets at rest (access-key secrets, MFA seeds in the IAM database) with
+:meth:`KeyRing.seal_value`: the associated data then also carries a purpose marker and the caller's
+context (the row the value belongs to), so a value sealed at rest never opens as a session token, nor
+as the value of another row. Rotating the ring keeps such values readable while their key is listed;
+:meth:`KeyRing.sealed_with` tells which key sealed one, so they can be sealed again under the new key.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ _TAG_BYTES = 16
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_-]+$")
 _HKDF_SALT = b"fedgate session-token key v1"
+_AT_REST = b"\x00fedgate at-rest value\x00"
 
 
 def invalid_token() -> InvalidClientTokenId:
@@ -120,9 +127,7 @@ class KeyRing:
 
     def seal(self, plaintext: bytes) -> str:
         """Encrypt and authenticate ``plaintext`` under the active key; return the token text."""
-        nonce = secrets.token_bytes(_NONCE_BYTES)
-        sealed = self._keys[self._active].encrypt(nonce, plaintext, self._header)
-        return base64.urlsafe_b64encode(self._header + nonce + sealed).rstrip(b"=").decode("ascii")
+        return self._seal(plaintext, b"")
 
     def unseal(self, token: str) -> bytes:
         """Open ``token``; raise :class:`~gateway.errors.InvalidClientTokenId` if it does not open.
@@ -130,6 +135,35 @@ class KeyRing:
         The size is checked before anything is decoded, and only the canonical encoding of a
         sealed value is accepted.
         """
+        return self._unseal(token, b"")
+
+    def seal_value(self, plaintext: bytes, context: bytes) -> str:
+        """Seal a secret kept at rest, bound to ``context`` (e.g. ``b"access-key/AKIA..."``)."""
+        return self._seal(plaintext, _AT_REST + context)
+
+    def unseal_value(self, sealed: str, context: bytes) -> bytes:
+        """Open a value sealed by :meth:`seal_value` with the same ``context``.
+
+        Raises :class:`~gateway.errors.InvalidClientTokenId` when it does not open (another context,
+        a key no longer in the ring, tampering); callers translate that for their own use.
+        """
+        return self._unseal(sealed, _AT_REST + context)
+
+    def sealed_with(self, sealed: str) -> str | None:
+        """The id of the key that sealed ``sealed`` (read from its header, nothing decrypted), or
+        ``None`` when it is not a sealed value at all."""
+        try:
+            raw = self._decode(sealed)
+        except InvalidClientTokenId:
+            return None
+        return raw[2 : 2 + raw[1]].decode("ascii", errors="replace")
+
+    def _seal(self, plaintext: bytes, extra: bytes) -> str:
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        sealed = self._keys[self._active].encrypt(nonce, plaintext, self._header + extra)
+        return base64.urlsafe_b64encode(self._header + nonce + sealed).rstrip(b"=").decode("ascii")
+
+    def _decode(self, token: str) -> bytes:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or len(token) % 4 == 1:
             raise invalid_token()
         if not _TOKEN_CHARS.match(token):
@@ -143,14 +177,18 @@ class KeyRing:
             raise invalid_token()
         if len(raw) < 2 or raw[0] != TOKEN_VERSION:
             raise invalid_token()
-        header_end = 2 + raw[1]
-        if len(raw) < header_end + _NONCE_BYTES + _TAG_BYTES:
+        if len(raw) < 2 + raw[1] + _NONCE_BYTES + _TAG_BYTES:
             raise invalid_token()
+        return raw
+
+    def _unseal(self, token: str, extra: bytes) -> bytes:
+        raw = self._decode(token)
+        header_end = 2 + raw[1]
         aead = self._keys.get(raw[2:header_end].decode("ascii", errors="replace"))
         if aead is None:
             raise invalid_token()
         nonce = raw[header_end : header_end + _NONCE_BYTES]
         try:
-            return aead.decrypt(nonce, raw[header_end + _NONCE_BYTES :], raw[:header_end])
+            return aead.decrypt(nonce, raw[header_end + _NONCE_BYTES :], raw[:header_end] + extra)
         except InvalidTag:
             raise invalid_token() from None
