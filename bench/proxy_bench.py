@@ -42,9 +42,8 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from gateway.credentials import CredentialService, KeyRing
+from gateway.credentials import CredentialService, KeyRing, Revocations
 from gateway.sigv4 import HttpRequest, sign
-from gateway.store import MemoryStore
 
 ACCOUNT = "123456789012"
 HOST = "bench.s3.local"
@@ -180,7 +179,7 @@ def config(secret: str, upstream_port: int, path: Path) -> None:
 
 def signed_pool(secret: str) -> list[tuple[str, dict[str, str]]]:
     """Pre-signed S3 GETs (valid 15 minutes) for the bench role."""
-    service = CredentialService(KeyRing({"bench": secret.encode()}, "bench"), MemoryStore())
+    service = CredentialService(KeyRing({"bench": secret.encode()}, "bench"), Revocations.local())
     creds = service.issue(
         role_arn=f"arn:aws:iam::{ACCOUNT}:role/bench", session_name="bench", duration_seconds=3600
     )

@@ -1,9 +1,10 @@
 """The application factory: :func:`create_app` builds a ready-to-run ``aiohttp`` application.
 
 Resources are cleanup contexts, set up in order and unwound in reverse: the store (and the replay
-guard over it), the credential service, the identity providers, the STS service and audit sink,
-then the reverse proxy (its upstream table and one pooled client session per upstream). Nothing
-happens at import time; the plugin manager is built here (or passed in by tests).
+guard over it), the key ring and the IAM database (migrated, revocations loaded, watched for
+changes), the credential service, the identity providers, the STS service and audit sink, then the
+reverse proxy (its upstream table and one pooled client session per upstream). Nothing happens at
+import time; the plugin manager is built here (or passed in by tests).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gateway import keys
 from gateway.audit import Auditor, JsonLinesSink, StoreSink
 from gateway.config import GatewayConfig
 from gateway.credentials import CredentialService, KeyRing
+from gateway.db import start_database
 from gateway.errors import ConfigError, ServiceError
 from gateway.identity import IdentityProvider, ProviderContext
 from gateway.plugin_host import PluginHost
@@ -64,6 +66,7 @@ def create_app(
     # Whose X-Forwarded-For is believed for aws:SourceIp, on every endpoint alike.
     app[keys.TRUSTED_PROXIES] = TrustedProxies(config.proxy.trusted_proxies)
     app.cleanup_ctx.append(_make_store_ctx(store))
+    app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_credentials_ctx)
     app.cleanup_ctx.append(_providers_ctx)
     app.cleanup_ctx.append(_make_sts_ctx(clock))
@@ -97,9 +100,23 @@ def _make_store_ctx(given: Store | None) -> Callable[[web.Application], AsyncIte
     return _store_ctx
 
 
-async def _credentials_ctx(app: web.Application) -> AsyncIterator[None]:
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
-    app[keys.CREDENTIALS] = CredentialService(KeyRing.from_settings(config.keyring), app[keys.STORE])
+    keyring = KeyRing.from_settings(config.keyring)
+    app[keys.KEYRING] = keyring
+    # A random per-process key must never re-seal what a configured key sealed: it dies with us.
+    runtime = await start_database(
+        config.database, account_id=config.account_id, keyring=keyring, reseal=config.keyring is not None
+    )
+    app[keys.DATABASE] = runtime
+    try:
+        yield
+    finally:
+        await runtime.close()
+
+
+async def _credentials_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[keys.CREDENTIALS] = CredentialService(app[keys.KEYRING], app[keys.DATABASE].revocations)
     app[keys.SIGNING_KEYS] = SigningKeyCache()
     yield
 

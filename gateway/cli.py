@@ -1,8 +1,9 @@
 """The ``fedgate`` command line.
 
 ``fedgate serve`` runs the gateway; ``fedgate check-config`` validates a configuration file;
-``fedgate plugins`` lists the loaded plugins. Plugins add their own subcommands through the
-``fedgate_add_cli_commands`` hook (the development issuer adds ``dev-token``).
+``fedgate plugins`` lists the loaded plugins; ``fedgate db`` manages the IAM database's schema.
+Plugins add their own subcommands through the ``fedgate_add_cli_commands`` hook (the development
+issuer adds ``dev-token``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from importlib.metadata import version
 
 from gateway.agent.cli import add_agent_command
 from gateway.config import GatewayConfig, disabled_from_env, load_config_and_host
-from gateway.errors import ConfigError, PluginError
+from gateway.db_cli import MEMORY_DATABASE_HINT, NoSharedDatabase, add_db_commands, run_with_database
+from gateway.errors import ConfigError, DatabaseError, DatabaseUnavailable, PluginError
 from gateway.healthcheck import add_command as add_healthcheck_command
 from gateway.login_cli import add_commands as add_login_commands
 from gateway.logs import configure_logging
@@ -67,7 +69,8 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
         type=_positive,
         default=1,
         metavar="N",
-        help="worker processes sharing one listening socket (default 1); use the redis store with N > 1",
+        help="worker processes sharing one listening socket (default 1); with N > 1 use the redis store "
+        "and a database file or server (database.url)",
     )
     serve.set_defaults(handler=_serve)
 
@@ -83,9 +86,11 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     revoke = sub.add_parser(
         "revoke-sessions",
         help="revoke every session of a role issued before a moment",
-        description="Revoke every session of a role issued before a moment (default: now), through "
-        "the configured store, so every replica sharing it refuses them within seconds. Needs the "
-        "redis store: the memory store lives inside the serving process.",
+        description="Revoke every session of a role issued before a moment (default: now). The "
+        "revocation is written to the IAM database (database.url, SQLite or PostgreSQL), where it "
+        "survives restarts, and every gateway using that database refuses those sessions within its "
+        "watcher's bound (at once with PostgreSQL notifications, else within "
+        "database.poll_interval_seconds).",
     )
     add_config_argument(revoke)
     revoke.add_argument("--role", required=True, help="role name or ARN, as configured")
@@ -108,6 +113,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list loaded plugins", description="List the loaded plugins.")
     plugins.set_defaults(handler=lambda args: _plugins(host))
 
+    add_db_commands(sub)
     add_simulate_command(sub)
     add_healthcheck_command(sub)
     add_login_commands(sub)
@@ -125,9 +131,17 @@ def _positive(value: str) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
+    from gateway.db import target_for
     from gateway.web.server import run
 
     config, host = load_config_and_host(args.config)
+    database = target_for(config.database)
+    if args.workers > 1 and database.in_memory:
+        print(
+            f"fedgate: --workers {args.workers} needs a database the workers share: {MEMORY_DATABASE_HINT}",
+            file=sys.stderr,
+        )
+        return 2
     configure_logging(config.log_level)
     bind_host = args.host or config.listen.host
     port = args.port if args.port is not None else config.listen.port
@@ -136,6 +150,7 @@ def _serve(args: argparse.Namespace) -> int:
         extra={
             "listen": f"{bind_host}:{port}",
             "store": config.store.backend,
+            "database": "memory" if database.in_memory else database.backend,
             "plugins": host.names(),
             "workers": args.workers,
         },
@@ -170,8 +185,8 @@ def _shared_secrets(config: GatewayConfig) -> GatewayConfig:
         update["proxy"] = proxy
     if config.store.backend == "memory":
         log.warning(
-            "The memory store is per process: with several workers, revocations, replay protection and "
-            "rate limits are not shared between them. Use the redis store."
+            "The memory store is per process: with several workers, replay protection and rate limits "
+            "are not shared between them. Use the redis store."
         )
     return config.model_copy(update=update) if update else config
 
@@ -238,17 +253,12 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _revoke_sessions(args: argparse.Namespace) -> int:
-    import asyncio
     from datetime import datetime
 
     from gateway.credentials import revoke_role_sessions
-    from gateway.store import open_store
+    from gateway.db import IamDatabase
 
     config, _ = load_config_and_host(args.config)
-    if config.store.backend != "redis":
-        raise ConfigError(
-            "store.backend: revoke-sessions needs the redis store (the memory store is per process)"
-        )
     arns = {config.role_arn(role): role for role in config.roles}
     by_name = {role.name: arn for arn, role in arns.items()}
     role_arn = args.role if args.role in arns else by_name.get(args.role)
@@ -265,15 +275,18 @@ def _revoke_sessions(args: argparse.Namespace) -> int:
             raise ConfigError("--before: give a time zone (e.g. a trailing Z for UTC)")
         before = moment.timestamp()
 
-    async def run() -> float:
-        store = open_store(config.store)
-        try:
-            return await revoke_role_sessions(store, role_arn, before)
-        finally:
-            await store.close()
+    async def revoke(db: IamDatabase) -> float:
+        return await revoke_role_sessions(db, role_arn, before)
 
-    cutoff = asyncio.run(run())
-    stamp = datetime.fromtimestamp(cutoff, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        cutoff = run_with_database(config, revoke)
+    except NoSharedDatabase:
+        print(
+            f"fedgate: revoke-sessions needs a database shared with the gateway: {MEMORY_DATABASE_HINT}",
+            file=sys.stderr,
+        )
+        return 2
+    stamp = datetime.fromtimestamp(cutoff, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     print(f"{role_arn}: sessions issued before {stamp} are revoked")
     return 0
 
@@ -303,6 +316,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except PluginError as exc:
         print(f"fedgate: plugin error: {exc}", file=sys.stderr)
+        return 1
+    except DatabaseUnavailable as exc:
+        from gateway.db import unavailable_reason
+
+        print(
+            f"fedgate: the IAM database is unreachable ({unavailable_reason(exc)}); check database.url "
+            "and that the server is running",
+            file=sys.stderr,
+        )
+        return 1
+    except DatabaseError as exc:
+        print(f"fedgate: database: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

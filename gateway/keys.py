@@ -9,7 +9,8 @@ from aiohttp import web
 if TYPE_CHECKING:
     from gateway.audit import Auditor, JsonLinesSink, StoreSink
     from gateway.config import GatewayConfig
-    from gateway.credentials import CredentialService
+    from gateway.credentials import CredentialService, KeyRing
+    from gateway.db import DatabaseRuntime
     from gateway.identity import IdentityProvider
     from gateway.plugin_host import PluginHost
     from gateway.proxy.context import TrustedProxies
@@ -26,7 +27,9 @@ __all__ = [
     "AUDIT_SINK",
     "CONFIG",
     "CREDENTIALS",
+    "DATABASE",
     "ERROR_DIALECT",
+    "KEYRING",
     "PLUGINS",
     "PROVIDERS",
     "PROXY",
@@ -44,6 +47,9 @@ PLUGINS: web.AppKey[PluginHost] = web.AppKey("plugins")
 STORE: web.AppKey[Store] = web.AppKey("store")
 #: The one-time-use guard over STORE, shared by everything that spends replay-protected items.
 REPLAY: web.AppKey[ReplayGuard] = web.AppKey("replay")
+KEYRING: web.AppKey[KeyRing] = web.AppKey("keyring")
+#: The IAM database, its revision watcher and this replica's revocation state.
+DATABASE: web.AppKey[DatabaseRuntime] = web.AppKey("database")
 CREDENTIALS: web.AppKey[CredentialService] = web.AppKey("credentials")
 PROVIDERS: web.AppKey[list[IdentityProvider]] = web.AppKey("providers")
 STS: web.AppKey[StsService] = web.AppKey("sts")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +36,9 @@ BIN = Path(sys.executable).parent
         ["credential-process"],
         ["revoke-sessions"],
         ["healthcheck"],
+        ["db"],
+        ["db", "upgrade"],
+        ["db", "current"],
     ],
 )
 def test_help_for_every_command(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -193,11 +197,40 @@ def test_readme_quickstart(demo: tuple[subprocess.Popen[str], Path, int], tmp_pa
     )
     assert refused.returncode != 0 and "AccessDenied" in refused.stderr
 
+    # Revoking demo-reader's sessions: the credentials from the first exchange stop working (the
+    # gateway reads the database the command wrote, within its poll interval); new sessions work.
+    creds = result["Credentials"]
+    static = dict(
+        env,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID=creds["AccessKeyId"],
+        AWS_SECRET_ACCESS_KEY=creds["SecretAccessKey"],
+        AWS_SESSION_TOKEN=creds["SessionToken"],
+    )
+    assert _aws(static, "sts", "get-caller-identity", "--endpoint-url", url).returncode == 0
+    revoked = subprocess.run(
+        [str(BIN / "fedgate"), "revoke-sessions", "-c", str(config), "--role", "demo-reader"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    deadline = time.monotonic() + 30
+    while (
+        "InvalidClientTokenId"
+        not in (after := _aws(static, "sts", "get-caller-identity", "--endpoint-url", url)).stderr
+    ):
+        assert time.monotonic() < deadline, after
+    shutil.rmtree(tmp_path / ".aws" / "cli" / "cache")  # the CLI cached the revoked web-identity session
+    fresh = _aws(chain, "sts", "get-caller-identity")
+    assert fresh.returncode == 0, fresh.stderr  # a session issued after the cutoff
+
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0
     events = [json.loads(line) for line in out.splitlines()]
-    assert [e["eventName"] for e in events].count("AssumeRoleWithWebIdentity") == 3
+    assert [e["eventName"] for e in events].count("AssumeRoleWithWebIdentity") == 4
     assert any(e.get("errorCode") == "AccessDenied" for e in events)
     logs = [json.loads(line) for line in err.splitlines()]
     assert any(entry["message"] == "fedgate stopped" for entry in logs)
@@ -214,29 +247,34 @@ def test_disable_plugins_from_the_environment_reaches_the_gateway(
     assert "plugins: devissuer, oidc)" in out
 
 
-def test_revoke_sessions_through_the_shared_store(
-    tmp_path: Path, redis_url: str, redis_prefix: str, capsys: pytest.CaptureFixture[str]
+def test_revoke_sessions_through_the_shared_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The command writes the cutoff a gateway sharing the store reads; names and ARNs both work."""
+    """The command writes the cutoff into the database a gateway reads; names and ARNs both work."""
     import asyncio
 
+    from gateway.config import DatabaseSettings
     from gateway.credentials import CredentialService, IssuedCredentials, KeyRing
+    from gateway.db import start_database
     from gateway.errors import InvalidClientTokenId
-    from gateway.store import RedisStore
 
+    database = tmp_path / "state" / "iam.db"
     config = tmp_path / "c.yaml"
     config.write_text(
         "account_id: '123456789012'\n"
-        f"store: {{backend: redis, url: '{redis_url}', prefix: '{redis_prefix}'}}\n"
+        f"database: {{url: 'sqlite:///{database}'}}\n"
         "roles:\n"
         "  - name: app\n"
         "    trust_policy: {Version: '2012-10-17', Statement: [{Effect: Allow, Principal: '*', "
         "Action: 'sts:AssumeRoleWithWebIdentity'}]}\n"
     )
+    ring = KeyRing({"k": b"k" * 32}, "k")
 
     async def validate(issued: IssuedCredentials | None = None) -> IssuedCredentials:
-        store = RedisStore.from_url(redis_url, prefix=redis_prefix)
-        service = CredentialService(KeyRing({"k": b"k" * 32}, "k"), store, revocation_cache_ttl=0)
+        runtime = await start_database(
+            DatabaseSettings(url=f"sqlite:///{database}"), account_id="123456789012", keyring=ring
+        )
+        service = CredentialService(ring, runtime.revocations)
         try:
             issued = issued or service.issue(
                 role_arn="arn:aws:iam::123456789012:role/app", session_name="s", duration_seconds=900
@@ -244,7 +282,7 @@ def test_revoke_sessions_through_the_shared_store(
             await service.validate(issued.access_key_id, issued.session_token, now=issued.claims.issued_at)
             return issued
         finally:
-            await store.close()
+            await runtime.close()
 
     issued = asyncio.run(validate())  # valid before
     time.sleep(0.01)  # the cutoff ("now") must fall after the session was issued
@@ -252,6 +290,56 @@ def test_revoke_sessions_through_the_shared_store(
     with pytest.raises(InvalidClientTokenId):
         asyncio.run(validate(issued))
     assert "arn:aws:iam::123456789012:role/app: sessions issued before" in capsys.readouterr().out
+    assert main(["revoke-sessions", "-c", str(config), "--role", "arn:aws:iam::123456789012:role/app"]) == 0
     assert main(["revoke-sessions", "-c", str(config), "--role", "nope"]) == 1
     assert main(["revoke-sessions", "-c", str(config), "--role", "app", "--before", "yesterday"]) == 1
-    assert main(["revoke-sessions", "-c", str(ROOT / "config" / "demo.yaml"), "--role", "demo-reader"]) == 1
+
+
+def test_commands_that_need_a_shared_database_say_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "account_id: '123456789012'\n"
+        "roles: [{name: app, trust_policy: {Version: '2012-10-17', Statement: [{Effect: Allow, "
+        "Principal: '*', Action: 'sts:AssumeRoleWithWebIdentity'}]}}]\n"
+    )
+    for command in (
+        ["revoke-sessions", "-c", str(config), "--role", "app"],
+        ["db", "upgrade", "-c", str(config)],
+        ["db", "current", "-c", str(config)],
+        ["serve", "-c", str(config), "--workers", "2"],
+    ):
+        capsys.readouterr()
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "set database.url" in err, (command, err)
+
+
+def test_db_upgrade_and_current(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.db.migrate import head_revision
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"account_id: '123456789012'\ndatabase: {{url: 'sqlite:///{tmp_path}/iam.db'}}\n")
+    head = head_revision()
+    assert main(["db", "current", "-c", str(config)]) == 1
+    assert f"this fedgate needs {head}: run `fedgate db upgrade`" in capsys.readouterr().out
+    assert main(["db", "upgrade", "-c", str(config)]) == 0
+    assert capsys.readouterr().out.strip() == f"database schema upgraded from empty to {head}"
+    assert main(["db", "upgrade", "-c", str(config)]) == 0
+    assert capsys.readouterr().out.strip() == f"database schema at {head}: already current"
+    assert main(["db", "current", "-c", str(config)]) == 0
+    assert capsys.readouterr().out.strip() == f"database schema at {head}: current"
+
+
+def test_an_unreachable_database_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "account_id: '123456789012'\n"
+        f"database: {{url: 'postgresql://fedgate:s3cret-pw@127.0.0.1:{_free_port()}/iam', "
+        "connect_timeout_seconds: 2}\n"
+    )
+    assert main(["db", "current", "-c", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "the IAM database is unreachable" in err
+    assert "check database.url" in err and "s3cret-pw" not in err

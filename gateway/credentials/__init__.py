@@ -2,14 +2,15 @@
 
 :class:`CredentialService` mints an access key pair and a session token sealed under the
 :class:`KeyRing` (AES-256-GCM), carrying the :class:`SessionClaims` later authorization needs, and
-validates them on each signed request with no store lookup but a cached revocation check. Pure
-domain code: no aiohttp.
+validates them on each signed request with no I/O: revocations are held in memory by
+:class:`Revocations`, fed from the IAM database. Pure domain code: no aiohttp.
 """
 
 from __future__ import annotations
 
 from gateway.credentials.claims import SessionClaims, parse_role_arn, role_id_for
 from gateway.credentials.keyring import MAX_TOKEN_CHARS, KeyRing
+from gateway.credentials.revocation import Revocations, RevocationWriter
 from gateway.credentials.service import (
     CredentialService,
     IssuedCredentials,
@@ -23,6 +24,8 @@ __all__ = [
     "CredentialService",
     "IssuedCredentials",
     "KeyRing",
+    "RevocationWriter",
+    "Revocations",
     "SessionClaims",
     "new_access_key_id",
     "new_secret_access_key",

@@ -2,8 +2,9 @@
 
 Validation is stateless but for revocations: a token opens under the key ring, its sealed access key
 id must match the presented one, it must not have expired, and it must not predate its role's
-revocation cutoff. Cutoffs live in the store (``set_max``, so they only move forward and replicas
-agree) and are cached locally for a few seconds, so steady-state validation does no store I/O.
+revocation cutoff. Cutoffs are recorded in the IAM database (where they only move forward) and every
+replica holds all of them in memory (:class:`~gateway.credentials.revocation.Revocations`), so
+validation does no I/O, and refuses with ``ServiceUnavailable`` while that state is not current.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from gateway.credentials.claims import (
     role_id_for,
 )
 from gateway.credentials.keyring import MAX_TOKEN_CHARS, KeyRing, invalid_token
+from gateway.credentials.revocation import ROLE, Revocations, RevocationWriter
 from gateway.errors import ExpiredRequestToken, PackedPolicyTooLarge
-from gateway.store.base import Store
 
 #: How many opened session tokens are remembered by default (each about 2 KiB of claims).
 OPENED_TOKEN_CACHE = 4096
@@ -41,7 +42,6 @@ __all__ = ["CredentialService", "IssuedCredentials", "new_access_key_id", "new_s
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _RAW, _ZLIB = 0, 1
 _MAX_PLAINTEXT = 64 * 1024
-_CACHE_LIMIT = 10_000
 
 
 def new_access_key_id() -> str:
@@ -102,34 +102,25 @@ class CredentialService:
 
     Args:
         keyring: the keys that seal and open session tokens.
-        store: where revocation cutoffs are shared between replicas.
-        revocation_cache_ttl: seconds a replica trusts its cached cutoff for a role; a revocation
-            made elsewhere takes effect here within this delay.
+        revocations: this replica's revocation state (fed from the IAM database by the gateway;
+            :meth:`Revocations.local` for a single process with nothing to share).
         clock: epoch seconds, for issuing.
-        monotonic: monotonic seconds, for the cache.
     """
 
     def __init__(
         self,
         keyring: KeyRing,
-        store: Store,
+        revocations: Revocations,
         *,
-        revocation_cache_ttl: float = 5.0,
         opened_cache_size: int = OPENED_TOKEN_CACHE,
         clock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if revocation_cache_ttl < 0:
-            raise ValueError("revocation_cache_ttl must not be negative")
         if opened_cache_size < 0:
             raise ValueError("opened_cache_size must not be negative")
         self._opened_max = opened_cache_size
         self._keyring = keyring
-        self._store = store
-        self._cache_ttl = revocation_cache_ttl
+        self._revocations = revocations
         self._clock = clock
-        self._monotonic = monotonic
-        self._cutoffs: dict[str, tuple[float | None, float]] = {}
         # Opened tokens by their exact text: a client signs many requests with one session, and
         # decrypting and decoding it again each time was a third of a proxied request's cost. Only
         # tokens that opened under our key ring get here; expiry and revocation are still checked
@@ -137,7 +128,7 @@ class CredentialService:
         self._opened: OrderedDict[str, SessionClaims] = OrderedDict()
 
     def __repr__(self) -> str:
-        return f"CredentialService(keyring={self._keyring!r}, store={self._store!r})"
+        return f"CredentialService(keyring={self._keyring!r}, revocations={self._revocations!r})"
 
     def issue(
         self,
@@ -216,7 +207,7 @@ class CredentialService:
         Raises :class:`~gateway.errors.InvalidClientTokenId` for a token that is oversized,
         garbled, tampered with, sealed under an unknown key, issued for another access key or
         revoked; :class:`~gateway.errors.ExpiredRequestToken` once it has expired; and
-        :class:`~gateway.errors.ServiceUnavailable` if a revocation cutoff cannot be read.
+        :class:`~gateway.errors.ServiceUnavailable` while the revocation state is not current.
         """
         claims = self._open(session_token)
         presented = access_key_id.encode("utf-8", errors="replace")
@@ -224,8 +215,7 @@ class CredentialService:
             raise invalid_token()
         if now >= claims.expires_at:
             raise ExpiredRequestToken("The security token included in the request is expired")
-        cutoff = await self._revocation_cutoff(claims.role_arn)
-        if cutoff is not None and claims.issued_at < cutoff:
+        if self._revocations.is_revoked(ROLE, claims.role_arn, claims.issued_at):
             raise invalid_token()
         return claims
 
@@ -250,42 +240,21 @@ class CredentialService:
     async def revoke_role_sessions(self, role_arn: str, before: float) -> None:
         """Revoke every session of ``role_arn`` issued before ``before`` (epoch seconds).
 
-        Cutoffs only move forward. This replica applies the revocation at once; the others within
-        ``revocation_cache_ttl``.
+        Recorded durably first (a failure raises and changes nothing), then applied here at once;
+        every other replica applies it when it learns of the database's new revision. Cutoffs only
+        move forward.
         """
-        cutoff = await revoke_role_sessions(self._store, role_arn, before)
-        self._remember(role_arn, cutoff)
-
-    async def _revocation_cutoff(self, role_arn: str) -> float | None:
-        cached = self._cutoffs.get(role_arn)
-        if cached is not None and cached[1] > self._monotonic():
-            return cached[0]
-        cutoff = await self._store.get_number(_revocation_key(role_arn))
-        self._remember(role_arn, cutoff)
-        return cutoff
-
-    def _remember(self, role_arn: str, cutoff: float | None) -> None:
-        # Role ARNs come only from tokens we sealed, so this is bounded by the roles configured;
-        # the limit guards against a misconfiguration minting unbounded ARNs.
-        if len(self._cutoffs) >= _CACHE_LIMIT and role_arn not in self._cutoffs:
-            self._cutoffs.clear()
-        # Cutoffs only move forward: a read that raced with a local revocation must not undo it.
-        known = self._cutoffs.get(role_arn, (None, 0.0))[0]
-        if known is not None and (cutoff is None or cutoff < known):
-            cutoff = known
-        self._cutoffs[role_arn] = (cutoff, self._monotonic() + self._cache_ttl)
+        parse_role_arn(role_arn)
+        await self._revocations.revoke(ROLE, role_arn, before)
 
 
-def _revocation_key(role_arn: str) -> str:
-    return f"revoked:role:{role_arn}"
+async def revoke_role_sessions(writer: RevocationWriter, role_arn: str, before: float) -> float:
+    """Record with ``writer`` (the IAM database) that sessions of ``role_arn`` issued before
+    ``before`` are revoked.
 
-
-async def revoke_role_sessions(store: Store, role_arn: str, before: float) -> float:
-    """Record in ``store`` that sessions of ``role_arn`` issued before ``before`` are revoked.
-
-    For operators' tools that share the gateway's store (``fedgate revoke-sessions``); every
-    replica refuses those sessions within its revocation-cache TTL. Returns the cutoff in force,
+    For operators' tools that share the gateway's database (``fedgate revoke-sessions``); every
+    replica refuses those sessions once it sees the new revision. Returns the cutoff in force,
     which only moves forward.
     """
     parse_role_arn(role_arn)
-    return await store.set_max(_revocation_key(role_arn), before)
+    return await writer.raise_cutoff(ROLE, role_arn, before)

@@ -1,4 +1,5 @@
-"""``/healthz`` (the process is up) and ``/readyz`` (it can serve: store reachable, providers built).
+"""``/healthz`` (the process is up) and ``/readyz`` (it can serve: store reachable, revocation
+state current, providers built).
 
 ``/readyz`` answers within :data:`READY_BOUND` seconds whatever the store does: each store operation
 has its own short deadline and an open circuit breaker fails at once, and the whole check is bounded
@@ -31,10 +32,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the store answers (and has a generation) and the services are built."""
+    """Readiness: the store answers (and has a generation), the revocation state is current and the
+    services are built."""
     app = request.app
     checks = {
         "store": STORE_OK if await _store_ready(app) else "unavailable",
+        "database": STORE_OK if keys.DATABASE in app and app[keys.DATABASE].revocations.current else "stale",
         "sts": STORE_OK if keys.STS in app else "starting",
     }
     ready = all(v == STORE_OK for v in checks.values())

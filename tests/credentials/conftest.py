@@ -6,8 +6,7 @@ import secrets
 
 import pytest
 
-from gateway.credentials import CredentialService, KeyRing
-from gateway.store import MemoryStore
+from gateway.credentials import CredentialService, KeyRing, Revocations
 
 
 @pytest.fixture
@@ -18,5 +17,5 @@ def keyring() -> KeyRing:
 
 @pytest.fixture
 def service(keyring: KeyRing) -> CredentialService:
-    """A credential service on an in-memory store."""
-    return CredentialService(keyring, MemoryStore())
+    """A credential service with process-local revocations."""
+    return CredentialService(keyring, Revocations.local())

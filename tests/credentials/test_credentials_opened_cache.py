@@ -6,10 +6,9 @@ import secrets
 
 import pytest
 
-from gateway.credentials import CredentialService, KeyRing
+from gateway.credentials import CredentialService, KeyRing, Revocations
 from gateway.credentials.service import OPENED_TOKEN_CACHE
 from gateway.errors import ExpiredRequestToken, InvalidClientTokenId
-from gateway.store import MemoryStore
 
 ROLE = "arn:aws:iam::123456789012:role/app"
 T0 = 1_800_000_000.0
@@ -29,7 +28,7 @@ class CountingRing(KeyRing):
 def service() -> CredentialService:
     CountingRing.opened = 0
     return CredentialService(
-        CountingRing({"k1": secrets.token_bytes(32)}, "k1"), MemoryStore(), clock=lambda: T0
+        CountingRing({"k1": secrets.token_bytes(32)}, "k1"), Revocations.local(), clock=lambda: T0
     )
 
 

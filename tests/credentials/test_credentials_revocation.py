@@ -1,17 +1,20 @@
-"""Revoking a role's sessions, through both store backends (Redis for real), across replicas."""
+"""Revoking a role's sessions: monotonic cutoffs held in memory, fail-closed when not current, and
+durable in the IAM database (SQLite and PostgreSQL) across replicas and restarts."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from gateway.credentials import CredentialService, IssuedCredentials, KeyRing
-from gateway.errors import InvalidClientTokenId, ServiceUnavailable
-from gateway.store import MemoryStore, Store
-
-StoreFactory = Callable[[], Awaitable[Store]]  # the store_factory fixture (see conftest.py)
+from gateway.config import DatabaseSettings
+from gateway.credentials import CredentialService, IssuedCredentials, KeyRing, Revocations
+from gateway.credentials.revocation import ROLE as ROLE_KIND
+from gateway.db import start_database
+from gateway.errors import DatabaseUnavailable, InvalidClientTokenId, ServiceUnavailable
+from tests.conftest import eventually, fresh_postgres_database
 
 ROLE = "arn:aws:iam::123456789012:role/app"
 OTHER_ROLE = "arn:aws:iam::123456789012:role/other"
@@ -19,7 +22,7 @@ T0 = 1_700_000_000.0
 
 
 class Clock:
-    """A hand-moved monotonic clock, so cache expiry is tested without sleeping."""
+    """A hand-moved monotonic clock, so staleness is tested without sleeping."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -28,19 +31,20 @@ class Clock:
         return self.now
 
 
-class CountingStore:
-    """A real store that counts revocation reads (to show the cache spares the store)."""
+class Ledger:
+    """A durable record in memory (the database's part), counting writes and able to fail."""
 
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-        self.reads = 0
+    def __init__(self) -> None:
+        self.cutoffs: dict[tuple[str, str], float] = {}
+        self.writes = 0
+        self.down = False
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-    async def get_number(self, key: str) -> float | None:
-        self.reads += 1
-        return await self.inner.get_number(key)
+    async def raise_cutoff(self, kind: str, scope: str, before: float) -> float:
+        if self.down:
+            raise DatabaseUnavailable("down")
+        self.writes += 1
+        self.cutoffs[(kind, scope)] = max(before, self.cutoffs.get((kind, scope), before))
+        return self.cutoffs[(kind, scope)]
 
 
 def issue(service: CredentialService, role: str = ROLE, at: float = T0) -> IssuedCredentials:
@@ -55,8 +59,13 @@ async def valid(service: CredentialService, creds: IssuedCredentials, now: float
     return True
 
 
-async def test_revocation_applies_to_sessions_issued_before(store_factory: StoreFactory) -> None:
-    service = CredentialService(KeyRing({"k": secrets.token_bytes(32)}, "k"), await store_factory())
+@pytest.fixture()
+def ring() -> KeyRing:
+    return KeyRing({"k": secrets.token_bytes(32)}, "k")
+
+
+async def test_revocation_applies_to_sessions_issued_before(ring: KeyRing) -> None:
+    service = CredentialService(ring, Revocations.local())
     before = issue(service, at=T0)
     just_before = issue(service, at=T0 + 9.999)
     other_role = issue(service, role=OTHER_ROLE, at=T0)
@@ -73,8 +82,8 @@ async def test_revocation_applies_to_sessions_issued_before(store_factory: Store
     assert await valid(service, other_role)
 
 
-async def test_revoked_error_is_invalid_client_token(store_factory: StoreFactory) -> None:
-    service = CredentialService(KeyRing({"k": secrets.token_bytes(32)}, "k"), await store_factory())
+async def test_revoked_error_is_invalid_client_token(ring: KeyRing) -> None:
+    service = CredentialService(ring, Revocations.local())
     creds = issue(service)
     await service.revoke_role_sessions(ROLE, before=T0 + 1)
     with pytest.raises(InvalidClientTokenId) as caught:
@@ -82,63 +91,97 @@ async def test_revoked_error_is_invalid_client_token(store_factory: StoreFactory
     assert caught.value.message == "The security token included in the request is invalid."
 
 
-async def test_revocation_cutoff_only_moves_forward(store_factory: StoreFactory) -> None:
-    service = CredentialService(KeyRing({"k": secrets.token_bytes(32)}, "k"), await store_factory())
+async def test_a_known_cutoff_is_never_lowered(ring: KeyRing) -> None:
+    revocations = Revocations(Ledger(), max_staleness=10, monotonic=Clock())
+    revocations.confirm(1000.0)
+    service = CredentialService(ring, revocations)
     creds = issue(service, at=T0 + 5)
     await service.revoke_role_sessions(ROLE, before=T0 + 10)
     await service.revoke_role_sessions(ROLE, before=T0)  # an older cutoff changes nothing
+    revocations.merge([(ROLE_KIND, ROLE, T0)])  # nor does a lower one read from anywhere
     assert not await valid(service, creds)
+    assert revocations.cutoff(ROLE_KIND, ROLE) == T0 + 10
 
 
-async def test_second_instance_sees_revocation_after_cache_ttl(store_factory: StoreFactory) -> None:
-    keyring = KeyRing({"k": secrets.token_bytes(32)}, "k")
-    clock_a, clock_b = Clock(), Clock()
-    # Two replicas: the same key ring, each with its own store connection and cache.
-    replica_a = CredentialService(keyring, await store_factory(), revocation_cache_ttl=5, monotonic=clock_a)
-    replica_b = CredentialService(keyring, await store_factory(), revocation_cache_ttl=5, monotonic=clock_b)
-    creds = issue(replica_a)
-    assert await valid(replica_b, creds)  # B caches "no revocation" for 5 s
-
-    await replica_a.revoke_role_sessions(ROLE, before=T0 + 1)
-    assert not await valid(replica_a, creds)  # at once where it was revoked
-
-    clock_b.now += 4.9
-    assert await valid(replica_b, creds)  # B's cache has not expired yet
-    clock_b.now += 0.2
-    assert not await valid(replica_b, creds)  # after the TTL B reads the store and refuses
-
-    fresh = CredentialService(keyring, await store_factory(), monotonic=Clock())
-    assert not await valid(fresh, creds)  # a new replica sees it on first use
-
-
-async def test_steady_state_validation_does_no_store_io() -> None:
-    clock = Clock()
-    store = CountingStore(MemoryStore())
-    service = CredentialService(
-        KeyRing({"k": secrets.token_bytes(32)}, "k"),
-        store,  # type: ignore[arg-type]
-        revocation_cache_ttl=5,
-        monotonic=clock,
-    )
+async def test_revoking_writes_durably_first_and_a_failed_write_changes_nothing(ring: KeyRing) -> None:
+    ledger = Ledger()
+    revocations = Revocations(ledger, max_staleness=10, monotonic=Clock())
+    revocations.confirm(1000.0)
+    service = CredentialService(ring, revocations)
     creds = issue(service)
-    for _ in range(100):
-        assert await valid(service, creds)
-    assert store.reads == 1
-    clock.now += 5
-    assert await valid(service, creds)
-    assert store.reads == 2
+    ledger.down = True
+    with pytest.raises(DatabaseUnavailable):
+        await service.revoke_role_sessions(ROLE, before=T0 + 1)
+    assert await valid(service, creds)  # not applied here either: the caller knows it failed
+    ledger.down = False
+    await service.revoke_role_sessions(ROLE, before=T0 + 1)
+    assert ledger.cutoffs == {(ROLE_KIND, ROLE): T0 + 1} and not await valid(service, creds)
 
 
-async def test_store_failure_fails_closed() -> None:
-    store = MemoryStore()
-    service = CredentialService(KeyRing({"k": secrets.token_bytes(32)}, "k"), store)
+async def test_state_never_loaded_refuses_every_signed_request(ring: KeyRing) -> None:
+    service = CredentialService(ring, Revocations(Ledger(), max_staleness=10, monotonic=Clock()))
     creds = issue(service)
-    await store.close()
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(ServiceUnavailable) as caught:
         await service.validate(creds.access_key_id, creds.session_token, now=T0 + 1)
+    assert caught.value.status == 503 and caught.value.code == "ServiceUnavailable"
 
 
-async def test_revoke_refuses_non_role_arn() -> None:
-    service = CredentialService(KeyRing({"k": secrets.token_bytes(32)}, "k"), MemoryStore())
+async def test_state_unconfirmed_past_the_bound_fails_closed_and_recovers(
+    ring: KeyRing, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    revocations = Revocations(Ledger(), max_staleness=10, monotonic=clock)
+    service = CredentialService(ring, revocations)
+    creds = issue(service)
+    revocations.confirm(clock.now)
+    clock.now += 10
+    assert await valid(service, creds)  # at the bound: still current
+    clock.now += 0.5
+    for _ in range(3):
+        with pytest.raises(ServiceUnavailable):
+            await service.validate(creds.access_key_id, creds.session_token, now=T0 + 1)
+    refusals = [r for r in caplog.records if "refusing signed requests" in r.getMessage()]
+    assert len(refusals) == 1  # one line, not one per request
+    revocations.confirm(clock.now)
+    assert await valid(service, creds)
+
+
+async def test_revoke_refuses_non_role_arn(ring: KeyRing) -> None:
+    service = CredentialService(ring, Revocations.local())
     with pytest.raises(ValueError, match="role ARN"):
         await service.revoke_role_sessions("arn:aws:iam::123456789012:user/bob", before=T0)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/iam.db"
+    else:
+        with fresh_postgres_database(request.getfixturevalue("postgres_admin_url")) as url:
+            yield url
+
+
+async def test_replicas_on_one_database_see_each_others_revocations(ring: KeyRing, database_url: str) -> None:
+    settings = DatabaseSettings(url=database_url, poll_interval_seconds=0.05)
+    first = await start_database(settings, account_id="123456789012", keyring=ring)
+    second = await start_database(settings, account_id="123456789012", keyring=ring)
+    try:
+        replica_a = CredentialService(ring, first.revocations)
+        replica_b = CredentialService(ring, second.revocations)
+        creds = issue(replica_a, at=T0)
+        assert await valid(replica_b, creds)
+        await replica_a.revoke_role_sessions(ROLE, before=T0 + 1)
+        assert not await valid(replica_a, creds)  # at once where it was revoked
+        await eventually(lambda: _refused(replica_b, creds), what="the other replica refuses the session")
+    finally:
+        await first.close()
+        await second.close()
+    restarted = await start_database(settings, account_id="123456789012", keyring=ring)
+    try:
+        assert not await valid(CredentialService(ring, restarted.revocations), creds)  # durable
+    finally:
+        await restarted.close()
+
+
+async def _refused(service: CredentialService, creds: IssuedCredentials) -> bool:
+    return not await valid(service, creds)

@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.config import KeyRingSettings
-from gateway.credentials import CredentialService, IssuedCredentials, KeyRing, SessionClaims, role_id_for
+from gateway.credentials import (
+    CredentialService,
+    IssuedCredentials,
+    KeyRing,
+    Revocations,
+    SessionClaims,
+    role_id_for,
+)
 from gateway.credentials.keyring import MAX_TOKEN_CHARS
 from gateway.errors import (
     ConfigError,
@@ -22,7 +29,6 @@ from gateway.errors import (
     InvalidClientTokenId,
     PackedPolicyTooLarge,
 )
-from gateway.store import MemoryStore
 
 ROLE = "arn:aws:iam::123456789012:role/deploy/ci-deployer"
 ISSUER = "token.actions.githubusercontent.com"
@@ -258,7 +264,7 @@ async def test_swapped_key_id_refused() -> None:
     # authenticated, so relabelling a token never opens it.
     secret = secrets.token_bytes(32)
     ring = KeyRing({"k1": secret, "k2": secret}, "k1")
-    service = CredentialService(ring, MemoryStore())
+    service = CredentialService(ring, Revocations.local())
     issued = issue(service)
     raw = raw_bytes(issued.session_token)
     assert raw[2:4] == b"k1"
@@ -270,7 +276,9 @@ async def test_swapped_key_id_refused() -> None:
 
 async def test_other_key_ring_refused(service: CredentialService) -> None:
     issued = issue(service)
-    same_id_other_secret = CredentialService(KeyRing({"k1": secrets.token_bytes(32)}, "k1"), MemoryStore())
+    same_id_other_secret = CredentialService(
+        KeyRing({"k1": secrets.token_bytes(32)}, "k1"), Revocations.local()
+    )
     await assert_invalid(same_id_other_secret, issued.access_key_id, issued.session_token)
 
 
@@ -286,7 +294,7 @@ async def test_wrong_access_key_refused(service: CredentialService) -> None:
 
 async def test_authentic_but_garbled_payloads_refused(keyring: KeyRing) -> None:
     # Only a key holder can seal these; the service still refuses rather than trusting them.
-    service = CredentialService(keyring, MemoryStore())
+    service = CredentialService(keyring, Revocations.local())
     bomb = b"\x01" + zlib.compress(b'{"v":1,' + b" " * 1_000_000 + b"}")
     for plaintext in (b"", b"\x07{}", b"\x00not json", b"\x00[]", b'\x00{"v":1}', b"\x00{}", bomb, b"\x01xx"):
         await assert_invalid(service, "ASIAAAAAAAAAAAAAAAAA", keyring.seal(plaintext))
@@ -327,18 +335,18 @@ async def test_tampering_is_reported_before_expiry(service: CredentialService) -
 
 async def test_rotation_with_overlap() -> None:
     k1, k2 = secrets.token_bytes(32), secrets.token_bytes(32)
-    store = MemoryStore()
-    old = CredentialService(KeyRing({"k1": k1}, "k1"), store)
+    revocations = Revocations.local()
+    old = CredentialService(KeyRing({"k1": k1}, "k1"), revocations)
     sealed_with_k1 = issue(old)
     assert raw_bytes(sealed_with_k1.session_token)[2:4] == b"k1"
 
-    both = CredentialService(KeyRing({"k1": k1, "k2": k2}, "k2"), store)
+    both = CredentialService(KeyRing({"k1": k1, "k2": k2}, "k2"), revocations)
     sealed_with_k2 = issue(both)
     assert raw_bytes(sealed_with_k2.session_token)[2:4] == b"k2"
     for creds in (sealed_with_k1, sealed_with_k2):
         assert await both.validate(creds.access_key_id, creds.session_token, now=NOW) == creds.claims
 
-    only_k2 = CredentialService(KeyRing({"k2": k2}, "k2"), store)
+    only_k2 = CredentialService(KeyRing({"k2": k2}, "k2"), revocations)
     await assert_invalid(only_k2, sealed_with_k1.access_key_id, sealed_with_k1.session_token)
     assert (
         await only_k2.validate(sealed_with_k2.access_key_id, sealed_with_k2.session_token, now=NOW)

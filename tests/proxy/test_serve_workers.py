@@ -17,8 +17,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from gateway.credentials import CredentialService, KeyRing
-from gateway.store import MemoryStore
+from gateway.credentials import CredentialService, KeyRing, Revocations
 from tests.conftest import BackgroundLoop, free_port, wait_until_listening
 from tests.proxy.helpers import send, signed
 
@@ -75,6 +74,8 @@ def _config(path: Path, secret: str, target: str) -> None:
         "log_level": "WARNING",
         "audit": {"sink": "none"},
         "keyring": {"active": "k", "keys": [{"id": "k", "secret": {"value": secret}}]},
+        # Workers share revocations through one database file (the in-memory default is refused).
+        "database": {"url": f"sqlite:///{path.parent / 'iam.db'}"},
         "roles": [
             {
                 "name": "big",
@@ -141,7 +142,7 @@ def test_large_upload_streams_through_workers_in_bounded_memory(sink: str, tmp_p
         while len(workers := _children(proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(workers) == 2
-        issued = CredentialService(KeyRing({"k": secret.encode()}, "k"), MemoryStore()).issue(
+        issued = CredentialService(KeyRing({"k": secret.encode()}, "k"), Revocations.local()).issue(
             role_arn=f"arn:aws:iam::{ACCOUNT}:role/big", session_name="big", duration_seconds=3600
         )
         creds = {

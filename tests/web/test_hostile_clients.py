@@ -25,8 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.credentials import CredentialService, KeyRing
-from gateway.store import MemoryStore
+from gateway.credentials import CredentialService, KeyRing, Revocations
 from tests.conftest import free_port, read_until_closed, wait_until_listening
 
 ACCOUNT = "123456789012"
@@ -131,7 +130,7 @@ def _b64(data: bytes) -> str:
 
 
 def test_hostile_clients_leave_no_secret_no_500_and_no_memory_behind(gateway: Gateway) -> None:
-    issued = CredentialService(KeyRing({"k": gateway.secret.encode()}, "k"), MemoryStore()).issue(
+    issued = CredentialService(KeyRing({"k": gateway.secret.encode()}, "k"), Revocations.local()).issue(
         role_arn=ROLE, session_name="victim", duration_seconds=3600
     )
     token = issued.session_token
