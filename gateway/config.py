@@ -166,7 +166,7 @@ class DatabaseSettings(_Model):
         default=10.0, gt=0, le=300, description="How long one statement (or a SQLite lock) may take."
     )
     poll_interval_seconds: float = Field(
-        default=1.0,
+        default=0.5,
         ge=0.05,
         le=60,
         description="How often each replica checks the database's revision (the safety net beside "

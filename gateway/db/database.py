@@ -76,6 +76,9 @@ def unavailable_reason(exc: BaseException) -> str:
     cause: BaseException | None = exc.__cause__ if isinstance(exc, DatabaseUnavailable) else exc
     if isinstance(cause, sa_exc.DBAPIError) and cause.orig is not None:
         cause = cause.orig
+        # SQLAlchemy's asyncpg adapter wraps the driver's own error (InvalidCatalogNameError...).
+        if cause.__cause__ is not None:
+            cause = cause.__cause__
     if cause is None:
         return "unavailable"
     text = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else ""
@@ -218,8 +221,14 @@ class IamDatabase:
     async def _connection(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
         gate = self._write_gate if self._target.in_memory and not write else contextlib.nullcontext()
         async with gate:
-            with _translated():
-                async with self._engine.connect() as conn:
+            try:
+                conn = await self._engine.connect()
+            except (sa_exc.DBAPIError, *_CONNECTION_ERRORS) as exc:
+                # Whatever stops a connection (refused, no such database or role, bad password,
+                # an unopenable file) makes the database unavailable, not a bug of ours.
+                raise DatabaseUnavailable(_UNAVAILABLE) from exc
+            try:
+                with _translated():
                     if write:
                         await conn.execution_options(**{WRITE_OPTION: True})
                     elif self._target.backend == "postgresql":
@@ -227,6 +236,9 @@ class IamDatabase:
                             isolation_level="REPEATABLE READ", postgresql_readonly=True
                         )
                     yield conn
+            finally:
+                with contextlib.suppress(*_CONNECTION_ERRORS, sa_exc.DBAPIError):
+                    await conn.close()  # back to the pool (a broken one is discarded)
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[Transaction]:

@@ -110,8 +110,13 @@ def create_engine(target: DatabaseTarget, settings: DatabaseSettings) -> AsyncEn
         )
     path = target.sqlite_path
     if path is not None:
-        # The directory may not exist yet on a fresh clone (the demo's .fedgate/); keep it private.
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The directory may not exist yet on a fresh clone (the demo's .fedgate/). Both stay private:
+        # SQLite gives its -wal and -shm files the database file's mode.
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.touch(mode=0o600, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"database.url: cannot create {path}: {exc.strerror}") from None
     options: dict[str, Any] = {"connect_args": {"timeout": settings.statement_timeout_seconds}}
     if target.in_memory:
         options["poolclass"] = StaticPool
