@@ -171,9 +171,9 @@ def fresh_postgres_database(admin_url: str) -> Iterator[str]:
         _run_alone(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(scope="module")
-def postgres_database(postgres_admin_url: str) -> Iterator[str]:
-    """The URL of a database of its own for one test module, dropped after it."""
+@pytest.fixture()
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """The URL of a new PostgreSQL database for one test, dropped after it."""
     with fresh_postgres_database(postgres_admin_url) as url:
         yield url
 
@@ -194,6 +194,15 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"still not true after {within:.0f} s: {what or check}")
         await asyncio.sleep(0.01)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database for one test, on each backend: a SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/iam.db"
+    else:
+        yield request.getfixturevalue("postgres_url")
 
 
 StoreFactory = Callable[[], Awaitable[Store]]

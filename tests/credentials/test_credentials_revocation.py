@@ -4,8 +4,6 @@ durable in the IAM database (SQLite and PostgreSQL) across replicas and restarts
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +12,7 @@ from gateway.credentials import CredentialService, IssuedCredentials, KeyRing, R
 from gateway.credentials.revocation import ROLE as ROLE_KIND
 from gateway.db import start_database
 from gateway.errors import DatabaseUnavailable, InvalidClientTokenId, ServiceUnavailable
-from tests.conftest import eventually, fresh_postgres_database
+from tests.conftest import eventually
 
 ROLE = "arn:aws:iam::123456789012:role/app"
 OTHER_ROLE = "arn:aws:iam::123456789012:role/other"
@@ -152,17 +150,10 @@ async def test_revoke_refuses_non_role_arn(ring: KeyRing) -> None:
         await service.revoke_role_sessions("arn:aws:iam::123456789012:user/bob", before=T0)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/iam.db"
-    else:
-        with fresh_postgres_database(request.getfixturevalue("postgres_admin_url")) as url:
-            yield url
-
-
-async def test_replicas_on_one_database_see_each_others_revocations(ring: KeyRing, database_url: str) -> None:
-    settings = DatabaseSettings(url=database_url, poll_interval_seconds=0.05)
+async def test_replicas_on_one_database_see_each_others_revocations(
+    ring: KeyRing, fresh_database_url: str
+) -> None:
+    settings = DatabaseSettings(url=fresh_database_url, poll_interval_seconds=0.05)
     first = await start_database(settings, account_id="123456789012", keyring=ring)
     second = await start_database(settings, account_id="123456789012", keyring=ring)
     try:

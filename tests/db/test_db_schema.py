@@ -4,7 +4,6 @@ start-up migrates, or refuses a schema that is not current; migrating is idempot
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gateway.db.migrate import MIGRATIONS, VERSION_TABLE, head_revision
 from gateway.db.schema import metadata
 from gateway.errors import DatabaseError
-from tests.conftest import fresh_postgres_database
 from tests.db.conftest import open_database
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture()
+def blank_url(fresh_database_url: str) -> str:
     """A database never migrated (a new one per test: these tests migrate it themselves)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/blank.db"
-    else:
-        with fresh_postgres_database(request.getfixturevalue("postgres_admin_url")) as url:
-            yield url
+    return fresh_database_url
 
 
 def _differences(connection: Connection) -> list[Any]:

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.credentials import KeyRing
 from gateway.db import IamDatabase, RevisionWatcher
-from tests.conftest import eventually, fresh_postgres_database
+from tests.conftest import eventually
 from tests.db.conftest import open_database
 from tests.db.tcpproxy import CuttableProxy
 
@@ -100,12 +100,6 @@ async def test_start_fails_when_a_subscriber_cannot_load(db: IamDatabase) -> Non
     with pytest.raises(RuntimeError, match="broken"):
         await watcher.start()
     await watcher.close()
-
-
-@pytest.fixture()
-async def postgres_url(postgres_admin_url: str) -> AsyncIterator[str]:
-    with fresh_postgres_database(postgres_admin_url) as url:
-        yield url
 
 
 async def test_postgres_notifications_arrive_without_polling(postgres_url: str, keyring: KeyRing) -> None:

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from gateway import keys
 from gateway.credentials import IssuedCredentials
-from tests.conftest import BackgroundLoop, config_from, fresh_postgres_database, serve_app
+from tests.conftest import BackgroundLoop, config_from, serve_app
 from tests.db.tcpproxy import CuttableProxy
 
 ACCOUNT = "123456789012"
@@ -107,12 +107,6 @@ def until(outcome: Callable[[], bool], what: str, within: float = 30.0) -> None:
     while not outcome():
         assert time.monotonic() < deadline, f"still not: {what}"
         time.sleep(0.02)
-
-
-@pytest.fixture()
-def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    with fresh_postgres_database(postgres_admin_url) as url:
-        yield url
 
 
 def test_a_revocation_on_one_replica_is_enforced_by_the_other_through_notifications(

@@ -253,6 +253,14 @@ class NamedRepo(Repo, Generic[R]):
         assert built is not None
         return built
 
+    async def _rename(self, name: str, new_name: str | None, new_path: str | None) -> R:
+        values: dict[str, Any] = {}
+        if new_name is not None:
+            values["name"] = new_name
+        if new_path is not None:
+            values["path"] = new_path
+        return await self._update(name, values)
+
     async def _delete_row(self, row: Row[Any]) -> None:
         if self.taggable:
             await self._untag(self.taggable, row.id, None)

@@ -88,12 +88,7 @@ class UserRepo(_PrincipalRepo):
         self, name: str, *, new_name: str | None = None, new_path: str | None = None
     ) -> UserRecord:
         """Rename a user or move it to another path (its id, keys and policies stay)."""
-        values: dict[str, Any] = {}
-        if new_name is not None:
-            values["name"] = new_name
-        if new_path is not None:
-            values["path"] = new_path
-        record: UserRecord = await self._update(name, values)
+        record: UserRecord = await self._rename(name, new_name, new_path)
         return record
 
     async def set_boundary(self, name: str, boundary_arn: str | None) -> UserRecord:
@@ -145,12 +140,7 @@ class GroupRepo(_PrincipalRepo):
         self, name: str, *, new_name: str | None = None, new_path: str | None = None
     ) -> GroupRecord:
         """Rename a group or move it to another path."""
-        values: dict[str, Any] = {}
-        if new_name is not None:
-            values["name"] = new_name
-        if new_path is not None:
-            values["path"] = new_path
-        record: GroupRecord = await self._update(name, values)
+        record: GroupRecord = await self._rename(name, new_name, new_path)
         return record
 
     async def delete(self, name: str) -> None:
