@@ -8,7 +8,6 @@ that goes away (a proxy the test cuts) making signed requests 503 until it comes
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from gateway import keys
 from gateway.credentials import IssuedCredentials
-from tests.conftest import BackgroundLoop, config_from, serve_app
+from tests.conftest import BackgroundLoop, config_from, free_port, serve_app
 from tests.db.tcpproxy import CuttableProxy
 
 ACCOUNT = "123456789012"
@@ -206,12 +205,6 @@ def _ready(replica: Replica) -> tuple[int, str]:
 NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class own_redis:  # a context manager, named like contextlib's
     """A redis-server of this test's own (no persistence), which it may kill and restart."""
 
@@ -221,7 +214,7 @@ class own_redis:  # a context manager, named like contextlib's
             pytest.fail("redis-server is not installed (apt-get install redis-server)", pytrace=False)
         self._binary = binary
         self._dir = tmp_path
-        self._port = _free_port()
+        self._port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
     def _start(self) -> None:
