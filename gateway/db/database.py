@@ -245,7 +245,8 @@ class IamDatabase:
         """A write transaction, serialized with every other writer on every replica.
 
         Committed when the block ends normally (the revision bumped if anything was written);
-        rolled back whole when it raises, the exception propagating.
+        rolled back whole when it raises, the exception propagating. Do everything the change needs
+        through ``tx``: opening another transaction inside the block waits for this one to end.
         """
         committed: int | None = None
         async with self._write_gate, self._connection(write=True) as conn:

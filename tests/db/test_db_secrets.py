@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.credentials import KeyRing
 from gateway.credentials.service import new_secret_access_key
-from gateway.db import IamDatabase
+from gateway.db import IamDatabase, KeyUsageRecorder
 from gateway.db.records import AccessKeyUse
 from gateway.db.schema import access_keys, mfa_devices
 from gateway.errors import DeleteConflict, EntityAlreadyExists, InvalidClientTokenId, NoSuchEntity
+from tests.conftest import free_port
 from tests.db.conftest import ACCOUNT, open_database
 
 SERIAL = f"arn:aws:iam::{ACCOUNT}:mfa/alice-phone"
@@ -179,3 +180,33 @@ async def test_a_database_without_a_key_ring_cannot_seal(database_url: str, db: 
     finally:
         await unsealed.close()
     assert (await db.load()).access_keys == ()
+
+
+async def test_the_usage_recorder_writes_each_keys_latest_use_in_the_background(db: IamDatabase) -> None:
+    async with db.write() as tx:
+        user = await tx.users.create("alice")
+        key = await tx.access_keys.create(user.id, "a" * 40)
+    revision = await db.revision()
+    first = datetime.now(UTC).replace(microsecond=0)
+    recorder = KeyUsageRecorder(db, interval=3600)
+    recorder.note(key.id, service="s3", region="eu-west-1", at=first)
+    recorder.note(key.id, service="sts", region="us-east-1", at=first + timedelta(seconds=5))  # newest wins
+    assert repr(recorder) == "KeyUsageRecorder(pending=1)"
+    await recorder.close()  # writes what is pending
+    async with db.read() as tx:
+        used = await tx.access_keys.require(key.id)
+    assert (used.last_used_at, used.last_used_service) == (first + timedelta(seconds=5), "sts")
+    assert await db.revision() == revision  # not an IAM change: replicas need not reload
+
+
+async def test_the_usage_recorder_keeps_uses_while_the_database_is_away() -> None:
+    unreachable = open_database(
+        f"postgresql://postgres@127.0.0.1:{free_port()}/iam", None, connect_timeout_seconds=1
+    )
+    recorder = KeyUsageRecorder(unreachable, interval=3600)
+    try:
+        recorder.note("AKIAEXAMPLEEXAMPLE00", service="s3", region="eu-west-1")
+        await recorder.flush()
+        assert repr(recorder) == "KeyUsageRecorder(pending=1)"  # kept for the next flush
+    finally:
+        await unreachable.close()
