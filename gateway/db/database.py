@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import final
 
@@ -180,6 +181,8 @@ class IamDatabase:
                 "this process; set database.url (sqlite:///PATH or postgresql://...) to keep them."
             )
         allowed = self._settings.migrate_on_start if migrate_schema is None else migrate_schema
+        if self._target.sqlite_path is not None:
+            await self._use_wal()
         current, head = await self.schema_revisions()
         if current == head:
             return
@@ -196,6 +199,28 @@ class IamDatabase:
         before, after = await self.upgrade()
         if before != after:
             log.info("database schema migrated", extra={"from": before or "empty", "to": after})
+
+    async def _use_wal(self) -> None:
+        """Put a SQLite file in WAL mode (readers beside the one writer), which the file keeps.
+
+        Switching takes a lock that another process starting on the same new file may hold for a
+        moment, and SQLite answers "locked" at once rather than waiting: so retry, within the
+        statement timeout. It runs on the raw driver connection, outside any transaction.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.statement_timeout_seconds
+        while True:
+            async with self._connection(write=False) as conn:
+                raw = (await conn.get_raw_connection()).driver_connection
+                assert raw is not None
+                try:
+                    cursor = await raw.execute("PRAGMA journal_mode = WAL")
+                    await cursor.close()
+                    return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or loop.time() > deadline:
+                        raise DatabaseUnavailable(_UNAVAILABLE) from exc
+            await asyncio.sleep(0.05)
 
     async def close(self) -> None:
         """Close every connection."""

@@ -3,9 +3,10 @@
 
 SQLite is driven the way serialized writes need it: the driver's own transaction handling is off
 and fedgate emits ``BEGIN`` itself, ``BEGIN IMMEDIATE`` for a write transaction (so the write lock
-is taken before the first read and quota checks cannot race), in WAL mode with foreign keys on and
-a busy timeout. An in-memory database lives in one connection shared by the whole engine (the
-database owner serializes every use of it).
+is taken before the first read and quota checks cannot race), with foreign keys on and a busy
+timeout; :meth:`IamDatabase.start` puts the file in WAL mode, so readers run beside the writer. An
+in-memory database lives in one connection shared by the whole engine (the database owner
+serializes every use of it).
 """
 
 from __future__ import annotations
@@ -127,9 +128,9 @@ def create_engine(target: DatabaseTarget, settings: DatabaseSettings) -> AsyncEn
     def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
+        # Per-connection settings only (none takes a lock); WAL is set once, at start-up.
         for pragma in (
             "PRAGMA foreign_keys = ON",
-            "PRAGMA journal_mode = WAL",
             "PRAGMA synchronous = FULL",  # a committed revocation survives a power cut
             f"PRAGMA busy_timeout = {busy_ms}",
         ):

@@ -3,7 +3,9 @@ the key without echoing a password."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 import stat
 import threading
 from pathlib import Path
@@ -84,6 +86,8 @@ async def test_a_new_sqlite_file_and_its_directory_are_private(tmp_path: Path) -
         await db.close()
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # and it is in WAL mode, for good
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 async def test_the_in_memory_default_warns_and_dies_with_the_process(

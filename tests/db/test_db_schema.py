@@ -65,7 +65,7 @@ async def test_start_up_refuses_an_unmigrated_schema_when_told_not_to_migrate(bl
 
 
 async def test_replicas_starting_together_migrate_once(blank_url: str) -> None:
-    replicas = [open_database(blank_url, None) for _ in range(3)]
+    replicas = [open_database(blank_url, None) for _ in range(5)]
     try:
         await asyncio.gather(*(r.start() for r in replicas))
         assert {await r.schema_revisions() for r in replicas} == {(head_revision(), head_revision())}
