@@ -209,7 +209,7 @@ def test_hung_store_fast_503s_one_log_line_each_and_not_ready(
             status, body = readyz(url)
             assert status == 503 and body == {
                 "status": "not ready",
-                "checks": {"store": "unavailable", "sts": "ok"},
+                "checks": {"store": "unavailable", "database": "ok", "sts": "ok"},
             }
             outage = [r for r in caplog.records if r.name == "gateway.store.breaker"]
             assert len(outage) == n, [r.getMessage() for r in outage]  # one line per replica
