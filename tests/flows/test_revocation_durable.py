@@ -1,14 +1,13 @@
 """Revocations are durable and monotonic (issue 9): they live in the IAM database, not in Redis.
 
 Live gateways over TCP, signed requests from boto3: two replicas on one PostgreSQL (notified) or
-one SQLite file (polled); a restart; Redis keys deleted and a Redis restarted empty; and a database
-that goes away (a proxy the test cuts) making signed requests 503 until it comes back.
+one SQLite file (polled); a restart; Redis keys deleted, and a Redis restarted empty, paused and
+stopped; and a database that goes away (a proxy the test cuts) making signed requests 503 until
+it comes back.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +23,8 @@ from botocore.exceptions import ClientError
 
 from gateway import keys
 from gateway.credentials import IssuedCredentials
-from tests.conftest import BackgroundLoop, config_from, free_port, serve_app
+from gateway.testing_redis import RedisServer
+from tests.conftest import BackgroundLoop, config_from, serve_app
 from tests.db.tcpproxy import CuttableProxy
 
 ACCOUNT = "123456789012"
@@ -144,6 +144,7 @@ def test_redis_losing_everything_changes_no_revocation(
     tmp_path: Path,
     redis_url: str,
     redis_prefix: str,
+    private_redis: RedisServer,
 ) -> None:
     database = {"url": f"sqlite:///{tmp_path / 'iam.db'}"}
     shared = start(database, store={"backend": "redis", "url": redis_url, "prefix": redis_prefix})
@@ -155,12 +156,22 @@ def test_redis_losing_everything_changes_no_revocation(
             client.delete(*stale)
     assert shared.caller(creds) == "InvalidClientTokenId"
 
-    with own_redis(tmp_path) as (url, restart):
-        gateway = start(database, store={"backend": "redis", "url": url, "prefix": "fedgate:"})
+    # A Redis of this test's own: restarted empty, paused (SIGSTOP), resumed, stopped, started.
+    gateway = start(database, store={"backend": "redis", "url": private_redis.url, "prefix": "fedgate:"})
+    assert gateway.caller(creds) == "InvalidClientTokenId"
+    private_redis.restart()
+    assert gateway.caller(creds) == "InvalidClientTokenId"
+    private_redis.pause()
+    try:
         assert gateway.caller(creds) == "InvalidClientTokenId"
-        restart()  # the store comes back empty
+        assert gateway.caller(gateway.issue()) == ""  # a signed call needs no store at all
+    finally:
+        private_redis.resume()
+    private_redis.stop()
+    try:
         assert gateway.caller(creds) == "InvalidClientTokenId"
-        assert gateway.caller(gateway.issue()) == ""
+    finally:
+        private_redis.start()
 
 
 def test_a_database_gone_longer_than_the_bound_makes_signed_requests_503_until_it_returns(
@@ -200,53 +211,3 @@ def _ready(replica: Replica) -> tuple[int, str]:
             return response.status, json.loads(response.read())["checks"]["database"]
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())["checks"]["database"]
-
-
-NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
-
-
-class own_redis:  # a context manager, named like contextlib's
-    """A redis-server of this test's own (no persistence), which it may kill and restart."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed (apt-get install redis-server)", pytrace=False)
-        self._binary = binary
-        self._dir = tmp_path
-        self._port = free_port()
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def _start(self) -> None:
-        self._process = subprocess.Popen(
-            [self._binary, "--port", str(self._port), "--bind", "127.0.0.1", *NO_PERSISTENCE],
-            cwd=self._dir,
-            stdout=subprocess.DEVNULL,
-        )
-        url = f"redis://127.0.0.1:{self._port}/0"
-
-        def answers() -> bool:
-            try:
-                with redis.Redis.from_url(url, socket_connect_timeout=0.2) as client:
-                    return bool(client.ping())
-            except redis.RedisError:
-                return False
-
-        until(answers, "the test's redis-server answers", within=10)
-
-    def _kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait(10)
-            self._process = None
-
-    def restart(self) -> None:
-        self._kill()
-        self._start()
-
-    def __enter__(self) -> tuple[str, Callable[[], None]]:
-        self._start()
-        return f"redis://127.0.0.1:{self._port}/0", self.restart
-
-    def __exit__(self, *exc: object) -> None:
-        self._kill()
