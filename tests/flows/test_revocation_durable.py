@@ -156,22 +156,30 @@ def test_redis_losing_everything_changes_no_revocation(
             client.delete(*stale)
     assert shared.caller(creds) == "InvalidClientTokenId"
 
-    # A Redis of this test's own: restarted empty, paused (SIGSTOP), resumed, stopped, started.
-    gateway = start(database, store={"backend": "redis", "url": private_redis.url, "prefix": "fedgate:"})
-    assert gateway.caller(creds) == "InvalidClientTokenId"
+    # Two replicas on a Redis of this test's own: restarted empty, paused (SIGSTOP), resumed,
+    # stopped, started. Both refuse the revoked session throughout.
+    store = {"backend": "redis", "url": private_redis.url, "prefix": "fedgate:"}
+    replicas = [start(database, store=store), start(database, store=store)]
+
+    def refused_everywhere() -> None:
+        assert [r.caller(creds) for r in replicas] == ["InvalidClientTokenId"] * 2
+
+    refused_everywhere()
     private_redis.restart()
-    assert gateway.caller(creds) == "InvalidClientTokenId"
+    refused_everywhere()
     private_redis.pause()
     try:
-        assert gateway.caller(creds) == "InvalidClientTokenId"
-        assert gateway.caller(gateway.issue()) == ""  # a signed call needs no store at all
+        refused_everywhere()
+        assert [r.caller(r.issue()) for r in replicas] == ["", ""]  # a signed call needs no store
     finally:
         private_redis.resume()
+    refused_everywhere()
     private_redis.stop()
     try:
-        assert gateway.caller(creds) == "InvalidClientTokenId"
+        refused_everywhere()
     finally:
         private_redis.start()
+    refused_everywhere()
 
 
 def test_a_database_gone_longer_than_the_bound_makes_signed_requests_503_until_it_returns(
