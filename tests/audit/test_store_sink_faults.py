@@ -24,7 +24,7 @@ from gateway.audit import StoreSink
 from gateway.store import RedisStore
 from gateway.testing_redis import RedisServer
 from tests.audit.conftest import until
-from tests.conftest import config_from, serve_app
+from tests.conftest import SHARED_REDIS_TIMEOUT, config_from, serve_app
 
 ACCOUNT = "123456789012"
 CALLER_IDENTITY = {"Action": "GetCallerIdentity", "Version": "2011-06-15"}
@@ -89,7 +89,9 @@ async def _requests(port: int, total: int, concurrency: int = 32) -> list[str]:
 
 
 async def _stream_request_ids(url: str, prefix: str) -> list[str]:
-    reader = RedisStore.from_url(url, prefix=prefix)
+    # A reader of the whole stream in pages of 1,000: the shared Redis on a loaded machine needs
+    # the suite's generous deadline, not the 250 ms a request gets.
+    reader = RedisStore.from_url(url, prefix=prefix, timeout=SHARED_REDIS_TIMEOUT)
     seen: list[str] = []
     try:
         cursor = "0"
