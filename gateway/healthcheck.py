@@ -69,7 +69,7 @@ def probe_url(
 
 def probe(url: str, *, timeout: float) -> str | None:
     """GET ``url``: ``None`` when it answers 200, else a short reason (never the body)."""
-    # Plain http to an address taken from the operator's own configuration, not from a request;
+    # S310: plain http to an address taken from the operator's own configuration, not a request's;
     # never through $HTTP_PROXY, which a gateway reaching identity providers may well have set.
     request = urllib.request.Request(url, method="GET")  # noqa: S310
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

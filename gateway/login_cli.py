@@ -155,7 +155,7 @@ def _post(url: str, fields: dict[str, str]) -> tuple[int, dict[str, Any]]:
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the Request above
             status, raw = response.status, response.read(_MAX_BODY + 1)
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read(_MAX_BODY + 1)

@@ -337,6 +337,7 @@ def _from_agent(config: AgentConfig, role: RoleSettings) -> Credentials:
         ) from None
     request = urllib.request.Request(url, headers={"Authorization": token})
     try:
+        # S310: the URL is the agent's own status endpoint, built from its configuration.
         with urllib.request.urlopen(request, timeout=config.gateway.timeout_seconds + 2) as response:  # noqa: S310
             body = response.read(64 * 1024)
     except urllib.error.HTTPError as exc:

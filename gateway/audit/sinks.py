@@ -62,7 +62,7 @@ class JsonLinesSink:
             self._stream = sys.stdout
         elif settings.sink == "file":
             assert settings.path is not None
-            self._stream = open(settings.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            self._stream = open(settings.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - held open, closed by close()
 
     @hookimpl(trylast=True)
     def fedgate_audit_event(self, event: Mapping[str, Any]) -> None:

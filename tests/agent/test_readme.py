@@ -20,6 +20,7 @@ BIN = Path(sys.executable).parent
 ROLE = "arn:aws:iam::123456789012:role/demo-reader"
 
 
+# F811: ``demo`` is the fixture imported above, requested by its name.
 def test_readme_agent_walkthrough(demo: tuple[subprocess.Popen[str], Path, int], tmp_path: Path) -> None:  # noqa: F811
     _process, config, port = demo
     url = f"http://127.0.0.1:{port}"
