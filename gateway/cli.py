@@ -19,13 +19,13 @@ from datetime import UTC
 from importlib.metadata import version
 
 from gateway.agent.cli import add_agent_command
-from gateway.config import GatewayConfig, disabled_from_env, load_config_and_host
+from gateway.config import GatewayConfig
 from gateway.db_cli import MEMORY_DATABASE_HINT, NoSharedDatabase, add_db_commands, run_with_database
 from gateway.errors import ConfigError, DatabaseError, DatabaseUnavailable, PluginError
 from gateway.healthcheck import add_command as add_healthcheck_command
 from gateway.login_cli import add_commands as add_login_commands
 from gateway.logs import configure_logging
-from gateway.plugin_host import PluginHost
+from gateway.plugin_host import PluginHost, disabled_from_env
 from gateway.simulate_cli import add_simulate_command
 
 __all__ = ["build_parser", "main"]
@@ -132,9 +132,10 @@ def _positive(value: str) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
     from gateway.db import target_for
+    from gateway.startup import load
     from gateway.web.server import run
 
-    config, host = load_config_and_host(args.config)
+    config, host = load(args.config)
     database = target_for(config.database)
     if args.workers > 1 and database.in_memory:
         print(
@@ -243,7 +244,9 @@ def _serve_workers(config: GatewayConfig, host: PluginHost, bind_host: str, port
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    config, host = load_config_and_host(args.config)
+    from gateway.startup import load
+
+    config, host = load(args.config)
     print(
         f"{args.config}: OK (account {config.account_id}, {len(config.providers)} provider(s), "
         f"{len(config.roles)} role(s), {len(config.policies)} policy(ies), store {config.store.backend}, "
@@ -257,8 +260,9 @@ def _revoke_sessions(args: argparse.Namespace) -> int:
 
     from gateway.credentials import revoke_role_sessions
     from gateway.db import IamDatabase
+    from gateway.startup import load
 
-    config, _ = load_config_and_host(args.config)
+    config, _ = load(args.config)
     arns = {config.role_arn(role): role for role in config.roles}
     by_name = {role.name: arn for arn, role in arns.items()}
     role_arn = args.role if args.role in arns else by_name.get(args.role)

@@ -1,4 +1,4 @@
-"""Configuration: frozen, validated pydantic models and :func:`load_config`.
+"""Configuration: frozen, validated pydantic models and :func:`parse_config`.
 
 The whole file is validated once at start-up. Any unknown key or bad value is refused with a
 :class:`~gateway.errors.ConfigError` whose message names the offending path, for example
@@ -8,7 +8,7 @@ never logged.
 
 Identity providers and some top-level sections belong to plugins: each plugin brings the model for
 its own settings through the ``fedgate_add_provider_types`` and ``fedgate_add_config_sections``
-hooks.
+hooks; :func:`gateway.startup.load` loads the plugins and then calls :func:`parse_config`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import pydantic
 import yaml
@@ -26,9 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from gateway.errors import ConfigError, MalformedPolicyDocument
 from gateway.proxy.config import ProxySettings, UpstreamSettings
 from gateway.secretref import SecretRef
-
-if TYPE_CHECKING:
-    from gateway.plugin_host import PluginHost
 
 __all__ = [
     "AuditSettings",
@@ -43,11 +40,9 @@ __all__ = [
     "SecretRef",
     "StoreSettings",
     "UpstreamSettings",
-    "disabled_from_env",
     "format_validation_error",
-    "load_config",
-    "load_config_and_host",
     "parse_config",
+    "read_yaml",
 ]
 
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -558,31 +553,3 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     return data
-
-
-def load_config(path: str | Path) -> GatewayConfig:
-    """Load and validate the YAML file at ``path`` with the plugins it does not disable."""
-    return load_config_and_host(path)[0]
-
-
-def disabled_from_env() -> list[str]:
-    """``FEDGATE_DISABLE_PLUGINS=a,b``: plugins kept out of the command line and the gateway."""
-    raw = os.environ.get("FEDGATE_DISABLE_PLUGINS", "")
-    return [name.strip() for name in raw.split(",") if name.strip()]
-
-
-def load_config_and_host(path: str | Path) -> tuple[GatewayConfig, PluginHost]:
-    """Load ``path`` and return the config with the :class:`PluginHost` that validated it.
-
-    The host blocks the file's ``disabled_plugins`` and ``$FEDGATE_DISABLE_PLUGINS`` (a blocked
-    plugin is never registered, so none of its hooks run).
-    """
-    from gateway.plugin_host import PluginHost
-
-    raw = read_yaml(Path(path))
-    disabled = raw.get("disabled_plugins", [])
-    if not isinstance(disabled, list) or not all(isinstance(d, str) for d in disabled):
-        raise ConfigError("disabled_plugins: must be a list of plugin names")
-    host = PluginHost(disabled=[*disabled, *disabled_from_env()])
-    config = parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
-    return config, host

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from gateway.config import GatewayConfig, load_config_and_host
+from gateway.config import GatewayConfig
 from gateway.db import IamDatabase, target_for
 from gateway.db.migrate import known_revisions
 
@@ -84,7 +84,9 @@ def add_db_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    config, _ = load_config_and_host(args.config)
+    from gateway.startup import load  # the whole gateway: only when a command runs
+
+    config, _ = load(args.config)
 
     async def upgrade(db: IamDatabase) -> tuple[str | None, str]:
         return await db.upgrade()
@@ -101,7 +103,9 @@ def _upgrade(args: argparse.Namespace) -> int:
 
 
 def _current(args: argparse.Namespace) -> int:
-    config, _ = load_config_and_host(args.config)
+    from gateway.startup import load  # the whole gateway: only when a command runs
+
+    config, _ = load(args.config)
 
     async def revisions(db: IamDatabase) -> tuple[str | None, str]:
         return await db.schema_revisions()

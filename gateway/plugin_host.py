@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast, final
 
@@ -19,10 +20,16 @@ if TYPE_CHECKING:
     from gateway.config import GatewayConfig, ProviderSettings
     from gateway.identity import IdentityProvider, ProviderContext
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginHost"]
+__all__ = ["ENTRY_POINT_GROUP", "PluginHost", "disabled_from_env"]
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 log = logging.getLogger(__name__)
+
+
+def disabled_from_env() -> list[str]:
+    """``FEDGATE_DISABLE_PLUGINS=a,b``: plugins kept out of the command line and the gateway."""
+    raw = os.environ.get("FEDGATE_DISABLE_PLUGINS", "")
+    return [name.strip() for name in raw.split(",") if name.strip()]
 
 
 @final

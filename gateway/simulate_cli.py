@@ -155,7 +155,7 @@ def _build(args: argparse.Namespace) -> tuple[Simulation, dict[str, Any]]:
     if args.role is not None:
         if args.config is None:
             raise _BadInput("--role needs -c/--config")
-        from gateway.config import load_config
+        from gateway.startup import load_config
 
         config = load_config(args.config)
         catalog = RoleCatalog(config)

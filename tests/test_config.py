@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.config import GatewayConfig, load_config, parse_config
+from gateway.config import GatewayConfig, parse_config
 from gateway.errors import ConfigError
 from gateway.plugin_host import PluginHost
+from gateway.startup import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PROVIDER_ARN = "arn:aws:iam::123456789012:oidc-provider/issuer.example.com"

@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from fedgate_devissuer.issuer import DevIssuer, DevIssuerSettings
-from gateway.config import load_config
 from gateway.errors import ConfigError
 
 __all__ = ["add_command"]
@@ -40,6 +39,8 @@ def add_command(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from gateway.startup import load_config  # the whole gateway: only when the command runs
+
     config = load_config(args.config)
     settings = config.sections.get("dev_issuer")
     if not isinstance(settings, DevIssuerSettings):

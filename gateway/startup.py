@@ -1,0 +1,223 @@
+"""Start-up wiring: from a configuration file to the running services, in the order they are built.
+
+Two steps, both here and nowhere else (the command line imports this module only for the commands
+that need it, so ``fedgate credential-process`` stays quick to start):
+
+1. :func:`load` reads the YAML file, builds the :class:`~gateway.plugin_host.PluginHost` it names
+   (minus ``disabled_plugins`` and ``$FEDGATE_DISABLE_PLUGINS``) and validates the file with the
+   plugins' models. The configuration module itself knows nothing of plugins being loaded.
+2. :func:`service_contexts` are the application's cleanup contexts, set up in order and unwound in
+   reverse: the store (and the replay guard over it), the key ring and the IAM database (migrated,
+   revocations loaded, watched for changes), the credential service, the identity providers, the
+   IAM catalog, the STS service with the audit sink, then the reverse proxy (its upstream table
+   and one pooled client session per upstream). :func:`gateway.app.create_app`
+   installs them before any plugin's.
+
+Each context publishes what it builds under an app key (:mod:`gateway.keys`); a plugin's own
+cleanup context runs after all of them (see ``fedgate_add_routes``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from gateway import keys
+from gateway.audit import Auditor, JsonLinesSink, StoreSink
+from gateway.config import GatewayConfig, parse_config, read_yaml
+from gateway.credentials import CredentialService, KeyRing
+from gateway.db import start_database
+from gateway.errors import ConfigError, ServiceError
+from gateway.identity import IdentityProvider, ProviderContext
+from gateway.plugin_host import PluginHost, disabled_from_env
+from gateway.proxy.authorize import ProxyAuthorizer
+from gateway.proxy.handler import ProxyRuntime
+from gateway.proxy.identity import IdentitySigner
+from gateway.proxy.upstream import UpstreamTable
+from gateway.sigv4 import SigningKeyCache
+from gateway.store import ReplayGuard, Store, open_store
+from gateway.sts.service import StsService
+
+__all__ = ["ServiceContext", "load", "load_config", "service_contexts"]
+
+log = logging.getLogger(__name__)
+ServiceContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def load(path: str | Path) -> tuple[GatewayConfig, PluginHost]:
+    """Load ``path`` and return the config with the :class:`PluginHost` that validated it.
+
+    The host blocks the file's ``disabled_plugins`` and ``$FEDGATE_DISABLE_PLUGINS`` (a blocked
+    plugin is never registered, so none of its hooks run).
+    """
+    raw = read_yaml(Path(path))
+    disabled = raw.get("disabled_plugins", [])
+    if not isinstance(disabled, list) or not all(isinstance(d, str) for d in disabled):
+        raise ConfigError("disabled_plugins: must be a list of plugin names")
+    host = PluginHost(disabled=[*disabled, *disabled_from_env()])
+    config = parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
+    return config, host
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Load and validate the YAML file at ``path`` with the plugins it does not disable."""
+    return load(path)[0]
+
+
+def service_contexts(clock: Callable[[], float], *, store: Store | None = None) -> list[ServiceContext]:
+    """The core's cleanup contexts, in the order they must run; ``clock`` gives epoch seconds.
+
+    ``store`` replaces the store the configuration describes (a custom backend, or a test's); it is
+    closed at shutdown like the configured one.
+    """
+    return [
+        _make_store_ctx(store),
+        _database_ctx,
+        _credentials_ctx,
+        _providers_ctx,
+        _make_sts_ctx(clock),
+        _make_proxy_ctx(clock),
+    ]
+
+
+def _make_store_ctx(given: Store | None) -> ServiceContext:
+    async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = given if given is not None else open_store(app[keys.CONFIG].store)
+        app[keys.STORE] = store
+        replay = app[keys.REPLAY] = ReplayGuard(store)
+        try:
+            # Learn (or start) the store's generation now, so items issued from the first request
+            # on are issued inside it. A store that is down is no reason not to start: /readyz
+            # says so, and the first spend asks again.
+            await replay.current()
+        except ServiceError as exc:
+            log.warning("the store is not reachable at start-up", extra={"store_error": exc.code})
+        try:
+            yield
+        finally:
+            await store.close()
+
+    return _store_ctx
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[keys.CONFIG]
+    keyring = KeyRing.from_settings(config.keyring)
+    app[keys.KEYRING] = keyring
+    # A random per-process key must never re-seal what a configured key sealed: it dies with us.
+    runtime = await start_database(
+        config.database, account_id=config.account_id, keyring=keyring, reseal=config.keyring is not None
+    )
+    app[keys.DATABASE] = runtime
+    try:
+        yield
+    finally:
+        await runtime.close()
+
+
+async def _credentials_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[keys.CREDENTIALS] = CredentialService(app[keys.KEYRING], app[keys.DATABASE].revocations)
+    app[keys.SIGNING_KEYS] = SigningKeyCache()
+    yield
+
+
+async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[keys.CONFIG]
+    host = app[keys.PLUGINS]
+    context = ProviderContext(
+        account_id=config.account_id,
+        store=app[keys.STORE],
+        leeway=float(config.clock_skew_seconds),
+        replay=app[keys.REPLAY],
+    )
+    providers: list[IdentityProvider] = []
+    app[keys.PROVIDERS] = providers
+    try:
+        for settings in config.providers:
+            provider = host.create_identity_provider(settings, context)
+            await provider.start()
+            providers.append(provider)
+        yield
+    finally:
+        for provider in reversed(providers):
+            await provider.close()
+
+
+def _make_sts_ctx(clock: Callable[[], float]) -> ServiceContext:
+    async def _sts_ctx(app: web.Application) -> AsyncIterator[None]:
+        config = app[keys.CONFIG]
+        host = app[keys.PLUGINS]
+        sink: JsonLinesSink | StoreSink
+        if config.audit.sink == "store":
+            sink = StoreSink(app[keys.STORE], config.audit)
+            sink.start()
+        else:
+            sink = JsonLinesSink(config.audit)
+        if config.audit.sink != "none":
+            host.register(sink)
+            app[keys.AUDIT_SINK] = sink
+        app[keys.AUDITOR] = Auditor(host, account_id=config.account_id, region=config.region)
+        providers = app[keys.PROVIDERS]
+        app[keys.STS] = StsService(config, providers, app[keys.CREDENTIALS], clock=clock)
+        try:
+            yield
+        finally:
+            host.unregister(sink)
+            if isinstance(sink, StoreSink):
+                await sink.close()
+            else:
+                sink.close()
+
+    return _sts_ctx
+
+
+def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:
+    async def _proxy_ctx(app: web.Application) -> AsyncIterator[None]:
+        config = app[keys.CONFIG]
+        if not config.upstreams:
+            yield
+            return
+        settings = config.proxy
+        signer: IdentitySigner | None = None
+        if any(u.auth == "identity" for u in config.upstreams):
+            ttl = settings.identity_ttl_seconds
+            if settings.identity_signing_key is not None:
+                try:
+                    pem = settings.identity_signing_key.resolve().get_secret_value()
+                except ValueError as exc:
+                    raise ConfigError(f"proxy.identity_signing_key: {exc}") from None
+                signer = IdentitySigner.from_pem(pem, issuer=settings.identity_issuer, ttl=ttl)
+            else:
+                signer = IdentitySigner.generate(issuer=settings.identity_issuer, ttl=ttl)
+        runtime = ProxyRuntime(
+            table=UpstreamTable(config.upstreams, region=config.region, account=config.account_id),
+            authorizer=ProxyAuthorizer(config, app[keys.CREDENTIALS], app[keys.SIGNING_KEYS]),
+            trusted=app[keys.TRUSTED_PROXIES],
+            clock=clock,
+            signer=signer,
+        )
+        try:
+            for upstream in runtime.table.upstreams:
+                u = upstream.settings
+                runtime.clients[upstream.name] = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=u.max_connections, limit_per_host=u.max_connections),
+                    timeout=aiohttp.ClientTimeout(
+                        total=None, connect=u.connect_timeout, sock_read=u.read_timeout
+                    ),
+                    auto_decompress=False,
+                    cookie_jar=aiohttp.DummyCookieJar(),
+                )
+                runtime.timeouts[upstream.name] = aiohttp.ClientTimeout(
+                    total=u.total_timeout, connect=u.connect_timeout, sock_read=u.read_timeout
+                )
+            app[keys.PROXY] = runtime
+            yield
+        finally:
+            for session in runtime.clients.values():
+                await session.close()
+
+    return _proxy_ctx
