@@ -15,9 +15,9 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.config import GatewayConfig
+from gateway.context import TrustedProxies
 from gateway.plugin_host import PluginHost
 from gateway.proxy import handler as proxy
-from gateway.proxy.context import TrustedProxies
 from gateway.startup import service_contexts
 from gateway.store import Store
 from gateway.web import health, iam, query, sts

@@ -9,12 +9,12 @@ from aiohttp import web
 if TYPE_CHECKING:
     from gateway.audit import Auditor, JsonLinesSink, StoreSink
     from gateway.config import GatewayConfig
+    from gateway.context import TrustedProxies
     from gateway.credentials import CredentialService, KeyRing
     from gateway.db import DatabaseRuntime
+    from gateway.dialects import ErrorDialect
     from gateway.identity import IdentityProvider
     from gateway.plugin_host import PluginHost
-    from gateway.proxy.context import TrustedProxies
-    from gateway.proxy.dialect import ErrorDialect
     from gateway.proxy.handler import ProxyRuntime
     from gateway.sigv4 import SigningKeyCache
     from gateway.store.base import Store

@@ -196,7 +196,6 @@ def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:
         runtime = ProxyRuntime(
             table=UpstreamTable(config.upstreams, region=config.region, account=config.account_id),
             authorizer=ProxyAuthorizer(config, app[keys.CREDENTIALS], app[keys.SIGNING_KEYS]),
-            trusted=app[keys.TRUSTED_PROXIES],
             clock=clock,
             signer=signer,
         )

@@ -65,7 +65,7 @@ def principal_context(role_arn: str, account_id: str, tags: Mapping[str, str]) -
 
     ``aws:PrincipalArn``, ``aws:PrincipalAccount``, ``aws:PrincipalType`` and the role's tags as
     ``aws:PrincipalTag/KEY``. Session facts (source IP, time, MFA, federation claims) come from a
-    real request (see :func:`gateway.proxy.context.global_context`) or from explicit context.
+    real request (see :func:`gateway.context.global_context`) or from explicit context.
     """
     out = {
         "aws:PrincipalArn": role_arn,

@@ -23,6 +23,7 @@ from aiohttp import web
 from yarl import URL
 
 from gateway import keys
+from gateway.context import global_context
 from gateway.credentials import SessionClaims
 from gateway.errors import (
     AccessDenied,
@@ -38,12 +39,12 @@ from gateway.errors import (
 from gateway.policy import Decision
 from gateway.proxy.authorize import ProxyAuthorizer
 from gateway.proxy.body import BodyGuard
-from gateway.proxy.context import Transport, TrustedProxies, global_context, s3_signature_context
 from gateway.proxy.headers import forwarded_headers, request_headers, response_headers
 from gateway.proxy.identity import IdentitySigner
 from gateway.proxy.mapping import Mapped, ProxyRequest
 from gateway.proxy.paths import join_path
 from gateway.proxy.query import QueryParam, encode_query, parse_query
+from gateway.proxy.s3 import signature_context
 from gateway.proxy.upstream import Selection, Upstream, UpstreamTable
 from gateway.proxy.websocket import relay_websocket
 from gateway.sigv4 import (
@@ -57,6 +58,7 @@ from gateway.sigv4 import (
 )
 from gateway.sts.service import CallContext
 from gateway.web.middleware import CLIENT_ABORTS, service_error
+from gateway.web.request import client_ip, http_request, raw_headers, transport
 
 __all__ = ["ProxyRuntime", "jwks_endpoint", "proxy_dispatch", "proxy_request", "routes"]
 
@@ -75,7 +77,6 @@ class ProxyRuntime:
 
     table: UpstreamTable
     authorizer: ProxyAuthorizer
-    trusted: TrustedProxies
     clock: Callable[[], float]
     signer: IdentitySigner | None = None
     clients: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
@@ -119,13 +120,6 @@ async def proxy_dispatch(request: web.Request, handler: Handler) -> web.StreamRe
         if selection is not None:
             return await proxy_request(request, runtime, selection)
     return await handler(request)
-
-
-def _raw_headers(request: web.Request) -> tuple[tuple[str, str], ...]:
-    try:
-        return tuple((k.decode("latin-1"), v.decode("utf-8")) for k, v in request.raw_headers)
-    except UnicodeDecodeError:
-        raise InvalidParameterValue("A request header is not valid UTF-8.") from None
 
 
 # Headers a client may legitimately repeat; the mappings never read them as condition keys.
@@ -181,7 +175,7 @@ async def proxy_request(
     now = runtime.clock()
     ctx = CallContext(
         request_id=request[keys.REQUEST_ID],
-        source_ip=request.remote or "",
+        source_ip=client_ip(request),
         user_agent=request.headers.get("User-Agent", ""),
         secure_transport=request.secure,
         now=now,
@@ -192,13 +186,11 @@ async def proxy_request(
     try:
         if selection.error is not None:
             raise selection.error
-        raw_path, _, raw_query = request.raw_path.partition("?")
-        headers = _raw_headers(request)
+        headers = raw_headers(request)
         header_map = _header_map(headers)
+        http = http_request(request, headers=headers)
         # The client's presigned-URL parameters are spent here: mappings and the upstream never see them.
-        query = tuple(p for p in parse_query(raw_query) if p.name not in QUERY_AUTH_PARAMETERS)
-        ctx.source_ip = runtime.trusted.client_ip(request.remote or "", header_map.get("x-forwarded-for"))
-        http = HttpRequest(request.method, raw_path, raw_query, headers)
+        query = tuple(p for p in parse_query(http.raw_query) if p.name not in QUERY_AUTH_PARAMETERS)
         body: bytes | None = None
         if _body_hash_needed(http, header_map, upstream):
             await runtime.authorizer.precheck(http, now=now)
@@ -224,18 +216,14 @@ async def proxy_request(
             ProxyRequest(request.method, _host(request), selection.segments, query, header_map)
         )
         ctx.resources = [{"type": check.action, "ARN": check.resource} for check in mapped.checks]
-        transport = Transport(
-            source_ip=ctx.source_ip,
-            secure=request.secure,
-            user_agent=header_map.get("user-agent"),
-            referer=header_map.get("referer"),
-            now=now,
-        )
         context = global_context(
-            claims, transport, region=upstream.region, role_tags=runtime.authorizer.role_tags(claims)
+            claims,
+            transport(request, now=now),
+            region=upstream.region,
+            role_tags=runtime.authorizer.role_tags(claims),
         )
         if upstream.mapping.dialect == "s3":
-            context.update(s3_signature_context(verified.info, verified.payload_hash, now))
+            context.update(signature_context(verified.info, verified.payload_hash, now))
         decision = runtime.authorizer.decide(claims, mapped.checks, context)
         outcome["decision"] = decision.kind
         if not decision.allowed:

@@ -12,12 +12,14 @@ refused with AccessDenied rather than forwarded with a guess.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from urllib.parse import quote, unquote
 
 from gateway.errors import AccessDenied, InvalidParameterValue
 from gateway.proxy.mapping import Check, ContextValue, Dialect, Mapped, ProxyRequest
+from gateway.sigv4 import SignatureInfo
 
-__all__ = ["S3Mapping", "bucket_arn", "object_arn"]
+__all__ = ["S3Mapping", "bucket_arn", "object_arn", "signature_context"]
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SAFE = "/-_.~"
@@ -350,3 +352,14 @@ def _copy_source(header: str) -> tuple[Check, str]:
         context["s3:versionid"] = version
         canonical += f"?versionId={quote(version, safe='-_.~')}"
     return Check(action, object_arn(bucket, key), context), canonical
+
+
+def signature_context(info: SignatureInfo, payload_hash: str, now: float) -> dict[str, str | Sequence[str]]:
+    """S3's signature condition keys: ``s3:authType``, ``s3:signatureversion``, ``s3:signatureAge``..."""
+    age_ms = max(0, int((now - info.amz_date.timestamp()) * 1000))
+    return {
+        "s3:authType": "REST-HEADER" if info.form == "header" else "REST-QUERY-STRING",
+        "s3:signatureversion": "AWS4-HMAC-SHA256",
+        "s3:signatureAge": str(age_ms),
+        "s3:x-amz-content-sha256": payload_hash,
+    }

@@ -14,14 +14,15 @@ from types import MappingProxyType
 from typing import Any, final
 
 from gateway import keys
+from gateway.context import global_context
 from gateway.credentials import SessionClaims
 from gateway.errors import AccessDenied
 from gateway.iam import API_VERSION, RoleCatalog, SimulationParams, simulate
 from gateway.policy import Request
 from gateway.proxy.authorize import ProxyAuthorizer
-from gateway.proxy.context import Transport, global_context
 from gateway.sts.xml import XmlValue
 from gateway.web.query import QueryAction, QueryActions, QueryCall, authenticate_call
+from gateway.web.request import transport
 
 __all__ = ["ACTIONS", "NAMESPACE"]
 
@@ -90,15 +91,8 @@ def _authorize(call: QueryCall, claims: SessionClaims, action: str, resource: st
     config = app[keys.CONFIG]
     # Built per call: the simulator is no hot path, and parsing hits the engine's document cache.
     authorizer = ProxyAuthorizer(config, app[keys.CREDENTIALS], app[keys.SIGNING_KEYS])
-    headers = call.request.headers
-    transport = Transport(
-        source_ip=call.ctx.source_ip,  # already resolved through the trusted proxies
-        secure=call.ctx.secure_transport,
-        user_agent=headers.get("User-Agent"),
-        referer=headers.get("Referer"),
-        now=call.ctx.now,
-    )
-    context = global_context(claims, transport, region=config.region, role_tags=authorizer.role_tags(claims))
+    facts = transport(call.request, now=call.ctx.now)
+    context = global_context(claims, facts, region=config.region, role_tags=authorizer.role_tags(claims))
     decision = authorizer.policy_set(claims).decide(
         Request(
             action=f"iam:{action}",

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway import keys
+from gateway.dialects import error_body
 from gateway.errors import (
     AccessDenied,
     BadRequest,
@@ -29,8 +30,6 @@ from gateway.errors import (
     ServiceError,
 )
 from gateway.logs import request_id_var
-from gateway.proxy.dialect import error_body
-from gateway.sts.xml import error_document
 
 __all__ = [
     "CLIENT_ABORTS",
@@ -47,20 +46,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def sts_error_response(exc: ServiceError, request_id: str) -> web.Response:
-    """An STS/IAM Query-protocol ``ErrorResponse``."""
-    return web.Response(
-        status=exc.status,
-        text=error_document(exc.fault, exc.code, exc.message, request_id),
-        content_type="text/xml",
-    )
+    """A Query-protocol ``ErrorResponse`` (STS, IAM): for answers given before any route is known."""
+    status, body, content_type, headers = error_body(exc, request_id, "sts")
+    return web.Response(status=status, text=body, content_type=content_type, headers=headers)
 
 
 def error_response(request: web.Request, exc: ServiceError, request_id: str) -> web.Response:
     """``exc`` in the dialect of the API ``request`` called: STS XML unless the proxy named another."""
-    dialect = request.get(keys.ERROR_DIALECT, "sts")
-    if dialect == "sts":
-        return sts_error_response(exc, request_id)
-    status, body, content_type, headers = error_body(exc, request_id, dialect)
+    status, body, content_type, headers = error_body(exc, request_id, request.get(keys.ERROR_DIALECT, "sts"))
     return web.Response(status=status, text=body, content_type=content_type, headers=headers)
 
 

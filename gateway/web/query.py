@@ -9,7 +9,6 @@ thin adapters around pure domain services.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -20,19 +19,17 @@ from gateway import keys
 from gateway.authn import authenticate
 from gateway.credentials import SessionClaims
 from gateway.errors import InvalidAction, MissingParameter, ServiceError, ValidationError
-from gateway.sigv4 import HttpRequest
 from gateway.sts.params import QueryParams, collect_params
 from gateway.sts.service import CallContext
 from gateway.sts.xml import XmlValue, response_document
 from gateway.web.middleware import service_error
+from gateway.web.request import client_ip, http_request
 
 __all__ = [
     "QueryAction",
     "QueryActions",
     "QueryCall",
     "authenticate_call",
-    "client_ip",
-    "http_request",
     "routes",
 ]
 
@@ -77,29 +74,6 @@ def _pairs(query: str, body: bytes, content_type: str) -> list[tuple[str, str]]:
     except (UnicodeDecodeError, ValueError):
         raise ValidationError("The request parameters could not be parsed") from None
     return pairs
-
-
-def http_request(request: web.Request, body: bytes) -> HttpRequest:
-    """The transport-neutral view of ``request`` that SigV4 verification needs."""
-    raw_path, _, raw_query = request.raw_path.partition("?")
-    headers = tuple(
-        (k.decode("latin-1"), v.decode("utf-8", errors="replace")) for k, v in request.raw_headers
-    )
-    return HttpRequest(
-        method=request.method,
-        raw_path=raw_path,
-        raw_query=raw_query,
-        headers=headers,
-        payload_sha256=hashlib.sha256(body).hexdigest(),
-    )
-
-
-def client_ip(request: web.Request) -> str:
-    """The caller's address: the peer, or what trusted proxies say in X-Forwarded-For."""
-    forwarded = request.headers.getall("X-Forwarded-For", [])
-    return request.app[keys.TRUSTED_PROXIES].client_ip(
-        request.remote or "", ",".join(forwarded) if forwarded else None
-    )
 
 
 async def authenticate_call(call: QueryCall, *, service: str) -> SessionClaims:

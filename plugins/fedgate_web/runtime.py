@@ -28,7 +28,7 @@ from gateway.errors import AccessDenied, ServiceError
 from gateway.store.base import Store
 from gateway.store.replay import ReplayGuard
 from gateway.sts.service import AssumedRole, CallContext, StsService
-from gateway.web.query import client_ip
+from gateway.web.request import client_ip
 
 __all__ = ["WEB", "SamlLogin", "WebLogin", "safe_next"]
 

@@ -1,8 +1,12 @@
-"""The global condition keys of a proxied request (``aws:*``), from the session and the transport.
+"""What every front door knows about a request, and the global condition keys (``aws:*``) built from it.
 
-``aws:SourceIp`` is the TCP peer unless that peer is a trusted proxy, in which case
-``X-Forwarded-For`` is read right to left, skipping trusted hops, and the first untrusted address
-is the client. A spoofed header from an untrusted peer is therefore ignored.
+The Query endpoint (STS, IAM), the reverse proxy and the browser sign-in pages all describe a request
+with one :class:`Transport` (source address, TLS, user agent, referer, time) and read the client's
+address with one :class:`TrustedProxies`: ``aws:SourceIp`` is the TCP peer unless that peer is a
+trusted proxy, in which case ``X-Forwarded-For`` is read right to left, skipping trusted hops, and the
+first untrusted address is the client. A spoofed header from an untrusted peer is therefore ignored.
+:func:`global_context` turns a session and its transport into the keys a permission policy sees.
+Pure: the aiohttp adapter that fills a :class:`Transport` is :mod:`gateway.web.request`.
 """
 
 from __future__ import annotations
@@ -13,9 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.credentials import SessionClaims
-from gateway.sigv4 import SignatureInfo
 
-__all__ = ["Transport", "TrustedProxies", "global_context", "s3_signature_context"]
+__all__ = ["Transport", "TrustedProxies", "global_context"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -50,7 +53,11 @@ class TrustedProxies:
 
 @dataclass(frozen=True, slots=True)
 class Transport:
-    """What the transport knows about a request."""
+    """What the transport knows about a request: the facts every front door can state.
+
+    ``source_ip`` is already resolved through the trusted proxies; ``user_agent`` and ``referer``
+    are ``None`` when the request carries none; ``now`` is epoch seconds.
+    """
 
     source_ip: str
     secure: bool
@@ -104,16 +111,3 @@ def global_context(
     for key, value in lowered.values():
         context[f"aws:PrincipalTag/{key}"] = value
     return context
-
-
-def s3_signature_context(
-    info: SignatureInfo, payload_hash: str, now: float
-) -> dict[str, str | Sequence[str]]:
-    """S3's signature condition keys: ``s3:authType``, ``s3:signatureversion``, ``s3:signatureAge``..."""
-    age_ms = max(0, int((now - info.amz_date.timestamp()) * 1000))
-    return {
-        "s3:authType": "REST-HEADER" if info.form == "header" else "REST-QUERY-STRING",
-        "s3:signatureversion": "AWS4-HMAC-SHA256",
-        "s3:signatureAge": str(age_ms),
-        "s3:x-amz-content-sha256": payload_hash,
-    }

@@ -1,9 +1,12 @@
-"""Error documents in the dialect of the API that was called: S3's XML, or JSON for the others.
+"""Error documents in the dialect of the API that was called: the Query protocol's XML (STS, IAM),
+S3's XML, or JSON for the others.
 
-STS's own ``ErrorResponse`` lives in :mod:`gateway.sts.xml`; the request middleware picks the
-dialect (the proxy handler names it on the request) and calls :func:`error_body` here. Codes are
-translated where S3 spells a condition differently from STS (``InvalidClientTokenId`` is S3's
-``InvalidAccessKeyId``, an expired session is ``ExpiredToken``...).
+One function, :func:`error_body`, renders any :class:`~gateway.errors.ServiceError` in any dialect;
+the request middleware picks the dialect (the proxy handler names its upstream's on the request)
+and every front door answers through it. Codes are translated where S3 spells a condition
+differently from STS (``InvalidClientTokenId`` is S3's ``InvalidAccessKeyId``, an expired session is
+``ExpiredToken``...). The Query protocol's ``ErrorResponse`` document itself is built by
+:func:`gateway.sts.xml.error_document`.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from typing import Literal
 from xml.sax.saxutils import escape
 
 from gateway.errors import ServiceError
+from gateway.sts.xml import error_document
 
-__all__ = ["ErrorDialect", "error_body", "s3_code"]
+__all__ = ["DIALECTS", "ErrorDialect", "error_body", "s3_code"]
 
 ErrorDialect = Literal["sts", "s3", "json"]
+#: Every dialect, for tests and documentation.
+DIALECTS: tuple[ErrorDialect, ...] = ("sts", "s3", "json")
 
 # STS-style code -> (S3 code, S3 status).
 _S3_CODES: dict[str, tuple[str, int]] = {
@@ -40,7 +46,9 @@ def s3_code(exc: ServiceError) -> tuple[str, int]:
 def error_body(
     exc: ServiceError, request_id: str, dialect: ErrorDialect
 ) -> tuple[int, str, str, dict[str, str]]:
-    """``(status, body, content type, extra headers)`` of ``exc`` in ``dialect`` (``s3`` or ``json``)."""
+    """``(status, body, content type, extra headers)`` of ``exc`` in ``dialect``."""
+    if dialect == "sts":
+        return exc.status, error_document(exc.fault, exc.code, exc.message, request_id), "text/xml", {}
     if dialect == "s3":
         code, status = s3_code(exc)
         text = escape(exc.message.translate(_INVALID_XML_CHARS))
