@@ -23,6 +23,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.arns import role_arn
 from gateway.errors import ConfigError, MalformedPolicyDocument
 from gateway.proxy.config import ProxySettings, UpstreamSettings
 from gateway.secretref import SecretRef
@@ -437,7 +438,7 @@ class GatewayConfig(_Model):
 
     def role_arn(self, role: RoleSettings) -> str:
         """The ARN of ``role`` in this account."""
-        return f"arn:aws:iam::{self.account_id}:role{role.path}{role.name}"
+        return role_arn(self.account_id, role.path, role.name)
 
 
 def _check_iam_path(path: str) -> str:

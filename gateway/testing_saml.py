@@ -65,6 +65,8 @@ from saml2.metadata import entity_descriptor
 from saml2.sigver import CryptoBackend
 from yarl import URL
 
+from gateway.arns import saml_provider_arn
+
 # pysaml2's server module touches a cipher mode that cryptography deprecates; harmless here (no
 # symmetric crypto is used), and it must not turn into an error under filterwarnings=error.
 with warnings.catch_warnings():
@@ -631,7 +633,7 @@ class SAMLTestIdP:
     @staticmethod
     def provider_arn(account_id: str, name: str) -> str:
         """``arn:aws:iam::ACCOUNT:saml-provider/NAME``."""
-        return f"arn:aws:iam::{account_id}:saml-provider/{name}"
+        return saml_provider_arn(account_id, name)
 
     # -- responses ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ validates them on each signed request with no I/O: revocations are held in memor
 
 from __future__ import annotations
 
-from gateway.credentials.claims import SessionClaims, parse_role_arn, role_id_for
+from gateway.credentials.claims import SessionClaims, role_id_for
 from gateway.credentials.keyring import MAX_TOKEN_CHARS, KeyRing
 from gateway.credentials.revocation import Revocations, RevocationWriter
 from gateway.credentials.service import (
@@ -29,7 +29,6 @@ __all__ = [
     "SessionClaims",
     "new_access_key_id",
     "new_secret_access_key",
-    "parse_role_arn",
     "revoke_role_sessions",
     "role_id_for",
 ]

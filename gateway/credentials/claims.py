@@ -12,34 +12,24 @@ import base64
 import functools
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, final
+
+from gateway.arns import parse_role_arn
 
 __all__ = [
     "CLAIMS_VERSION",
     "SessionClaims",
     "decode_claims",
     "encode_claims",
-    "parse_role_arn",
     "role_id_for",
 ]
 
 CLAIMS_VERSION = 1
 
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\x21-\x7e]*/)?([\w+=,.@-]{1,64})$")
-
 ClaimValue = str | tuple[str, ...]
-
-
-def parse_role_arn(role_arn: str) -> tuple[str, str]:
-    """Return ``(account_id, role_name)`` of a role ARN; raise ``ValueError`` if it is not one."""
-    match = _ROLE_ARN.match(role_arn)
-    if match is None or len(role_arn) > 2048:
-        raise ValueError("not a role ARN (arn:aws:iam::ACCOUNT:role/[PATH/]NAME)")
-    return match.group(1), match.group(2)
 
 
 def role_id_for(role_arn: str) -> str:

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, final
 
+from gateway.arns import parse_role_arn
 from gateway.credentials.claims import (
     ClaimValue,
     SessionClaims,
     decode_claims,
     encode_claims,
-    parse_role_arn,
     role_id_for,
 )
 from gateway.credentials.keyring import MAX_TOKEN_CHARS, KeyRing, invalid_token

@@ -102,8 +102,12 @@ def parse_duration(raw: str | None, default: int = 3600) -> int:
     return value
 
 
-def parse_role_arn(raw: str) -> str:
-    """``RoleArn``: 20-2048 characters naming an IAM role."""
+def role_arn_parameter(raw: str) -> str:
+    """The ``RoleArn`` parameter: 20-2048 characters shaped like an IAM role's ARN.
+
+    A syntax check of the parameter (``ValidationError``), not a lookup: a well-formed ARN that
+    names no role is refused later, as AccessDenied, like a role the caller may not assume.
+    """
     _length("RoleArn", raw, 20, 2048)
     if not _ROLE_ARN_RE.match(raw):
         raise ValidationError(f"{raw[:256]} is not a valid role ARN")
@@ -178,7 +182,7 @@ class AssumeRoleWithWebIdentityParams:
     @classmethod
     def parse(cls, params: QueryParams) -> AssumeRoleWithWebIdentityParams:
         """Validate every parameter; the first problem raises with AWS's code."""
-        role_arn = parse_role_arn(params.require("RoleArn"))
+        role_arn = role_arn_parameter(params.require("RoleArn"))
         session_name = parse_session_name(params.require("RoleSessionName"))
         token = _length("WebIdentityToken", params.require("WebIdentityToken"), 4, 20000)
         raw_duration = params.get("DurationSeconds")
@@ -215,7 +219,7 @@ class AssumeRoleWithSAMLParams:
     @classmethod
     def parse(cls, params: QueryParams) -> AssumeRoleWithSAMLParams:
         """Validate every parameter; the first problem raises with AWS's code."""
-        role_arn = parse_role_arn(params.require("RoleArn"))
+        role_arn = role_arn_parameter(params.require("RoleArn"))
         principal_arn = _length("PrincipalArn", params.require("PrincipalArn"), 20, 2048)
         if not _SAML_PROVIDER_ARN_RE.match(principal_arn):
             raise ValidationError(f"{principal_arn[:256]} is not a valid SAML provider ARN")

@@ -20,6 +20,7 @@ from fedgate_oidc.token import (
     select_key,
     verify_signature,
 )
+from gateway.arns import oidc_provider_arn
 from gateway.errors import InvalidIdentityToken
 from gateway.identity import Identity, ProviderContext, ProviderKind
 
@@ -49,7 +50,7 @@ class OIDCProvider:
         self._clock = clock
         self._leeway = min(max(context.leeway, 0.0), MAX_LEEWAY)
         self._id = provider_id(settings.issuer)
-        self._arn = f"arn:aws:iam::{context.account_id}:oidc-provider/{self._id}"
+        self._arn = oidc_provider_arn(context.account_id, self._id)
         self._keys = KeyFetcher(settings, store=context.store, clock=clock, monotonic=monotonic)
 
     @property

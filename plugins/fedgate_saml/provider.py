@@ -13,6 +13,7 @@ from fedgate_saml.assertion import VerifiedAssertion, check_response
 from fedgate_saml.attributes import aws_claims, condition_keys, name_qualifier, subject_type
 from fedgate_saml.config import SAMLProviderSettings
 from fedgate_saml.metadata import IdPMetadata, MetadataSource
+from gateway.arns import saml_provider_arn
 from gateway.errors import InvalidIdentityToken
 from gateway.identity import Identity, ProviderContext, ProviderKind
 
@@ -56,7 +57,7 @@ class SAMLProvider:
         self._context = context
         self._clock = clock
         self._leeway = min(max(context.leeway, 0.0), MAX_LEEWAY)
-        self._arn = f"arn:aws:iam::{context.account_id}:saml-provider/{settings.name}"
+        self._arn = saml_provider_arn(context.account_id, settings.name)
         self._metadata = MetadataSource(settings, monotonic=monotonic)
         self._audiences = frozenset(settings.audiences)
         self._recipients = frozenset(settings.recipients)
