@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from gateway.credentials import CredentialService, KeyRing
     from gateway.db import DatabaseRuntime
     from gateway.dialects import ErrorDialect
+    from gateway.iam.catalog import Catalog
     from gateway.identity import IdentityProvider
     from gateway.plugin_host import PluginHost
     from gateway.proxy.handler import ProxyRuntime
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AUDITOR",
     "AUDIT_SINK",
+    "CATALOG",
     "CONFIG",
     "CREDENTIALS",
     "DATABASE",
@@ -52,6 +54,8 @@ KEYRING: web.AppKey[KeyRing] = web.AppKey("keyring")
 DATABASE: web.AppKey[DatabaseRuntime] = web.AppKey("database")
 CREDENTIALS: web.AppKey[CredentialService] = web.AppKey("credentials")
 PROVIDERS: web.AppKey[list[IdentityProvider]] = web.AppKey("providers")
+#: The IAM catalog: roles and managed policies, compiled; read ``.snapshot`` once per request.
+CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")
 STS: web.AppKey[StsService] = web.AppKey("sts")
 AUDITOR: web.AppKey[Auditor] = web.AppKey("auditor")
 #: The built-in sink in use (its ``stats`` when it is the store sink), absent when ``sink: none``.

@@ -16,7 +16,6 @@ import yaml
 
 from gateway.errors import ConfigError, ServiceError
 from gateway.iam.entries import CONTEXT_KEY_TYPES, ContextEntry, ContextKeyType, build_context
-from gateway.iam.roles import RoleCatalog, principal_context
 from gateway.iam.simulate import EvaluationResult, Simulation, SourcePolicy
 from gateway.policy import PolicyKind
 from gateway.policy.parse import MAX_SOURCE_CHARS
@@ -155,14 +154,16 @@ def _build(args: argparse.Namespace) -> tuple[Simulation, dict[str, Any]]:
     if args.role is not None:
         if args.config is None:
             raise _BadInput("--role needs -c/--config")
+        from gateway.iam.catalog import build_snapshot
+        from gateway.iam.records import records_from_config
+        from gateway.iam.roles import find_role, principal_context, role_sources
         from gateway.startup import load_config
 
         config = load_config(args.config)
-        catalog = RoleCatalog(config)
-        role = catalog.find(args.role)
-        identity = catalog.sources(role) + identity
-        caller = caller or catalog.arn(role)
-        context.update(principal_context(catalog.arn(role), config.account_id, role.tags))
+        role = find_role(build_snapshot(records_from_config(config)), args.role)
+        identity = role_sources(role) + identity
+        caller = caller or role.arn
+        context.update(principal_context(role.arn, config.account_id, role.tags))
     if not identity:
         raise _BadInput("give at least one --policy, or --role with -c")
     entries = _context(args.context, args.context_type)

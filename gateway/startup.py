@@ -32,6 +32,8 @@ from gateway.config import GatewayConfig, parse_config, read_yaml
 from gateway.credentials import CredentialService, KeyRing
 from gateway.db import start_database
 from gateway.errors import ConfigError, ServiceError
+from gateway.iam.catalog import Catalog
+from gateway.iam.records import records_from_config
 from gateway.identity import IdentityProvider, ProviderContext
 from gateway.plugin_host import PluginHost, disabled_from_env
 from gateway.proxy.authorize import ProxyAuthorizer
@@ -79,6 +81,7 @@ def service_contexts(clock: Callable[[], float], *, store: Store | None = None) 
         _database_ctx,
         _credentials_ctx,
         _providers_ctx,
+        _catalog_ctx,
         _make_sts_ctx(clock),
         _make_proxy_ctx(clock),
     ]
@@ -147,6 +150,12 @@ async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
             await provider.close()
 
 
+async def _catalog_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Built once; every decision reads the snapshot it holds (the YAML is its only source today).
+    app[keys.CATALOG] = Catalog.from_records(records_from_config(app[keys.CONFIG]))
+    yield
+
+
 def _make_sts_ctx(clock: Callable[[], float]) -> ServiceContext:
     async def _sts_ctx(app: web.Application) -> AsyncIterator[None]:
         config = app[keys.CONFIG]
@@ -162,7 +171,7 @@ def _make_sts_ctx(clock: Callable[[], float]) -> ServiceContext:
             app[keys.AUDIT_SINK] = sink
         app[keys.AUDITOR] = Auditor(host, account_id=config.account_id, region=config.region)
         providers = app[keys.PROVIDERS]
-        app[keys.STS] = StsService(config, providers, app[keys.CREDENTIALS], clock=clock)
+        app[keys.STS] = StsService(app[keys.CATALOG], providers, app[keys.CREDENTIALS], clock=clock)
         try:
             yield
         finally:

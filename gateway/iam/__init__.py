@@ -1,9 +1,13 @@
-"""IAM's API surface in fedgate, framework-free: policy simulation for now.
+"""IAM in fedgate, framework-free: the catalog every decision reads, and the IAM API (simulation).
 
-:mod:`.params` validates the Query parameters of ``SimulateCustomPolicy`` and
+The catalog: :mod:`.records` (plain records a source states), :mod:`.catalog` (compiled roles and
+managed policies behind an atomically swapped snapshot), :mod:`.trust` (the one trust decision:
+may this identity assume this role) and :mod:`.permissions` (what a signed call's session may do).
+
+Simulation: :mod:`.params` validates the Query parameters of ``SimulateCustomPolicy`` and
 ``SimulatePrincipalPolicy``; :mod:`.entries` types context entries; :mod:`.simulate` runs the
 policy engine over actions and resources and shapes IAM's ``EvaluationResult``;
-:mod:`.positions` finds statements in policy text; :mod:`.roles` exposes configured roles as
+:mod:`.positions` finds statements in policy text; :mod:`.roles` exposes catalog roles as
 policy sources; :mod:`.service` ties them together. The aiohttp adapter is
 :mod:`gateway.web.iam`; the command line is :mod:`gateway.simulate_cli`.
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 from gateway.iam.entries import ContextEntry, build_context
 from gateway.iam.params import API_VERSION, SimulationParams
-from gateway.iam.roles import RoleCatalog, principal_context
+from gateway.iam.roles import find_role, principal_context, role_sources
 from gateway.iam.service import SimulationPage, build_simulation, simulate
 from gateway.iam.simulate import EvaluationResult, Simulation, SourcePolicy, StatementRef
 
@@ -20,7 +24,6 @@ __all__ = [
     "API_VERSION",
     "ContextEntry",
     "EvaluationResult",
-    "RoleCatalog",
     "Simulation",
     "SimulationPage",
     "SimulationParams",
@@ -28,6 +31,8 @@ __all__ = [
     "StatementRef",
     "build_context",
     "build_simulation",
+    "find_role",
     "principal_context",
+    "role_sources",
     "simulate",
 ]

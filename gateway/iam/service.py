@@ -1,7 +1,7 @@
 """The two simulation actions, from validated parameters to one page of results.
 
 ``SimulateCustomPolicy`` evaluates only the policies in the request. ``SimulatePrincipalPolicy``
-evaluates the permission policies of a configured role (``PolicySourceArn``) plus any
+evaluates the permission policies of a catalog role (``PolicySourceArn``) plus any
 ``PolicyInputList`` documents; the simulated caller defaults to that role. Neither adds context
 values the request did not give (as IAM does): what the policies needed and lacked comes back in
 ``MissingContextValues``.
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.iam.catalog import CatalogSnapshot
 from gateway.iam.entries import build_context
 from gateway.iam.params import SimulationParams
-from gateway.iam.roles import RoleCatalog
+from gateway.iam.roles import find_role, role_sources
 from gateway.iam.simulate import EvaluationResult, Simulation, SourcePolicy
 
 __all__ = ["SimulationPage", "build_simulation", "simulate"]
@@ -27,7 +28,7 @@ class SimulationPage:
     next_marker: int | None
 
 
-def build_simulation(params: SimulationParams, catalog: RoleCatalog | None = None) -> Simulation:
+def build_simulation(params: SimulationParams, catalog: CatalogSnapshot | None = None) -> Simulation:
     """The :class:`Simulation` ``params`` describe. MalformedPolicyDocument on invalid policy text,
     NoSuchEntity for a ``PolicySourceArn`` that names no configured role."""
     identity: list[SourcePolicy] = []
@@ -35,9 +36,9 @@ def build_simulation(params: SimulationParams, catalog: RoleCatalog | None = Non
     if params.policy_source_arn is not None:
         if catalog is None:
             raise ValueError("SimulatePrincipalPolicy needs the role catalog")
-        role = catalog.find(params.policy_source_arn)
-        identity.extend(catalog.sources(role))
-        caller = caller or catalog.arn(role)
+        role = find_role(catalog, params.policy_source_arn)
+        identity.extend(role_sources(role))
+        caller = caller or role.arn
     identity.extend(
         SourcePolicy.parse(doc, id=f"PolicyInputList.{i}", type=None, kind="identity")
         for i, doc in enumerate(params.policy_inputs, 1)
@@ -62,7 +63,7 @@ def build_simulation(params: SimulationParams, catalog: RoleCatalog | None = Non
     )
 
 
-def simulate(params: SimulationParams, catalog: RoleCatalog | None = None) -> SimulationPage:
+def simulate(params: SimulationParams, catalog: CatalogSnapshot | None = None) -> SimulationPage:
     """Run the simulation ``params`` describe and return the requested page."""
     simulation = build_simulation(params, catalog)
     results = simulation.run(

@@ -14,10 +14,9 @@ import math
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol, final
 
-from gateway.config import GatewayConfig
+from gateway.context import Transport
 from gateway.credentials import CredentialService, IssuedCredentials, SessionClaims
 from gateway.errors import (
     AccessDenied,
@@ -27,9 +26,11 @@ from gateway.errors import (
     PackedPolicyTooLarge,
     ValidationError,
 )
+from gateway.iam.catalog import Catalog, CatalogSnapshot
+from gateway.iam.trust import decide_trust, idp_grants
 from gateway.identity import Identity, IdentityProvider
 from gateway.jsonlimits import loads as bounded_loads
-from gateway.policy import Policy, Request, evaluate_trust, parse_policy
+from gateway.policy import Policy, parse_policy
 from gateway.sts.params import (
     AssumeRoleWithSAMLParams,
     AssumeRoleWithWebIdentityParams,
@@ -58,6 +59,17 @@ class CallContext:
     request_parameters: dict[str, Any] | None = None
     response_elements: dict[str, Any] | None = None
     resources: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def transport(self) -> Transport:
+        """The request facts a trust policy sees."""
+        return Transport(
+            source_ip=self.source_ip,
+            secure=self.secure_transport,
+            user_agent=self.user_agent,
+            referer=None,
+            now=self.now,
+        )
 
 
 class SessionArgs(Protocol):
@@ -107,23 +119,15 @@ class StsService:
 
     def __init__(
         self,
-        config: GatewayConfig,
+        catalog: Catalog,
         providers: Sequence[IdentityProvider],
         credentials: CredentialService,
         *,
         clock: Callable[[], float],
     ) -> None:
-        self._config = config
+        self._catalog = catalog
         self._credentials = credentials
         self._clock = clock
-        self._roles = {config.role_arn(role): role for role in config.roles}
-        self._trust = {
-            arn: parse_policy(role.trust_policy, kind="trust", name=f"{role.name}-trust")
-            for arn, role in self._roles.items()
-        }
-        self._managed = {
-            f"arn:aws:iam::{config.account_id}:policy{p.path}{p.name}": p for p in config.policies
-        }
         self._oidc_by_issuer: dict[str, IdentityProvider] = {}
         self._saml_by_arn: dict[str, IdentityProvider] = {}
         for provider in providers:
@@ -144,6 +148,7 @@ class StsService:
     async def assume_role_with_web_identity(self, params: QueryParams, ctx: CallContext) -> AssumedRole:
         """``AssumeRoleWithWebIdentity``: exchange an OIDC token for role credentials."""
         args = AssumeRoleWithWebIdentityParams.parse(params)
+        snapshot = self._catalog.snapshot
         ctx.request_parameters = {
             "roleArn": args.role_arn,
             "roleSessionName": args.role_session_name,
@@ -152,7 +157,7 @@ class StsService:
             "policy": args.policy,
             "providerId": args.provider_id,
         }
-        session_policy = self._session_policy(args.policy, args.policy_arns)
+        session_policy = _session_policy(snapshot, args.policy, args.policy_arns)
         provider = self._oidc_provider_for(args.web_identity_token)
         identity = await provider.authenticate(args.web_identity_token)
         ctx.user_identity = {
@@ -161,9 +166,7 @@ class StsService:
             "userName": identity.subject,
             "identityProvider": identity.provider_arn,
         }
-        assumed = self._assume(
-            "sts:AssumeRoleWithWebIdentity", args, args.role_session_name, session_policy, identity, ctx
-        )
+        assumed = self._assume(snapshot, args, args.role_session_name, session_policy, identity, ctx)
         ctx.response_elements = {
             **self._response_elements(assumed),
             "subjectFromWebIdentityToken": identity.subject,
@@ -175,6 +178,7 @@ class StsService:
     async def assume_role_with_saml(self, params: QueryParams, ctx: CallContext) -> AssumedRole:
         """``AssumeRoleWithSAML``: exchange a signed SAML response for role credentials."""
         args = AssumeRoleWithSAMLParams.parse(params)
+        snapshot = self._catalog.snapshot
         ctx.request_parameters = {
             "roleArn": args.role_arn,
             "principalArn": args.principal_arn,
@@ -182,7 +186,7 @@ class StsService:
             "policyArns": list(args.policy_arns) or None,
             "policy": args.policy,
         }
-        session_policy = self._session_policy(args.policy, args.policy_arns)
+        session_policy = _session_policy(snapshot, args.policy, args.policy_arns)
         provider = self._saml_by_arn.get(args.principal_arn)
         if provider is None:
             raise InvalidIdentityToken(f"SAML provider {args.principal_arn} does not exist in the account")
@@ -193,13 +197,13 @@ class StsService:
             "userName": identity.subject,
             "identityProvider": identity.provider_arn,
         }
-        if (args.role_arn, args.principal_arn) not in identity.roles:
-            # The IdP did not grant this role to this user.
+        if not idp_grants(identity, args.role_arn):
+            # The IdP did not grant this role to this user (the trust decision checks it again).
             raise AccessDenied("Not authorized to perform sts:AssumeRoleWithSAML")
         if identity.session_name is None:
             raise InvalidIdentityToken("The SAML assertion has no RoleSessionName attribute")
         session_name = parse_session_name(identity.session_name)
-        assumed = self._assume("sts:AssumeRoleWithSAML", args, session_name, session_policy, identity, ctx)
+        assumed = self._assume(snapshot, args, session_name, session_policy, identity, ctx)
         ctx.response_elements = {
             **self._response_elements(assumed),
             "subject": identity.subject,
@@ -219,32 +223,27 @@ class StsService:
         ``identity`` was verified by the sign-in itself (an OIDC code flow's ID token or a SAML
         response at the ACS). The same rules as the federation APIs apply: a SAML identity must
         have been granted ``role_arn`` by its IdP, and the role's trust policy must allow the
-        identity for ``sts:AssumeRoleWithSAML`` or ``sts:AssumeRoleWithWebIdentity``.
+        identity for ``sts:AssumeRoleWithSAML`` or ``sts:AssumeRoleWithWebIdentity``: the one
+        trust decision (:func:`gateway.iam.trust.decide_trust`) decides, as for the federation APIs.
+        ``duration_seconds`` is capped by the role's maximum session duration.
         """
-        saml = identity.kind == "saml"
-        action = "sts:AssumeRoleWithSAML" if saml else "sts:AssumeRoleWithWebIdentity"
-        if saml and (role_arn, identity.provider_arn) not in identity.roles:
-            raise AccessDenied(f"Not authorized to perform {action}")
         ctx.request_parameters = {
             "roleArn": role_arn,
             "roleSessionName": session_name,
             "durationSeconds": duration_seconds,
         }
+        snapshot = self._catalog.snapshot
+        role = snapshot.role(role_arn)
+        if role is not None:
+            duration_seconds = min(duration_seconds, role.max_session_duration)
         request = _SessionRequest(role_arn=role_arn, duration_seconds=duration_seconds)
-        assumed = self._assume(action, request, parse_session_name(session_name), None, identity, ctx)
+        assumed = self._assume(snapshot, request, parse_session_name(session_name), None, identity, ctx)
         ctx.response_elements = self._response_elements(assumed)
         return assumed
 
-    def _session_policy(self, policy: str | None, policy_arns: Sequence[str]) -> Policy | None:
-        parsed = parse_policy(policy, kind="session", name="session-policy") if policy else None
-        for arn in policy_arns:
-            if arn not in self._managed:
-                raise InvalidParameterValue(f"Policy {arn[:256]} does not exist or is not attachable.")
-        return parsed
-
     def _assume(
         self,
-        action: str,
+        snapshot: CatalogSnapshot,
         args: SessionArgs,
         session_name: str,
         session_policy: Policy | None,
@@ -253,13 +252,14 @@ class StsService:
     ) -> AssumedRole:
         """Authorize ``identity`` to assume ``args.role_arn`` and mint the session's credentials."""
         role_arn, policy = args.role_arn, args.policy
-        role = self._roles.get(role_arn)
-        if role is None:
-            # Unknown and forbidden roles look the same, so roles cannot be enumerated.
-            raise AccessDenied(f"Not authorized to perform {action}")
-        ctx.resources.append({"type": "AWS::IAM::Role", "ARN": role_arn})
+        role = snapshot.role(role_arn)
+        if role is not None:
+            ctx.resources.append({"type": "AWS::IAM::Role", "ARN": role_arn})
+        # Unknown and forbidden roles are refused alike, so roles cannot be enumerated.
+        trust = decide_trust(role, identity, session_name=session_name, transport=ctx.transport)
+        if not trust.allowed or role is None:
+            raise trust.error()
         tags = dict(identity.session_tags)
-        self._authorize_trust(action, role_arn, session_name, identity, tags, ctx)
         if args.duration_seconds > role.max_session_duration:
             raise ValidationError(
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
@@ -267,7 +267,7 @@ class StsService:
         duration = _effective_duration(args.duration_seconds, identity, ctx.now)
         packed = _packed_size(session_policy, policy, tags)
         issued = self._credentials.issue(
-            account_id=self._config.account_id,
+            account_id=snapshot.account_id,
             role_arn=role_arn,
             role_name=role.name,
             session_name=session_name,
@@ -312,56 +312,15 @@ class StsService:
             raise InvalidIdentityToken(f"No OpenIDConnect provider found in your account for {issuer[:256]}")
         return provider
 
-    def _authorize_trust(
-        self,
-        action: str,
-        role_arn: str,
-        session_name: str,
-        identity: Identity,
-        tags: Mapping[str, str],
-        ctx: CallContext,
-    ) -> None:
-        context = _trust_context(identity, session_name, tags, ctx)
-        principal = {"Federated": [identity.provider_arn]}
-        trust = self._trust[role_arn]
-        actions = [action]
-        if tags:
-            # AWS requires sts:TagSession in the trust policy when the IdP passes session tags,
-            # and sts:SetSourceIdentity when it asserts a source identity.
-            actions.append("sts:TagSession")
-        if identity.source_identity is not None:
-            actions.append("sts:SetSourceIdentity")
-        for needed in actions:
-            decision = evaluate_trust(
-                trust, Request(action=needed, resource=role_arn, principal=principal, context=context)
-            )
-            if not decision.allowed:
-                raise AccessDenied(f"Not authorized to perform {needed}")
 
-
-def _trust_context(
-    identity: Identity, session_name: str, tags: Mapping[str, str], ctx: CallContext
-) -> dict[str, str | list[str]]:
-    moment = datetime.fromtimestamp(ctx.now, UTC)
-    context: dict[str, str | list[str]] = {k.lower(): v for k, v in identity.condition_keys.items()}
-    context.update(
-        {
-            "aws:federatedprovider": identity.provider_arn,
-            "aws:currenttime": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "aws:epochtime": str(int(ctx.now)),
-            "aws:sourceip": ctx.source_ip,
-            "aws:useragent": ctx.user_agent,
-            "aws:securetransport": "true" if ctx.secure_transport else "false",
-            "sts:rolesessionname": session_name,
-        }
-    )
-    if tags:
-        context["aws:tagkeys"] = list(tags)
-        for key, value in tags.items():
-            context[f"aws:requesttag/{key.lower()}"] = value
-    if identity.transitive_tag_keys:
-        context["sts:transitivetagkeys"] = list(identity.transitive_tag_keys)
-    return context
+def _session_policy(
+    snapshot: CatalogSnapshot, policy: str | None, policy_arns: Sequence[str]
+) -> Policy | None:
+    parsed = parse_policy(policy, kind="session", name="session-policy") if policy else None
+    for arn in policy_arns:
+        if snapshot.policy(arn) is None:
+            raise InvalidParameterValue(f"Policy {arn[:256]} does not exist or is not attachable.")
+    return parsed
 
 
 def _effective_duration(requested: int, identity: Identity, now: float) -> int:

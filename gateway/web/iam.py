@@ -17,7 +17,7 @@ from gateway import keys
 from gateway.context import global_context
 from gateway.credentials import SessionClaims
 from gateway.errors import AccessDenied
-from gateway.iam import API_VERSION, RoleCatalog, SimulationParams, simulate
+from gateway.iam import API_VERSION, SimulationParams, simulate
 from gateway.policy import Request
 from gateway.proxy.authorize import ProxyAuthorizer
 from gateway.sts.xml import XmlValue
@@ -113,8 +113,7 @@ async def _simulate(call: QueryCall, action: str, *, principal: bool) -> Mapping
     params = SimulationParams.parse(call.params.values, principal=principal)
     resource = params.policy_source_arn or "*"
     _authorize(call, claims, action, resource)
-    catalog = RoleCatalog(call.request.app[keys.CONFIG]) if principal else None
-    page = simulate(params, catalog)
+    page = simulate(params, call.request.app[keys.CATALOG].snapshot if principal else None)
     result: dict[str, Any] = {
         "EvaluationResults": [r.to_wire() for r in page.results],
         "IsTruncated": page.next_marker is not None,

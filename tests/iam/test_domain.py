@@ -131,10 +131,10 @@ def test_malformed_policy_and_unknown_role() -> None:
             '{"Statement": {"Effect": "Allow", "Action": "s3:*"}}', id="x", type=None, kind="identity"
         )
     values = _values(Action="SimulatePrincipalPolicy", PolicySourceArn="arn:aws:iam::123456789012:role/ghost")
-    from gateway.config import GatewayConfig
-    from gateway.iam import RoleCatalog
+    from gateway.iam.catalog import build_snapshot
+    from gateway.iam.records import CatalogRecords
 
-    catalog = RoleCatalog(GatewayConfig(account_id="123456789012"))
+    catalog = build_snapshot(CatalogRecords(account_id="123456789012"))
     with pytest.raises(NoSuchEntity):
         simulate(SimulationParams.parse(values, principal=True), catalog)
 
