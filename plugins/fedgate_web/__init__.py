@@ -124,6 +124,7 @@ async def _web_ctx(app: web.Application) -> AsyncIterator[None]:
             ),
             signer=signer,
             sts=sts,
+            catalog=app[keys.CATALOG],
             auditor=app[keys.AUDITOR],
             oidc=oidc,
             saml=build_saml_logins(settings, providers, store, replay, sts.now),

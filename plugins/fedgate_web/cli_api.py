@@ -99,13 +99,15 @@ async def cli_authorize(request: web.Request) -> web.StreamResponse:
     await web_login.store.set(
         f"web:request:{digest(request_id)}", json.dumps(record).encode(), ttl=REQUEST_SECONDS
     )
-    return _chooser(web_login, session, request_id, "cli")
+    return _chooser(web_login, request, session, request_id, "cli")
 
 
-def _chooser(web_login: WebLogin, session: WebSession, request_id: str, purpose: str) -> web.Response:
+def _chooser(
+    web_login: WebLogin, request: web.Request, session: WebSession, request_id: str, purpose: str
+) -> web.Response:
     return html_response(
         pages.roles_page(
-            by_account(web_login.choices(session)),
+            by_account(web_login.choices(session, request)),
             who=web_login.who(session),
             token=web_login.sessions.form_token(session),
             logout_token=web_login.sessions.form_token(session),
@@ -131,7 +133,7 @@ async def complete_request(
 ) -> web.StreamResponse:
     """Answer a pending request with the chosen role: a code to the CLI, or device approval."""
     web_login.require(
-        role_arn in {c.arn for c in web_login.choices(session)},
+        role_arn in {c.arn for c in web_login.choices(session, request)},
         "You may not use that role.",
     )
     store = web_login.store
@@ -346,4 +348,4 @@ async def device_lookup(request: web.Request) -> web.StreamResponse:
     request_id = secrets.token_urlsafe(24)
     record = {"kind": "device", "session": session.ref, "device": ref.decode()}
     await store.set(f"web:request:{digest(request_id)}", json.dumps(record).encode(), ttl=REQUEST_SECONDS)
-    return _chooser(web_login, session, request_id, "device")
+    return _chooser(web_login, request, session, request_id, "device")

@@ -1,9 +1,10 @@
 """Which roles a signed-in identity may choose, grouped by account for the role chooser.
 
-A SAML identity may choose the roles its IdP granted (the ``Role`` attribute) that exist here; an
-OIDC identity grants no roles, so it may choose every role whose trust policy allows it for
-``sts:AssumeRoleWithWebIdentity``. Either way the list is evaluated with the policy engine, the
-same way STS will decide; it is only a preview: minting decides again, authoritatively.
+The decision is not made here: every catalog role is put to the trust decision STS itself makes
+(:func:`gateway.iam.trust.decide_trust`: a SAML identity only gets roles its IdP granted, an OIDC
+one every role whose trust policy allows it), with the request's own facts (source address, user
+agent, TLS, time). This module keeps only presentation: the choice's fields, grouping and order,
+and a session name for the identity. Minting decides again, with the same function.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import final
 
-from gateway.config import GatewayConfig, RoleSettings
+from gateway.context import Transport
+from gateway.iam.catalog import CatalogSnapshot
+from gateway.iam.trust import decide_trust
 from gateway.identity import Identity
-from gateway.policy import CompiledPolicy, Policy, Request, evaluate_trust, parse_policy
 
-__all__ = ["RoleCatalog", "RoleChoice", "by_account", "session_name_for"]
+__all__ = ["RoleChoice", "by_account", "choices", "session_name_for"]
 
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
 
@@ -34,51 +34,20 @@ class RoleChoice:
     max_session_duration: int
 
 
-@final
-class RoleCatalog:
-    """The configured roles with their trust policies parsed once."""
+def choices(
+    snapshot: CatalogSnapshot, identity: Identity, *, session_name: str, transport: Transport
+) -> list[RoleChoice]:
+    """The roles ``identity`` may choose for this request, ordered by account then name.
 
-    def __init__(self, config: GatewayConfig) -> None:
-        self._roles: dict[str, tuple[RoleSettings, Policy | CompiledPolicy]] = {
-            config.role_arn(role): (role, parse_policy(role.trust_policy, kind="trust", name=role.name))
-            for role in config.roles
-        }
-
-    def get(self, arn: str) -> RoleSettings | None:
-        """The role ``arn`` names, if configured."""
-        found = self._roles.get(arn)
-        return found[0] if found else None
-
-    def choices(self, identity: Identity, *, session_name: str, now: float, secure: bool) -> list[RoleChoice]:
-        """The roles ``identity`` may choose, ordered by account then name."""
-        if identity.kind == "saml":
-            granted = {arn for arn, provider in identity.roles if provider == identity.provider_arn}
-            action = "sts:AssumeRoleWithSAML"
-        else:
-            granted = set(self._roles)
-            action = "sts:AssumeRoleWithWebIdentity"
-        actions = [action]
-        if identity.session_tags:
-            actions.append("sts:TagSession")
-        if identity.source_identity is not None:
-            actions.append("sts:SetSourceIdentity")
-        context = _context(identity, session_name, now, secure)
-        principal = {"Federated": [identity.provider_arn]}
-        found = []
-        for arn in granted:
-            entry = self._roles.get(arn)
-            if entry is None:
-                continue
-            role, trust = entry
-            if all(
-                evaluate_trust(
-                    trust, Request(action=a, resource=arn, principal=principal, context=context)
-                ).allowed
-                for a in actions
-            ):
-                account = arn.split(":")[4]
-                found.append(RoleChoice(arn, account, role.name, role.description, role.max_session_duration))
-        return sorted(found, key=lambda c: (c.account, c.name.lower()))
+    Each role is put to the one trust decision STS makes (:func:`gateway.iam.trust.decide_trust`),
+    with the same request facts, so the list is exactly what minting will grant.
+    """
+    found = [
+        RoleChoice(role.arn, role.account_id, role.name, role.description, role.max_session_duration)
+        for role in snapshot
+        if decide_trust(role, identity, session_name=session_name, transport=transport).allowed
+    ]
+    return sorted(found, key=lambda c: (c.account, c.name.lower()))
 
 
 def by_account(choices: Iterable[RoleChoice]) -> list[tuple[str, list[RoleChoice]]]:
@@ -102,22 +71,3 @@ def session_name_for(
             if len(name) >= 2:
                 return name
     return "fedgate-user"
-
-
-def _context(identity: Identity, session_name: str, now: float, secure: bool) -> dict[str, str | list[str]]:
-    moment = datetime.fromtimestamp(now, UTC)
-    context: dict[str, str | list[str]] = {k.lower(): v for k, v in identity.condition_keys.items()}
-    context.update(
-        {
-            "aws:federatedprovider": identity.provider_arn,
-            "aws:currenttime": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "aws:epochtime": str(int(now)),
-            "aws:securetransport": "true" if secure else "false",
-            "sts:rolesessionname": session_name,
-        }
-    )
-    if identity.session_tags:
-        context["aws:tagkeys"] = list(identity.session_tags)
-        for key, value in identity.session_tags.items():
-            context[f"aws:requesttag/{key.lower()}"] = value
-    return context

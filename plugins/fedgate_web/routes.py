@@ -91,7 +91,7 @@ async def roles(request: web.Request) -> web.StreamResponse:
         raise web_login.login_redirect(request.path_qs)
     return html_response(
         pages.roles_page(
-            by_account(web_login.choices(session)),
+            by_account(web_login.choices(session, request)),
             who=web_login.who(session),
             token=web_login.sessions.form_token(session),
             logout_token=web_login.sessions.form_token(session),
@@ -131,7 +131,7 @@ async def credentials(request: web.Request) -> web.StreamResponse:
     except ServiceError:
         # Expired or revoked since: choose again rather than show dead credentials.
         raise web.HTTPSeeOther("/sso/roles") from None
-    role = web_login.catalog.get(session.role_arn)
+    role = web_login.catalog.snapshot.role(session.role_arn)
     view = pages.CredentialsView(
         role_name=role.name if role else claims.role_name,
         role_arn=session.role_arn,

@@ -19,16 +19,17 @@ from aiohttp import web
 from fedgate_web.config import WebLoginSettings
 from fedgate_web.errors import LoginError
 from fedgate_web.oidc_login import OIDCLogin, PendingLogin
-from fedgate_web.roles import RoleCatalog, RoleChoice, session_name_for
+from fedgate_web.roles import RoleChoice, choices, session_name_for
 from fedgate_web.sessions import Signer, WebSession, WebSessions
 from gateway import keys
 from gateway.audit import Auditor
 from gateway.config import GatewayConfig
-from gateway.errors import AccessDenied, ServiceError
+from gateway.errors import ServiceError
+from gateway.iam.catalog import Catalog
 from gateway.store.base import Store
 from gateway.store.replay import ReplayGuard
 from gateway.sts.service import AssumedRole, CallContext, StsService
-from gateway.web.request import client_ip
+from gateway.web.request import client_ip, transport
 
 __all__ = ["WEB", "SamlLogin", "WebLogin", "safe_next"]
 
@@ -96,6 +97,7 @@ class WebLogin:
         sessions: WebSessions,
         signer: Signer,
         sts: StsService,
+        catalog: Catalog,
         auditor: Auditor,
         oidc: Mapping[str, OIDCLogin],
         saml: Mapping[str, SamlLogin],
@@ -111,7 +113,7 @@ class WebLogin:
         self.auditor = auditor
         self.oidc = dict(oidc)
         self.saml = dict(saml)
-        self.catalog = RoleCatalog(config)
+        self.catalog = catalog
         self.clock = clock
         secure = settings.cookies_secure
         # __Host- cookies are bound to this exact origin: no Domain, Path=/, Secure.
@@ -188,13 +190,13 @@ class WebLogin:
             claims = tuple(option.settings.session_name_claims)
         return session_name_for(session.identity, claims)
 
-    def choices(self, session: WebSession) -> list[RoleChoice]:
-        """The roles ``session`` may choose."""
-        return self.catalog.choices(
+    def choices(self, session: WebSession, request: web.Request) -> list[RoleChoice]:
+        """The roles ``session`` may choose in ``request``: those minting would grant it."""
+        return choices(
+            self.catalog.snapshot,
             session.identity,
             session_name=self.session_name(session),
-            now=self.clock(),
-            secure=self.secure_transport,
+            transport=transport(request, now=self.sts.now(), secure=self.secure_transport),
         )
 
     def who(self, session: WebSession) -> str:
@@ -210,7 +212,8 @@ class WebLogin:
     async def mint(self, session: WebSession, role_arn: str, request: web.Request, *, via: str) -> Minted:
         """Issue credentials for ``role_arn`` to ``session`` (``via``: web, cli or device).
 
-        The trust policy decides, as for the federation APIs; the call is audited either way.
+        STS decides with the one trust decision, as for the federation APIs (and as the chooser
+        did); the duration is capped by the role's maximum. The call is audited either way.
         """
         identity = session.identity
         ctx = CallContext(
@@ -229,14 +232,10 @@ class WebLogin:
             "signInVia": f"fedgate-{via}",
         }
         event = "AssumeRoleWithSAML" if saml else "AssumeRoleWithWebIdentity"
-        role = self.catalog.get(role_arn)
-        if role is None or role_arn not in {c.arn for c in self.choices(session)}:
-            error = AccessDenied(f"Not authorized to perform sts:{event}")
-            self.auditor.emit(event, ctx, error)
-            raise error
-        duration = min(self.settings.credential_duration, role.max_session_duration)
         try:
-            assumed = self.sts.assume_for_login(identity, role_arn, self.session_name(session), duration, ctx)
+            assumed = self.sts.assume_for_login(
+                identity, role_arn, self.session_name(session), self.settings.credential_duration, ctx
+            )
         except ServiceError as exc:
             self.auditor.emit(event, ctx, exc)
             raise
