@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from gateway.iam.catalog import Catalog
     from gateway.identity import IdentityProvider
     from gateway.plugin_host import PluginHost
-    from gateway.proxy.handler import ProxyRuntime
+    from gateway.proxy.runtime import ProxyRuntime
     from gateway.sigv4 import SigningKeyCache
     from gateway.store.base import Store
     from gateway.store.replay import ReplayGuard

@@ -36,9 +36,8 @@ from gateway.iam.catalog import Catalog
 from gateway.iam.records import records_from_config
 from gateway.identity import IdentityProvider, ProviderContext
 from gateway.plugin_host import PluginHost, disabled_from_env
-from gateway.proxy.authorize import ProxyAuthorizer
-from gateway.proxy.handler import ProxyRuntime
 from gateway.proxy.identity import IdentitySigner
+from gateway.proxy.runtime import ProxyRuntime
 from gateway.proxy.upstream import UpstreamTable
 from gateway.sigv4 import SigningKeyCache
 from gateway.store import ReplayGuard, Store, open_store
@@ -204,7 +203,9 @@ def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:
                 signer = IdentitySigner.generate(issuer=settings.identity_issuer, ttl=ttl)
         runtime = ProxyRuntime(
             table=UpstreamTable(config.upstreams, region=config.region, account=config.account_id),
-            authorizer=ProxyAuthorizer(config, app[keys.CREDENTIALS], app[keys.SIGNING_KEYS]),
+            credentials=app[keys.CREDENTIALS],
+            catalog=app[keys.CATALOG],
+            verify_keys=app[keys.SIGNING_KEYS],
             clock=clock,
             signer=signer,
         )

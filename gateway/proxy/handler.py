@@ -14,16 +14,16 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, final
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 from yarl import URL
 
 from gateway import keys
-from gateway.context import global_context
+from gateway.authn import authenticate, open_session
 from gateway.credentials import SessionClaims
 from gateway.errors import (
     AccessDenied,
@@ -36,22 +36,21 @@ from gateway.errors import (
     NotFound,
     ServiceError,
 )
+from gateway.iam import permissions
 from gateway.policy import Decision
-from gateway.proxy.authorize import ProxyAuthorizer
 from gateway.proxy.body import BodyGuard
 from gateway.proxy.headers import forwarded_headers, request_headers, response_headers
-from gateway.proxy.identity import IdentitySigner
 from gateway.proxy.mapping import Mapped, ProxyRequest
 from gateway.proxy.paths import join_path
 from gateway.proxy.query import QueryParam, encode_query, parse_query
+from gateway.proxy.runtime import ProxyRuntime
 from gateway.proxy.s3 import signature_context
-from gateway.proxy.upstream import Selection, Upstream, UpstreamTable
+from gateway.proxy.upstream import Selection, Upstream
 from gateway.proxy.websocket import relay_websocket
 from gateway.sigv4 import (
     QUERY_AUTH_PARAMETERS,
     UNSIGNED_PAYLOAD,
     HttpRequest,
-    SigningKeyCache,
     Verified,
     sign,
     signature_form,
@@ -60,7 +59,7 @@ from gateway.sts.service import CallContext
 from gateway.web.middleware import CLIENT_ABORTS, service_error
 from gateway.web.request import client_ip, http_request, raw_headers, transport
 
-__all__ = ["ProxyRuntime", "jwks_endpoint", "proxy_dispatch", "proxy_request", "routes"]
+__all__ = ["jwks_endpoint", "not_found", "proxy_dispatch", "proxy_request", "routes"]
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -68,21 +67,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _PIECE = 64 * 1024
 _NO_BODY_METHODS = frozenset(("GET", "HEAD", "DELETE", "OPTIONS"))
-
-
-@final
-@dataclass(slots=True)
-class ProxyRuntime:
-    """What the proxy needs at request time, built once by the application's cleanup context."""
-
-    table: UpstreamTable
-    authorizer: ProxyAuthorizer
-    clock: Callable[[], float]
-    signer: IdentitySigner | None = None
-    clients: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
-    #: Per upstream, the timeouts of a proxied request; the sessions' own (no total) serve WebSockets.
-    timeouts: dict[str, aiohttp.ClientTimeout] = field(default_factory=dict)
-    signing_keys: SigningKeyCache = field(default_factory=SigningKeyCache)
 
 
 @routes.get("/.well-known/jwks.json")
@@ -193,14 +177,17 @@ async def proxy_request(
         query = tuple(p for p in parse_query(http.raw_query) if p.name not in QUERY_AUTH_PARAMETERS)
         body: bytes | None = None
         if _body_hash_needed(http, header_map, upstream):
-            await runtime.authorizer.precheck(http, now=now)
+            # Signature present and well formed, session valid: before buffering a body.
+            await open_session(http, runtime.credentials, now=now)
             body = await _read_bounded(request, upstream.settings.max_buffered_body)
             http = replace(http, payload_sha256=hashlib.sha256(body).hexdigest())
-        auth = await runtime.authorizer.authenticate(
+        auth = await authenticate(
             http,
+            runtime.credentials,
             now=now,
             region=upstream.region,
             service=upstream.service,
+            keys=runtime.verify_keys,
             normalize_path=upstream.normalize_path,
         )
         claims, verified = auth.claims, auth.verified
@@ -216,15 +203,13 @@ async def proxy_request(
             ProxyRequest(request.method, _host(request), selection.segments, query, header_map)
         )
         ctx.resources = [{"type": check.action, "ARN": check.resource} for check in mapped.checks]
-        context = global_context(
-            claims,
-            transport(request, now=now),
-            region=upstream.region,
-            role_tags=runtime.authorizer.role_tags(claims),
+        snapshot = runtime.catalog.snapshot
+        context = permissions.session_context(
+            snapshot, claims, transport(request, now=now), region=upstream.region
         )
         if upstream.mapping.dialect == "s3":
             context.update(signature_context(verified.info, verified.payload_hash, now))
-        decision = runtime.authorizer.decide(claims, mapped.checks, context)
+        decision = permissions.decide(snapshot, claims, mapped.checks, context)
         outcome["decision"] = decision.kind
         if not decision.allowed:
             outcome["deniedBy"] = decision.denied_by

@@ -3,7 +3,8 @@
 A :class:`Mapping` turns a :class:`ProxyRequest` (decoded, transport-neutral) into a
 :class:`Mapped`: the checks that must all be allowed (an S3 copy needs ``s3:PutObject`` on the
 target and ``s3:GetObject`` on the source), the canonical path to forward, and any header to
-rewrite canonically. Mappings are pure; a request they cannot map is refused with
+rewrite canonically (a :class:`~gateway.iam.permissions.Check` is the permission engine's
+question, re-exported here for mappings). Mappings are pure; a request they cannot map is refused with
 :class:`~gateway.errors.AccessDenied` (fail closed), never forwarded unchecked.
 
 Built-in mappings: :class:`gateway.proxy.s3.S3Mapping`,
@@ -19,14 +20,14 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from gateway.errors import AccessDenied
+from gateway.iam.permissions import Check, ContextValue
 from gateway.proxy.config import RouteSettings
 from gateway.proxy.paths import encode_segments
 from gateway.proxy.query import QueryParam
 
-__all__ = ["Check", "Dialect", "Mapped", "Mapping", "ProxyRequest", "RouteTable"]
+__all__ = ["Check", "ContextValue", "Dialect", "Mapped", "Mapping", "ProxyRequest", "RouteTable"]
 
 Dialect = Literal["s3", "json"]
-ContextValue = str | Sequence[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +50,6 @@ class ProxyRequest:
             if p.name == name:
                 return p.value
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One authorization question: ``action`` on ``resource`` with these extra condition keys."""
-
-    action: str
-    resource: str
-    context: MappingABC[str, ContextValue] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

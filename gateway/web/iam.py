@@ -14,12 +14,11 @@ from types import MappingProxyType
 from typing import Any, final
 
 from gateway import keys
-from gateway.context import global_context
 from gateway.credentials import SessionClaims
 from gateway.errors import AccessDenied
-from gateway.iam import API_VERSION, SimulationParams, simulate
-from gateway.policy import Request
-from gateway.proxy.authorize import ProxyAuthorizer
+from gateway.iam import API_VERSION, SimulationParams, permissions, simulate
+from gateway.iam.catalog import CatalogSnapshot
+from gateway.iam.permissions import Check
 from gateway.sts.xml import XmlValue
 from gateway.web.query import QueryAction, QueryActions, QueryCall, authenticate_call
 from gateway.web.request import transport
@@ -85,22 +84,14 @@ async def _caller(call: QueryCall) -> SessionClaims:
     return await authenticate_call(call, service="iam")
 
 
-def _authorize(call: QueryCall, claims: SessionClaims, action: str, resource: str) -> None:
+def _authorize(
+    call: QueryCall, snapshot: CatalogSnapshot, claims: SessionClaims, action: str, resource: str
+) -> None:
     """The caller's own policies must allow ``iam:<action>`` on ``resource``; AccessDenied otherwise."""
-    app = call.request.app
-    config = app[keys.CONFIG]
-    # Built per call: the simulator is no hot path, and parsing hits the engine's document cache.
-    authorizer = ProxyAuthorizer(config, app[keys.CREDENTIALS], app[keys.SIGNING_KEYS])
+    region = call.request.app[keys.CONFIG].region
     facts = transport(call.request, now=call.ctx.now)
-    context = global_context(claims, facts, region=config.region, role_tags=authorizer.role_tags(claims))
-    decision = authorizer.policy_set(claims).decide(
-        Request(
-            action=f"iam:{action}",
-            resource=resource,
-            principal={"AWS": [claims.assumed_role_arn, claims.role_arn]},
-            context=context,
-        )
-    )
+    context = permissions.session_context(snapshot, claims, facts, region=region)
+    decision = permissions.decide(snapshot, claims, [Check(f"iam:{action}", resource)], context)
     if not decision.allowed:
         raise AccessDenied(
             f"User: {claims.assumed_role_arn} is not authorized to perform: iam:{action} on resource: "
@@ -112,8 +103,9 @@ async def _simulate(call: QueryCall, action: str, *, principal: bool) -> Mapping
     claims = await _caller(call)
     params = SimulationParams.parse(call.params.values, principal=principal)
     resource = params.policy_source_arn or "*"
-    _authorize(call, claims, action, resource)
-    page = simulate(params, call.request.app[keys.CATALOG].snapshot if principal else None)
+    snapshot = call.request.app[keys.CATALOG].snapshot
+    _authorize(call, snapshot, claims, action, resource)
+    page = simulate(params, snapshot if principal else None)
     result: dict[str, Any] = {
         "EvaluationResults": [r.to_wire() for r in page.results],
         "IsTruncated": page.next_marker is not None,

@@ -1,0 +1,38 @@
+"""What the reverse proxy needs at request time, built once at start-up (:mod:`gateway.startup`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import final
+
+import aiohttp
+
+from gateway.credentials import CredentialService
+from gateway.iam.catalog import Catalog
+from gateway.proxy.identity import IdentitySigner
+from gateway.proxy.upstream import UpstreamTable
+from gateway.sigv4 import SigningKeyCache
+
+__all__ = ["ProxyRuntime"]
+
+
+@final
+@dataclass(slots=True)
+class ProxyRuntime:
+    """The upstream table, the services every proxied request uses, and one client per upstream.
+
+    ``verify_keys`` caches the SigV4 keys of client signatures (shared with the Query endpoint);
+    ``signing_keys`` those of the upstreams' own credentials, for ``auth: resign``.
+    """
+
+    table: UpstreamTable
+    credentials: CredentialService
+    catalog: Catalog
+    verify_keys: SigningKeyCache
+    clock: Callable[[], float]
+    signer: IdentitySigner | None = None
+    clients: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
+    #: Per upstream, the timeouts of a proxied request; the sessions' own (no total) serve WebSockets.
+    timeouts: dict[str, aiohttp.ClientTimeout] = field(default_factory=dict)
+    signing_keys: SigningKeyCache = field(default_factory=SigningKeyCache)
