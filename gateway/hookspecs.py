@@ -83,7 +83,7 @@ def fedgate_audit_event(event: Mapping[str, Any]) -> None:
     """Receive one audit event (CloudTrail-like) after a request was decided.
 
     Called for every Query API call (STS, IAM), proxied request and browser sign-in, success or
-    failure, after the response is known.
-    ``event`` never contains secrets, tokens or assertions. Implementations must be fast and must
-    not raise; the built-in sink (JSON lines to stdout or a file) runs last.
+    failure, after the response is known. ``event`` follows the schema in ``docs/audit.md`` and
+    never contains secrets, tokens or assertions. Implementations must be fast and must not raise;
+    the built-in sink (JSON lines to stdout or a file) runs last.
     """

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from gateway.store.base import Store
     from gateway.store.replay import ReplayGuard
     from gateway.sts.service import StsService
-    from gateway.web.query import QueryActions
+    from gateway.web.actions import QueryActions
 
 __all__ = [
     "AUDITOR",

@@ -1,5 +1,5 @@
-"""Fixtures shared by the whole suite: a real Redis, a real PostgreSQL, both store backends, and a
-background loop.
+"""Fixtures shared by the whole suite: a real Redis, a real PostgreSQL, both store backends, a
+background loop, and an observer checking every audit event against the schema in docs/audit.md.
 
 Nothing here is mocked.
 
@@ -18,8 +18,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import inspect
+import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -31,11 +34,13 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import jsonschema
 import pytest
 import redis
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.audit import Auditor
 from gateway.config import GatewayConfig, parse_config
 from gateway.plugin_host import PluginHost
 from gateway.store import MemoryStore, RedisStore, Store
@@ -331,3 +336,37 @@ def read_until_closed(sock: socket.socket) -> bytes:
     while chunk := sock.recv(65536):
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+@functools.cache
+def audit_validator() -> jsonschema.protocols.Validator:
+    """A validator for the audit event schema written down in docs/audit.md (its one JSON block)."""
+    text = (Path(__file__).parent.parent / "docs" / "audit.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```json\n(.*?)^```$", text, flags=re.S | re.M)
+    assert len(blocks) == 1, "docs/audit.md must hold exactly one JSON block: the event schema"
+    schema = json.loads(blocks[0])
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+@pytest.fixture(autouse=True)
+def audit_events_match_the_schema(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every audit event any test causes must match docs/audit.md; a mismatch fails that test.
+
+    An observer, not a stand-in: it wraps :meth:`gateway.audit.Auditor.build` and returns what the
+    real method built, so each event is checked exactly as the sinks receive it.
+    """
+    problems: list[str] = []
+    real = Auditor.build
+
+    def checked(self: Auditor, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        event = real(self, *args, **kwargs)
+        for error in audit_validator().iter_errors(event):
+            path = "/".join(str(p) for p in error.absolute_path)
+            problems.append(f"{event.get('eventName')}: {path or '(event)'}: {error.message}")
+        return event
+
+    monkeypatch.setattr(Auditor, "build", checked)
+    yield
+    assert not problems, "audit events do not match docs/audit.md:\n" + "\n".join(problems)

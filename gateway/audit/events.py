@@ -1,25 +1,51 @@
-"""Audit events: one CloudTrail-like event per decided request, handed to sink plugins.
+"""Audit events: CloudTrail's shapes, spelled in one place (the schema is ``docs/audit.md``).
 
-Events are built here from what the call learned (:class:`gateway.sts.service.CallContext`) and
-passed to the ``fedgate_audit_event`` hook (the built-in sinks are in :mod:`gateway.audit.sinks`).
-Events never carry secrets: request parameters are filtered through an allowlist, so a new
-parameter is left out until it is reviewed.
+:func:`build_event` turns a :class:`~gateway.calls.CallRecord` into one event; :class:`Auditor`
+builds each call's and hands it to the ``fedgate_audit_event`` hook (the built-in sinks are in
+:mod:`gateway.audit.sinks`). Each principal shape
+has one builder, so a principal is spelled the same way by every front door:
+
+* :func:`assumed_role_identity`: a session signed a call (the Query API's signed actions, the proxy);
+* :func:`web_identity_user`: an OIDC (or other non-SAML) identity assumed a role, through
+  ``AssumeRoleWithWebIdentity`` or a browser sign-in; ``principalId`` is CloudTrail's
+  ``PROVIDER:AUDIENCE:SUBJECT``;
+* :func:`saml_user`: a SAML identity, through ``AssumeRoleWithSAML`` or a browser sign-in;
+  ``principalId`` is CloudTrail's ``NAMEQUALIFIER:NAMEID``.
+
+A browser or CLI sign-in adds ``signInVia`` (``fedgate-web``, ``fedgate-cli``, ``fedgate-device``).
+Events never carry secrets: request parameters pass an allowlist, so a new parameter stays out
+until it is reviewed, and response elements name an access key id, never its secret or token.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, final
 
+from gateway.calls import CallRecord
+from gateway.credentials import SessionClaims
 from gateway.errors import ServiceError
+from gateway.identity import Identity
 from gateway.plugin_host import PluginHost
-from gateway.sts.service import CallContext
+from gateway.sts.service import AssumedRole
 
-__all__ = ["Auditor"]
+__all__ = [
+    "EVENT_VERSION",
+    "SAFE_PARAMETERS",
+    "Auditor",
+    "assumed_role_elements",
+    "assumed_role_identity",
+    "build_event",
+    "saml_user",
+    "user_identity",
+    "web_identity_user",
+]
 
-# Parameters safe to record. Tokens, assertions and secrets are never in this list.
-_SAFE_PARAMETERS = frozenset(
+EVENT_VERSION = "1.08"
+#: Parameters safe to record. Tokens, assertions and secrets are never in this list.
+SAFE_PARAMETERS = frozenset(
     {
         "roleArn",
         "roleSessionName",
@@ -30,11 +56,155 @@ _SAFE_PARAMETERS = frozenset(
         "principalArn",
     }
 )
+_MAX_USER_AGENT = 512
+_MAX_ERROR_MESSAGE = 1024
+
+
+def _time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def assumed_role_identity(claims: SessionClaims) -> dict[str, Any]:
+    """``AssumedRole``: the session ``claims`` describe, and the role that issued it."""
+    session: dict[str, Any] = {
+        "sessionIssuer": {
+            "type": "Role",
+            "principalId": claims.role_id,
+            "arn": claims.role_arn,
+            "accountId": claims.account_id,
+            "userName": claims.role_name,
+        },
+        "attributes": {
+            "creationDate": _time(claims.issued_at),
+            "mfaAuthenticated": "true" if claims.mfa_authenticated else "false",
+        },
+    }
+    if claims.source_identity:
+        session["sourceIdentity"] = claims.source_identity
+    return {
+        "type": "AssumedRole",
+        "principalId": claims.assumed_role_id,
+        "arn": claims.assumed_role_arn,
+        "accountId": claims.account_id,
+        "accessKeyId": claims.access_key_id,
+        "sessionContext": session,
+    }
+
+
+def web_identity_user(identity: Identity) -> dict[str, Any]:
+    """``WebIdentityUser``: ``principalId`` is ``PROVIDER:AUDIENCE:SUBJECT``, as CloudTrail spells it."""
+    return {
+        "type": "WebIdentityUser",
+        "principalId": f"{identity.provider_arn}:{identity.audience}:{identity.subject}",
+        "userName": identity.subject,
+        "identityProvider": identity.provider_arn,
+    }
+
+
+def saml_user(identity: Identity) -> dict[str, Any]:
+    """``SAMLUser``: ``principalId`` is ``NAMEQUALIFIER:NAMEID``, as CloudTrail spells it."""
+    qualifier = identity.name_qualifier or identity.provider_arn
+    return {
+        "type": "SAMLUser",
+        "principalId": f"{qualifier}:{identity.subject}",
+        "userName": identity.subject,
+        "identityProvider": identity.provider_arn,
+    }
+
+
+def user_identity(call: CallRecord) -> dict[str, Any]:
+    """The principal of ``call``: its signing session, else its federated identity, else unknown."""
+    if call.session is not None:
+        return assumed_role_identity(call.session)
+    if call.identity is None:
+        return {"type": "Unknown"}
+    shape = saml_user(call.identity) if call.identity.kind == "saml" else web_identity_user(call.identity)
+    if call.sign_in_via is not None:
+        shape["signInVia"] = f"fedgate-{call.sign_in_via}"
+    return shape
+
+
+def assumed_role_elements(assumed: AssumedRole) -> dict[str, Any]:
+    """The response elements of a successful AssumeRole* call (and a sign-in's minting)."""
+    identity = assumed.identity
+    out: dict[str, Any] = {
+        "credentials": {
+            "accessKeyId": assumed.credentials.access_key_id,
+            "expiration": assumed.credentials.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        "assumedRoleUser": {"arn": assumed.assumed_role_arn, "assumedRoleId": assumed.assumed_role_id},
+        "packedPolicySize": assumed.packed_policy_size,
+    }
+    if identity.kind == "saml":
+        out.update(
+            {
+                "subject": identity.subject,
+                "subjectType": identity.subject_type,
+                "issuer": identity.issuer,
+                "audience": identity.audience,
+                "nameQualifier": identity.name_qualifier,
+                "sourceIdentity": identity.source_identity,
+            }
+        )
+    else:
+        out.update(
+            {
+                "subjectFromWebIdentityToken": identity.subject,
+                "provider": identity.issuer,
+                "audience": identity.audience,
+            }
+        )
+    return out
+
+
+def build_event(
+    event_name: str,
+    call: CallRecord,
+    error: ServiceError | None,
+    *,
+    account_id: str,
+    region: str,
+    source: str = "sts.amazonaws.com",
+    read_only: bool | None = None,
+    additional: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A CloudTrail-shaped event for one call (see ``docs/audit.md``).
+
+    ``read_only`` defaults to whether the event name starts with ``Get``; ``additional`` becomes
+    ``additionalEventData`` (the proxy's upstream and decision).
+    """
+    params = {
+        k: v for k, v in (call.request_parameters or {}).items() if k in SAFE_PARAMETERS and v is not None
+    }
+    event: dict[str, Any] = {
+        "eventVersion": EVENT_VERSION,
+        "eventTime": _time(call.now),
+        "eventSource": source,
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": call.transport.source_ip,
+        "userAgent": (call.transport.user_agent or "")[:_MAX_USER_AGENT],
+        "userIdentity": user_identity(call),
+        "requestParameters": params or None,
+        "responseElements": call.response_elements if error is None else None,
+        "requestID": call.request_id,
+        "eventID": str(uuid.uuid4()),
+        "readOnly": event_name.startswith("Get") if read_only is None else read_only,
+        "resources": [{"type": kind, "ARN": arn} for kind, arn in call.resources] or None,
+        "eventType": "AwsApiCall",
+        "recipientAccountId": account_id,
+    }
+    if error is not None:
+        event["errorCode"] = error.code
+        event["errorMessage"] = error.message[:_MAX_ERROR_MESSAGE]
+    if additional is not None:
+        event["additionalEventData"] = dict(additional)
+    return event
 
 
 @final
 class Auditor:
-    """Builds audit events and hands them to the plugin host."""
+    """Builds audit events (:func:`build_event`) and hands them to the plugin host."""
 
     def __init__(self, host: PluginHost, *, account_id: str, region: str) -> None:
         self._host = host
@@ -44,39 +214,26 @@ class Auditor:
     def build(
         self,
         event_name: str,
-        ctx: CallContext,
+        call: CallRecord,
         error: ServiceError | None,
         *,
         source: str = "sts.amazonaws.com",
+        read_only: bool | None = None,
+        additional: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A CloudTrail-shaped event for one call."""
-        params = {
-            k: v for k, v in (ctx.request_parameters or {}).items() if k in _SAFE_PARAMETERS and v is not None
-        }
-        event: dict[str, Any] = {
-            "eventVersion": "1.08",
-            "eventTime": datetime.fromtimestamp(ctx.now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "eventSource": source,
-            "eventName": event_name,
-            "awsRegion": self._region,
-            "sourceIPAddress": ctx.source_ip,
-            "userAgent": ctx.user_agent[:512],
-            "userIdentity": ctx.user_identity or {"type": "Unknown"},
-            "requestParameters": params or None,
-            "responseElements": ctx.response_elements if error is None else None,
-            "requestID": ctx.request_id,
-            "eventID": str(uuid.uuid4()),
-            "readOnly": event_name.startswith("Get"),
-            "resources": ctx.resources or None,
-            "eventType": "AwsApiCall",
-            "recipientAccountId": self._account_id,
-        }
-        if error is not None:
-            event["errorCode"] = error.code
-            event["errorMessage"] = error.message[:1024]
-        return event
+        """A CloudTrail-shaped event for one call (see ``docs/audit.md``)."""
+        return build_event(
+            event_name,
+            call,
+            error,
+            account_id=self._account_id,
+            region=self._region,
+            source=source,
+            read_only=read_only,
+            additional=additional,
+        )
 
-    def emit(self, event_name: str, ctx: CallContext, error: ServiceError | None, **kw: Any) -> None:
+    def emit(self, event_name: str, call: CallRecord, error: ServiceError | None, **kw: Any) -> None:
         """Build the event and hand it to every sink (nothing is built when there is none)."""
         if self._host.has_audit_sinks():
-            self._host.audit_event(self.build(event_name, ctx, error, **kw))
+            self._host.audit_event(self.build(event_name, call, error, **kw))

@@ -24,6 +24,7 @@ from yarl import URL
 
 from gateway import keys
 from gateway.authn import authenticate, open_session
+from gateway.calls import CallRecord
 from gateway.credentials import SessionClaims
 from gateway.errors import (
     AccessDenied,
@@ -55,9 +56,8 @@ from gateway.sigv4 import (
     sign,
     signature_form,
 )
-from gateway.sts.service import CallContext
 from gateway.web.middleware import CLIENT_ABORTS, service_error
-from gateway.web.request import client_ip, http_request, raw_headers, transport
+from gateway.web.request import call_record, http_request, raw_headers
 
 __all__ = ["jwks_endpoint", "not_found", "proxy_dispatch", "proxy_request", "routes"]
 
@@ -157,13 +157,7 @@ async def proxy_request(
     upstream = selection.upstream
     request[keys.ERROR_DIALECT] = upstream.mapping.dialect
     now = runtime.clock()
-    ctx = CallContext(
-        request_id=request[keys.REQUEST_ID],
-        source_ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent", ""),
-        secure_transport=request.secure,
-        now=now,
-    )
+    record = call_record(request, now=now)
     outcome: dict[str, Any] = {"upstream": upstream.name}
     mapped: Mapped | None = None
     error: ServiceError | None = None
@@ -191,22 +185,13 @@ async def proxy_request(
             normalize_path=upstream.normalize_path,
         )
         claims, verified = auth.claims, auth.verified
-        ctx.user_identity = {
-            "type": "AssumedRole",
-            "principalId": claims.assumed_role_id,
-            "arn": claims.assumed_role_arn,
-            "accountId": claims.account_id,
-            "accessKeyId": claims.access_key_id,
-            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": claims.role_arn}},
-        }
+        record.session = claims
         mapped = upstream.mapping.map(
             ProxyRequest(request.method, _host(request), selection.segments, query, header_map)
         )
-        ctx.resources = [{"type": check.action, "ARN": check.resource} for check in mapped.checks]
+        record.resources = [(check.action, check.resource) for check in mapped.checks]
         snapshot = runtime.catalog.snapshot
-        context = permissions.session_context(
-            snapshot, claims, transport(request, now=now), region=upstream.region
-        )
+        context = permissions.session_context(snapshot, claims, record.transport, region=upstream.region)
         if upstream.mapping.dialect == "s3":
             context.update(signature_context(verified.info, verified.payload_hash, now))
         decision = permissions.decide(snapshot, claims, mapped.checks, context)
@@ -227,14 +212,14 @@ async def proxy_request(
             body,
             outcome,
             now,
-            ctx.source_ip,
+            record.transport.source_ip,
         )
         return response
     except Exception as exc:
         error = service_error(exc)
         raise
     finally:
-        _audit(request, upstream, mapped, ctx, error, outcome)
+        _audit(request, upstream, mapped, record, error, outcome)
         error = None  # as in the Query endpoint: no cycle through this frame
 
 
@@ -453,17 +438,18 @@ def _audit(
     request: web.Request,
     upstream: Upstream,
     mapped: Mapped | None,
-    ctx: CallContext,
+    record: CallRecord,
     error: ServiceError | None,
     outcome: dict[str, Any],
 ) -> None:
     auditor = request.app.get(keys.AUDITOR)
-    host = request.app[keys.PLUGINS]
-    if auditor is None or not host.has_audit_sinks():
-        return  # nothing would receive the event: do not build it
-    event = auditor.build(
-        mapped.operation if mapped else "Unknown", ctx, error, source=f"{upstream.service}.amazonaws.com"
+    if auditor is None:
+        return
+    auditor.emit(
+        mapped.operation if mapped else "Unknown",
+        record,
+        error,
+        source=f"{upstream.service}.amazonaws.com",
+        read_only=request.method in ("GET", "HEAD"),
+        additional=outcome,
     )
-    event["readOnly"] = request.method in ("GET", "HEAD")
-    event["additionalEventData"] = outcome
-    host.audit_event(event)

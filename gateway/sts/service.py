@@ -2,7 +2,9 @@
 
 :class:`StsService` owns the decision of every STS call: parameter validation, identity
 verification through the provider plugins, trust-policy evaluation, session limits and minting.
-HTTP handlers only translate requests into :class:`CallContext` and results into XML.
+It records what it learns (the parameters, the verified identity, the role) as facts on the call's
+:class:`~gateway.calls.CallRecord` and returns its result; HTTP handlers only translate requests
+into records and results into XML, and the audit trail spells the facts (:mod:`gateway.audit.events`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import json
 import math
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, final
+from dataclasses import dataclass
+from typing import Protocol, final
 
-from gateway.context import Transport
+from gateway.calls import CallRecord
 from gateway.credentials import CredentialService, IssuedCredentials, SessionClaims
 from gateway.errors import (
     AccessDenied,
@@ -38,38 +40,12 @@ from gateway.sts.params import (
     parse_session_name,
 )
 
-__all__ = ["AssumedRole", "CallContext", "CallerIdentity", "StsService"]
+__all__ = ["AssumedRole", "CallerIdentity", "StsService"]
 
 # AWS reports PackedPolicySize as a percentage of an undisclosed limit on the compressed session
 # policy and tags; fedgate uses 2,048 compressed bytes.
 PACKED_LIMIT_BYTES = 2048
 _MAX_PEEK_CHARS = 20000
-
-
-@dataclass(slots=True)
-class CallContext:
-    """What the transport knows about a call, and what the call learns for the audit trail."""
-
-    request_id: str
-    source_ip: str
-    user_agent: str
-    secure_transport: bool
-    now: float
-    user_identity: dict[str, Any] | None = None
-    request_parameters: dict[str, Any] | None = None
-    response_elements: dict[str, Any] | None = None
-    resources: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def transport(self) -> Transport:
-        """The request facts a trust policy sees."""
-        return Transport(
-            source_ip=self.source_ip,
-            secure=self.secure_transport,
-            user_agent=self.user_agent,
-            referer=None,
-            now=self.now,
-        )
 
 
 class SessionArgs(Protocol):
@@ -145,11 +121,11 @@ class StsService:
         """The credential service that mints and validates sessions."""
         return self._credentials
 
-    async def assume_role_with_web_identity(self, params: QueryParams, ctx: CallContext) -> AssumedRole:
+    async def assume_role_with_web_identity(self, params: QueryParams, call: CallRecord) -> AssumedRole:
         """``AssumeRoleWithWebIdentity``: exchange an OIDC token for role credentials."""
         args = AssumeRoleWithWebIdentityParams.parse(params)
         snapshot = self._catalog.snapshot
-        ctx.request_parameters = {
+        call.request_parameters = {
             "roleArn": args.role_arn,
             "roleSessionName": args.role_session_name,
             "durationSeconds": args.duration_seconds,
@@ -160,26 +136,14 @@ class StsService:
         session_policy = _session_policy(snapshot, args.policy, args.policy_arns)
         provider = self._oidc_provider_for(args.web_identity_token)
         identity = await provider.authenticate(args.web_identity_token)
-        ctx.user_identity = {
-            "type": "WebIdentityUser",
-            "principalId": f"{identity.provider_arn}:{identity.audience}:{identity.subject}",
-            "userName": identity.subject,
-            "identityProvider": identity.provider_arn,
-        }
-        assumed = self._assume(snapshot, args, args.role_session_name, session_policy, identity, ctx)
-        ctx.response_elements = {
-            **self._response_elements(assumed),
-            "subjectFromWebIdentityToken": identity.subject,
-            "provider": identity.issuer,
-            "audience": identity.audience,
-        }
-        return assumed
+        call.identity = identity
+        return self._assume(snapshot, args, args.role_session_name, session_policy, identity, call)
 
-    async def assume_role_with_saml(self, params: QueryParams, ctx: CallContext) -> AssumedRole:
+    async def assume_role_with_saml(self, params: QueryParams, call: CallRecord) -> AssumedRole:
         """``AssumeRoleWithSAML``: exchange a signed SAML response for role credentials."""
         args = AssumeRoleWithSAMLParams.parse(params)
         snapshot = self._catalog.snapshot
-        ctx.request_parameters = {
+        call.request_parameters = {
             "roleArn": args.role_arn,
             "principalArn": args.principal_arn,
             "durationSeconds": args.duration_seconds,
@@ -191,32 +155,17 @@ class StsService:
         if provider is None:
             raise InvalidIdentityToken(f"SAML provider {args.principal_arn} does not exist in the account")
         identity = await provider.authenticate(args.saml_assertion)
-        ctx.user_identity = {
-            "type": "SAMLUser",
-            "principalId": f"{identity.name_qualifier}:{identity.subject}",
-            "userName": identity.subject,
-            "identityProvider": identity.provider_arn,
-        }
+        call.identity = identity
         if not idp_grants(identity, args.role_arn):
             # The IdP did not grant this role to this user (the trust decision checks it again).
             raise AccessDenied("Not authorized to perform sts:AssumeRoleWithSAML")
         if identity.session_name is None:
             raise InvalidIdentityToken("The SAML assertion has no RoleSessionName attribute")
         session_name = parse_session_name(identity.session_name)
-        assumed = self._assume(snapshot, args, session_name, session_policy, identity, ctx)
-        ctx.response_elements = {
-            **self._response_elements(assumed),
-            "subject": identity.subject,
-            "subjectType": identity.subject_type,
-            "issuer": identity.issuer,
-            "audience": identity.audience,
-            "nameQualifier": identity.name_qualifier,
-            "sourceIdentity": identity.source_identity,
-        }
-        return assumed
+        return self._assume(snapshot, args, session_name, session_policy, identity, call)
 
     def assume_for_login(
-        self, identity: Identity, role_arn: str, session_name: str, duration_seconds: int, ctx: CallContext
+        self, identity: Identity, role_arn: str, session_name: str, duration_seconds: int, call: CallRecord
     ) -> AssumedRole:
         """Mint role credentials for a browser or CLI sign-in (the ``/sso/`` pages).
 
@@ -227,19 +176,18 @@ class StsService:
         trust decision (:func:`gateway.iam.trust.decide_trust`) decides, as for the federation APIs.
         ``duration_seconds`` is capped by the role's maximum session duration.
         """
-        ctx.request_parameters = {
-            "roleArn": role_arn,
-            "roleSessionName": session_name,
-            "durationSeconds": duration_seconds,
-        }
         snapshot = self._catalog.snapshot
         role = snapshot.role(role_arn)
         if role is not None:
             duration_seconds = min(duration_seconds, role.max_session_duration)
+        call.request_parameters = {
+            "roleArn": role_arn,
+            "roleSessionName": session_name,
+            "durationSeconds": duration_seconds,
+        }
+        call.identity = identity
         request = _SessionRequest(role_arn=role_arn, duration_seconds=duration_seconds)
-        assumed = self._assume(snapshot, request, parse_session_name(session_name), None, identity, ctx)
-        ctx.response_elements = self._response_elements(assumed)
-        return assumed
+        return self._assume(snapshot, request, parse_session_name(session_name), None, identity, call)
 
     def _assume(
         self,
@@ -248,15 +196,15 @@ class StsService:
         session_name: str,
         session_policy: Policy | None,
         identity: Identity,
-        ctx: CallContext,
+        call: CallRecord,
     ) -> AssumedRole:
         """Authorize ``identity`` to assume ``args.role_arn`` and mint the session's credentials."""
         role_arn, policy = args.role_arn, args.policy
         role = snapshot.role(role_arn)
         if role is not None:
-            ctx.resources.append({"type": "AWS::IAM::Role", "ARN": role_arn})
+            call.resources.append(("AWS::IAM::Role", role_arn))
         # Unknown and forbidden roles are refused alike, so roles cannot be enumerated.
-        trust = decide_trust(role, identity, session_name=session_name, transport=ctx.transport)
+        trust = decide_trust(role, identity, session_name=session_name, transport=call.transport)
         if not trust.allowed or role is None:
             raise trust.error()
         tags = dict(identity.session_tags)
@@ -264,7 +212,7 @@ class StsService:
             raise ValidationError(
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
             )
-        duration = _effective_duration(args.duration_seconds, identity, ctx.now)
+        duration = _effective_duration(args.duration_seconds, identity, call.now)
         packed = _packed_size(session_policy, policy, tags)
         issued = self._credentials.issue(
             account_id=snapshot.account_id,
@@ -272,7 +220,7 @@ class StsService:
             role_name=role.name,
             session_name=session_name,
             duration_seconds=duration,
-            now=ctx.now,
+            now=call.now,
             session_policy=_minify(policy) if policy else None,
             policy_arns=args.policy_arns,
             tags=tags,
@@ -287,18 +235,7 @@ class StsService:
         claims = issued.claims
         return AssumedRole(issued, claims.assumed_role_arn, claims.assumed_role_id, identity, packed)
 
-    @staticmethod
-    def _response_elements(assumed: AssumedRole) -> dict[str, Any]:
-        return {
-            "credentials": {
-                "accessKeyId": assumed.credentials.access_key_id,
-                "expiration": assumed.credentials.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
-            "assumedRoleUser": {"arn": assumed.assumed_role_arn, "assumedRoleId": assumed.assumed_role_id},
-            "packedPolicySize": assumed.packed_policy_size,
-        }
-
-    def get_caller_identity(self, claims: SessionClaims, ctx: CallContext) -> CallerIdentity:
+    def get_caller_identity(self, claims: SessionClaims) -> CallerIdentity:
         """``GetCallerIdentity`` for a verified session: always allowed, as in AWS."""
         return CallerIdentity(
             arn=claims.assumed_role_arn, user_id=claims.assumed_role_id, account=claims.account_id

@@ -20,8 +20,8 @@ from gateway.iam import API_VERSION, SimulationParams, permissions, simulate
 from gateway.iam.catalog import CatalogSnapshot
 from gateway.iam.permissions import Check
 from gateway.sts.xml import XmlValue
-from gateway.web.query import QueryAction, QueryActions, QueryCall, authenticate_call
-from gateway.web.request import transport
+from gateway.web.actions import QueryAction, QueryActions, QueryCall
+from gateway.web.query import authenticate_call
 
 __all__ = ["ACTIONS", "NAMESPACE"]
 
@@ -89,8 +89,7 @@ def _authorize(
 ) -> None:
     """The caller's own policies must allow ``iam:<action>`` on ``resource``; AccessDenied otherwise."""
     region = call.request.app[keys.CONFIG].region
-    facts = transport(call.request, now=call.ctx.now)
-    context = permissions.session_context(snapshot, claims, facts, region=region)
+    context = permissions.session_context(snapshot, claims, call.record.transport, region=region)
     decision = permissions.decide(snapshot, claims, [Check(f"iam:{action}", resource)], context)
     if not decision.allowed:
         raise AccessDenied(

@@ -1,16 +1,14 @@
 """The AWS Query-protocol endpoint on ``/``, shared by every Query API fedgate serves (STS, IAM).
 
-Each API registers its actions as :class:`QueryAction` entries keyed by ``(Version, Action)``;
-the endpoint parses the parameters (query string and form body, duplicates refused), picks the
-action, renders its result as the ``{Action}Response`` document and records one audit event,
-success or failure (with the code the caller is answered with, whatever failed). Handlers are
-thin adapters around pure domain services.
+Each API registers its actions as :class:`~gateway.web.actions.QueryAction` entries keyed by
+``(Version, Action)``; the endpoint parses the parameters (query string and form body, duplicates
+refused), picks the action, renders its result as the ``{Action}Response`` document and records
+one audit event, success or failure (with the code the caller is answered with, whatever failed).
+Handlers are thin adapters around pure domain services.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -20,48 +18,16 @@ from gateway.authn import authenticate
 from gateway.credentials import SessionClaims
 from gateway.errors import InvalidAction, MissingParameter, ServiceError, ValidationError
 from gateway.sts.params import QueryParams, collect_params
-from gateway.sts.service import CallContext
-from gateway.sts.xml import XmlValue, response_document
+from gateway.sts.xml import response_document
+from gateway.web.actions import QueryAction, QueryActions, QueryCall
 from gateway.web.middleware import service_error
-from gateway.web.request import client_ip, http_request
+from gateway.web.request import call_record, http_request
 
-__all__ = [
-    "QueryAction",
-    "QueryActions",
-    "QueryCall",
-    "authenticate_call",
-    "routes",
-]
+__all__ = ["authenticate_call", "query_endpoint", "routes"]
 
 routes = web.RouteTableDef()
 _MAX_FIELDS = 512  # the same bound collect_params applies
 _FORM = "application/x-www-form-urlencoded"
-
-
-@dataclass(frozen=True, slots=True)
-class QueryCall:
-    """One Query API call, as handed to an action handler."""
-
-    request: web.Request
-    params: QueryParams
-    body: bytes
-    ctx: CallContext
-
-
-QueryHandler = Callable[[QueryCall], Awaitable[Mapping[str, XmlValue]]]
-
-
-@dataclass(frozen=True, slots=True)
-class QueryAction:
-    """An action handler, the XML namespace of its responses and its audit event source."""
-
-    handler: QueryHandler
-    namespace: str
-    event_source: str
-
-
-#: Actions by ``(Version, Action)``.
-QueryActions = Mapping[tuple[str, str], QueryAction]
 
 
 def _pairs(query: str, body: bytes, content_type: str) -> list[tuple[str, str]]:
@@ -82,19 +48,13 @@ async def authenticate_call(call: QueryCall, *, service: str) -> SessionClaims:
     authenticated = await authenticate(
         http_request(call.request, call.body),
         app[keys.CREDENTIALS],
-        now=call.ctx.now,
+        now=call.record.now,
         region=app[keys.CONFIG].region,
         service=service,
         keys=app[keys.SIGNING_KEYS],
     )
     claims = authenticated.claims
-    call.ctx.user_identity = {
-        "type": "AssumedRole",
-        "principalId": claims.assumed_role_id,
-        "arn": claims.assumed_role_arn,
-        "accountId": claims.account_id,
-        "accessKeyId": claims.access_key_id,
-    }
+    call.record.session = claims
     return claims
 
 
@@ -104,13 +64,7 @@ async def query_endpoint(request: web.Request) -> web.Response:
     if request.method not in ("GET", "POST"):
         raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
     app = request.app
-    ctx = CallContext(
-        request_id=request[keys.REQUEST_ID],
-        source_ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent", ""),
-        secure_transport=request.secure,
-        now=app[keys.STS].now(),
-    )
+    record = call_record(request, now=app[keys.STS].now())
     action_name = "Unknown"
     source = "sts.amazonaws.com"
     error: ServiceError | None = None
@@ -120,8 +74,8 @@ async def query_endpoint(request: web.Request) -> web.Response:
         action_name = params.action
         action = _lookup(app[keys.QUERY_ACTIONS], params, action_name)
         source = action.event_source
-        result = await action.handler(QueryCall(request, params, body, ctx))
-        document = response_document(action_name, result, ctx.request_id, namespace=action.namespace)
+        result = await action.handler(QueryCall(request, params, body, record))
+        document = response_document(action_name, result, record.request_id, namespace=action.namespace)
         return web.Response(text=document, content_type="text/xml")
     except Exception as exc:
         # The middleware answers with this same error (a body over the limit, a client gone).
@@ -129,7 +83,7 @@ async def query_endpoint(request: web.Request) -> web.Response:
         raise
     finally:
         name = action_name if action_name.isalnum() and len(action_name) <= 64 else "Unknown"
-        app[keys.AUDITOR].emit(name, ctx, error, source=source)
+        app[keys.AUDITOR].emit(name, record, error, source=source)
         # The error's traceback holds this frame: keeping it here would make a reference cycle
         # that holds the request's body until a full garbage collection.
         error = None

@@ -2,7 +2,8 @@
 
 The Query endpoint, the reverse proxy and the browser sign-in pages describe a request the same
 way: :func:`http_request` (what SigV4 verification needs), :func:`client_ip` (the caller's address
-through the trusted proxies) and :func:`transport` (the facts ``aws:*`` condition keys come from).
+through the trusted proxies), :func:`transport` (the facts ``aws:*`` condition keys come from) and
+:func:`call_record` (the audit trail's record of the call, starting from those facts).
 
 Header values are decoded strictly: a value that is not UTF-8 is refused with
 ``InvalidParameterValue`` rather than decoded with replacement characters, because two different
@@ -17,11 +18,12 @@ import hashlib
 from aiohttp import web
 
 from gateway import keys
+from gateway.calls import CallRecord
 from gateway.context import Transport
 from gateway.errors import InvalidParameterValue
 from gateway.sigv4 import HttpRequest
 
-__all__ = ["client_ip", "http_request", "raw_headers", "transport"]
+__all__ = ["call_record", "client_ip", "http_request", "raw_headers", "transport"]
 
 
 def raw_headers(request: web.Request) -> tuple[tuple[str, str], ...]:
@@ -81,4 +83,11 @@ def transport(request: web.Request, *, now: float, secure: bool | None = None) -
         user_agent=headers.get("User-Agent"),
         referer=headers.get("Referer"),
         now=now,
+    )
+
+
+def call_record(request: web.Request, *, now: float, secure: bool | None = None) -> CallRecord:
+    """A new record of the call ``request`` makes, with its :func:`transport` facts."""
+    return CallRecord(
+        request_id=request.get(keys.REQUEST_ID, ""), transport=transport(request, now=now, secure=secure)
     )

@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from gateway import keys
+from gateway.audit.events import assumed_role_elements
 from gateway.sts.params import API_VERSION
 from gateway.sts.service import AssumedRole
 from gateway.sts.xml import NAMESPACE, XmlValue
-from gateway.web.query import QueryAction, QueryActions, QueryCall, authenticate_call
+from gateway.web.actions import QueryAction, QueryActions, QueryCall
+from gateway.web.query import authenticate_call
 
 __all__ = ["ACTIONS"]
 
@@ -17,7 +19,8 @@ _SOURCE = "sts.amazonaws.com"
 
 
 async def _assume_role_with_web_identity(call: QueryCall) -> Mapping[str, XmlValue]:
-    assumed = await call.request.app[keys.STS].assume_role_with_web_identity(call.params, call.ctx)
+    assumed = await call.request.app[keys.STS].assume_role_with_web_identity(call.params, call.record)
+    call.record.response_elements = assumed_role_elements(assumed)
     return {
         **_assumed_fields(assumed),
         "SubjectFromWebIdentityToken": assumed.identity.subject,
@@ -27,7 +30,8 @@ async def _assume_role_with_web_identity(call: QueryCall) -> Mapping[str, XmlVal
 
 
 async def _assume_role_with_saml(call: QueryCall) -> Mapping[str, XmlValue]:
-    assumed = await call.request.app[keys.STS].assume_role_with_saml(call.params, call.ctx)
+    assumed = await call.request.app[keys.STS].assume_role_with_saml(call.params, call.record)
+    call.record.response_elements = assumed_role_elements(assumed)
     identity = assumed.identity
     return {
         **_assumed_fields(assumed),
@@ -42,7 +46,7 @@ async def _assume_role_with_saml(call: QueryCall) -> Mapping[str, XmlValue]:
 
 async def _get_caller_identity(call: QueryCall) -> Mapping[str, XmlValue]:
     claims = await authenticate_call(call, service="sts")
-    caller = call.request.app[keys.STS].get_caller_identity(claims, call.ctx)
+    caller = call.request.app[keys.STS].get_caller_identity(claims)
     return {"UserId": caller.user_id, "Account": caller.account, "Arn": caller.arn}
 
 

@@ -21,15 +21,15 @@ from fedgate_web.errors import LoginError
 from fedgate_web.oidc_login import OIDCLogin, PendingLogin
 from fedgate_web.roles import RoleChoice, choices, session_name_for
 from fedgate_web.sessions import Signer, WebSession, WebSessions
-from gateway import keys
 from gateway.audit import Auditor
+from gateway.audit.events import assumed_role_elements
 from gateway.config import GatewayConfig
 from gateway.errors import ServiceError
 from gateway.iam.catalog import Catalog
 from gateway.store.base import Store
 from gateway.store.replay import ReplayGuard
-from gateway.sts.service import AssumedRole, CallContext, StsService
-from gateway.web.request import client_ip, transport
+from gateway.sts.service import AssumedRole, StsService
+from gateway.web.request import call_record, transport
 
 __all__ = ["WEB", "SamlLogin", "WebLogin", "safe_next"]
 
@@ -216,30 +216,19 @@ class WebLogin:
         did); the duration is capped by the role's maximum. The call is audited either way.
         """
         identity = session.identity
-        ctx = CallContext(
-            request_id=request.get(keys.REQUEST_ID, ""),
-            source_ip=client_ip(request),
-            user_agent=request.headers.get("User-Agent", "")[:512],
-            secure_transport=self.secure_transport,
-            now=self.sts.now(),
-        )
-        saml = identity.kind == "saml"
-        ctx.user_identity = {
-            "type": "SAMLUser" if saml else "WebIdentityUser",
-            "principalId": f"{identity.provider_arn}:{identity.subject}",
-            "userName": identity.subject,
-            "identityProvider": identity.provider_arn,
-            "signInVia": f"fedgate-{via}",
-        }
-        event = "AssumeRoleWithSAML" if saml else "AssumeRoleWithWebIdentity"
+        record = call_record(request, now=self.sts.now(), secure=self.secure_transport)
+        record.identity = identity
+        record.sign_in_via = via
+        event = "AssumeRoleWithSAML" if identity.kind == "saml" else "AssumeRoleWithWebIdentity"
         try:
             assumed = self.sts.assume_for_login(
-                identity, role_arn, self.session_name(session), self.settings.credential_duration, ctx
+                identity, role_arn, self.session_name(session), self.settings.credential_duration, record
             )
         except ServiceError as exc:
-            self.auditor.emit(event, ctx, exc)
+            self.auditor.emit(event, record, exc)
             raise
-        self.auditor.emit(event, ctx, None)
+        record.response_elements = assumed_role_elements(assumed)
+        self.auditor.emit(event, record, None)
         if via == "web":
             creds = assumed.credentials
             session = await self.sessions.update(

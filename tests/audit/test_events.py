@@ -11,15 +11,19 @@ import pytest
 
 from gateway import hookimpl
 from gateway.audit import Auditor, JsonLinesSink
+from gateway.calls import CallRecord
 from gateway.config import AuditSettings
+from gateway.context import Transport
 from gateway.errors import AccessDenied
 from gateway.plugin_host import PluginHost
-from gateway.sts.service import CallContext
 
 
-def _ctx() -> CallContext:
-    ctx = CallContext(
-        request_id="req-1", source_ip="192.0.2.7", user_agent="ua", secure_transport=True, now=1_800_000_000
+def _ctx() -> CallRecord:
+    ctx = CallRecord(
+        request_id="req-1",
+        transport=Transport(
+            source_ip="192.0.2.7", secure=True, user_agent="ua", referer=None, now=1_800_000_000
+        ),
     )
     ctx.request_parameters = {
         "roleArn": "arn:aws:iam::123456789012:role/r",
