@@ -9,14 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from gateway.store.base import Store
 from gateway.store.replay import ReplayGuard
 
-__all__ = ["Identity", "IdentityProvider", "ProviderContext", "ProviderKind"]
+__all__ = ["OIDC", "SAML", "Identity", "IdentityProvider", "ProviderContext", "ProviderKind"]
 
-ProviderKind = Literal["oidc", "saml"]
+#: What kind of provider vouches for an identity. Two kinds have meaning to the core:
+#: :data:`OIDC` providers take ``AssumeRoleWithWebIdentity`` tokens (routed by issuer) and
+#: :data:`SAML` providers ``AssumeRoleWithSAML`` responses (routed by ARN). Any other kind is a
+#: plugin's own (an LDAP bind, a Kerberos ticket...): no STS federation API routes tokens to it, its
+#: plugin drives the sign-in, and its identities assume roles as web identities
+#: (``sts:AssumeRoleWithWebIdentity`` in trust policies). Optional abilities beyond
+#: :class:`IdentityProvider` are capabilities (:mod:`gateway.capabilities`), tested for, not implied
+#: by the kind.
+ProviderKind = str
+OIDC: Final = "oidc"
+SAML: Final = "saml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +38,8 @@ class Identity:
             ``arn:aws:iam::123456789012:oidc-provider/issuer.example.com/path``.
         provider_id: ``HOST/PATH`` of an OIDC issuer (the prefix of its condition keys) or the SAML
             provider name.
-        kind: ``"oidc"`` or ``"saml"``.
+        kind: the vouching provider's kind (:data:`ProviderKind`: ``"oidc"``, ``"saml"`` or a
+            plugin's own).
         subject: the ``sub`` claim (OIDC) or NameID (SAML).
         audience: the audience the token was accepted for: ``aud`` or ``azp`` (OIDC), the
             ``Recipient`` of the ``SubjectConfirmationData`` (SAML, as AWS reports it).
@@ -92,7 +103,7 @@ class IdentityProvider(Protocol):
 
     @property
     def kind(self) -> ProviderKind:
-        """Which federation API accepts this provider's tokens."""
+        """``"oidc"``, ``"saml"`` (which federation API accepts its tokens) or the plugin's own kind."""
         ...
 
     @property
