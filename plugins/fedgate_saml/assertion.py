@@ -17,15 +17,12 @@ from typing import Final
 
 from lxml import etree
 
-from fedgate_saml.xmlsig import DS, TrustedCert, parse_xml, verify_enveloped
+from fedgate_saml.constants import BEARER, DS, SAML, SAMLP, STATUS_SUCCESS
+from fedgate_saml.xmlsig import TrustedCert, parse_xml, verify_enveloped
 from gateway.errors import ExpiredToken, IDPRejectedClaim, InvalidIdentityToken
 
-__all__ = ["SAML", "SAMLP", "VerifiedAssertion", "check_response", "parse_instant"]
+__all__ = ["VerifiedAssertion", "check_response", "parse_instant"]
 
-SAMLP: Final = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML: Final = "urn:oasis:names:tc:SAML:2.0:assertion"
-_SUCCESS: Final = "urn:oasis:names:tc:SAML:2.0:status:Success"
-_BEARER: Final = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 _INSTANT: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)?")
 _MAX_ID: Final = 256
 
@@ -168,7 +165,7 @@ def _check_envelope(
 ) -> None:
     code = response.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
     value = code.get("Value") if code is not None else None
-    if value != _SUCCESS:
+    if value != STATUS_SUCCESS:
         short = (value or "missing").rsplit(":", 1)[-1]
         short = short if re.fullmatch(r"[A-Za-z]{1,64}", short) else "unknown"
         raise IDPRejectedClaim(f"the identity provider reports that authentication failed (status {short})")
@@ -214,7 +211,7 @@ def _read_assertion(
         raise InvalidIdentityToken("SAML NameID is empty")
 
     confirmation = _one(subject, f"{{{SAML}}}SubjectConfirmation", "SubjectConfirmation")
-    if confirmation.get("Method") != _BEARER:
+    if confirmation.get("Method") != BEARER:
         raise InvalidIdentityToken("SAML SubjectConfirmation must use the bearer method")
     data = _one(confirmation, f"{{{SAML}}}SubjectConfirmationData", "SubjectConfirmationData")
     recipient = data.get("Recipient")

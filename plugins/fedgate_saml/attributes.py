@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from fedgate_saml.assertion import VerifiedAssertion
+from fedgate_saml.constants import NAMEID_PERSISTENT, NAMEID_TRANSIENT, NAMEID_UNSPECIFIED
 from gateway.errors import InvalidIdentityToken
 
 __all__ = ["AWS_ATTRIBUTES", "AwsClaims", "aws_claims", "condition_keys", "name_qualifier", "subject_type"]
@@ -70,8 +71,8 @@ _MAPPED: Final[Mapping[str, tuple[tuple[str, ...], bool]]] = {
     "primarygroupsid": (("http://schemas.microsoft.com/ws/2008/06/identity/claims/primarygroupsid",), False),
 }
 _SHORT_FORMATS: Final = {
-    "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent": "persistent",
-    "urn:oasis:names:tc:SAML:2.0:nameid-format:transient": "transient",
+    NAMEID_PERSISTENT: "persistent",
+    NAMEID_TRANSIENT: "transient",
 }
 
 
@@ -179,7 +180,7 @@ def name_qualifier(issuer: str, account_id: str, provider_name: str) -> str:
 def subject_type(name_id_format: str | None) -> str:
     """``persistent``, ``transient`` or the full NameID format URI (``unspecified`` when absent)."""
     if name_id_format is None:
-        return "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+        return NAMEID_UNSPECIFIED
     return _SHORT_FORMATS.get(name_id_format, name_id_format)
 
 

@@ -28,10 +28,10 @@ from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidDigest, InvalidSignature, SignXMLException
 from signxml.verifier import SignatureConfiguration, XMLVerifier
 
+from fedgate_saml.constants import DS, ENVELOPED_SIGNATURE, EXC_C14N
 from gateway.errors import InvalidIdentityToken
 
 __all__ = [
-    "DS",
     "TrustedCert",
     "has_dtd",
     "parse_xml",
@@ -39,11 +39,9 @@ __all__ = [
     "verify_metadata_signature",
 ]
 
-DS: Final = "http://www.w3.org/2000/09/xmldsig#"
-_ENVELOPED: Final = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 _C14N: Final = frozenset(
     {
-        "http://www.w3.org/2001/10/xml-exc-c14n#",
+        EXC_C14N,
         "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
         "http://www.w3.org/2006/12/xml-c14n11",
     }
@@ -166,7 +164,7 @@ def _check_signature_shape(element: etree._Element, signature: etree._Element, a
     if not element_id or refs[0].get("URI") != f"#{element_id}":
         raise InvalidIdentityToken("SAML signature does not reference the element that contains it")
     for transform in refs[0].iterfind(f"{{{DS}}}Transforms/{{{DS}}}Transform"):
-        if transform.get("Algorithm") != _ENVELOPED and transform.get("Algorithm") not in _C14N:
+        if transform.get("Algorithm") != ENVELOPED_SIGNATURE and transform.get("Algorithm") not in _C14N:
             raise InvalidIdentityToken("SAML signature uses a transform that is not allowed")
     return algorithm
 
