@@ -1,4 +1,4 @@
-"""Provider kinds are open: a plugin's own kind needs no oidc or saml claim.
+"""Provider kinds are open and abilities are capabilities: tested for, not implied by a class or kind.
 
 A third-party provider of its own kind (here ``ldap``) plugs in without claiming ``oidc`` or
 ``saml``: STS's federation APIs do not route tokens to it, its identities assume roles as web
@@ -11,12 +11,17 @@ from typing import Any, Literal
 
 from aiohttp.test_utils import TestClient
 
+from fedgate_oidc import OIDCProvider, OIDCProviderSettings
+from fedgate_saml import SAMLProvider, SAMLProviderSettings
 from gateway import hookimpl, keys
 from gateway.app import create_app
+from gateway.capabilities import SAMLServiceProviderCapable
 from gateway.config import ProviderSettings, parse_config
 from gateway.errors import AccessDenied
 from gateway.identity import Identity, IdentityProvider, ProviderContext, ProviderKind
 from gateway.plugin_host import PluginHost
+from gateway.store import MemoryStore
+from gateway.testing_saml import SAMLTestIdP
 
 ACCOUNT = "123456789012"
 LDAP_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/ldap.example"
@@ -87,6 +92,7 @@ async def test_a_third_party_kind_needs_no_oidc_or_saml_claim(aiohttp_client: An
     app = client.app
     (provider,) = app[keys.PROVIDERS]
     assert provider.kind == "ldap" and isinstance(provider, IdentityProvider)
+    assert not isinstance(provider, SAMLServiceProviderCapable)
 
     # The federation APIs route only oidc and saml providers: an ldap token finds none.
     token = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJsZGFwOi8vbGRhcC5leGFtcGxlIn0.c2ln"
@@ -123,3 +129,17 @@ def _record(now: float) -> Any:
     return CallRecord(
         "req", Transport(source_ip="127.0.0.1", secure=False, user_agent=None, referer=None, now=now)
     )
+
+
+async def test_the_saml_plugin_offers_the_service_provider_capability_and_oidc_does_not() -> None:
+    context = ProviderContext(account_id=ACCOUNT, store=MemoryStore())
+    with SAMLTestIdP() as idp:
+        saml = SAMLProvider(SAMLProviderSettings.model_validate(idp.provider_config(name="corp")), context)
+        assert isinstance(saml, SAMLServiceProviderCapable)
+    oidc = OIDCProvider(
+        OIDCProviderSettings.model_validate(
+            {"type": "oidc", "issuer": "https://idp.example", "audiences": ["a"]}
+        ),
+        context,
+    )
+    assert not isinstance(oidc, SAMLServiceProviderCapable)

@@ -12,7 +12,9 @@ from typing import final
 from fedgate_saml.assertion import VerifiedAssertion, check_response
 from fedgate_saml.attributes import aws_claims, condition_keys, name_qualifier, subject_type
 from fedgate_saml.config import SAMLProviderSettings
+from fedgate_saml.messages import SPKeys
 from fedgate_saml.metadata import IdPMetadata, MetadataSource
+from fedgate_saml.service_provider import ServiceProvider
 from gateway.arns import saml_provider_arn
 from gateway.errors import InvalidIdentityToken
 from gateway.identity import Identity, ProviderContext, ProviderKind
@@ -38,7 +40,8 @@ def decode_assertion(token: str, max_chars: int) -> bytes:
 
 @final
 class SAMLProvider:
-    """Verifies SAML responses of one IdP (implements ``IdentityProvider``).
+    """Verifies SAML responses of one IdP (implements ``IdentityProvider`` and the
+    ``SAMLServiceProviderCapable`` capability, through which fedgate is the IdP's SP).
 
     Signature checking runs in process (signxml) on the event loop: about a millisecond, cheaper
     than a hop to a thread. ``clock`` (wall time) and ``monotonic`` (metadata age) are injectable
@@ -151,6 +154,28 @@ class SAMLProvider:
             recipients=frozenset({recipient}),
             allow_in_response_to=True,
             answers=answers,
+        )
+
+    def service_provider(
+        self,
+        *,
+        entity_id: str,
+        acs_url: str,
+        slo_url: str | None,
+        signing_key_pem: str,
+        signing_certificate_pem: str,
+        sign_authn_requests: bool = True,
+    ) -> ServiceProvider:
+        """fedgate as the SP of this IdP (the :class:`~gateway.capabilities.SAMLServiceProviderCapable`
+        capability); ``ValueError`` (naming no secret) for an unusable key or certificate."""
+        return ServiceProvider(
+            self,
+            entity_id=entity_id,
+            acs_url=acs_url,
+            slo_url=slo_url,
+            keys=SPKeys.from_pem(signing_key_pem, signing_certificate_pem),
+            sign_authn_requests=sign_authn_requests,
+            clock=self._clock,
         )
 
     async def _authenticate(

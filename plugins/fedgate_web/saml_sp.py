@@ -29,23 +29,15 @@ from typing import Any, Final, final
 from aiohttp import web
 from yarl import URL
 
-from fedgate_saml import SAMLProvider
 from fedgate_web.config import SAMLLoginSettings, WebLoginSettings
 from fedgate_web.errors import LoginError
 from fedgate_web.oidc_login import PendingLogin
 from fedgate_web.once import digest, issued_at, spend
 from fedgate_web.render import page
 from fedgate_web.runtime import WEB, SamlLogin, safe_next
-from fedgate_web.saml_slo import SingleLogout
-from fedgate_web.saml_xml import (
-    SPKeys,
-    authn_request,
-    new_request_id,
-    redirect_query,
-    sp_metadata,
-    stamped_id,
-)
+from fedgate_web.saml_slo import SingleLogout, new_id, stamped_id
 from fedgate_web.sessions import WebSession, identity_from_json, identity_to_json
+from gateway.capabilities import SAMLServiceProvider, SAMLServiceProviderCapable
 from gateway.errors import ConfigError, ServiceError
 from gateway.identity import Identity, IdentityProvider
 from gateway.store.base import Store
@@ -63,38 +55,32 @@ _MAX_HANDLE: Final = 100
 
 @final
 class SAMLLogin:
-    """One SAML sign-in option (``web_login.saml[i]``): fedgate as the SP of one IdP."""
+    """One SAML sign-in option (``web_login.saml[i]``): fedgate as the SP of one IdP.
+
+    ``sp`` is the provider's SP capability, which builds and verifies every SAML message; this
+    class keeps the transactions and the browser binding.
+    """
 
     def __init__(
         self,
         settings: SAMLLoginSettings,
-        provider: SAMLProvider,
+        sp: SAMLServiceProvider,
         *,
-        entity_id: str,
-        acs_url: str,
-        keys: SPKeys,
         store: Store,
         replay: ReplayGuard,
-        slo_url: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.provider = provider
-        self.entity_id = entity_id
-        self.acs_url = acs_url
-        self._keys = keys
+        self.sp = sp
         self._store = store
         self._replay = replay
         self._clock = clock
         self.single_logout: SingleLogout | None = None
-        """Single logout, when ``slo_url`` is given and the option's ``single_logout`` is on."""
-        if slo_url is not None and settings.single_logout:
+        """Single logout, when the option's ``single_logout`` is on."""
+        if settings.single_logout:
             self.single_logout = SingleLogout(
                 option=settings.name,
-                provider=provider,
-                entity_id=entity_id,
-                slo_url=slo_url,
-                keys=keys,
+                sp=sp,
                 store=store,
                 replay=replay,
                 allow_unsigned_responses=settings.allow_unsigned_logout_responses,
@@ -113,38 +99,22 @@ class SAMLLogin:
 
     def metadata(self) -> bytes:
         """The SP metadata document to register at the IdP."""
-        return sp_metadata(
-            entity_id=self.entity_id,
-            acs_url=self.acs_url,
-            keys=self._keys,
-            authn_requests_signed=self.settings.sign_authn_requests,
-            want_assertions_signed=self.provider.settings.require_signed_assertion,
-            slo_url=self.single_logout.slo_url if self.single_logout else None,
-        )
+        return self.sp.metadata()
 
     async def begin(self, next_path: str) -> PendingLogin:
         """Store a new AuthnRequest (once, ten minutes) and return the IdP URL carrying it.
 
         ``state`` of the result is the request ID: the login cookie binds it to this browser.
         """
-        metadata = await self.provider.metadata()
-        if metadata.sso_redirect is None:
+        request_id, relay_state = stamped_id(self._clock()), new_id()[1:33]
+        url = await self.sp.login_url(request_id=request_id, relay_state=relay_state)
+        if url is None:
             raise LoginError("The identity provider has no HTTP-Redirect sign-on endpoint.", status=502)
-        request_id, relay_state = stamped_id(self._clock()), new_request_id()[1:33]
         record = {"option": self.name, "relay": relay_state, "next": next_path}
         await self._store.set(
             f"web:saml:{digest(request_id)}", json.dumps(record).encode(), ttl=TRANSACTION_SECONDS
         )
-        xml = authn_request(
-            request_id=request_id,
-            now=self._clock(),
-            destination=metadata.sso_redirect,
-            acs_url=self.acs_url,
-            sp_entity_id=self.entity_id,
-        )
-        query = redirect_query(xml, relay_state, self._keys if self.settings.sign_authn_requests else None)
-        separator = "&" if "?" in metadata.sso_redirect else "?"
-        return PendingLogin(url=f"{metadata.sso_redirect}{separator}{query}", state=request_id)
+        return PendingLogin(url=url, state=request_id)
 
     async def accept(self, saml_response: str, relay_state: str) -> str:
         """Verify a response POSTed to the ACS; return the one-time handle of the sign-in.
@@ -167,23 +137,22 @@ class SAMLLogin:
             request.update(await self._spend_request(in_response_to, relay_state))
 
         try:
-            identity, verified = await self.provider.authenticate_for_sp(
-                saml_response, audience=self.entity_id, recipient=self.acs_url, answers=answers
-            )
+            signed_in = await self.sp.accept(saml_response, answers=answers)
         except ServiceError as exc:
             message = f"The identity provider's response was refused: {exc.message}"
             raise LoginError(message, status=403) from None
         handle = stamped_id(self._clock())[1:]
+        subject = signed_in.subject
         record = {
             "option": self.name,
-            "identity": identity_to_json(identity),
+            "identity": identity_to_json(signed_in.identity),
             "request": request.get("id"),
             "next": request.get("next", "/sso/roles"),
             "saml": {
-                "name_id": verified.name_id,
-                "name_id_format": verified.name_id_format or "",
-                "session_index": verified.session_index or "",
-                "name_qualifier": verified.name_qualifier or "",
+                "name_id": subject.name_id,
+                "name_id_format": subject.name_id_format,
+                "session_index": subject.session_index,
+                "name_qualifier": subject.name_qualifier,
             },
         }
         await self._store.set(
@@ -295,7 +264,7 @@ async def acs(request: web.Request) -> web.StreamResponse:
     RelayState and the ``done`` step's login cookie are the defence (see the module docstring).
     """
     option = _option(request)
-    limit = option.provider.settings.max_assertion_chars + 4096
+    limit = option.sp.max_response_chars
     if request.content_length is None or request.content_length > limit:
         raise LoginError("The sign-in response is too large (or of unknown length).", status=413)
     form = await request.post()
@@ -355,32 +324,31 @@ def build_saml_logins(
     replay: ReplayGuard,
     clock: Callable[[], float] = time.time,
 ) -> dict[str, SamlLogin]:
-    """The SAML sign-in options; :class:`ConfigError` for a missing provider or an unusable key."""
+    """The SAML sign-in options; :class:`ConfigError` for a missing provider or an unusable key.
+
+    The provider an option names must offer the SAML service-provider capability, whichever plugin
+    implements it.
+    """
     found: dict[str, SamlLogin] = {}
     for option in settings.saml:
         where = f"web_login.saml {option.name}"
         provider = next(
-            (p for p in providers if isinstance(p, SAMLProvider) and p.name == option.provider), None
+            (p for p in providers if isinstance(p, SAMLServiceProviderCapable) and p.name == option.provider),
+            None,
         )
         if provider is None:
             raise ConfigError(f"{where}: no saml provider is named {option.provider}")
+        base = f"{settings.public_url}/sso/saml/{option.name}"
         try:
-            keys = SPKeys.from_pem(
-                option.signing_key.resolve().get_secret_value(),
-                option.signing_certificate.resolve().get_secret_value(),
+            sp = provider.service_provider(
+                entity_id=option.entity_id or f"{base}/metadata",
+                acs_url=f"{base}/acs",
+                slo_url=f"{base}/slo" if option.single_logout else None,
+                signing_key_pem=option.signing_key.resolve().get_secret_value(),
+                signing_certificate_pem=option.signing_certificate.resolve().get_secret_value(),
+                sign_authn_requests=option.sign_authn_requests,
             )
         except ValueError as exc:
             raise ConfigError(f"{where}: signing_key/signing_certificate: {exc}") from None
-        base = f"{settings.public_url}/sso/saml/{option.name}"
-        found[option.name] = SAMLLogin(
-            option,
-            provider,
-            entity_id=option.entity_id or f"{base}/metadata",
-            acs_url=f"{base}/acs",
-            keys=keys,
-            store=store,
-            replay=replay,
-            slo_url=f"{base}/slo",
-            clock=clock,
-        )
+        found[option.name] = SAMLLogin(option, sp, store=store, replay=replay, clock=clock)
     return found

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from fedgate_web.once import issued_at, spend, stamped
-from fedgate_web.saml_xml import stamped_id
+from fedgate_web.saml_slo import stamped_id
 from fedgate_web.sessions import Signer, WebSessions
 from gateway.identity import Identity
 from gateway.store import MemoryStore, ReplayGuard

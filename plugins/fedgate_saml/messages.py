@@ -1,5 +1,8 @@
 """What fedgate sends as a SAML service provider: AuthnRequests, logout messages, SP metadata (pure).
 
+Used by :class:`fedgate_saml.service_provider.ServiceProvider`, the SP capability the browser
+sign-in pages call; nothing outside the SAML plugin builds SAML messages.
+
 Documents are built with lxml (every value escaped by the serializer, nothing formatted into XML
 text). AuthnRequests and single-logout messages travel with the HTTP-Redirect binding (SAML bindings
 3.4.4): raw DEFLATE, base64, URL-encoded; the signature is RSA-SHA256 over the exact octets
@@ -21,13 +24,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
-from fedgate_web.once import stamped
+from fedgate_saml.constants import (
+    BINDING_POST,
+    BINDING_REDIRECT,
+    DS,
+    MD,
+    NAMEID_FORMATS,
+    RSA_SHA256,
+    SAML,
+    SAMLP,
+)
 
 __all__ = [
-    "BINDING_POST",
-    "BINDING_REDIRECT",
-    "RSA_SHA256",
-    "STATUS_SUCCESS",
     "SPKeys",
     "authn_request",
     "logout_request",
@@ -35,23 +43,8 @@ __all__ = [
     "new_request_id",
     "redirect_query",
     "sp_metadata",
-    "stamped_id",
 ]
 
-SAMLP: Final = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML: Final = "urn:oasis:names:tc:SAML:2.0:assertion"
-MD: Final = "urn:oasis:names:tc:SAML:2.0:metadata"
-DS: Final = "http://www.w3.org/2000/09/xmldsig#"
-BINDING_POST: Final = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
-BINDING_REDIRECT: Final = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
-RSA_SHA256: Final = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
-NAMEID_FORMATS: Final = (
-    "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
-    "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
-    "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
-    "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
-)
-STATUS_SUCCESS: Final = "urn:oasis:names:tc:SAML:2.0:status:Success"
 _MIN_RSA_BITS: Final = 2048
 
 
@@ -86,12 +79,6 @@ class SPKeys:
 def new_request_id() -> str:
     """A fresh AuthnRequest ID: 160 random bits, starting with ``_`` (IDs are xs:ID, NCNames)."""
     return "_" + secrets.token_hex(20)
-
-
-def stamped_id(now: float) -> str:
-    """A fresh ID like :func:`new_request_id` that also carries its issue time: ``_`` and a
-    :func:`~fedgate_web.once.stamped` value, for IDs spent once (requests, hand-off handles)."""
-    return "_" + stamped(now, secrets.token_hex(20))
 
 
 def _instant(now: float) -> str:
