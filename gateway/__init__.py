@@ -6,7 +6,7 @@ Public API: :func:`create_app`, :data:`hookimpl` and the error tree in :mod:`gat
 from __future__ import annotations
 
 from gateway import errors
-from gateway.plugin import hookimpl
+from gateway.hookspecs import hookimpl
 
 __all__ = ["create_app", "errors", "hookimpl"]
 

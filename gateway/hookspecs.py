@@ -23,8 +23,21 @@ if TYPE_CHECKING:
     from gateway.config import GatewayConfig, ProviderSettings
     from gateway.identity import IdentityProvider, ProviderContext
 
+__all__ = [
+    "PROJECT",
+    "fedgate_add_cli_commands",
+    "fedgate_add_config_sections",
+    "fedgate_add_provider_types",
+    "fedgate_add_routes",
+    "fedgate_audit_event",
+    "fedgate_create_identity_provider",
+    "hookimpl",
+]
+
 PROJECT = "fedgate"
 _spec = pluggy.HookspecMarker(PROJECT)
+#: The marker plugins put on their hook implementations (re-exported by :mod:`gateway.plugin`).
+hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @_spec
@@ -65,6 +78,14 @@ def fedgate_add_routes(app: web.Application, config: GatewayConfig) -> None:
 
     Called once in :func:`gateway.create_app`, after the core routes are added and before the
     application is frozen. Plugins must only add routes under a path prefix of their own.
+
+    A plugin's cleanup context runs after the core's, so it may read the app keys in
+    :data:`gateway.plugin.CLEANUP_APP_KEYS`: ``CONFIG``, ``PLUGINS`` and ``TRUSTED_PROXIES`` (set
+    when the application is created) and ``STORE``, ``REPLAY``, ``CREDENTIALS``,
+    ``SIGNING_KEYS``, ``PROVIDERS``, ``CATALOG``, ``AUDITOR`` and ``STS`` (set by the core's cleanup
+    contexts). Here,
+    in the hook itself, only ``CONFIG`` and ``PLUGINS`` exist yet. Request handlers may read all of
+    them, and ``REQUEST_ID`` on the request.
     """
 
 

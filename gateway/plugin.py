@@ -1,11 +1,144 @@
-"""The marker plugins use to implement fedgate hooks: ``@hookimpl``."""
+"""What a fedgate plugin is written against: the one module plugin authors import from.
+
+Everything here is supported API; anything else in ``gateway`` may change between releases
+(except :mod:`gateway.errors`, whose classes plugins raise, and :mod:`gateway.testing`).
+
+Hooks
+    :data:`hookimpl` marks hook implementations; the specs are in :mod:`gateway.hookspecs`.
+
+Identity providers
+    :class:`IdentityProvider` is what ``fedgate_create_identity_provider`` returns; it turns a token
+    into an :class:`Identity`, built with a :class:`ProviderContext`. Its settings model subclasses
+    :class:`ProviderSettings`; secrets in it are :class:`SecretRef`. :data:`ProviderKind` is open
+    (:data:`OIDC`, :data:`SAML` or the plugin's own). Optional abilities are capabilities, tested
+    with ``isinstance``: :class:`SAMLServiceProviderCapable` (fedgate as the SP of the provider's
+    IdP, returning a :class:`SAMLServiceProvider`). :func:`oidc_provider_arn` and
+    :func:`saml_provider_arn` spell provider ARNs; :func:`check_https_url` and
+    :func:`is_loopback_host` check URLs in settings, :data:`CAFile` types a CA bundle setting and
+    :func:`client_tls` makes the TLS context of a provider's outgoing requests from it.
+    :func:`bounded_loads` parses JSON a caller sent with its nesting bounded.
+
+State and routes
+    :class:`Store` is the shared store's protocol (documents, rate limits); :class:`ReplayGuard`
+    spends one-time items in it at most once, across store resets (``ProviderContext.replay``,
+    the app key ``REPLAY``). A plugin's routes and cleanup contexts (``fedgate_add_routes``) read
+    the application's services through the app keys below; :data:`CLEANUP_APP_KEYS` are those set
+    before any plugin's cleanup context runs. :data:`REQUEST_ID` is the request's id (``x-amzn-RequestId``).
+
+Command line
+    ``fedgate_add_cli_commands`` subcommands take ``-c`` with :func:`add_config_argument` and read
+    the file with :func:`load_config`.
+"""
 
 from __future__ import annotations
 
-import pluggy
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from gateway.hookspecs import PROJECT
+from gateway.arns import oidc_provider_arn, saml_provider_arn
+from gateway.capabilities import (
+    SAMLLogoutMessage,
+    SAMLServiceProvider,
+    SAMLServiceProviderCapable,
+    SAMLSignIn,
+    SAMLSubject,
+)
+from gateway.config import GatewayConfig, ProviderSettings
+from gateway.hookspecs import hookimpl
+from gateway.identity import OIDC, SAML, Identity, IdentityProvider, ProviderContext, ProviderKind
+from gateway.jsonlimits import loads as bounded_loads
+from gateway.keys import (
+    AUDITOR,
+    CATALOG,
+    CONFIG,
+    CREDENTIALS,
+    PLUGINS,
+    PROVIDERS,
+    REPLAY,
+    REQUEST_ID,
+    SIGNING_KEYS,
+    STORE,
+    STS,
+    TRUSTED_PROXIES,
+)
+from gateway.net import CAFile, check_https_url, client_tls, is_loopback_host
+from gateway.secretref import SecretRef
+from gateway.store.base import Store
+from gateway.store.replay import ReplayGuard
 
-__all__ = ["hookimpl"]
+if TYPE_CHECKING:
+    from aiohttp import web
 
-hookimpl = pluggy.HookimplMarker(PROJECT)
+__all__ = [
+    "AUDITOR",
+    "CATALOG",
+    "CLEANUP_APP_KEYS",
+    "CONFIG",
+    "CREDENTIALS",
+    "OIDC",
+    "PLUGINS",
+    "PROVIDERS",
+    "REPLAY",
+    "REQUEST_ID",
+    "SAML",
+    "SIGNING_KEYS",
+    "STORE",
+    "STS",
+    "TRUSTED_PROXIES",
+    "CAFile",
+    "GatewayConfig",
+    "Identity",
+    "IdentityProvider",
+    "ProviderContext",
+    "ProviderKind",
+    "ProviderSettings",
+    "ReplayGuard",
+    "SAMLLogoutMessage",
+    "SAMLServiceProvider",
+    "SAMLServiceProviderCapable",
+    "SAMLSignIn",
+    "SAMLSubject",
+    "SecretRef",
+    "Store",
+    "add_config_argument",
+    "bounded_loads",
+    "check_https_url",
+    "client_tls",
+    "hookimpl",
+    "is_loopback_host",
+    "load_config",
+    "oidc_provider_arn",
+    "saml_provider_arn",
+]
+
+#: The app keys a plugin's cleanup context may read: set when the application is created
+#: (CONFIG, PLUGINS, TRUSTED_PROXIES) or by the core's cleanup contexts, which run before any
+#: plugin's. ``gateway.keys.PROXY`` is left out: it exists only when upstreams are configured.
+CLEANUP_APP_KEYS: tuple[web.AppKey[Any], ...] = (
+    CONFIG,
+    PLUGINS,
+    TRUSTED_PROXIES,
+    STORE,
+    REPLAY,
+    CREDENTIALS,
+    SIGNING_KEYS,
+    PROVIDERS,
+    CATALOG,
+    AUDITOR,
+    STS,
+)
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    """Give a subcommand the ``-c/--config FILE`` option every ``fedgate`` command shares."""
+    from gateway.cli import add_config_argument as add
+
+    add(parser)
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Load and validate a configuration file with the plugins it does not disable."""
+    from gateway.startup import load_config as load  # the whole gateway: only when a command runs
+
+    return load(path)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from pydantic import BaseModel, ConfigDict
 
 from gateway import hookimpl, hookspecs
+from gateway import plugin as plugin_api
 from gateway.app import create_app
 from gateway.cli import main
 from gateway.config import GatewayConfig, ProviderSettings, parse_config
@@ -183,6 +184,33 @@ async def test_fedgate_audit_event_receives_every_sts_call(aiohttp_client: Any) 
     assert [e["eventName"] for e in plugin.events] == ["Nope"]
     assert plugin.events[0]["errorCode"] == "InvalidAction"
     assert plugin.events[0]["requestID"] == response.headers["x-amzn-RequestId"]
+
+
+async def test_fedgate_add_routes_cleanup_contexts_read_the_supported_app_keys(aiohttp_client: Any) -> None:
+    """A plugin's cleanup context finds every key gateway.plugin.CLEANUP_APP_KEYS promises, and the
+    hook's documentation names each of them."""
+    seen: dict[str, bool] = {}
+
+    class Reader:
+        @hookimpl
+        def fedgate_add_routes(self, app: web.Application, config: GatewayConfig) -> None:
+            async def ctx(app: web.Application) -> AsyncIterator[None]:
+                seen.update({str(key): key in app for key in plugin_api.CLEANUP_APP_KEYS})
+                yield
+
+            app.cleanup_ctx.append(ctx)
+
+    host = PluginHost(builtins=[Reader()])
+    client: TestClient[Any, Any] = await aiohttp_client(
+        create_app(_config(host, {"account_id": "123456789012"}), host=host)
+    )
+    assert (await client.get("/healthz")).status == 200
+    assert seen and all(seen.values()), seen
+    doc = inspect.getdoc(hookspecs.fedgate_add_routes) or ""
+    names = {name for name in dir(plugin_api) if isinstance(getattr(plugin_api, name), web.AppKey)}
+    for key in plugin_api.CLEANUP_APP_KEYS:
+        name = next(n for n in names if getattr(plugin_api, n) is key)
+        assert f"``{name}``" in doc, f"fedgate_add_routes must name {name}"
 
 
 def test_fedgate_add_cli_commands(

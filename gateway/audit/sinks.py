@@ -36,7 +36,7 @@ from typing import IO, Any, final
 
 from gateway.audit.spill import SpillFile, SpillReader
 from gateway.config import AuditSettings
-from gateway.plugin import hookimpl
+from gateway.hookspecs import hookimpl
 from gateway.store.base import Store
 
 __all__ = ["AuditSinkStats", "JsonLinesSink", "StoreSink"]

@@ -24,8 +24,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from fedgate_devissuer.issuer import DevIssuer, DevIssuerSettings
-from gateway.config import GatewayConfig
-from gateway.plugin import hookimpl
+from gateway.plugin import GatewayConfig, hookimpl
 
 __all__ = ["DevIssuer", "DevIssuerSettings"]
 

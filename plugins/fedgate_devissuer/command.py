@@ -15,7 +15,7 @@ __all__ = ["add_command"]
 
 def add_command(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Register ``dev-token``."""
-    from gateway.cli import add_config_argument
+    from gateway.plugin import add_config_argument
 
     parser = subparsers.add_parser(
         "dev-token",
@@ -39,7 +39,7 @@ def add_command(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from gateway.startup import load_config  # the whole gateway: only when the command runs
+    from gateway.plugin import load_config
 
     config = load_config(args.config)
     settings = config.sections.get("dev_issuer")

@@ -13,7 +13,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gateway.net import is_loopback_host
+from gateway.plugin import is_loopback_host
 
 __all__ = ["DevIssuer", "DevIssuerSettings"]
 

@@ -35,9 +35,7 @@ from collections.abc import Mapping
 
 from fedgate_oidc.config import OIDCProviderSettings
 from fedgate_oidc.provider import OIDCProvider
-from gateway.config import ProviderSettings
-from gateway.identity import IdentityProvider, ProviderContext
-from gateway.plugin import hookimpl
+from gateway.plugin import IdentityProvider, ProviderContext, ProviderSettings, hookimpl
 
 __all__ = ["OIDCProvider", "OIDCProviderSettings"]
 

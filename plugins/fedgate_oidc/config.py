@@ -7,8 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from gateway.config import ProviderSettings
-from gateway.net import CAFile, check_https_url, is_loopback_host
+from gateway.plugin import CAFile, ProviderSettings, check_https_url, is_loopback_host
 
 __all__ = ["ASYMMETRIC_ALGORITHMS", "OIDCProviderSettings", "is_loopback_http", "provider_id"]
 

@@ -21,9 +21,7 @@ import aiohttp
 from fedgate_oidc.config import OIDCProviderSettings, is_loopback_http
 from fedgate_oidc.token import KeySet
 from gateway.errors import IDPCommunicationError
-from gateway.jsonlimits import loads as bounded_loads
-from gateway.net import client_tls
-from gateway.store.base import Store
+from gateway.plugin import Store, bounded_loads, client_tls
 
 __all__ = ["MAX_DOCUMENT_BYTES", "KeyFetcher"]
 

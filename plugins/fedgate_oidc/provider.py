@@ -20,9 +20,8 @@ from fedgate_oidc.token import (
     select_key,
     verify_signature,
 )
-from gateway.arns import oidc_provider_arn
 from gateway.errors import InvalidIdentityToken
-from gateway.identity import Identity, ProviderContext, ProviderKind
+from gateway.plugin import Identity, ProviderContext, ProviderKind, oidc_provider_arn
 
 __all__ = ["MAX_LEEWAY", "OIDCProvider"]
 

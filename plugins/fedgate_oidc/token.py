@@ -21,7 +21,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 from gateway.errors import ExpiredToken, IDPRejectedClaim, InvalidIdentityToken
-from gateway.jsonlimits import loads as bounded_loads
+from gateway.plugin import bounded_loads
 
 __all__ = [
     "KeyNotFound",

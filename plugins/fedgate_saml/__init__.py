@@ -51,9 +51,7 @@ from collections.abc import Mapping
 
 from fedgate_saml.config import SAMLProviderSettings
 from fedgate_saml.provider import SAMLProvider
-from gateway.config import ProviderSettings
-from gateway.identity import IdentityProvider, ProviderContext
-from gateway.plugin import hookimpl
+from gateway.plugin import IdentityProvider, ProviderContext, ProviderSettings, hookimpl
 
 __all__ = ["SAMLProvider", "SAMLProviderSettings"]
 

@@ -8,8 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gateway.config import ProviderSettings
-from gateway.net import CAFile, check_https_url
+from gateway.plugin import CAFile, ProviderSettings, check_https_url
 
 __all__ = ["DEFAULT_AUDIENCES", "DEFAULT_MFA_CLASSES", "DEFAULT_RECIPIENTS", "SAMLProviderSettings"]
 

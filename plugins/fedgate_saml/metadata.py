@@ -30,7 +30,7 @@ from saml2 import BINDING_HTTP_REDIRECT, md
 from fedgate_saml.config import SAMLProviderSettings
 from fedgate_saml.xmlsig import TrustedCert, has_dtd, verify_metadata_signature
 from gateway.errors import IDPCommunicationError
-from gateway.net import client_tls
+from gateway.plugin import client_tls
 
 __all__ = ["MAX_METADATA_BYTES", "IdPMetadata", "MetadataError", "MetadataSource", "parse_metadata"]
 

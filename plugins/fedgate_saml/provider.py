@@ -15,9 +15,8 @@ from fedgate_saml.config import SAMLProviderSettings
 from fedgate_saml.messages import SPKeys
 from fedgate_saml.metadata import IdPMetadata, MetadataSource
 from fedgate_saml.service_provider import ServiceProvider
-from gateway.arns import saml_provider_arn
 from gateway.errors import InvalidIdentityToken
-from gateway.identity import Identity, ProviderContext, ProviderKind
+from gateway.plugin import Identity, ProviderContext, ProviderKind, saml_provider_arn
 
 __all__ = ["MAX_LEEWAY", "SAMLProvider"]
 

@@ -30,9 +30,8 @@ from fedgate_saml.messages import (
 )
 from fedgate_saml.metadata import IdPMetadata
 from fedgate_saml.redirect import CLOCK_SKEW, MAX_AGE, parse_redirect, read_logout, refuse
-from gateway.capabilities import SAMLLogoutMessage, SAMLSignIn, SAMLSubject
 from gateway.errors import ServiceError
-from gateway.identity import Identity
+from gateway.plugin import Identity, SAMLLogoutMessage, SAMLSignIn, SAMLSubject
 
 __all__ = ["IdP", "ServiceProvider"]
 

@@ -24,6 +24,11 @@ has a ``web_login`` section::
 Pages live under ``/sso/``: ``/sso/`` signs in, ``/sso/roles`` chooses a role,
 ``/sso/credentials`` shows credentials. ``fedgate login`` and ``fedgate credential-process`` use
 ``/sso/cli/*`` and ``/sso/device*``.
+
+It reads the core's services through the app keys of :mod:`gateway.plugin` and, being the
+first-party sign-in, builds on a few core modules beyond the plugin API: STS minting
+(:mod:`gateway.sts.service`), the trust decision (:mod:`gateway.iam.trust`), the request adapter
+(:mod:`gateway.web.request`) and the audit trail's shapes (:mod:`gateway.audit.events`).
 """
 
 from __future__ import annotations
@@ -35,10 +40,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from fedgate_web.config import WebLoginSettings
-from gateway import keys
-from gateway.config import GatewayConfig
 from gateway.errors import ConfigError
-from gateway.plugin import hookimpl
+from gateway.plugin import AUDITOR, CATALOG, CONFIG, PROVIDERS, REPLAY, STORE, STS, GatewayConfig, hookimpl
 
 __all__ = ["SECTION", "WebLoginSettings"]
 
@@ -79,14 +82,14 @@ async def _web_ctx(app: web.Application) -> AsyncIterator[None]:
     from fedgate_web.saml_sp import build_saml_logins
     from fedgate_web.sessions import Signer, WebSessions
 
-    config = app[keys.CONFIG]
+    config = app[CONFIG]
     settings = config.sections[SECTION]
     assert isinstance(settings, WebLoginSettings)
-    sts = app[keys.STS]
-    store = app[keys.STORE]
-    replay = app[keys.REPLAY]
+    sts = app[STS]
+    store = app[STORE]
+    replay = app[REPLAY]
     signer = Signer(settings.cookie_secret.resolve().get_secret_value())
-    providers = app[keys.PROVIDERS]
+    providers = app[PROVIDERS]
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), cookie_jar=aiohttp.DummyCookieJar())
     try:
         oidc = {}
@@ -124,8 +127,8 @@ async def _web_ctx(app: web.Application) -> AsyncIterator[None]:
             ),
             signer=signer,
             sts=sts,
-            catalog=app[keys.CATALOG],
-            auditor=app[keys.AUDITOR],
+            catalog=app[CATALOG],
+            auditor=app[AUDITOR],
             oidc=oidc,
             saml=build_saml_logins(settings, providers, store, replay, sts.now),
             clock=sts.now,

@@ -38,7 +38,7 @@ from fedgate_web.roles import by_account
 from fedgate_web.runtime import WEB, Minted, WebLogin
 from fedgate_web.sessions import WebSession
 from gateway.errors import ServiceError
-from gateway.net import is_loopback_host
+from gateway.plugin import is_loopback_host
 
 __all__ = ["cli_routes", "complete_request", "pending_request"]
 

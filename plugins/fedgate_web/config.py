@@ -7,8 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.config import SecretRef
-from gateway.net import check_https_url
+from gateway.plugin import SecretRef, check_https_url
 
 __all__ = ["OIDCLoginSettings", "SAMLLoginSettings", "WebLoginSettings"]
 

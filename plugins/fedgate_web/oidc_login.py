@@ -28,10 +28,7 @@ from fedgate_web.config import OIDCLoginSettings
 from fedgate_web.errors import LoginError
 from fedgate_web.once import digest, issued_at, spend, stamped
 from gateway.errors import ServiceError
-from gateway.identity import Identity, IdentityProvider
-from gateway.jsonlimits import loads as bounded_loads
-from gateway.store.base import Store
-from gateway.store.replay import ReplayGuard
+from gateway.plugin import Identity, IdentityProvider, ReplayGuard, Store, bounded_loads
 
 __all__ = ["OIDCLogin", "PendingLogin"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from gateway.store.replay import ReplayGuard
+from gateway.plugin import ReplayGuard
 
 __all__ = ["digest", "issued_at", "spend", "stamped"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from gateway.context import Transport
 from gateway.iam.catalog import CatalogSnapshot
 from gateway.iam.trust import decide_trust
-from gateway.identity import Identity
+from gateway.plugin import Identity
 
 __all__ = ["RoleChoice", "by_account", "choices", "session_name_for"]
 

@@ -23,11 +23,9 @@ from fedgate_web.roles import RoleChoice, choices, session_name_for
 from fedgate_web.sessions import Signer, WebSession, WebSessions
 from gateway.audit import Auditor
 from gateway.audit.events import assumed_role_elements
-from gateway.config import GatewayConfig
 from gateway.errors import ServiceError
 from gateway.iam.catalog import Catalog
-from gateway.store.base import Store
-from gateway.store.replay import ReplayGuard
+from gateway.plugin import GatewayConfig, ReplayGuard, Store
 from gateway.sts.service import AssumedRole, StsService
 from gateway.web.request import call_record, transport
 

@@ -27,10 +27,8 @@ from typing import Final, final
 from fedgate_web.errors import LoginError
 from fedgate_web.once import digest, spend, stamped
 from fedgate_web.sessions import WebSession
-from gateway.capabilities import SAMLLogoutMessage, SAMLServiceProvider, SAMLSubject
 from gateway.errors import IDPCommunicationError, InvalidIdentityToken
-from gateway.store.base import Store
-from gateway.store.replay import ReplayGuard
+from gateway.plugin import ReplayGuard, SAMLLogoutMessage, SAMLServiceProvider, SAMLSubject, Store
 
 __all__ = ["SingleLogout", "new_id", "stamped_id"]
 

@@ -37,11 +37,15 @@ from fedgate_web.render import page
 from fedgate_web.runtime import WEB, SamlLogin, safe_next
 from fedgate_web.saml_slo import SingleLogout, new_id, stamped_id
 from fedgate_web.sessions import WebSession, identity_from_json, identity_to_json
-from gateway.capabilities import SAMLServiceProvider, SAMLServiceProviderCapable
 from gateway.errors import ConfigError, ServiceError
-from gateway.identity import Identity, IdentityProvider
-from gateway.store.base import Store
-from gateway.store.replay import ReplayGuard
+from gateway.plugin import (
+    Identity,
+    IdentityProvider,
+    ReplayGuard,
+    SAMLServiceProvider,
+    SAMLServiceProviderCapable,
+    Store,
+)
 
 __all__ = ["SAMLLogin", "add_saml_routes", "build_saml_logins"]
 

@@ -20,9 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, final
 
 from fedgate_web.once import digest, issued_at, stamped
-from gateway.identity import Identity
-from gateway.store.base import Store
-from gateway.store.replay import ReplayGuard
+from gateway.plugin import Identity, ReplayGuard, Store
 
 __all__ = ["Signer", "WebSession", "WebSessions", "identity_from_json", "identity_to_json"]
 
