@@ -1,7 +1,7 @@
 """SAML response validation throughput beside pysaml2's stock SP path (the peer), same responses.
 
 Run: ``python bench/saml_bench.py``. Both validate the same RSA-SHA256 response-signed responses,
-built and signed by :class:`gateway.testing_saml.SAMLTestIdP` (pysaml2's IdP code):
+built and signed by :class:`gateway.testing.saml.SAMLTestIdP` (pysaml2's IdP code):
 
 - **fedgate**: ``SAMLProvider.authenticate`` on the base64 response, in full: size check, base64,
   hardened parse, in-process signature verification (signxml), protocol checks, AWS attributes,
@@ -40,7 +40,7 @@ with warnings.catch_warnings():
 from fedgate_saml import SAMLProvider, SAMLProviderSettings
 from gateway.identity import ProviderContext
 from gateway.store.memory import MemoryStore
-from gateway.testing_saml import AWS_ACS, AWS_AUDIENCE, SAMLTestIdP
+from gateway.testing.saml import AWS_ACS, AWS_AUDIENCE, SAMLTestIdP
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/Engineers"

@@ -2,10 +2,10 @@
 
 Run: ``.venv/bin/python bench/store_faults_bench.py [--concurrency 4] [--pause 7]``.
 
-A private ``redis-server`` (:class:`gateway.testing_redis.RedisServer`: a free port, no persistence)
+A private ``redis-server`` (:class:`gateway.testing.redis.RedisServer`: a free port, no persistence)
 backs one ``fedgate serve`` subprocess (SAML provider, ``clock_skew_seconds: 0``, audit ``none``,
 log level WARNING). ``--concurrency`` clients send ``AssumeRoleWithSAML`` back to back with a few
-responses from an in-process :class:`gateway.testing_saml.SAMLTestIdP`, minted up front: each is
+responses from an in-process :class:`gateway.testing.saml.SAMLTestIdP`, minted up front: each is
 accepted once and then refused as a replay, which only the store can decide, so every call needs
 the store (a 503 when it cannot answer). "Answered" below means accepted or refused as a replay.
 Then:
@@ -49,8 +49,8 @@ from urllib.parse import urlencode
 import aiohttp
 import yaml
 
-from gateway.testing_redis import RedisServer, backdate_generation
-from gateway.testing_saml import SAMLTestIdP
+from gateway.testing.redis import RedisServer, backdate_generation
+from gateway.testing.saml import SAMLTestIdP
 
 ACCOUNT = "123456789012"
 PROVIDER = f"arn:aws:iam::{ACCOUNT}:saml-provider/corp"

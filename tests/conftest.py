@@ -44,7 +44,7 @@ from gateway.audit import Auditor
 from gateway.config import GatewayConfig, parse_config
 from gateway.plugin_host import PluginHost
 from gateway.store import MemoryStore, RedisStore, Store
-from gateway.testing_redis import RedisServer, RedisServerError, backdate_generation
+from gateway.testing.redis import RedisServer, RedisServerError, backdate_generation
 from gateway.web.server import GatewayRunner
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"

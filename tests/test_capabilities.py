@@ -21,7 +21,7 @@ from gateway.errors import AccessDenied
 from gateway.identity import Identity, IdentityProvider, ProviderContext, ProviderKind
 from gateway.plugin_host import PluginHost
 from gateway.store import MemoryStore
-from gateway.testing_saml import SAMLTestIdP
+from gateway.testing.saml import SAMLTestIdP
 
 ACCOUNT = "123456789012"
 LDAP_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/ldap.example"

@@ -15,8 +15,8 @@ from aiohttp import web
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from gateway.testing_redis import backdate_generation
-from gateway.testing_saml import SESSION_DURATION_ATTR, SAMLTestIdP
+from gateway.testing.redis import backdate_generation
+from gateway.testing.saml import SESSION_DURATION_ATTR, SAMLTestIdP
 from tests.conftest import BackgroundLoop, config_from, running_memory_store, serve_app
 from tests.flows.conftest import ACCOUNT
 from tests.saml.conftest import restamped

@@ -29,8 +29,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from gateway.store.base import GENERATION_KEY
-from gateway.testing_redis import RedisServer, backdate_generation
-from gateway.testing_saml import SAMLTestIdP
+from gateway.testing.redis import RedisServer, backdate_generation
+from gateway.testing.saml import SAMLTestIdP
 from tests.conftest import BackgroundLoop, config_from, serve_app
 from tests.flows.conftest import ACCOUNT
 

@@ -19,7 +19,7 @@ from gateway.errors import IDPCommunicationError
 from gateway.identity import ProviderContext
 from gateway.store.memory import MemoryStore
 from gateway.testing import OIDCTestIssuer
-from gateway.testing_tls import TestCA
+from gateway.testing.tls import TestCA
 
 ACCOUNT = "123456789012"
 

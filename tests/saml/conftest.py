@@ -12,7 +12,7 @@ from lxml import etree
 from fedgate_saml import SAMLProvider, SAMLProviderSettings
 from gateway.identity import ProviderContext
 from gateway.store.base import Store
-from gateway.testing_saml import DS_NS, SAML_NS, SAMLTestIdP
+from gateway.testing.saml import DS_NS, SAML_NS, SAMLTestIdP
 from tests.conftest import running_memory_store
 
 ACCOUNT = "123456789012"

@@ -16,7 +16,7 @@ from gateway.errors import ConfigError
 from gateway.identity import IdentityProvider, ProviderContext
 from gateway.plugin_host import PluginHost
 from gateway.store.memory import MemoryStore
-from gateway.testing_saml import (
+from gateway.testing.saml import (
     AWS_ACS,
     MFA_CLASS,
     ROLE_ATTR,

@@ -18,7 +18,7 @@ from lxml import etree
 from fedgate_saml import SAMLProvider
 from gateway.errors import ExpiredToken, IDPRejectedClaim, InvalidIdentityToken, ServiceError
 from gateway.store.base import Store
-from gateway.testing_saml import DS_NS, SAML_NS, SAMLP_NS, SAMLTestIdP
+from gateway.testing.saml import DS_NS, SAML_NS, SAMLP_NS, SAMLTestIdP
 from tests.conftest import StoreFactory
 from tests.saml.conftest import PROVIDER_ARN, ROLE_ARN, Clock, Make
 

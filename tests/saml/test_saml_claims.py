@@ -16,7 +16,7 @@ from fedgate_saml.assertion import check_response, parse_instant
 from fedgate_saml.attributes import aws_claims, name_qualifier, subject_type
 from fedgate_saml.xmlsig import TrustedCert
 from gateway.errors import InvalidIdentityToken, ServiceError
-from gateway.testing_saml import SAMLTestIdP
+from gateway.testing.saml import SAMLTestIdP
 from tests.saml.conftest import PROVIDER_ARN, ROLE_ARN
 
 ATTR = "https://aws.amazon.com/SAML/Attributes/"

@@ -13,7 +13,7 @@ from fedgate_saml import SAMLProvider, SAMLProviderSettings
 from fedgate_saml.metadata import MetadataError, parse_metadata
 from gateway.errors import IDPCommunicationError, InvalidIdentityToken
 from gateway.identity import ProviderContext
-from gateway.testing_saml import ECDSA_SHA256, RSA_SHA256, SAMLTestIdP
+from gateway.testing.saml import ECDSA_SHA256, RSA_SHA256, SAMLTestIdP
 from tests.conftest import running_memory_store
 from tests.saml.conftest import ACCOUNT, PROVIDER, PROVIDER_ARN, ROLE_ARN, Clock
 

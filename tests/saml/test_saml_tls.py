@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from fedgate_saml import SAMLProvider, SAMLProviderSettings
 from gateway.errors import IDPCommunicationError
 from gateway.identity import ProviderContext
-from gateway.testing_saml import SAMLTestIdP
-from gateway.testing_tls import TestCA
+from gateway.testing.saml import SAMLTestIdP
+from gateway.testing.tls import TestCA
 from tests.conftest import running_memory_store
 from tests.saml.conftest import ACCOUNT, PROVIDER, PROVIDER_ARN, ROLE_ARN
 

@@ -17,7 +17,7 @@ import redis.exceptions
 
 from gateway.errors import ServiceUnavailable
 from gateway.store import CircuitBreaker, RedisStore, ReplayGuard
-from gateway.testing_redis import RedisServer
+from gateway.testing.redis import RedisServer
 
 # Generous, so a loaded machine does not cut healthy operations: what shows the deadline at work is
 # the cause of a failure (asyncio's TimeoutError, not redis-py's), not how long it took.

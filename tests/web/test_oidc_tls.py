@@ -12,7 +12,7 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.net import ca_bundle_context
 from gateway.testing import OIDCTestIssuer
-from gateway.testing_tls import TestCA
+from gateway.testing.tls import TestCA
 from tests.web.conftest import CLIENT_ID, CLIENT_SECRET, Browser, Live, host, web_config
 
 

@@ -34,7 +34,7 @@ from saml2 import md
 
 from gateway.app import create_app
 from gateway.config import parse_config
-from gateway.testing_saml import SAMLP_NS, SAMLTestIdP
+from gateway.testing.saml import SAMLP_NS, SAMLTestIdP
 from gateway.web.server import GatewayRunner
 from tests.conftest import running_memory_store
 from tests.web.conftest import ACCOUNT, CHROMIUM_ARGS, COOKIE_SECRET, SECRET_RE, forms, host

@@ -26,7 +26,7 @@ from playwright.async_api import async_playwright
 from saml2 import md
 from yarl import URL
 
-from gateway.testing_saml import SAML_NS, SAML_STATUS_SUCCESS, SAMLP_NS, SAMLTestIdP
+from gateway.testing.saml import SAML_NS, SAML_STATUS_SUCCESS, SAMLP_NS, SAMLTestIdP
 from tests.web import test_saml_login as login
 from tests.web.conftest import CHROMIUM_ARGS, csrf
 from tests.web.test_saml_login import (

@@ -1,4 +1,4 @@
-"""A real SAML 2.0 identity provider for tests and benchmarks (no pytest needed to import this module).
+"""The test IdP's server: pysaml2's IdP code, serving metadata, browser sign-on and single logout.
 
 :class:`SAMLTestIdP` builds responses with pysaml2's own IdP code (:class:`saml2.server.Server`)
 and signs them in process with python-xmlsec, through a pysaml2 crypto backend, so no ``xmlsec1``
@@ -31,32 +31,21 @@ namespace constants help locate elements. It is for tests only: keys live in a t
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import datetime
-import html
 import secrets
 import shutil
 import ssl
 import tempfile
 import warnings
-import zlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self, final
-from urllib.parse import quote
+from typing import Any, Self
 
 import aiohttp
-import xmlsec
 from aiohttp import web
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.utils import CryptographyDeprecationWarning
-from cryptography.x509.oid import NameOID
 from lxml import etree
 from multidict import MultiDict
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, md, saml, xmldsig
@@ -66,6 +55,23 @@ from saml2.sigver import CryptoBackend
 from yarl import URL
 
 from gateway.arns import saml_provider_arn
+from gateway.testing.saml import messages
+from gateway.testing.saml.messages import (
+    AWS_ACS,
+    AWS_AUDIENCE,
+    PASSWORD_CLASS,
+    ROLE_ATTR,
+    RSA_SHA256,
+    SAML_NS,
+    SAML_STATUS_SUCCESS,
+    SAMLP_NS,
+    SESSION_NAME_ATTR,
+    SHA256,
+    TestKey,
+    make_key,
+    page,
+    sp_metadata,
+)
 
 # pysaml2's server module touches a cipher mode that cryptography deprecates; harmless here (no
 # symmetric crypto is used), and it must not turn into an error under filterwarnings=error.
@@ -73,91 +79,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", CryptographyDeprecationWarning)
     from saml2.server import Server
 
-__all__ = [
-    "AWS_ACS",
-    "AWS_AUDIENCE",
-    "DS_NS",
-    "ECDSA_SHA256",
-    "MFA_CLASS",
-    "PASSWORD_CLASS",
-    "ROLE_ATTR",
-    "RSA_SHA256",
-    "SAMLP_NS",
-    "SAML_NS",
-    "SAML_STATUS_SUCCESS",
-    "SESSION_DURATION_ATTR",
-    "SESSION_NAME_ATTR",
-    "SAMLTestIdP",
-    "TestKey",
-]
+__all__ = ["SAMLTestIdP"]
 
-SAMLP_NS: Final = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML_NS: Final = "urn:oasis:names:tc:SAML:2.0:assertion"
-DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
-AWS_ACS: Final = "https://signin.aws.amazon.com/saml"
-AWS_AUDIENCE: Final = "https://signin.aws.amazon.com/saml"
-ROLE_ATTR: Final = "https://aws.amazon.com/SAML/Attributes/Role"
-SESSION_NAME_ATTR: Final = "https://aws.amazon.com/SAML/Attributes/RoleSessionName"
-SESSION_DURATION_ATTR: Final = "https://aws.amazon.com/SAML/Attributes/SessionDuration"
-PASSWORD_CLASS: Final = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105 - an AuthnContext class, not a password
-MFA_CLASS: Final = "http://schemas.microsoft.com/claims/multipleauthn"
-RSA_SHA256: Final = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
-ECDSA_SHA256: Final = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
-SHA256: Final = "http://www.w3.org/2001/04/xmlenc#sha256"
-EXC_C14N: Final = "http://www.w3.org/2001/10/xml-exc-c14n#"
-SAML_STATUS_SUCCESS: Final = "urn:oasis:names:tc:SAML:2.0:status:Success"
-_REDIRECT_HASHES: Final = {
-    RSA_SHA256: hashes.SHA256,
-    "http://www.w3.org/2000/09/xmldsig#rsa-sha1": hashes.SHA1,
-}
-_URI_FORMAT: Final = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
-
-
-@dataclass(frozen=True, slots=True)
-class TestKey:
-    """One signing key of the test IdP: PEM private key and self-signed certificate, and their files."""
-
-    __test__ = False  # not a pytest test class
-
-    key_pem: bytes
-    cert_pem: bytes
-    key_file: Path
-    cert_file: Path
-
-    @property
-    def cert_b64(self) -> str:
-        """The certificate's DER in base64, as metadata and KeyInfo carry it."""
-        return "".join(self.cert_pem.decode().strip().splitlines()[1:-1])
-
-
-def _make_key(
-    directory: Path, name: str, *, valid_days: int, not_before_days: int = -1, kind: str = "RSA"
-) -> TestKey:
-    private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-    if kind == "EC":
-        private = ec.generate_private_key(ec.SECP256R1())
-    else:
-        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"fedgate test IdP {name}")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + datetime.timedelta(days=not_before_days))
-        .not_valid_after(now + datetime.timedelta(days=valid_days))
-        .sign(private, hashes.SHA256())
-    )
-    key_pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_file, cert_file = directory / f"{name}.key", directory / f"{name}.crt"
-    key_file.write_bytes(key_pem)
-    cert_file.write_bytes(cert_pem)
-    return TestKey(key_pem, cert_pem, key_file, cert_file)
+_URI_FORMAT = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+_KNOWN_SPS = (AWS_AUDIENCE, "urn:amazon:webservices", "https://sp.other.test/saml")
 
 
 class _InProcessSigner(CryptoBackend):  # type: ignore[misc]
@@ -177,15 +102,6 @@ class _InProcessSigner(CryptoBackend):  # type: ignore[misc]
         return SAMLTestIdP.sign_template(raw, node_id, key.key_pem).decode()
 
 
-def _find_by_id(root: etree._Element, element_id: str) -> etree._Element:
-    found = root.xpath("//*[@ID=$id]", id=element_id)
-    assert isinstance(found, list) and len(found) == 1, f"expected one element with ID {element_id}"
-    element = found[0]
-    assert isinstance(element, etree._Element)
-    return element
-
-
-@final
 class SAMLTestIdP:
     """A SAML IdP built on pysaml2's ``Server``, signing in process; use as a (async) context manager.
 
@@ -209,7 +125,7 @@ class SAMLTestIdP:
         self.entity_id = entity_id
         self._dir = Path(tempfile.mkdtemp(prefix="fedgate-saml-idp-"))
         self.keys: list[TestKey] = [
-            _make_key(self._dir, f"k{i}", valid_days=cert_valid_days) for i in range(keys)
+            make_key(self._dir, f"k{i}", valid_days=cert_valid_days) for i in range(keys)
         ]
         self.active_key = 0
         self.published: list[int] = list(range(keys))
@@ -248,10 +164,7 @@ class SAMLTestIdP:
         self.close()
 
     def _build_server(self) -> Server:
-        sp_metadata = "".join(
-            _sp_metadata(entity, AWS_ACS)
-            for entity in (AWS_AUDIENCE, "urn:amazon:webservices", "https://sp.other.test/saml")
-        )
+        known = "".join(sp_metadata(entity, AWS_ACS) for entity in _KNOWN_SPS)
         conf = IdPConfig().load(
             {
                 "entityid": self.entity_id,
@@ -277,8 +190,7 @@ class SAMLTestIdP:
                 "cert_file": str(self.keys[0].cert_file),
                 "metadata": {
                     "inline": [
-                        f'<md:EntitiesDescriptor xmlns:md="{md.NAMESPACE}">'
-                        f"{sp_metadata}</md:EntitiesDescriptor>"
+                        f'<md:EntitiesDescriptor xmlns:md="{md.NAMESPACE}">{known}</md:EntitiesDescriptor>'
                     ]
                 },
                 # A backend that needs no xmlsec1 program; replaced by _InProcessSigner below.
@@ -298,7 +210,7 @@ class SAMLTestIdP:
         unless told not to; return its index. pysaml2 signs with RSA only: sign with an EC key through
         :meth:`sign_element` (``sign_alg=ECDSA_SHA256``)."""
         self.keys.append(
-            _make_key(
+            make_key(
                 self._dir,
                 f"k{len(self.keys)}",
                 valid_days=valid_days,
@@ -347,7 +259,7 @@ class SAMLTestIdP:
         self, path: str = "/saml/metadata", *, tls: ssl.SSLContext | None = None
     ) -> AsyncIterator[str]:
         """Serve the metadata over HTTP on 127.0.0.1 (random port), or https with a ``tls`` server
-        context (:meth:`gateway.testing_tls.TestCA.server_context`); yields its URL.
+        context (:meth:`gateway.testing.tls.TestCA.server_context`); yields its URL.
 
         The single sign-on endpoint ``/saml/sso`` is served too, and listed in the metadata
         (:attr:`sso_url`) until the server stops: read :attr:`metadata_file` inside the block.
@@ -378,27 +290,31 @@ class SAMLTestIdP:
 
     # -- browser single sign-on (HTTP-Redirect in, HTTP-POST out) ---------------------------------
 
-    async def _sso(self, request: web.Request) -> web.Response:
+    def _signature(self, request: web.Request, parameter: str) -> bool | None:
+        """Whether the message was signed and checked (with :attr:`sp_certificate`, when set), or
+        ``None`` when its signature does not verify."""
+        if self.sp_certificate is None:
+            return False
         # The signature covers the octets as sent (bindings 3.4.4.1), so they are taken unparsed.
         raw: dict[str, str] = {}
         for part in request.rel_url.raw_query_string.split("&"):
             raw.setdefault(part.partition("=")[0], part)
+        signed_part = "&".join(raw[n] for n in (parameter, "RelayState", "SigAlg") if n in raw)
+        query = request.query
+        if not self.verify_redirect_signature(signed_part, query.get("SigAlg"), query.get("Signature")):
+            return None
+        return True
+
+    async def _sso(self, request: web.Request) -> web.Response:
         query = request.query
         if "SAMLRequest" not in query:
             return web.Response(status=400, text="SAMLRequest missing")
-        signed = False
-        if self.sp_certificate is not None:
-            signed_part = "&".join(raw[n] for n in ("SAMLRequest", "RelayState", "SigAlg") if n in raw)
-            if not self.verify_redirect_signature(signed_part, query.get("SigAlg"), query.get("Signature")):
-                return web.Response(status=403, text="AuthnRequest signature is invalid")
-            signed = True
+        signed = self._signature(request, "SAMLRequest")
+        if signed is None:
+            return web.Response(status=403, text="AuthnRequest signature is invalid")
         try:
-            inflated = zlib.decompressobj(wbits=-15).decompress(
-                base64.b64decode(query["SAMLRequest"]), 100_000
-            )
-            parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-            root = etree.fromstring(inflated, parser)
-        except (binascii.Error, zlib.error, etree.XMLSyntaxError, ValueError):
+            root = messages.inflate(query["SAMLRequest"])
+        except ValueError:
             return web.Response(status=400, text="SAMLRequest is not a deflated AuthnRequest")
         issuer = root.find(f"{{{SAML_NS}}}Issuer")
         found = {
@@ -419,7 +335,7 @@ class SAMLTestIdP:
             "<label for=username>Username</label> <input id=username name=username autofocus>"
             f'<input type=hidden name=pending value="{token}"> <button type=submit>Sign in</button></form>'
         )
-        return web.Response(text=_page(body), content_type="text/html")
+        return web.Response(text=page(body), content_type="text/html")
 
     async def _sso_login(self, request: web.Request) -> web.Response:
         form: MultiDict[Any] = MultiDict(await request.post())
@@ -444,24 +360,16 @@ class SAMLTestIdP:
     # -- single logout (HTTP-Redirect both ways) ------------------------------------------------------
 
     async def _slo(self, request: web.Request) -> web.Response:
-        raw: dict[str, str] = {}
-        for part in request.rel_url.raw_query_string.split("&"):
-            raw.setdefault(part.partition("=")[0], part)
         query = request.query
         parameter = "SAMLRequest" if "SAMLRequest" in query else "SAMLResponse"
         if parameter not in query:
             return web.Response(status=400, text="SAMLRequest or SAMLResponse missing")
-        signed = False
-        if self.sp_certificate is not None:
-            signed_part = "&".join(raw[n] for n in (parameter, "RelayState", "SigAlg") if n in raw)
-            if not self.verify_redirect_signature(signed_part, query.get("SigAlg"), query.get("Signature")):
-                return web.Response(status=403, text="logout message signature is invalid")
-            signed = True
+        signed = self._signature(request, parameter)
+        if signed is None:
+            return web.Response(status=403, text="logout message signature is invalid")
         try:
-            inflated = zlib.decompressobj(wbits=-15).decompress(base64.b64decode(query[parameter]), 100_000)
-            parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-            root = etree.fromstring(inflated, parser)
-        except (binascii.Error, zlib.error, etree.XMLSyntaxError, ValueError):
+            root = messages.inflate(query[parameter])
+        except ValueError:
             return web.Response(status=400, text="not a deflated SAML message")
         issuer = root.findtext(f"{{{SAML_NS}}}Issuer") or ""
         common = {
@@ -477,7 +385,7 @@ class SAMLTestIdP:
             self.logout_responses.append(
                 {**common, "in_response_to": root.get("InResponseTo"), "status": status}
             )
-            return web.Response(text=_page("<h1>Signed out at the test IdP</h1>"), content_type="text/html")
+            return web.Response(text=page("<h1>Signed out at the test IdP</h1>"), content_type="text/html")
         name_id = root.find(f"{{{SAML_NS}}}NameID")
         if issuer not in self.sp_slo_urls and issuer.startswith("http://127.0.0.1:"):
             await self._learn_sp_slo_url(issuer)
@@ -524,14 +432,24 @@ class SAMLTestIdP:
         key: TestKey | None = None,
     ) -> tuple[str, str]:
         """An IdP-initiated LogoutRequest to ``destination`` (HTTP-Redirect URL) and its ID."""
-        request_id = request_id or "_" + secrets.token_hex(20)
-        root = self._logout_element("LogoutRequest", request_id, destination, issue_instant)
-        element = etree.SubElement(root, f"{{{SAML_NS}}}NameID", Format=name_id_format)
-        element.text = name_id
-        if session_index is not None:
-            etree.SubElement(root, f"{{{SAMLP_NS}}}SessionIndex").text = session_index
-        xml = etree.tostring(root)
-        return self._redirect(destination, "SAMLRequest", xml, relay_state, sign, sign_alg, key), request_id
+        xml, request_id = messages.logout_request(
+            issuer=self.entity_id,
+            destination=destination,
+            name_id=name_id,
+            request_id=request_id,
+            session_index=session_index,
+            name_id_format=name_id_format,
+            issue_instant=issue_instant,
+        )
+        url = messages.redirect_url(
+            destination,
+            "SAMLRequest",
+            xml,
+            relay_state=relay_state,
+            key=self._signer(sign, key),
+            sign_alg=sign_alg,
+        )
+        return url, request_id
 
     def logout_response_url(
         self,
@@ -546,82 +464,40 @@ class SAMLTestIdP:
         key: TestKey | None = None,
     ) -> str:
         """A LogoutResponse to ``destination`` answering ``in_response_to`` (HTTP-Redirect URL)."""
-        root = self._logout_element("LogoutResponse", "_" + secrets.token_hex(20), destination, issue_instant)
-        root.set("InResponseTo", in_response_to)
-        code = etree.SubElement(etree.SubElement(root, f"{{{SAMLP_NS}}}Status"), f"{{{SAMLP_NS}}}StatusCode")
-        code.set("Value", status)
-        xml = etree.tostring(root)
-        return self._redirect(destination, "SAMLResponse", xml, relay_state, sign, sign_alg, key)
-
-    def _logout_element(
-        self, tag: str, element_id: str, destination: str, issue_instant: datetime.datetime | None
-    ) -> etree._Element:
-        when = issue_instant or datetime.datetime.now(datetime.UTC)
-        root = etree.Element(
-            f"{{{SAMLP_NS}}}{tag}",
-            nsmap={"samlp": SAMLP_NS, "saml": SAML_NS},
-            ID=element_id,
-            Version="2.0",
-            IssueInstant=when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            Destination=destination,
+        xml = messages.logout_response(
+            issuer=self.entity_id,
+            destination=destination,
+            in_response_to=in_response_to,
+            status=status,
+            issue_instant=issue_instant,
         )
-        etree.SubElement(root, f"{{{SAML_NS}}}Issuer").text = self.entity_id
-        return root
+        return messages.redirect_url(
+            destination,
+            "SAMLResponse",
+            xml,
+            relay_state=relay_state,
+            key=self._signer(sign, key),
+            sign_alg=sign_alg,
+        )
 
-    def _redirect(
-        self,
-        destination: str,
-        parameter: str,
-        xml: bytes,
-        relay_state: str,
-        sign: bool,
-        sign_alg: str,
-        key: TestKey | None,
-    ) -> str:
-        compressor = zlib.compressobj(wbits=-15)
-        deflated = compressor.compress(xml) + compressor.flush()
-        parts = [f"{parameter}={quote(base64.b64encode(deflated).decode('ascii'), safe='')}"]
-        if relay_state:
-            parts.append(f"RelayState={quote(relay_state, safe='')}")
-        if sign:
-            parts.append(f"SigAlg={quote(sign_alg, safe='')}")
-            private = serialization.load_pem_private_key((key or self.keys[self.active_key]).key_pem, None)
-            assert isinstance(private, rsa.RSAPrivateKey), "redirect signatures here are RSA"
-            data = "&".join(parts).encode("ascii")
-            signature = private.sign(data, padding.PKCS1v15(), _REDIRECT_HASHES[sign_alg]())
-            parts.append(f"Signature={quote(base64.b64encode(signature).decode('ascii'), safe='')}")
-        return f"{destination}{'&' if '?' in destination else '?'}{'&'.join(parts)}"
+    def _signer(self, sign: bool, key: TestKey | None) -> TestKey | None:
+        return (key or self.keys[self.active_key]) if sign else None
 
     @staticmethod
     def post_page(xml: bytes, acs: str, relay_state: str = "") -> str:
         """An HTML page whose form POSTs ``xml`` (base64) and ``relay_state`` to ``acs``."""
-        relay = (
-            f'<input type=hidden name=RelayState value="{html.escape(relay_state)}">' if relay_state else ""
-        )
-        return _page(
-            f'<form method=post action="{html.escape(acs)}"><p>Signed in. Continue to the application.</p>'
-            f'<input type=hidden name=SAMLResponse value="{SAMLTestIdP.b64(xml)}">{relay}'
-            "<button type=submit>Continue</button></form>"
-        )
+        return messages.post_page(xml, acs, relay_state)
 
     def verify_redirect_signature(self, signed_part: str, sig_alg: str | None, signature: str | None) -> bool:
         """Whether ``signature`` (base64) over ``signed_part`` verifies with :attr:`sp_certificate`."""
-        if self.sp_certificate is None or sig_alg != RSA_SHA256 or not signature:
-            return False
-        key = x509.load_pem_x509_certificate(self.sp_certificate).public_key()
-        assert isinstance(key, rsa.RSAPublicKey)
-        try:
-            key.verify(base64.b64decode(signature), signed_part.encode(), padding.PKCS1v15(), hashes.SHA256())
-        except (InvalidSignature, binascii.Error, ValueError):
-            return False
-        return True
+        return messages.verify_redirect_signature(self.sp_certificate, signed_part, sig_alg, signature)
 
     def register_sp(self, entity_id: str, acs: str) -> None:
         """Let the IdP answer the SP ``entity_id`` (pysaml2 needs its metadata), posting to ``acs``."""
         if entity_id not in self._sps:
             self._server.metadata.load(
                 "inline",
-                f'<md:EntitiesDescriptor xmlns:md="{md.NAMESPACE}">{_sp_metadata(entity_id, acs)}'
+                f'<md:EntitiesDescriptor xmlns:md="{md.NAMESPACE}">{sp_metadata(entity_id, acs)}'
                 "</md:EntitiesDescriptor>",
             )
             self._sps.add(entity_id)
@@ -660,7 +536,7 @@ class SAMLTestIdP:
         ``roles`` are ``(role_arn, provider_arn)`` pairs (joined "role,provider") or raw strings;
         ``attributes`` adds or replaces attributes by name (URI name format).
         """
-        if sp_entity_id not in (AWS_AUDIENCE, "urn:amazon:webservices", "https://sp.other.test/saml"):
+        if sp_entity_id not in _KNOWN_SPS:
             self.register_sp(sp_entity_id, destination)
         identity: dict[str, list[str]] = {}
         role_values = [r if isinstance(r, str) else f"{r[0]},{r[1]}" for r in roles]
@@ -691,19 +567,12 @@ class SAMLTestIdP:
 
     # -- raw signing, for building attacks ------------------------------------------------------
 
+    # -- raw signing, for building attacks (see :mod:`gateway.testing.saml.messages`) -------------
+
     @staticmethod
     def sign_template(xml: bytes, element_id: str, key_pem: bytes) -> bytes:
         """Fill in the (pysaml2-made) signature template that is a child of the element ``element_id``."""
-        root = etree.fromstring(xml)
-        node = _find_by_id(root, element_id)
-        template = node.find(f"{{{DS_NS}}}Signature")
-        assert template is not None, "the element has no signature template"
-        ctx = xmlsec.SignatureContext()
-        ctx.key = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem)
-        ctx.register_id(node, "ID")
-        ctx.sign(template)
-        result: bytes = etree.tostring(root)
-        return result
+        return messages.sign_template(xml, element_id, key_pem)
 
     def sign_element(
         self,
@@ -715,69 +584,18 @@ class SAMLTestIdP:
         digest_alg: str = SHA256,
         with_cert: bool = True,
     ) -> bytes:
-        """Sign the element ``element_id`` of ``xml`` (any document), replacing a signature it has.
-
-        The signature goes where SAML puts it, right after the element's ``Issuer``.
-        """
-        root = etree.fromstring(xml)
-        node = _find_by_id(root, element_id)
-        key = key or self.keys[self.active_key]
-        self._insert_template(node, element_id, sign_alg, digest_alg, key if with_cert else None)
-        return self.sign_template(etree.tostring(root), element_id, key.key_pem)
+        """Sign the element ``element_id`` of ``xml`` (any document), replacing a signature it has,
+        with ``key`` (default: the active key)."""
+        return messages.sign_element(
+            xml,
+            element_id,
+            key or self.keys[self.active_key],
+            sign_alg=sign_alg,
+            digest_alg=digest_alg,
+            with_cert=with_cert,
+        )
 
     @staticmethod
-    def _insert_template(
-        node: etree._Element, element_id: str, sign_alg: str, digest_alg: str, key: TestKey | None
-    ) -> etree._Element:
-        for old in node.findall(f"{{{DS_NS}}}Signature"):
-            node.remove(old)
-        sig = etree.Element(f"{{{DS_NS}}}Signature", nsmap={"ds": DS_NS})
-        info = etree.SubElement(sig, f"{{{DS_NS}}}SignedInfo")
-        etree.SubElement(info, f"{{{DS_NS}}}CanonicalizationMethod", Algorithm=EXC_C14N)
-        etree.SubElement(info, f"{{{DS_NS}}}SignatureMethod", Algorithm=sign_alg)
-        ref = etree.SubElement(info, f"{{{DS_NS}}}Reference", URI=f"#{element_id}")
-        transforms = etree.SubElement(ref, f"{{{DS_NS}}}Transforms")
-        etree.SubElement(
-            transforms,
-            f"{{{DS_NS}}}Transform",
-            Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature",
-        )
-        etree.SubElement(transforms, f"{{{DS_NS}}}Transform", Algorithm=EXC_C14N)
-        etree.SubElement(ref, f"{{{DS_NS}}}DigestMethod", Algorithm=digest_alg)
-        etree.SubElement(ref, f"{{{DS_NS}}}DigestValue")
-        etree.SubElement(sig, f"{{{DS_NS}}}SignatureValue")
-        if key is not None:
-            data = etree.SubElement(etree.SubElement(sig, f"{{{DS_NS}}}KeyInfo"), f"{{{DS_NS}}}X509Data")
-            etree.SubElement(data, f"{{{DS_NS}}}X509Certificate").text = key.cert_b64
-        issuer = node.find(f"{{{SAML_NS}}}Issuer")
-        node.insert(0 if issuer is None else node.index(issuer) + 1, sig)
-        return sig
-
-    def hmac_sign_element(self, xml: bytes, element_id: str, secret: bytes) -> bytes:
+    def hmac_sign_element(xml: bytes, element_id: str, secret: bytes) -> bytes:
         """Sign the element ``element_id`` with HMAC-SHA256 under ``secret`` (algorithm confusion)."""
-        root = etree.fromstring(xml)
-        node = _find_by_id(root, element_id)
-        sig = self._insert_template(
-            node, element_id, "http://www.w3.org/2001/04/xmldsig-more#hmac-sha256", SHA256, None
-        )
-        ctx = xmlsec.SignatureContext()
-        ctx.key = xmlsec.Key.from_binary_data(xmlsec.constants.KeyDataHmac, secret)
-        ctx.register_id(node, "ID")
-        ctx.sign(sig)
-        result: bytes = etree.tostring(root)
-        return result
-
-
-def _page(body: str) -> str:
-    head = "<!doctype html><html lang=en><head><meta charset=utf-8><title>Test IdP</title></head>"
-    return f"{head}<body>{body}</body></html>"
-
-
-def _sp_metadata(entity_id: str, acs: str) -> str:
-    return (
-        f'<md:EntityDescriptor xmlns:md="{md.NAMESPACE}" entityID="{html.escape(entity_id)}">'
-        f'<md:SPSSODescriptor protocolSupportEnumeration="{SAMLP_NS}">'
-        f'<md:AssertionConsumerService Binding="{BINDING_HTTP_POST}" '
-        f'Location="{html.escape(acs)}" index="0"/>'
-        "</md:SPSSODescriptor></md:EntityDescriptor>"
-    )
+        return messages.hmac_sign_element(xml, element_id, secret)

@@ -107,7 +107,7 @@ class OIDCTestIssuer:
 
         ``keys`` (kid to joserfc private key) replaces the two generated keys, e.g. to reuse keys
         across many issuers (an RSA key takes a while to generate); all of them are published.
-        ``tls`` (a server context, e.g. :meth:`gateway.testing_tls.TestCA.server_context`) serves
+        ``tls`` (a server context, e.g. :meth:`gateway.testing.tls.TestCA.server_context`) serves
         https instead of http.
         """
         if path and (not path.startswith("/") or path.endswith("/")):
