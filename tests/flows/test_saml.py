@@ -19,7 +19,7 @@ from gateway.testing.redis import backdate_generation
 from gateway.testing.saml import SESSION_DURATION_ATTR, SAMLTestIdP
 from tests.conftest import BackgroundLoop, config_from, running_memory_store, serve_app
 from tests.flows.conftest import ACCOUNT
-from tests.saml.conftest import restamped
+from tests.plugins.fedgate_saml.conftest import restamped
 
 PROVIDER = f"arn:aws:iam::{ACCOUNT}:saml-provider/corp"
 ENGINEERS = f"arn:aws:iam::{ACCOUNT}:role/Engineers"

@@ -8,7 +8,7 @@ import re
 import boto3
 from botocore.config import Config
 
-from tests.web.conftest import ACCOUNT, READER, ROLE, SECRET_RE, Browser, Live, csrf, form
+from tests.plugins.fedgate_web.conftest import ACCOUNT, READER, ROLE, SECRET_RE, Browser, Live, csrf, form
 
 
 async def test_sign_in_choose_role_credentials_renew_logout(live: Live, browser: Browser) -> None:

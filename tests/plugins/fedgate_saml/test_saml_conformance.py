@@ -7,7 +7,7 @@ import pytest
 from fedgate_saml import SAMLProviderSettings
 from gateway.errors import ExpiredToken
 from gateway.testing.saml import AWS_ACS, SAMLTestIdP
-from tests.saml.conftest import PROVIDER, PROVIDER_ARN, ROLE_ARN, Clock, Make, restamped
+from tests.plugins.fedgate_saml.conftest import PROVIDER, PROVIDER_ARN, ROLE_ARN, Clock, Make, restamped
 
 GATEWAY_ACS = "https://gateway.example.com/saml/acs"
 

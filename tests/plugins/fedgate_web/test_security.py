@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 
-from tests.web.conftest import ROLE, Browser, Live, csrf, form, forms
+from tests.plugins.fedgate_web.conftest import ROLE, Browser, Live, csrf, form, forms
 
 
 async def test_post_without_or_with_forged_csrf_token_is_refused(live: Live, browser: Browser) -> None:

@@ -37,7 +37,7 @@ from gateway.config import parse_config
 from gateway.testing.saml import SAMLP_NS, SAMLTestIdP
 from gateway.web.server import GatewayRunner
 from tests.conftest import running_memory_store
-from tests.web.conftest import ACCOUNT, CHROMIUM_ARGS, COOKIE_SECRET, SECRET_RE, forms, host
+from tests.plugins.fedgate_web.conftest import ACCOUNT, CHROMIUM_ARGS, COOKIE_SECRET, SECRET_RE, forms, host
 
 CHROMIUM = "/usr/bin/chromium"
 PROVIDER_ARN = f"arn:aws:iam::{ACCOUNT}:saml-provider/corp"

@@ -14,7 +14,7 @@ from gateway.identity import ProviderContext
 from gateway.testing.saml import SAMLTestIdP
 from gateway.testing.tls import TestCA
 from tests.conftest import running_memory_store
-from tests.saml.conftest import ACCOUNT, PROVIDER, PROVIDER_ARN, ROLE_ARN
+from tests.plugins.fedgate_saml.conftest import ACCOUNT, PROVIDER, PROVIDER_ARN, ROLE_ARN
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from gateway import keys
 from gateway.app import create_app
 from gateway.config import parse_config
 from gateway.testing import OIDCTestIssuer
-from tests.web.conftest import (
+from tests.plugins.fedgate_web.conftest import (
     ACCOUNT,
     CLIENT_ID,
     CLIENT_SECRET,

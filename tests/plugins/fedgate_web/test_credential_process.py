@@ -23,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gateway import login_cli
-from tests.web.conftest import ACCOUNT, ROLE, Browser, Live, csrf, form
+from tests.plugins.fedgate_web.conftest import ACCOUNT, ROLE, Browser, Live, csrf, form
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from playwright.async_api import Browser as Chromium
 from playwright.async_api import Page, async_playwright
 
 from gateway import login_cli
-from tests.web.conftest import ACCOUNT, CHROMIUM_ARGS, READER, ROLE, SECRET_RE, Live
+from tests.plugins.fedgate_web.conftest import ACCOUNT, CHROMIUM_ARGS, READER, ROLE, SECRET_RE, Live
 
 CHROMIUM = "/usr/bin/chromium"
 

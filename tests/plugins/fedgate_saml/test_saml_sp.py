@@ -13,7 +13,7 @@ from lxml import etree
 from fedgate_saml import SAMLProvider
 from gateway.errors import InvalidIdentityToken
 from gateway.testing.saml import SAMLP_NS, SAMLTestIdP
-from tests.saml.conftest import PROVIDER_ARN, ROLE_ARN
+from tests.plugins.fedgate_saml.conftest import PROVIDER_ARN, ROLE_ARN
 
 SP = "https://sso.example.test/sso/saml/corp/metadata"
 ACS = "https://sso.example.test/sso/saml/corp/acs"

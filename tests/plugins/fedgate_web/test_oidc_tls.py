@@ -13,7 +13,7 @@ from gateway.app import create_app
 from gateway.net import ca_bundle_context
 from gateway.testing import OIDCTestIssuer
 from gateway.testing.tls import TestCA
-from tests.web.conftest import CLIENT_ID, CLIENT_SECRET, Browser, Live, host, web_config
+from tests.plugins.fedgate_web.conftest import CLIENT_ID, CLIENT_SECRET, Browser, Live, host, web_config
 
 
 async def test_code_flow_with_an_internal_ca(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from gateway.errors import ExpiredToken, IDPRejectedClaim, InvalidIdentityToken,
 from gateway.store.base import Store
 from gateway.testing.saml import DS_NS, SAML_NS, SAMLP_NS, SAMLTestIdP
 from tests.conftest import StoreFactory
-from tests.saml.conftest import PROVIDER_ARN, ROLE_ARN, Clock, Make
+from tests.plugins.fedgate_saml.conftest import PROVIDER_ARN, ROLE_ARN, Clock, Make
 
 EVIL = "admin@evil.example"
 SHA1_SIG = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"

@@ -17,7 +17,7 @@ from fedgate_saml.attributes import aws_claims, name_qualifier, subject_type
 from fedgate_saml.xmlsig import TrustedCert
 from gateway.errors import InvalidIdentityToken, ServiceError
 from gateway.testing.saml import SAMLTestIdP
-from tests.saml.conftest import PROVIDER_ARN, ROLE_ARN
+from tests.plugins.fedgate_saml.conftest import PROVIDER_ARN, ROLE_ARN
 
 ATTR = "https://aws.amazon.com/SAML/Attributes/"
 BASE = {ATTR + "Role": [f"{ROLE_ARN},{PROVIDER_ARN}"], ATTR + "RoleSessionName": ["alice"]}

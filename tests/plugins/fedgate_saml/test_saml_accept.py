@@ -23,7 +23,7 @@ from gateway.testing.saml import (
     SESSION_DURATION_ATTR,
     SAMLTestIdP,
 )
-from tests.saml.conftest import ACCOUNT, PROVIDER, PROVIDER_ARN, ROLE_ARN, Make
+from tests.plugins.fedgate_saml.conftest import ACCOUNT, PROVIDER, PROVIDER_ARN, ROLE_ARN, Make
 
 ATTR = "https://aws.amazon.com/SAML/Attributes/"
 

@@ -27,9 +27,9 @@ from saml2 import md
 from yarl import URL
 
 from gateway.testing.saml import SAML_NS, SAML_STATUS_SUCCESS, SAMLP_NS, SAMLTestIdP
-from tests.web import test_saml_login as login
-from tests.web.conftest import CHROMIUM_ARGS, csrf
-from tests.web.test_saml_login import (
+from tests.plugins.fedgate_web import test_saml_login as login
+from tests.plugins.fedgate_web.conftest import CHROMIUM_ARGS, csrf
+from tests.plugins.fedgate_web.test_saml_login import (
     CHROMIUM,
     RSA_SHA256,
     SamlLive,

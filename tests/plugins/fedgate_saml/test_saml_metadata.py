@@ -15,7 +15,7 @@ from gateway.errors import IDPCommunicationError, InvalidIdentityToken
 from gateway.identity import ProviderContext
 from gateway.testing.saml import ECDSA_SHA256, RSA_SHA256, SAMLTestIdP
 from tests.conftest import running_memory_store
-from tests.saml.conftest import ACCOUNT, PROVIDER, PROVIDER_ARN, ROLE_ARN, Clock
+from tests.plugins.fedgate_saml.conftest import ACCOUNT, PROVIDER, PROVIDER_ARN, ROLE_ARN, Clock
 
 
 def token(idp: SAMLTestIdP, **kwargs: Any) -> str:
