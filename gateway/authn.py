@@ -21,7 +21,7 @@ from gateway.sigv4 import (
     verify,
 )
 
-__all__ = ["Authenticated", "authenticate", "open_session"]
+__all__ = ["Authenticated", "OpenedSession", "authenticate", "open_session"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +32,20 @@ class Authenticated:
     verified: Verified
 
 
-async def open_session(
-    request: HttpRequest, credentials: CredentialService, *, now: float
-) -> tuple[SignatureInfo, SessionClaims]:
+@dataclass(frozen=True, slots=True)
+class OpenedSession:
+    """A well-formed signature naming a valid session, before the signature itself is checked."""
+
+    info: SignatureInfo
+    claims: SessionClaims
+
+
+async def open_session(request: HttpRequest, credentials: CredentialService, *, now: float) -> OpenedSession:
     """The checks that need no body: a well-formed signature naming a valid session.
 
     Cheap (no signature computed); callers that must buffer a body run it first, so an anonymous
-    or garbled request cannot make them hold megabytes.
+    or garbled request cannot make them hold megabytes, and hand the result to
+    :func:`authenticate` so the session is opened once.
     """
     if signature_form(request) is None:
         raise MissingAuthenticationToken("Request is missing Authentication Token")
@@ -48,7 +55,7 @@ async def open_session(
             raise InvalidClientTokenId("The security token included in the request is invalid.")
         raise MissingParameter("The request must contain the header X-Amz-Security-Token")
     claims = await credentials.validate(info.access_key_id, info.security_token, now=now)
-    return info, claims
+    return OpenedSession(info, claims)
 
 
 async def authenticate(
@@ -60,6 +67,7 @@ async def authenticate(
     service: str,
     keys: SigningKeyCache,
     normalize_path: bool = True,
+    opened: OpenedSession | None = None,
 ) -> Authenticated:
     """Verify the request's signature and session; return the session and what was signed.
 
@@ -67,9 +75,12 @@ async def authenticate(
     secret key, and only then is the signature checked. Any failure raises the AWS error a client
     SDK expects; nothing is returned for a request that is not fully verified. A presigned URL
     works only while its credentials do: an expired or revoked session is refused whatever
-    ``X-Amz-Expires`` says.
+    ``X-Amz-Expires`` says. ``opened`` is what :func:`open_session` already returned for this
+    request (whose signature does not depend on the body hash the caller added since).
     """
-    info, claims = await open_session(request, credentials, now=now)
+    if opened is None:
+        opened = await open_session(request, credentials, now=now)
+    info, claims = opened.info, opened.claims
     verified = verify(
         request,
         info,

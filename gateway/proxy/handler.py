@@ -170,9 +170,10 @@ async def proxy_request(
         # The client's presigned-URL parameters are spent here: mappings and the upstream never see them.
         query = tuple(p for p in parse_query(http.raw_query) if p.name not in QUERY_AUTH_PARAMETERS)
         body: bytes | None = None
+        opened = None
         if _body_hash_needed(http, header_map, upstream):
             # Signature present and well formed, session valid: before buffering a body.
-            await open_session(http, runtime.credentials, now=now)
+            opened = await open_session(http, runtime.credentials, now=now)
             body = await _read_bounded(request, upstream.settings.max_buffered_body)
             http = replace(http, payload_sha256=hashlib.sha256(body).hexdigest())
         auth = await authenticate(
@@ -183,6 +184,7 @@ async def proxy_request(
             service=upstream.service,
             keys=runtime.verify_keys,
             normalize_path=upstream.normalize_path,
+            opened=opened,
         )
         claims, verified = auth.claims, auth.verified
         record.session = claims
