@@ -14,9 +14,9 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, final
 
 import aiohttp
 from aiohttp import web
@@ -202,20 +202,18 @@ async def proxy_request(
             outcome["deniedBy"] = decision.denied_by
             raise AccessDenied(_denied_message(claims, decision))
         # Past this point the request is authorized; only now may anything go upstream.
-        response, error = await _forward(
-            request,
-            runtime,
-            upstream,
-            mapped,
-            claims,
-            verified,
-            query,
-            headers,
-            body,
-            outcome,
-            now,
-            record.transport.source_ip,
+        authorized = _Authorized(
+            upstream=upstream,
+            mapped=mapped,
+            claims=claims,
+            verified=verified,
+            query=query,
+            headers=headers,
+            body=body,
+            client_ip=record.transport.source_ip,
+            now=now,
         )
+        response, error = await _forward(request, runtime, authorized, outcome)
         return response
     except Exception as exc:
         error = service_error(exc)
@@ -259,25 +257,41 @@ async def _client_body(request: web.Request) -> AsyncIterator[bytes]:
         raise IncompleteBody("The request body ended before it was complete.") from None
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class _Authorized:
+    """A request that passed every check, and what forwarding it needs.
+
+    ``query`` and ``headers`` are exactly what the policy saw (presigned-URL parameters removed);
+    ``body`` is the buffered body when the signature covered it, else ``None`` (it streams).
+    """
+
+    upstream: Upstream
+    mapped: Mapped
+    claims: SessionClaims
+    verified: Verified
+    query: tuple[QueryParam, ...]
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | None
+    client_ip: str
+    now: float
+
+
 async def _forward(
-    request: web.Request,
-    runtime: ProxyRuntime,
-    upstream: Upstream,
-    mapped: Mapped,
-    claims: SessionClaims,
-    verified: Verified,
-    query: tuple[QueryParam, ...],
-    headers: tuple[tuple[str, str], ...],
-    body: bytes | None,
-    outcome: dict[str, Any],
-    now: float,
-    client_ip: str,
+    request: web.Request, runtime: ProxyRuntime, authorized: _Authorized, outcome: dict[str, Any]
 ) -> tuple[web.StreamResponse, ServiceError | None]:
     """Send the authorized request upstream and relay the answer.
 
     Returns the response and, when it failed after its headers were sent (so it cannot be answered
     with an error any more), why: the audit records it as failed.
     """
+    upstream, mapped, claims, verified = (
+        authorized.upstream,
+        authorized.mapped,
+        authorized.claims,
+        authorized.verified,
+    )
+    query, headers, body, now = authorized.query, authorized.headers, authorized.body, authorized.now
     settings = upstream.settings
     streaming = verified.streaming
     path = join_path(upstream.base_path, mapped.path)
@@ -289,7 +303,7 @@ async def _forward(
         set_headers=mapped.set_headers,
     )
     out.append(("Host", upstream.target_host))
-    out.extend(forwarded_headers(client_ip=client_ip, host=request.host, proto=request.scheme))
+    out.extend(forwarded_headers(client_ip=authorized.client_ip, host=request.host, proto=request.scheme))
 
     # What the upstream is told about the body, and how it is checked on the way.
     guard: BodyGuard | None = None
