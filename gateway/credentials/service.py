@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 import math
 import secrets
 import time
@@ -33,6 +32,7 @@ from gateway.credentials.claims import (
 from gateway.credentials.keyring import MAX_TOKEN_CHARS, KeyRing, invalid_token
 from gateway.credentials.revocation import ROLE, Revocations, RevocationWriter
 from gateway.errors import ExpiredRequestToken, PackedPolicyTooLarge
+from gateway.policy import minify
 
 #: How many opened session tokens are remembered by default (each about 2 KiB of claims).
 OPENED_TOKEN_CACHE = 4096
@@ -87,13 +87,6 @@ def _unpack(plaintext: bytes) -> SessionClaims:
     elif plaintext[0] != _RAW:
         raise ValueError("unknown encoding")
     return decode_claims(body)
-
-
-def _minified(policy: str | Mapping[str, Any] | None) -> str | None:
-    if policy is None:
-        return None
-    document = json.loads(policy) if isinstance(policy, str) else policy
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
 @final
@@ -175,7 +168,7 @@ class CredentialService:
             # Millisecond precision: a revocation at T must not catch sessions issued just after T.
             issued_at=round(issued, 3),
             expires_at=float(math.floor(issued + duration_seconds)),
-            session_policy=_minified(session_policy),
+            session_policy=minify(session_policy) if session_policy is not None else None,
             policy_arns=tuple(policy_arns),
             tags=dict(tags or {}),
             transitive_tag_keys=tuple(transitive_tag_keys),

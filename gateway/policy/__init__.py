@@ -25,7 +25,7 @@ from __future__ import annotations
 from gateway.policy.compiled import CompiledPolicy
 from gateway.policy.evaluate import PolicySet, evaluate, evaluate_trust
 from gateway.policy.model import Decision, MatchedStatement, Policy, PolicyKind, Request, Statement
-from gateway.policy.parse import parse_policy, policy_size
+from gateway.policy.parse import minify, parse_policy, policy_size
 
 __all__ = [
     "CompiledPolicy",
@@ -38,6 +38,7 @@ __all__ = [
     "Statement",
     "evaluate",
     "evaluate_trust",
+    "minify",
     "parse_policy",
     "policy_size",
 ]

@@ -23,7 +23,7 @@ from gateway.policy.conditions import CompiledCondition, compile_condition
 from gateway.policy.model import ConditionClause, Effect, Policy, PolicyKind, PrincipalSpec, Statement
 from gateway.policy.wildcard import Template, Var, parse_template
 
-__all__ = ["MAX_SOURCE_CHARS", "parse_policy", "policy_size"]
+__all__ = ["MAX_SOURCE_CHARS", "minify", "parse_policy", "policy_size"]
 
 MAX_SOURCE_CHARS = 131_072  # far above any AWS policy limit (largest: 10,240 for role inline policies)
 _MAX_DEPTH = 8  # doc > Statement > stmt > Condition > operator > key > values is 7 containers deep
@@ -104,6 +104,16 @@ def policy_size(source: str | Mapping[str, Any]) -> int:
         return len(source)
     _check_shape(source)
     return len(json.dumps(source, separators=(",", ":"), ensure_ascii=False, default=str))
+
+
+def minify(source: str | Mapping[str, Any]) -> str:
+    """The one compact form of a policy document: no whitespace, keys sorted, UTF-8 as is.
+
+    How a session policy is stored in a session token and measured for ``PackedPolicySize``;
+    ``ValueError`` if ``source`` is not JSON.
+    """
+    document = json.loads(source) if isinstance(source, str) else source
+    return json.dumps(document, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def parse_policy(

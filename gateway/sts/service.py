@@ -32,7 +32,7 @@ from gateway.iam.catalog import Catalog, CatalogSnapshot
 from gateway.iam.trust import decide_trust, idp_grants
 from gateway.identity import Identity, IdentityProvider
 from gateway.jsonlimits import loads as bounded_loads
-from gateway.policy import Policy, parse_policy
+from gateway.policy import Policy, minify, parse_policy
 from gateway.sts.params import (
     AssumeRoleWithSAMLParams,
     AssumeRoleWithWebIdentityParams,
@@ -221,7 +221,7 @@ class StsService:
             session_name=session_name,
             duration_seconds=duration,
             now=call.now,
-            session_policy=_minify(policy) if policy else None,
+            session_policy=policy or None,
             policy_arns=args.policy_arns,
             tags=tags,
             transitive_tag_keys=identity.transitive_tag_keys,
@@ -274,15 +274,11 @@ def _effective_duration(requested: int, identity: Identity, now: float) -> int:
     return duration
 
 
-def _minify(policy: str) -> str:
-    return json.dumps(json.loads(policy), separators=(",", ":"), sort_keys=True)
-
-
 def _packed_size(session_policy: Policy | None, raw: str | None, tags: Mapping[str, str]) -> int | None:
     if session_policy is None and not tags:
         return None
     packed = zlib.compress(
-        json.dumps([_minify(raw) if raw else "", sorted(tags.items())], separators=(",", ":")).encode()
+        json.dumps([minify(raw) if raw else "", sorted(tags.items())], separators=(",", ":")).encode()
     )
     percent = math.ceil(len(packed) * 100 / PACKED_LIMIT_BYTES)
     if percent > 100:

@@ -416,3 +416,12 @@ def test_size_limit() -> None:
 def test_unknown_kind_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown policy kind"):
         parse_policy(doc(GOOD_ID), kind="scp")  # type: ignore[arg-type]
+
+
+def test_minify_is_the_one_compact_form() -> None:
+    from gateway.policy import minify
+
+    text = '{\n  "Version": "2012-10-17",\n  "Statement": [{"Sid": "café", "Effect": "Allow"}]\n}'
+    compact = minify(text)
+    assert compact == '{"Statement":[{"Effect":"Allow","Sid":"café"}],"Version":"2012-10-17"}'
+    assert minify(compact) == compact and minify(json.loads(text)) == compact
