@@ -28,7 +28,11 @@ from gateway.logs import configure_logging
 from gateway.plugin_host import PluginHost, disabled_from_env
 from gateway.simulate_cli import add_simulate_command
 
-__all__ = ["build_parser", "main"]
+__all__ = [
+    "add_config_argument",
+    "build_parser",
+    "main",
+]
 
 log = logging.getLogger("gateway")
 

@@ -47,10 +47,13 @@ __all__ = [
     "REFRESH_MARGIN",
     "LoginFailed",
     "add_commands",
+    "aws_config_path",
     "credential_process",
     "credential_process_json",
     "device_login",
+    "fedgate_home",
     "loopback_login",
+    "write_aws_profile",
 ]
 
 #: Credentials closer than this to expiry (seconds) are renewed rather than handed out.

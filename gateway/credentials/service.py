@@ -37,7 +37,13 @@ from gateway.policy import minify
 #: How many opened session tokens are remembered by default (each about 2 KiB of claims).
 OPENED_TOKEN_CACHE = 4096
 
-__all__ = ["CredentialService", "IssuedCredentials", "new_access_key_id", "new_secret_access_key"]
+__all__ = [
+    "CredentialService",
+    "IssuedCredentials",
+    "new_access_key_id",
+    "new_secret_access_key",
+    "revoke_role_sessions",
+]
 
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _RAW, _ZLIB = 0, 1

@@ -29,6 +29,7 @@ __all__ = [
     "SourcePolicy",
     "SourcePolicyType",
     "StatementRef",
+    "account_of",
 ]
 
 SourcePolicyType = Literal["user", "group", "role", "aws-managed", "user-managed", "resource", "none"]

@@ -30,6 +30,7 @@ __all__ = [
     "CompiledPolicy",
     "CompiledStatement",
     "PrincipalMatcher",
+    "resource_test",
 ]
 
 # How a principal matched, which matters for same-account resource policies: naming the account

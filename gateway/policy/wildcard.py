@@ -34,6 +34,7 @@ __all__ = [
     "compile_glob",
     "glob_regex",
     "parse_template",
+    "substitute",
 ]
 
 _FLAGS = re.DOTALL

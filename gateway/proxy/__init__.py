@@ -11,3 +11,5 @@ aiohttp request adapter in :mod:`gateway.web.request`.
 """
 
 from __future__ import annotations
+
+__all__: list[str] = []  # a package of modules; import them by name

@@ -59,7 +59,7 @@ from gateway.sigv4 import (
 from gateway.web.middleware import CLIENT_ABORTS, service_error
 from gateway.web.request import call_record, http_request, raw_headers
 
-__all__ = ["jwks_endpoint", "not_found", "proxy_dispatch", "proxy_request", "routes"]
+__all__ = ["not_found", "proxy_dispatch", "proxy_request", "routes"]
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

@@ -19,6 +19,11 @@ __all__ = [
     "AssumeRoleWithWebIdentityParams",
     "QueryParams",
     "collect_params",
+    "parse_duration",
+    "parse_policy_arns",
+    "parse_session_name",
+    "parse_session_policy",
+    "role_arn_parameter",
 ]
 
 API_VERSION = "2011-06-15"

@@ -40,7 +40,12 @@ from gateway.sts.params import (
     parse_session_name,
 )
 
-__all__ = ["AssumedRole", "CallerIdentity", "StsService"]
+__all__ = [
+    "AssumedRole",
+    "CallerIdentity",
+    "SessionArgs",
+    "StsService",
+]
 
 # AWS reports PackedPolicySize as a percentage of an undisclosed limit on the compressed session
 # policy and tags; fedgate uses 2,048 compressed bytes.

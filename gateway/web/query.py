@@ -23,7 +23,7 @@ from gateway.web.actions import QueryAction, QueryActions, QueryCall
 from gateway.web.middleware import service_error
 from gateway.web.request import call_record, http_request
 
-__all__ = ["authenticate_call", "query_endpoint", "routes"]
+__all__ = ["authenticate_call", "routes"]
 
 routes = web.RouteTableDef()
 _MAX_FIELDS = 512  # the same bound collect_params applies

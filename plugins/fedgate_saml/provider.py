@@ -18,7 +18,11 @@ from fedgate_saml.service_provider import ServiceProvider
 from gateway.errors import InvalidIdentityToken
 from gateway.plugin import Identity, ProviderContext, ProviderKind, saml_provider_arn
 
-__all__ = ["MAX_LEEWAY", "SAMLProvider"]
+__all__ = [
+    "MAX_LEEWAY",
+    "SAMLProvider",
+    "decode_assertion",
+]
 
 #: Upper bound on the clock-skew leeway, whatever the host asks for.
 MAX_LEEWAY = 300.0

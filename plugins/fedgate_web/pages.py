@@ -17,8 +17,10 @@ from fedgate_web.roles import RoleChoice
 __all__ = [
     "STYLESHEET",
     "CredentialsView",
+    "continue_page",
     "credentials_page",
     "device_page",
+    "h",
     "login_page",
     "message_page",
     "roles_page",

@@ -29,7 +29,13 @@ from gateway.plugin import GatewayConfig, ReplayGuard, Store
 from gateway.sts.service import AssumedRole, StsService
 from gateway.web.request import call_record, transport
 
-__all__ = ["WEB", "SamlLogin", "WebLogin", "safe_next"]
+__all__ = [
+    "WEB",
+    "Minted",
+    "SamlLogin",
+    "WebLogin",
+    "safe_next",
+]
 
 WEB: web.AppKey[WebLogin] = web.AppKey("fedgate_web")
 

@@ -22,7 +22,14 @@ from typing import Any, final
 from fedgate_web.once import digest, issued_at, stamped
 from gateway.plugin import Identity, ReplayGuard, Store
 
-__all__ = ["Signer", "WebSession", "WebSessions", "identity_from_json", "identity_to_json"]
+__all__ = [
+    "Signer",
+    "WebSession",
+    "WebSessions",
+    "digest",
+    "identity_from_json",
+    "identity_to_json",
+]
 
 _MAX_COOKIE = 200
 _MAX_TOKEN = 200
