@@ -58,3 +58,16 @@ def test_all_is_exact(name: str) -> None:
     assert defined <= set(exported), f"{name}: public but not in __all__: {sorted(defined - set(exported))}"
     stale = {n for n in exported if id(getattr(module, n)) in registered}
     assert not stale, f"{name}: registered handlers need not be exported: {sorted(stale)}"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_package_ships_its_types(package: str) -> None:
+    """PEP 561: each package has a py.typed marker and package-data puts it in the wheel."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "py.typed" in data["tool"]["setuptools"]["package-data"].get(package, [])
+    module = importlib.import_module(package)
+    assert module.__file__ is not None and (Path(module.__file__).parent / "py.typed").is_file()
