@@ -32,6 +32,7 @@ DOMAIN = [
     "gateway.events",
     "gateway.iam",
     "gateway.identity",
+    "gateway.jsonlimits",
     "gateway.policy",
     "gateway.sigv4",
     "gateway.sts",

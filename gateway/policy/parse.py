@@ -112,7 +112,7 @@ def minify(source: str | Mapping[str, Any]) -> str:
     How a session policy is stored in a session token and measured for ``PackedPolicySize``;
     ``ValueError`` if ``source`` is not JSON.
     """
-    document = json.loads(source) if isinstance(source, str) else source
+    document = bounded_loads(source) if isinstance(source, str) else source
     return json.dumps(document, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
