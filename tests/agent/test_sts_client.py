@@ -17,7 +17,7 @@ from gateway.agent.errors import GatewayRefused, GatewayUnreachable
 from gateway.agent.sts_client import MAX_RESPONSE_BYTES, StsClient, parse_credentials_response
 from gateway.errors import ConfigError
 from gateway.sts.xml import error_document, response_document
-from gateway.testing_tls import TestCA
+from gateway.testing.tls import TestCA
 
 ACTION = "AssumeRoleWithWebIdentity"
 EXPIRES = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
