@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python bench/audit_bench.py [--seconds 1.5] [--rounds 3]``.
 
-Everything talks to a private ``redis-server`` (:class:`gateway.testing_redis.RedisServer`: a free port,
+Everything talks to a private ``redis-server`` (:class:`gateway.testing.redis.RedisServer`: a free port,
 a temporary directory, no persistence) that the bench starts and stops; the shared Redis is never
 touched.
 
@@ -61,7 +61,7 @@ import yaml
 from gateway.audit import StoreSink
 from gateway.config import AuditSettings
 from gateway.store import RedisStore
-from gateway.testing_redis import RedisServer
+from gateway.testing.redis import RedisServer
 
 STREAM = "audit"
 MAXLEN = 100_000

@@ -19,6 +19,7 @@ from datetime import UTC
 from importlib.metadata import version
 
 from gateway.agent.cli import add_agent_command
+from gateway.cliopts import add_config_argument
 from gateway.config import GatewayConfig
 from gateway.db_cli import MEMORY_DATABASE_HINT, NoSharedDatabase, add_db_commands, run_with_database
 from gateway.errors import ConfigError, DatabaseError, DatabaseUnavailable, PluginError
@@ -35,18 +36,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("gateway")
-
-
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    """The ``-c/--config`` option every subcommand shares (default: ``$FEDGATE_CONFIG``)."""
-    parser.add_argument(
-        "-c",
-        "--config",
-        default=os.environ.get("FEDGATE_CONFIG"),
-        required="FEDGATE_CONFIG" not in os.environ,
-        metavar="FILE",
-        help="configuration file (YAML); defaults to $FEDGATE_CONFIG",
-    )
 
 
 def build_parser(host: PluginHost) -> argparse.ArgumentParser:

@@ -18,7 +18,12 @@ from gateway.config import GatewayConfig
 from gateway.db import IamDatabase, target_for
 from gateway.db.migrate import known_revisions
 
-__all__ = ["MEMORY_DATABASE_HINT", "add_db_commands", "run_with_database"]
+__all__ = [
+    "MEMORY_DATABASE_HINT",
+    "NoSharedDatabase",
+    "add_db_commands",
+    "run_with_database",
+]
 
 T = TypeVar("T")
 
@@ -57,7 +62,7 @@ def run_with_database(
 
 def add_db_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``fedgate db upgrade`` and ``fedgate db current``."""
-    from gateway.cli import add_config_argument
+    from gateway.cliopts import add_config_argument
 
     db = sub.add_parser(
         "db",

@@ -32,7 +32,6 @@ Command line
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +43,7 @@ from gateway.capabilities import (
     SAMLSignIn,
     SAMLSubject,
 )
+from gateway.cliopts import add_config_argument
 from gateway.config import GatewayConfig, ProviderSettings
 from gateway.hookspecs import hookimpl
 from gateway.identity import OIDC, SAML, Identity, IdentityProvider, ProviderContext, ProviderKind
@@ -128,13 +128,6 @@ CLEANUP_APP_KEYS: tuple[web.AppKey[Any], ...] = (
     AUDITOR,
     STS,
 )
-
-
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    """Give a subcommand the ``-c/--config FILE`` option every ``fedgate`` command shares."""
-    from gateway.cli import add_config_argument as add
-
-    add(parser)
 
 
 def load_config(path: str | Path) -> GatewayConfig:

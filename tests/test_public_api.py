@@ -24,7 +24,12 @@ def _public_modules() -> list[str]:
         package = importlib.import_module(top)
         names.append(top)
         names += [m.name for m in pkgutil.walk_packages(package.__path__, f"{top}.")]
-    return sorted(n for n in names if not n.rsplit(".", 1)[-1].startswith("_"))
+    # Alembic's migration scripts run when imported (Alembic loads them itself): not API modules.
+    return sorted(
+        n
+        for n in names
+        if not n.rsplit(".", 1)[-1].startswith("_") and not n.startswith("gateway.db.migrations")
+    )
 
 
 def _registered(module: ModuleType) -> set[int]:

@@ -19,7 +19,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
-__all__ = ["MIGRATIONS", "VERSION_TABLE", "current_revision", "head_revision", "upgrade"]
+__all__ = [
+    "MIGRATIONS",
+    "VERSION_TABLE",
+    "current_revision",
+    "head_revision",
+    "known_revisions",
+    "upgrade",
+]
 
 #: The table recording the schema revision (named for fedgate, so it can share a database).
 VERSION_TABLE = "fedgate_schema_version"

@@ -43,6 +43,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "UtcDateTime",
     "access_keys",
     "group_members",
     "groups",

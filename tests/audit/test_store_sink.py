@@ -15,7 +15,7 @@ from gateway.audit import StoreSink
 from gateway.audit.spill import SpillFile
 from gateway.config import AuditSettings
 from gateway.store import MemoryStore, RedisStore, Store
-from gateway.testing_redis import RedisServer
+from gateway.testing.redis import RedisServer
 from tests.audit.conftest import until
 
 

@@ -22,7 +22,7 @@ import pytest
 from gateway import keys
 from gateway.audit import StoreSink
 from gateway.store import RedisStore
-from gateway.testing_redis import RedisServer
+from gateway.testing.redis import RedisServer
 from tests.audit.conftest import until
 from tests.conftest import SHARED_REDIS_TIMEOUT, config_from, serve_app
 

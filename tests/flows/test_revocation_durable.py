@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from gateway import keys
 from gateway.credentials import IssuedCredentials
-from gateway.testing_redis import RedisServer
+from gateway.testing.redis import RedisServer
 from tests.conftest import BackgroundLoop, config_from, serve_app
 from tests.db.tcpproxy import CuttableProxy
 
