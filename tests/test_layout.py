@@ -210,3 +210,30 @@ def test_first_party_plugins_use_the_plugin_api(plugin: str) -> None:
             core = {d for d in module.runtime | module.typing if d.split(".")[0] == "gateway"}
             assert core <= allowed, f"{name} imports {sorted(core - allowed)}; add it to gateway.plugin"
 
+
+def test_every_ruff_ignore_says_why() -> None:
+    """A ``# noqa`` carries its reason after the codes, or in the comment block right above that
+    names the rule; every rule pyproject.toml ignores has a comment beside it."""
+    import re
+    import tomllib
+
+    noqa = re.compile(r"#\s*noqa:\s*([A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)(.*)$")
+    missing = []
+    for path in sorted(p for d in ("gateway", "plugins", "tests", "bench") for p in (ROOT / d).rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines):
+            found = noqa.search(line)
+            if found is None:
+                continue
+            codes, rest = found.group(1).replace(" ", "").split(","), found.group(2).strip(" -#")
+            above, back = "", number - 1
+            while back >= 0 and lines[back].strip().startswith("#"):  # the comment block right above
+                above, back = lines[back] + above, back - 1
+            if not rest and not any(code in above for code in codes):
+                missing.append(f"{path.relative_to(ROOT)}:{number + 1}")
+    assert not missing, f"say why beside these noqa comments: {missing}"
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    lint = tomllib.loads(text)["tool"]["ruff"]["lint"]
+    rules = {*lint.get("ignore", []), *(r for rs in lint.get("per-file-ignores", {}).values() for r in rs)}
+    for rule in rules:
+        assert re.search(rf'"{rule}",?\s*\]?\s*#', text), f"pyproject.toml: say why {rule} is ignored"
