@@ -35,6 +35,9 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── NoSuchEntity                 IAM: the named role (or other entity) does not exist; 404
         ├── EntityAlreadyExists          IAM: an entity of that name (or id) exists already; 409
         ├── DeleteConflict               IAM: the entity still has dependents (keys, members...); 409
+        ├── LimitExceeded                IAM: a quota (2 access keys per user, 10 groups...); 409
+        ├── UnmodifiableEntity           IAM: the entity is declared in the configuration file
+        ├── InvalidInput                 IAM: a value of the right shape that cannot be used
         ├── ContentSHA256Mismatch        a streamed body does not match x-amz-content-sha256
         ├── MissingContentLength         411: an upload without a length the upstream can be told
         ├── BadRequest                   a request HTTP itself could not parse
@@ -80,7 +83,9 @@ __all__ = [
     "InvalidAction",
     "InvalidClientTokenId",
     "InvalidIdentityToken",
+    "InvalidInput",
     "InvalidParameterValue",
+    "LimitExceeded",
     "MalformedPolicyDocument",
     "MethodNotAllowed",
     "MissingAuthenticationToken",
@@ -97,6 +102,7 @@ __all__ = [
     "ServiceError",
     "ServiceUnavailable",
     "SignatureDoesNotMatch",
+    "UnmodifiableEntity",
     "ValidationError",
 ]
 
@@ -264,6 +270,25 @@ class DeleteConflict(_SenderError):
 
     code = "DeleteConflict"
     status = 409
+
+
+class LimitExceeded(_SenderError):
+    """IAM: the request would exceed a quota (access keys per user, groups per user, policy size)."""
+
+    code = "LimitExceeded"
+    status = 409
+
+
+class UnmodifiableEntity(_SenderError):
+    """IAM: the entity is declared in the configuration file; change it there, not through the API."""
+
+    code = "UnmodifiableEntity"
+
+
+class InvalidInput(_SenderError):
+    """IAM: a parameter is well formed but cannot be used (a malformed ARN, duplicate tag keys)."""
+
+    code = "InvalidInput"
 
 
 class ContentSHA256Mismatch(_SenderError):

@@ -54,6 +54,23 @@ SAFE_PARAMETERS = frozenset(
         "policyArns",
         "providerId",
         "principalArn",
+        # The IAM API's (gateway.iam.api): names, paths, paging, tags, policy documents, key ids.
+        "accessKeyId",
+        "groupName",
+        "marker",
+        "maxItems",
+        "newGroupName",
+        "newPath",
+        "newUserName",
+        "path",
+        "pathPrefix",
+        "permissionsBoundary",
+        "policyDocument",
+        "policyName",
+        "status",
+        "tagKeys",
+        "tags",
+        "userName",
     }
 )
 _MAX_USER_AGENT = 512

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from gateway.errors import MissingParameter, ValidationError
 from gateway.iam.entries import CONTEXT_KEY_TYPES, ContextEntry, ContextKeyType
 
-__all__ = ["API_VERSION", "SimulationParams", "member_list"]
+__all__ = ["API_VERSION", "SimulationParams", "member_list", "member_structures"]
 
 API_VERSION = "2010-05-08"
 MAX_POLICY_CHARS = 131_072
@@ -74,6 +74,18 @@ def member_list(values: Mapping[str, str], name: str) -> list[str]:
         if set(member) != {""}:
             raise ValidationError(f"{name}.member.{n} must be a plain value")
         out.append(member[""])
+    return out
+
+
+def member_structures(values: Mapping[str, str], name: str) -> list[dict[str, str]]:
+    """The list of structures ``Name.member.N.Field`` (empty when absent), fields by name."""
+    grouped = _grouped(values, name)
+    out = []
+    for n in sorted(grouped):
+        member = grouped[n]
+        if "" in member:
+            raise ValidationError(f"{name}.member.{n} must be a structure")
+        out.append(member)
     return out
 
 

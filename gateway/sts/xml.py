@@ -7,11 +7,20 @@ concatenation of escaped text: faster than an ElementTree round trip and with no
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, ItemsView, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any, final
 from xml.sax.saxutils import escape
 
-__all__ = ["NAMESPACE", "XmlValue", "error_document", "iso8601", "response_document"]
+__all__ = [
+    "NAMESPACE",
+    "Repeated",
+    "XmlValue",
+    "error_document",
+    "iso8601",
+    "response_document",
+    "xml_value",
+]
 
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 
@@ -59,6 +68,59 @@ def response_document(
         f"<ResponseMetadata><RequestId>{_text(request_id)}</RequestId></ResponseMetadata>"
         f"</{action}Response>"
     )
+
+
+class _Pairs(ItemsView[str, XmlValue]):
+    def __init__(self, repeated: Repeated) -> None:
+        super().__init__(repeated)
+        self._repeated = repeated
+
+    def __iter__(self) -> Iterator[tuple[str, XmlValue]]:
+        return ((self._repeated.tag, v) for v in self._repeated.values_)
+
+
+@final
+class Repeated(Mapping[str, XmlValue]):
+    """A list in the Query protocol's XML: one ``<tag>`` element per value, in order.
+
+    The renderer walks ``items()`` of mappings; this mapping yields the same tag once per value,
+    which is how ``<member>`` lists (and a map's ``<entry>`` elements) are spelled.
+    """
+
+    def __init__(self, tag: str, values: Sequence[XmlValue]) -> None:
+        self.tag = tag
+        self.values_ = tuple(values)
+
+    def __getitem__(self, key: str) -> XmlValue:
+        if key == self.tag and self.values_:
+            return self.values_[0]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([self.tag] * len(self.values_))
+
+    def __len__(self) -> int:
+        return len(self.values_)
+
+    def items(self) -> ItemsView[str, XmlValue]:
+        return _Pairs(self)
+
+
+def xml_value(value: Any, *, maps: Collection[str] = (), name: str = "") -> XmlValue:
+    """botocore-shaped Python values as renderable ones: lists become ``<member>`` lists, booleans
+    ``true``/``false``; a mapping under a name in ``maps`` is an AWS map
+    (``<entry><key/><value/></entry>``), any other mapping a structure."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return Repeated("member", [xml_value(v, maps=maps) for v in value])
+    if isinstance(value, Mapping):
+        if name in maps:
+            return Repeated("entry", [{"key": k, "value": v} for k, v in value.items()])
+        return {k: xml_value(v, maps=maps, name=k) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | datetime):
+        return value
+    raise TypeError(f"cannot render {type(value).__name__}")
 
 
 def error_document(fault: str, code: str, message: str, request_id: str) -> str:

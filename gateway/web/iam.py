@@ -1,15 +1,17 @@
-"""IAM actions on the Query endpoint (Version 2010-05-08): policy simulation.
+"""IAM actions on the Query endpoint (Version 2010-05-08): the IAM API and policy simulation.
 
-``SimulateCustomPolicy`` and ``SimulatePrincipalPolicy`` are thin adapters around
-:mod:`gateway.iam`. The caller signs with credentials fedgate issued (SigV4, service ``iam``) and
-must be allowed the action by its own role's permission policies intersected with its session
-policies, exactly as the reverse proxy would decide it (same policy sets, same global condition
-keys); otherwise ``AccessDenied``.
+Thin adapters: the IAM API's actions are :mod:`gateway.iam.api` (each run by its
+:func:`~gateway.iam.api.execute`), the simulation actions ``SimulateCustomPolicy`` and
+``SimulatePrincipalPolicy`` are :mod:`gateway.iam`. The caller signs with credentials fedgate
+issued (SigV4, service ``iam``) and must be allowed each action by its own policies, exactly as the
+reverse proxy would decide it (same policy sets, same global condition keys); otherwise
+``AccessDenied``. Who the caller is and what it may do is decided in one place:
+:func:`authenticated_caller` and the :class:`_SessionCaller` it returns.
 """
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, final
 
@@ -17,93 +19,72 @@ from gateway import keys
 from gateway.credentials import SessionClaims
 from gateway.errors import AccessDenied
 from gateway.iam import API_VERSION, SimulationParams, permissions, simulate
+from gateway.iam.api import ACTIONS as API_ACTIONS
+from gateway.iam.api import IamAction, execute
 from gateway.iam.catalog import CatalogSnapshot
 from gateway.iam.permissions import Check
-from gateway.sts.xml import XmlValue
-from gateway.web.actions import QueryAction, QueryActions, QueryCall
+from gateway.sts.xml import XmlValue, xml_value
+from gateway.web.actions import QueryAction, QueryActions, QueryCall, QueryHandler
 from gateway.web.query import authenticate_call
 
-__all__ = ["ACTIONS", "NAMESPACE"]
+__all__ = ["ACTIONS", "NAMESPACE", "authenticated_caller"]
 
 NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/"
 _SOURCE = "iam.amazonaws.com"
-
-
-class _Pairs(ItemsView[str, XmlValue]):
-    def __init__(self, repeated: _Repeated) -> None:
-        super().__init__(repeated)
-        self._repeated = repeated
-
-    def __iter__(self) -> Iterator[tuple[str, XmlValue]]:
-        return ((self._repeated.tag, v) for v in self._repeated.values_)
+# Simulation results carry one AWS map (<entry><key/><value/></entry>).
+_MAPS = frozenset({"EvalDecisionDetails"})
 
 
 @final
-class _Repeated(Mapping[str, XmlValue]):
-    """A list in the Query protocol's XML: one ``<tag>`` element per value, in order.
+class _SessionCaller:
+    """A session fedgate issued, calling IAM: a :class:`gateway.iam.api.Principal`."""
 
-    The shared renderer (:func:`gateway.sts.xml.response_document`) walks ``items()`` of mappings;
-    this mapping yields the same tag once per value, which is how ``<member>`` lists are spelled.
-    """
+    __slots__ = ("_call", "_claims", "_snapshot")
 
-    def __init__(self, tag: str, values: Sequence[XmlValue]) -> None:
-        self.tag = tag
-        self.values_ = tuple(values)
+    def __init__(self, call: QueryCall, snapshot: CatalogSnapshot, claims: SessionClaims) -> None:
+        self._call = call
+        self._snapshot = snapshot
+        self._claims = claims
 
-    def __getitem__(self, key: str) -> XmlValue:
-        if key == self.tag and self.values_:
-            return self.values_[0]
-        raise KeyError(key)
+    @property
+    def arn(self) -> str:
+        return self._claims.assumed_role_arn
 
-    def __iter__(self) -> Iterator[str]:
-        return iter([self.tag] * len(self.values_))
+    @property
+    def user_name(self) -> str | None:
+        return None
 
-    def __len__(self) -> int:
-        return len(self.values_)
-
-    def items(self) -> ItemsView[str, XmlValue]:
-        return _Pairs(self)
-
-
-def _xml(value: Any, name: str = "") -> XmlValue:
-    """botocore-shaped Python values (lists, maps, booleans) as XML-renderable values."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return _Repeated("member", [_xml(v) for v in value])
-    if isinstance(value, Mapping):
-        if name == "EvalDecisionDetails":  # a map: <entry><key/><value/></entry>
-            return _Repeated("entry", [{"key": k, "value": v} for k, v in value.items()])
-        return {k: _xml(v, k) for k, v in value.items()}
-    if isinstance(value, str | int):
-        return value
-    raise TypeError(f"cannot render {type(value).__name__}")
+    def authorize(self, checks: Sequence[Check]) -> None:
+        """Each check must be allowed by the session's policies; AccessDenied names the first that
+        is not, in AWS's words."""
+        region = self._call.request.app[keys.CONFIG].region
+        claims, snapshot = self._claims, self._snapshot
+        context = permissions.session_context(snapshot, claims, self._call.record.transport, region=region)
+        for check in checks:
+            decision = permissions.decide(snapshot, claims, [check], context)
+            if not decision.allowed:
+                explicit = " with an explicit deny" if decision.kind == "explicitDeny" else ""
+                raise AccessDenied(
+                    f"User: {self.arn} is not authorized to perform: {check.action} on resource: "
+                    f"{check.resource}{explicit}"
+                )
 
 
-async def _caller(call: QueryCall) -> SessionClaims:
-    return await authenticate_call(call, service="iam")
+async def authenticated_caller(call: QueryCall, snapshot: CatalogSnapshot) -> _SessionCaller:
+    """Verify the call's signature (service ``iam``) and return the caller it proves."""
+    claims = await authenticate_call(call, service="iam")
+    return _SessionCaller(call, snapshot, claims)
 
 
-def _authorize(
-    call: QueryCall, snapshot: CatalogSnapshot, claims: SessionClaims, action: str, resource: str
-) -> None:
-    """The caller's own policies must allow ``iam:<action>`` on ``resource``; AccessDenied otherwise."""
-    region = call.request.app[keys.CONFIG].region
-    context = permissions.session_context(snapshot, claims, call.record.transport, region=region)
-    decision = permissions.decide(snapshot, claims, [Check(f"iam:{action}", resource)], context)
-    if not decision.allowed:
-        raise AccessDenied(
-            f"User: {claims.assumed_role_arn} is not authorized to perform: iam:{action} on resource: "
-            f"{resource}" + (" with an explicit deny" if decision.kind == "explicitDeny" else "")
-        )
+def _rendered(result: Mapping[str, Any]) -> dict[str, XmlValue]:
+    return {k: xml_value(v, maps=_MAPS, name=k) for k, v in result.items()}
 
 
 async def _simulate(call: QueryCall, action: str, *, principal: bool) -> Mapping[str, XmlValue]:
-    claims = await _caller(call)
-    params = SimulationParams.parse(call.params.values, principal=principal)
-    resource = params.policy_source_arn or "*"
     snapshot = call.request.app[keys.CATALOG].snapshot
-    _authorize(call, snapshot, claims, action, resource)
+    caller = await authenticated_caller(call, snapshot)
+    params = SimulationParams.parse(call.params.values, principal=principal)
+    caller.authorize([Check(f"iam:{action}", params.policy_source_arn or "*")])
     page = simulate(params, snapshot if principal else None)
     result: dict[str, Any] = {
         "EvaluationResults": [r.to_wire() for r in page.results],
@@ -111,7 +92,7 @@ async def _simulate(call: QueryCall, action: str, *, principal: bool) -> Mapping
     }
     if page.next_marker is not None:
         result["Marker"] = str(page.next_marker)
-    return {k: _xml(v, k) for k, v in result.items()}
+    return _rendered(result)
 
 
 async def _simulate_custom_policy(call: QueryCall) -> Mapping[str, XmlValue]:
@@ -122,12 +103,31 @@ async def _simulate_principal_policy(call: QueryCall) -> Mapping[str, XmlValue]:
     return await _simulate(call, "SimulatePrincipalPolicy", principal=True)
 
 
+def _api(action: IamAction) -> QueryHandler:
+    async def handle(call: QueryCall) -> Mapping[str, XmlValue]:
+        app = call.request.app
+        snapshot = app[keys.CATALOG].snapshot
+        caller = await authenticated_caller(call, snapshot)
+        result = await execute(
+            action,
+            call.params,
+            database=app[keys.DATABASE].database,
+            snapshot=snapshot,
+            caller=caller,
+            record=call.record,
+        )
+        return _rendered(result)
+
+    return handle
+
+
 ACTIONS: QueryActions = MappingProxyType(
     {
         (API_VERSION, name): QueryAction(handler, NAMESPACE, _SOURCE)
         for name, handler in (
             ("SimulateCustomPolicy", _simulate_custom_policy),
             ("SimulatePrincipalPolicy", _simulate_principal_policy),
+            *((action.name, _api(action)) for action in API_ACTIONS.values()),
         )
     }
 )

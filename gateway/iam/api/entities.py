@@ -1,0 +1,104 @@
+"""Entities as IAM actions see them: their resource ARNs, whether the configuration declares them,
+and the shapes IAM answers them in (``User``, ``Group``...), shared by every action family.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from gateway.db.records import GroupRecord, UserRecord, iam_arn
+from gateway.iam.api.action import ActionContext, Declared, Resource
+from gateway.iam.catalog import CatalogSnapshot
+
+__all__ = [
+    "GROUP",
+    "USER",
+    "Noun",
+    "declared",
+    "group_resource",
+    "group_shape",
+    "list_resource",
+    "tag_list",
+    "user_resource",
+    "user_shape",
+]
+
+#: CloudTrail's resource types.
+USER = "AWS::IAM::User"
+GROUP = "AWS::IAM::Group"
+
+Noun = Literal["user", "group", "role", "policy"]
+
+
+def declared(snapshot: CatalogSnapshot, noun: Noun, name: str) -> Declared | None:
+    """The entity ``name`` of kind ``noun`` if the configuration file declares it.
+
+    Roles and managed policies come from the YAML; the catalog marks them ``source == "config"``.
+    Users and groups are the database's alone until the catalog carries configuration-declared
+    ones too (then they are looked up here, in this one place).
+    """
+    if noun == "role":
+        role = snapshot.role_named(name)
+        found = role is not None and role.source == "config"
+    elif noun == "policy":
+        found = any(p.name == name and p.source == "config" for p in snapshot.policies.values())
+    else:
+        found = False
+    return Declared(noun, name) if found else None
+
+
+def list_resource(ctx: ActionContext, resource: str, path_prefix: str | None) -> Resource:
+    """What a List action is authorized on: ``arn:aws:iam::ACCOUNT:user/`` (with the prefix)."""
+    return Resource(f"arn:aws:iam::{ctx.account_id}:{resource}{path_prefix or '/'}")
+
+
+async def user_resource(ctx: ActionContext, name: str) -> Resource:
+    """The user ``name``: its ARN (with its path), or ``user/NAME`` when there is no such user
+    (authorized first; the handler then answers NoSuchEntity)."""
+    record = await ctx.tx.users.get(name)
+    arn = record.arn if record is not None else iam_arn(ctx.account_id, "user", "/", name)
+    return Resource(arn, USER, declared=declared(ctx.snapshot, "user", name))
+
+
+async def group_resource(ctx: ActionContext, name: str) -> Resource:
+    """The group ``name``: its ARN, or ``group/NAME`` when there is no such group."""
+    record = await ctx.tx.groups.get(name)
+    arn = record.arn if record is not None else iam_arn(ctx.account_id, "group", "/", name)
+    return Resource(arn, GROUP, declared=declared(ctx.snapshot, "group", name))
+
+
+def tag_list(tags: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    """Tags as IAM lists them."""
+    return [{"Key": k, "Value": v} for k, v in tags]
+
+
+def user_shape(user: UserRecord, *, full: bool = True) -> dict[str, Any]:
+    """IAM's ``User``; ``full`` adds what GetUser and CreateUser return beyond ListUsers
+    (permissions boundary, tags)."""
+    out: dict[str, Any] = {
+        "Path": user.path,
+        "UserName": user.name,
+        "UserId": user.id,
+        "Arn": user.arn,
+        "CreateDate": user.created_at,
+    }
+    if full:
+        if user.boundary_arn is not None:
+            out["PermissionsBoundary"] = {
+                "PermissionsBoundaryType": "Policy",
+                "PermissionsBoundaryArn": user.boundary_arn,
+            }
+        if user.tags:
+            out["Tags"] = tag_list(user.tags)
+    return out
+
+
+def group_shape(group: GroupRecord) -> dict[str, Any]:
+    """IAM's ``Group``."""
+    return {
+        "Path": group.path,
+        "GroupName": group.name,
+        "GroupId": group.id,
+        "Arn": group.arn,
+        "CreateDate": group.created_at,
+    }
