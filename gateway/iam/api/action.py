@@ -77,13 +77,15 @@ class Resource:
     ``arn`` is what ``iam:ACTION`` is authorized against; ``type`` the CloudTrail resource type
     recorded with the event (``AWS::IAM::User``; ``None`` for a list's ``user/`` prefix);
     ``context`` extra condition keys (``iam:PermissionsBoundary``); ``declared`` is set when the
-    entity (or, for a create, its name) belongs to the configuration file.
+    entity (or, for a create, its name) belongs to the configuration file. ``also`` are further
+    ARNs the action must be allowed on (a rename needs the old name and the new one).
     """
 
     arn: str
     type: str | None = None
     context: Mapping[str, ContextValue] = field(default_factory=dict)
     declared: Declared | None = None
+    also: tuple[str, ...] = ()
 
 
 @final
@@ -151,7 +153,9 @@ async def execute(
     async with transaction as tx:
         ctx = ActionContext(tx, snapshot, caller, record)
         resource = await action.resource(ctx, args)
-        caller.authorize([Check(f"iam:{action.name}", resource.arn, resource.context)])
+        caller.authorize(
+            [Check(f"iam:{action.name}", arn, resource.context) for arn in (resource.arn, *resource.also)]
+        )
         if resource.type is not None:
             record.resources.append((resource.type, resource.arn))
         declared = resource.declared

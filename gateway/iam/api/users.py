@@ -1,7 +1,8 @@
-"""IAM users: create, read, list, delete."""
+"""IAM users: create, read, list, rename, delete; tags and permissions boundary."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,7 @@ from gateway.errors import (
     DeleteConflict,
     EntityAlreadyExists,
     InvalidInput,
+    LimitExceeded,
     NoSuchEntity,
     ValidationError,
 )
@@ -17,14 +19,14 @@ from gateway.iam.api.action import ActionContext, IamAction, Resource
 from gateway.iam.api.boundary import BOUNDARY, boundary_context, require_boundary
 from gateway.iam.api.entities import USER, declared, list_resource, user_resource, user_shape
 from gateway.iam.api.paging import PAGING, PATH_PREFIX, Page, PageRequest
-from gateway.iam.api.params import Args, Param, name, path, tags
+from gateway.iam.api.params import Args, Param, name, path
+from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, check_tag_quota, tags_page
 
 __all__ = ["ACTIONS", "USER_NAME"]
 
 #: ``UserName`` of the actions that name a user.
 USER_NAME = Param("UserName", name(64), "the user's name (1-64 of `[\\w+=,.@-]`)", required=True)
 _PATH = Param("Path", path, "`/` (the default) or `/a/b/`")
-_TAGS = Param("Tags", tags, "`Tags.member.N.Key`/`.Value`, at most 50")
 
 
 async def _named_user(ctx: ActionContext, args: Args) -> Resource:
@@ -73,6 +75,58 @@ async def _list_users(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     return Page.cut(users, page, lambda u: u.name).fields("Users", lambda u: user_shape(u, full=False))
 
 
+async def _renamed_user(ctx: ActionContext, args: Args) -> Resource:
+    old = await user_resource(ctx, args.text("UserName"))
+    user = await ctx.tx.users.get(args.text("UserName"))
+    new_name, new_path = args.optional("NewUserName"), args.optional("NewPath")
+    if user is None or (new_name is None and new_path is None):
+        return old
+    new_arn = iam_arn(ctx.account_id, "user", new_path or user.path, new_name or user.name)
+    return dataclasses.replace(old, also=(new_arn,)) if new_arn != old.arn else old
+
+
+async def _update_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
+    new_name = args.optional("NewUserName")
+    if new_name is not None and declared(ctx.snapshot, "user", new_name) is not None:
+        raise EntityAlreadyExists(f"User with name {new_name} already exists.")
+    await ctx.tx.users.update(args.text("UserName"), new_name=new_name, new_path=args.optional("NewPath"))
+    return {}
+
+
+async def _tag_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
+    user = await ctx.tx.users.require(args.text("UserName"))
+    check_tag_quota(user.tags, args.mapping("Tags"))
+    await ctx.tx.users.tag(user.name, args.mapping("Tags"))
+    return {}
+
+
+async def _untag_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
+    await ctx.tx.users.untag(args.text("UserName"), args.strings("TagKeys"))
+    return {}
+
+
+async def _list_user_tags(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
+    return tags_page((await ctx.tx.users.require(args.text("UserName"))).tags, args)
+
+
+async def _bounded_user(ctx: ActionContext, args: Args) -> Resource:
+    found = await user_resource(ctx, args.text("UserName"))
+    return dataclasses.replace(found, context=boundary_context(args.text("PermissionsBoundary")))
+
+
+async def _put_boundary(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
+    user = await ctx.tx.users.require(args.text("UserName"))
+    boundary = args.text("PermissionsBoundary")
+    await require_boundary(ctx, boundary)
+    await ctx.tx.users.set_boundary(user.name, boundary)
+    return {}
+
+
+async def _delete_boundary(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
+    await ctx.tx.users.set_boundary(args.text("UserName"), None)
+    return {}
+
+
 async def _delete_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     await ctx.tx.users.delete(args.text("UserName"))
     return {}
@@ -82,7 +136,7 @@ ACTIONS = (
     IamAction(
         "CreateUser",
         "Create a user.",
-        (USER_NAME, _PATH, BOUNDARY, _TAGS),
+        (USER_NAME, _PATH, BOUNDARY, TAGS_OPTIONAL),
         _created_user,
         "the new user's ARN (`user{Path}{UserName}`); condition key `iam:PermissionsBoundary`",
         _create_user,
@@ -117,5 +171,68 @@ ACTIONS = (
         _delete_user,
         writes=True,
         errors=(DeleteConflict, NoSuchEntity, ValidationError),
+    ),
+    IamAction(
+        "UpdateUser",
+        "Rename a user (`NewUserName`) or move it to another path (`NewPath`).",
+        (
+            USER_NAME,
+            Param("NewUserName", name(64), "the new name"),
+            Param("NewPath", path, "the new path"),
+        ),
+        _renamed_user,
+        "the user's ARN, and its ARN after the change (both must be allowed)",
+        _update_user,
+        writes=True,
+        errors=(EntityAlreadyExists, NoSuchEntity, ValidationError),
+    ),
+    IamAction(
+        "TagUser",
+        "Add tags to a user, or overwrite the values of keys it has (in any case).",
+        (USER_NAME, TAGS),
+        _named_user,
+        "the user's ARN",
+        _tag_user,
+        writes=True,
+        errors=(InvalidInput, LimitExceeded, NoSuchEntity, ValidationError),
+    ),
+    IamAction(
+        "UntagUser",
+        "Remove tags from a user by key (in any case).",
+        (USER_NAME, TAG_KEYS),
+        _named_user,
+        "the user's ARN",
+        _untag_user,
+        writes=True,
+        errors=(NoSuchEntity, ValidationError),
+    ),
+    IamAction(
+        "ListUserTags",
+        "A user's tags, by key, paged.",
+        (USER_NAME, *PAGING),
+        _named_user,
+        "the user's ARN",
+        _list_user_tags,
+        errors=(NoSuchEntity, ValidationError),
+    ),
+    IamAction(
+        "PutUserPermissionsBoundary",
+        "Set the managed policy that bounds a user's permissions.",
+        (USER_NAME, dataclasses.replace(BOUNDARY, required=True)),
+        _bounded_user,
+        "the user's ARN; condition key `iam:PermissionsBoundary`",
+        _put_boundary,
+        writes=True,
+        errors=(InvalidInput, NoSuchEntity, ValidationError),
+    ),
+    IamAction(
+        "DeleteUserPermissionsBoundary",
+        "Remove a user's permissions boundary.",
+        (USER_NAME,),
+        _named_user,
+        "the user's ARN",
+        _delete_boundary,
+        writes=True,
+        errors=(NoSuchEntity, ValidationError),
     ),
 )

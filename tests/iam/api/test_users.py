@@ -198,3 +198,76 @@ def test_unknown_parameters_are_refused(api: Api) -> None:
     with pytest.raises(ClientError) as excinfo:
         iam.list_users()
     assert _error(excinfo) == ("ValidationError", 400, "Unknown parameter Bogus")
+
+
+def test_update_user_renames_and_moves(api: Api, admin: Any) -> None:
+    admin.create_user(UserName="before", Path="/old/", Tags=[{"Key": "k", "Value": "v"}])
+    admin.update_user(UserName="before", NewUserName="after", NewPath="/new/")
+    user = admin.get_user(UserName="after")["User"]
+    assert (user["Path"], user["Arn"]) == ("/new/", f"arn:aws:iam::{ACCOUNT}:user/new/after")
+    assert user["Tags"] == [{"Key": "k", "Value": "v"}]  # the entity stays, with what it holds
+    with pytest.raises(ClientError) as excinfo:
+        admin.get_user(UserName="before")
+    assert _error(excinfo)[0] == "NoSuchEntity"
+    admin.create_user(UserName="taken")
+    with pytest.raises(ClientError) as excinfo:
+        admin.update_user(UserName="after", NewUserName="taken")
+    assert _error(excinfo)[:2] == ("EntityAlreadyExists", 409)
+    with pytest.raises(ClientError) as excinfo:
+        admin.update_user(UserName="ghost", NewUserName="ghost2")
+    assert _error(excinfo)[:2] == ("NoSuchEntity", 404)
+    # A rename needs the action on the new ARN too: team may not move a user out of /team/.
+    team = api.client("team")
+    team.create_user(UserName="mover", Path="/team/")
+    with pytest.raises(ClientError) as excinfo:
+        team.update_user(UserName="mover", NewPath="/elsewhere/")
+    assert f"on resource: arn:aws:iam::{ACCOUNT}:user/elsewhere/mover" in _error(excinfo)[2]
+    assert team.get_user(UserName="mover")["User"]["Path"] == "/team/"
+    for name in ("after", "taken", "mover"):
+        admin.delete_user(UserName=name)
+
+
+def test_tag_untag_list_tags(admin: Any) -> None:
+    admin.create_user(UserName="tags")
+    admin.tag_user(UserName="tags", Tags=[{"Key": "b", "Value": "2"}, {"Key": "a", "Value": "1"}])
+    admin.tag_user(UserName="tags", Tags=[{"Key": "A", "Value": "one"}])  # overwrites, in any case
+    assert admin.list_user_tags(UserName="tags")["Tags"] == [
+        {"Key": "A", "Value": "one"},
+        {"Key": "b", "Value": "2"},
+    ]
+    first = admin.list_user_tags(UserName="tags", MaxItems=1)
+    assert first["Tags"] == [{"Key": "A", "Value": "one"}] and first["IsTruncated"] is True
+    rest = admin.list_user_tags(UserName="tags", Marker=first["Marker"])
+    assert rest["Tags"] == [{"Key": "b", "Value": "2"}] and rest["IsTruncated"] is False
+    admin.untag_user(UserName="tags", TagKeys=["a"])
+    assert admin.list_user_tags(UserName="tags")["Tags"] == [{"Key": "b", "Value": "2"}]
+    # 50 tags at most: one more is LimitExceeded and changes nothing.
+    admin.tag_user(UserName="tags", Tags=[{"Key": f"k{n}", "Value": ""} for n in range(49)])
+    with pytest.raises(ClientError) as excinfo:
+        admin.tag_user(UserName="tags", Tags=[{"Key": "one-too-many", "Value": "x"}])
+    assert _error(excinfo)[:2] == ("LimitExceeded", 409)
+    assert len(admin.list_user_tags(UserName="tags")["Tags"]) == 50
+    with pytest.raises(ClientError) as excinfo:
+        admin.list_user_tags(UserName="ghost")
+    assert _error(excinfo)[0] == "NoSuchEntity"
+    admin.delete_user(UserName="tags")
+
+
+def test_permissions_boundary_put_and_delete(admin: Any) -> None:
+    admin.create_user(UserName="boxed")
+    boundary = f"arn:aws:iam::{ACCOUNT}:policy/s3-read"
+    admin.put_user_permissions_boundary(UserName="boxed", PermissionsBoundary=boundary)
+    got = admin.get_user(UserName="boxed")["User"]
+    assert got["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
+    with pytest.raises(ClientError) as excinfo:
+        admin.put_user_permissions_boundary(UserName="boxed", PermissionsBoundary=boundary + "-missing")
+    assert _error(excinfo)[:2] == ("NoSuchEntity", 404)
+    with pytest.raises(ClientError) as excinfo:
+        admin.put_user_permissions_boundary(UserName="boxed", PermissionsBoundary="arn:aws:s3:::bucket/key1")
+    assert _error(excinfo)[:2] == ("InvalidInput", 400)
+    assert (
+        admin.get_user(UserName="boxed")["User"]["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
+    )
+    admin.delete_user_permissions_boundary(UserName="boxed")
+    assert "PermissionsBoundary" not in admin.get_user(UserName="boxed")["User"]
+    admin.delete_user(UserName="boxed")
