@@ -11,6 +11,7 @@ import boto3
 import pytest
 from aiohttp import web
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from gateway import hookimpl
 from gateway.app import create_app
@@ -21,7 +22,17 @@ from gateway.web.server import GatewayRunner
 from tests.conftest import BackgroundLoop
 from tests.iam.conftest import ACCOUNT, V, _trust
 
-__all__ = ["ACCOUNT", "Api", "AuditRecorder"]
+__all__ = ["ACCOUNT", "Api", "AuditRecorder", "error_of"]
+
+
+def error_of(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, int, str]:
+    """``(code, HTTP status, message)`` of the error a client raised."""
+    response = excinfo.value.response
+    return (
+        response["Error"]["Code"],
+        response["ResponseMetadata"]["HTTPStatusCode"],
+        response["Error"]["Message"],
+    )
 
 
 class AuditRecorder:
@@ -89,6 +100,8 @@ class Api:
     url: str
     audit: AuditRecorder
     issuer: OIDCTestIssuer
+    app: web.Application
+    loop: BackgroundLoop
 
     def credentials(self, role: str = "admin") -> dict[str, str]:
         """Session credentials for ``role`` from AssumeRoleWithWebIdentity."""
@@ -134,7 +147,7 @@ def api(background_loop: BackgroundLoop, iam_issuer: OIDCTestIssuer) -> Iterator
         return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
     runner, url = background_loop.run(start())
-    yield Api(url, recorder, iam_issuer)
+    yield Api(url, recorder, iam_issuer, runner.app, background_loop)
     background_loop.run(runner.cleanup())
 
 

@@ -8,16 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.iam.api.conftest import ACCOUNT, Api
-
-
-def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, int, str]:
-    response = excinfo.value.response
-    return (
-        response["Error"]["Code"],
-        response["ResponseMetadata"]["HTTPStatusCode"],
-        response["Error"]["Message"],
-    )
+from tests.iam.api.conftest import ACCOUNT, Api, error_of
 
 
 def _names(iam: Any, **kwargs: Any) -> list[str]:
@@ -41,14 +32,14 @@ def test_create_get_list_delete(admin: Any) -> None:
     admin.delete_user(UserName="alice")
     with pytest.raises(ClientError) as excinfo:
         admin.get_user(UserName="alice")
-    assert _error(excinfo) == ("NoSuchEntity", 404, "The user with name alice cannot be found.")
+    assert error_of(excinfo) == ("NoSuchEntity", 404, "The user with name alice cannot be found.")
 
 
 def test_create_twice_is_entity_already_exists(admin: Any) -> None:
     admin.create_user(UserName="dup")
     with pytest.raises(ClientError) as excinfo:
         admin.create_user(UserName="DUP")
-    assert _error(excinfo)[:2] == ("EntityAlreadyExists", 409)
+    assert error_of(excinfo)[:2] == ("EntityAlreadyExists", 409)
     admin.delete_user(UserName="dup")
 
 
@@ -84,7 +75,7 @@ def test_list_users_by_path_prefix_and_in_pages(admin: Any) -> None:
 def test_invalid_parameters_are_validation_errors(admin: Any, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ClientError) as excinfo:
         admin.create_user(**kwargs)
-    code, status, text = _error(excinfo)
+    code, status, text = error_of(excinfo)
     assert (code, status) == ("ValidationError", 400) and message in text
     assert "ok" not in _names(admin)
 
@@ -92,17 +83,17 @@ def test_invalid_parameters_are_validation_errors(admin: Any, kwargs: dict[str, 
 def test_duplicate_tag_keys_are_invalid_input(admin: Any) -> None:
     with pytest.raises(ClientError) as excinfo:
         admin.create_user(UserName="tagged", Tags=[{"Key": "a", "Value": "1"}, {"Key": "A", "Value": "2"}])
-    assert _error(excinfo)[:2] == ("InvalidInput", 400)
+    assert error_of(excinfo)[:2] == ("InvalidInput", 400)
 
 
 def test_permissions_boundary_must_name_a_policy(admin: Any) -> None:
     with pytest.raises(ClientError) as excinfo:
         admin.create_user(UserName="bounded", PermissionsBoundary="arn:aws:iam::123456789012:nonsense/x")
-    assert _error(excinfo)[:2] == ("InvalidInput", 400)
+    assert error_of(excinfo)[:2] == ("InvalidInput", 400)
     missing = f"arn:aws:iam::{ACCOUNT}:policy/nothing-here"
     with pytest.raises(ClientError) as excinfo:
         admin.create_user(UserName="bounded", PermissionsBoundary=missing)
-    assert _error(excinfo)[:2] == ("NoSuchEntity", 404)
+    assert error_of(excinfo)[:2] == ("NoSuchEntity", 404)
     assert "bounded" not in _names(admin)
     boundary = f"arn:aws:iam::{ACCOUNT}:policy/s3-read"  # a policy the configuration declares
     user = admin.create_user(UserName="bounded", PermissionsBoundary=boundary)["User"]
@@ -116,7 +107,7 @@ def test_permissions_boundary_must_name_a_policy(admin: Any) -> None:
 def test_get_user_without_a_name_needs_user_credentials(admin: Any) -> None:
     with pytest.raises(ClientError) as excinfo:
         admin.get_user()
-    assert _error(excinfo) == (
+    assert error_of(excinfo) == (
         "ValidationError",
         400,
         "Must specify userName when calling with non-User credentials",
@@ -126,14 +117,14 @@ def test_get_user_without_a_name_needs_user_credentials(admin: Any) -> None:
 def test_delete_missing_user_is_no_such_entity(admin: Any) -> None:
     with pytest.raises(ClientError) as excinfo:
         admin.delete_user(UserName="ghost")
-    assert _error(excinfo)[:2] == ("NoSuchEntity", 404)
+    assert error_of(excinfo)[:2] == ("NoSuchEntity", 404)
 
 
 def test_unauthorized_caller_gets_access_denied_and_nothing_changes(api: Api, admin: Any) -> None:
     nobody = api.client("nobody")
     with pytest.raises(ClientError) as excinfo:
         nobody.create_user(UserName="intruder")
-    assert _error(excinfo) == (
+    assert error_of(excinfo) == (
         "AccessDenied",
         403,
         f"User: arn:aws:sts::{ACCOUNT}:assumed-role/nobody/api-test is not authorized to perform: "
@@ -142,15 +133,15 @@ def test_unauthorized_caller_gets_access_denied_and_nothing_changes(api: Api, ad
     assert "intruder" not in _names(admin)
     with pytest.raises(ClientError) as excinfo:
         nobody.list_users()
-    assert _error(excinfo)[0] == "AccessDenied"
-    assert f"iam:ListUsers on resource: arn:aws:iam::{ACCOUNT}:user/" in _error(excinfo)[2]
+    assert error_of(excinfo)[0] == "AccessDenied"
+    assert f"iam:ListUsers on resource: arn:aws:iam::{ACCOUNT}:user/" in error_of(excinfo)[2]
 
     admin.create_user(UserName="victim")
     reader = api.client("reader")
     assert "victim" in _names(reader)
     with pytest.raises(ClientError) as excinfo:
         reader.delete_user(UserName="victim")
-    assert _error(excinfo)[0] == "AccessDenied"
+    assert error_of(excinfo)[0] == "AccessDenied"
     assert admin.get_user(UserName="victim")["User"]["UserName"] == "victim"
     admin.delete_user(UserName="victim")
 
@@ -161,11 +152,11 @@ def test_resource_is_the_users_arn_with_its_path(api: Api, admin: Any) -> None:
     assert team.get_user(UserName="member")["User"]["Path"] == "/team/"
     with pytest.raises(ClientError) as excinfo:
         team.create_user(UserName="outsider", Path="/other/")
-    assert _error(excinfo)[0] == "AccessDenied"
+    assert error_of(excinfo)[0] == "AccessDenied"
     admin.create_user(UserName="outsider", Path="/other/")
     with pytest.raises(ClientError) as excinfo:
         team.delete_user(UserName="outsider")
-    assert f"on resource: arn:aws:iam::{ACCOUNT}:user/other/outsider" in _error(excinfo)[2]
+    assert f"on resource: arn:aws:iam::{ACCOUNT}:user/other/outsider" in error_of(excinfo)[2]
     team.delete_user(UserName="member")
     admin.delete_user(UserName="outsider")
 
@@ -197,7 +188,7 @@ def test_unknown_parameters_are_refused(api: Api) -> None:
     iam.meta.events.register("before-sign.iam.ListUsers", smuggle)
     with pytest.raises(ClientError) as excinfo:
         iam.list_users()
-    assert _error(excinfo) == ("ValidationError", 400, "Unknown parameter Bogus")
+    assert error_of(excinfo) == ("ValidationError", 400, "Unknown parameter Bogus")
 
 
 def test_update_user_renames_and_moves(api: Api, admin: Any) -> None:
@@ -208,20 +199,20 @@ def test_update_user_renames_and_moves(api: Api, admin: Any) -> None:
     assert user["Tags"] == [{"Key": "k", "Value": "v"}]  # the entity stays, with what it holds
     with pytest.raises(ClientError) as excinfo:
         admin.get_user(UserName="before")
-    assert _error(excinfo)[0] == "NoSuchEntity"
+    assert error_of(excinfo)[0] == "NoSuchEntity"
     admin.create_user(UserName="taken")
     with pytest.raises(ClientError) as excinfo:
         admin.update_user(UserName="after", NewUserName="taken")
-    assert _error(excinfo)[:2] == ("EntityAlreadyExists", 409)
+    assert error_of(excinfo)[:2] == ("EntityAlreadyExists", 409)
     with pytest.raises(ClientError) as excinfo:
         admin.update_user(UserName="ghost", NewUserName="ghost2")
-    assert _error(excinfo)[:2] == ("NoSuchEntity", 404)
+    assert error_of(excinfo)[:2] == ("NoSuchEntity", 404)
     # A rename needs the action on the new ARN too: team may not move a user out of /team/.
     team = api.client("team")
     team.create_user(UserName="mover", Path="/team/")
     with pytest.raises(ClientError) as excinfo:
         team.update_user(UserName="mover", NewPath="/elsewhere/")
-    assert f"on resource: arn:aws:iam::{ACCOUNT}:user/elsewhere/mover" in _error(excinfo)[2]
+    assert f"on resource: arn:aws:iam::{ACCOUNT}:user/elsewhere/mover" in error_of(excinfo)[2]
     assert team.get_user(UserName="mover")["User"]["Path"] == "/team/"
     for name in ("after", "taken", "mover"):
         admin.delete_user(UserName=name)
@@ -245,11 +236,11 @@ def test_tag_untag_list_tags(admin: Any) -> None:
     admin.tag_user(UserName="tags", Tags=[{"Key": f"k{n}", "Value": ""} for n in range(49)])
     with pytest.raises(ClientError) as excinfo:
         admin.tag_user(UserName="tags", Tags=[{"Key": "one-too-many", "Value": "x"}])
-    assert _error(excinfo)[:2] == ("LimitExceeded", 409)
+    assert error_of(excinfo)[:2] == ("LimitExceeded", 409)
     assert len(admin.list_user_tags(UserName="tags")["Tags"]) == 50
     with pytest.raises(ClientError) as excinfo:
         admin.list_user_tags(UserName="ghost")
-    assert _error(excinfo)[0] == "NoSuchEntity"
+    assert error_of(excinfo)[0] == "NoSuchEntity"
     admin.delete_user(UserName="tags")
 
 
@@ -261,10 +252,10 @@ def test_permissions_boundary_put_and_delete(admin: Any) -> None:
     assert got["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
     with pytest.raises(ClientError) as excinfo:
         admin.put_user_permissions_boundary(UserName="boxed", PermissionsBoundary=boundary + "-missing")
-    assert _error(excinfo)[:2] == ("NoSuchEntity", 404)
+    assert error_of(excinfo)[:2] == ("NoSuchEntity", 404)
     with pytest.raises(ClientError) as excinfo:
         admin.put_user_permissions_boundary(UserName="boxed", PermissionsBoundary="arn:aws:s3:::bucket/key1")
-    assert _error(excinfo)[:2] == ("InvalidInput", 400)
+    assert error_of(excinfo)[:2] == ("InvalidInput", 400)
     assert (
         admin.get_user(UserName="boxed")["User"]["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
     )
