@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType, ModuleType
 
-from gateway.iam.api import access_keys, groups, users
+from gateway.iam.api import access_keys, groups, inline, users
 from gateway.iam.api.action import IamAction
 
 __all__ = ["ACTIONS", "FAMILIES"]
 
 #: The action families, in the order the documentation lists them.
-FAMILIES: tuple[ModuleType, ...] = (users, access_keys, groups)
+FAMILIES: tuple[ModuleType, ...] = (users, access_keys, groups, inline)
 
 
 def _collect() -> Mapping[str, IamAction]:
