@@ -19,7 +19,10 @@ from gateway.iam.api.paging import PAGING, PageRequest, page_of
 from gateway.iam.api.params import Args, Param, access_key_id, name, status
 from gateway.sts.xml import iso8601
 
-__all__ = ["ACTIONS", "MAX_ACCESS_KEYS"]
+__all__ = ["ACTIONS", "MAX_ACCESS_KEYS", "TITLE"]
+
+#: The heading of this family in docs/iam-actions.md.
+TITLE = "Access keys"
 
 #: Access keys one user may have (AWS's quota).
 MAX_ACCESS_KEYS = 2

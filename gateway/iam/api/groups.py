@@ -23,7 +23,10 @@ from gateway.iam.api.paging import PAGING, PATH_PREFIX, Page, PageRequest, page_
 from gateway.iam.api.params import Args, Param, name, path
 from gateway.iam.api.users import USER_NAME
 
-__all__ = ["ACTIONS", "GROUP_NAME", "MAX_GROUPS_PER_USER"]
+__all__ = ["ACTIONS", "GROUP_NAME", "MAX_GROUPS_PER_USER", "TITLE"]
+
+#: The heading of this family in docs/iam-actions.md.
+TITLE = "Groups and membership"
 
 #: Groups one user may be in (AWS's quota).
 MAX_GROUPS_PER_USER = 10

@@ -25,7 +25,17 @@ from gateway.iam.api.params import Args, Param, name, policy_document
 from gateway.iam.api.users import USER_NAME
 from gateway.policy import minify, parse_policy
 
-__all__ = ["ACTIONS", "GROUP_INLINE_QUOTA", "USER_INLINE_QUOTA", "InlineHolder", "inline_policy_actions"]
+__all__ = [
+    "ACTIONS",
+    "GROUP_INLINE_QUOTA",
+    "TITLE",
+    "USER_INLINE_QUOTA",
+    "InlineHolder",
+    "inline_policy_actions",
+]
+
+#: The heading of this family in docs/iam-actions.md.
+TITLE = "Inline policies"
 
 #: The total size of one user's (group's) inline policies, whitespace not counted.
 USER_INLINE_QUOTA = 2048

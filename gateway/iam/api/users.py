@@ -22,7 +22,10 @@ from gateway.iam.api.paging import PAGING, PATH_PREFIX, Page, PageRequest
 from gateway.iam.api.params import Args, Param, name, path
 from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, check_tag_quota, tags_page
 
-__all__ = ["ACTIONS", "USER_NAME"]
+__all__ = ["ACTIONS", "TITLE", "USER_NAME"]
+
+#: The heading of this family in docs/iam-actions.md.
+TITLE = "Users"
 
 #: ``UserName`` of the actions that name a user.
 USER_NAME = Param("UserName", name(64), "the user's name (1-64 of `[\\w+=,.@-]`)", required=True)
