@@ -33,11 +33,16 @@ QueryHandler = Callable[[QueryCall], Awaitable[Mapping[str, XmlValue]]]
 
 @dataclass(frozen=True, slots=True)
 class QueryAction:
-    """An action handler, the XML namespace of its responses and its audit event source."""
+    """An action handler, the XML namespace of its responses and its audit event source.
+
+    ``read_only`` is the audit event's ``readOnly`` (``None``: whether the name starts with
+    ``Get``).
+    """
 
     handler: QueryHandler
     namespace: str
     event_source: str
+    read_only: bool | None = None
 
 
 #: Actions by ``(Version, Action)``.

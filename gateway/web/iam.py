@@ -123,11 +123,11 @@ def _api(action: IamAction) -> QueryHandler:
 
 ACTIONS: QueryActions = MappingProxyType(
     {
-        (API_VERSION, name): QueryAction(handler, NAMESPACE, _SOURCE)
-        for name, handler in (
-            ("SimulateCustomPolicy", _simulate_custom_policy),
-            ("SimulatePrincipalPolicy", _simulate_principal_policy),
-            *((action.name, _api(action)) for action in API_ACTIONS.values()),
+        (API_VERSION, name): QueryAction(handler, NAMESPACE, _SOURCE, read_only=read_only)
+        for name, handler, read_only in (
+            ("SimulateCustomPolicy", _simulate_custom_policy, True),
+            ("SimulatePrincipalPolicy", _simulate_principal_policy, True),
+            *((action.name, _api(action), not action.writes) for action in API_ACTIONS.values()),
         )
     }
 )

@@ -67,13 +67,14 @@ async def query_endpoint(request: web.Request) -> web.Response:
     record = call_record(request, now=app[keys.STS].now())
     action_name = "Unknown"
     source = "sts.amazonaws.com"
+    read_only: bool | None = None
     error: ServiceError | None = None
     try:
         body = await request.read()
         params = collect_params(_pairs(request.raw_path.partition("?")[2], body, request.content_type))
         action_name = params.action
         action = _lookup(app[keys.QUERY_ACTIONS], params, action_name)
-        source = action.event_source
+        source, read_only = action.event_source, action.read_only
         result = await action.handler(QueryCall(request, params, body, record))
         document = response_document(action_name, result, record.request_id, namespace=action.namespace)
         return web.Response(text=document, content_type="text/xml")
@@ -83,7 +84,7 @@ async def query_endpoint(request: web.Request) -> web.Response:
         raise
     finally:
         name = action_name if action_name.isalnum() and len(action_name) <= 64 else "Unknown"
-        app[keys.AUDITOR].emit(name, record, error, source=source)
+        app[keys.AUDITOR].emit(name, record, error, source=source, read_only=read_only)
         # The error's traceback holds this frame: keeping it here would make a reference cycle
         # that holds the request's body until a full garbage collection.
         error = None

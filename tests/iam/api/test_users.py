@@ -3,11 +3,13 @@ authorization, audit and error behaviour every action shares."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from gateway import keys
 from tests.iam.api.conftest import ACCOUNT, Api, error_of
 
 
@@ -177,6 +179,9 @@ def test_writes_are_audited_with_their_parameters(api: Api, admin: Any) -> None:
     assert created["userIdentity"]["arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/admin/api-test"
     deleted = api.audit.named("DeleteUser")[-1]
     assert deleted["requestParameters"] == {"userName": "audited"} and "errorCode" not in deleted
+    assert (created["readOnly"], deleted["readOnly"]) == (False, False)
+    admin.list_users(PathPrefix="/a/")
+    assert api.audit.named("ListUsers")[-1]["readOnly"] is True
 
 
 def test_unknown_parameters_are_refused(api: Api) -> None:
@@ -262,3 +267,38 @@ def test_permissions_boundary_put_and_delete(admin: Any) -> None:
     admin.delete_user_permissions_boundary(UserName="boxed")
     assert "PermissionsBoundary" not in admin.get_user(UserName="boxed")["User"]
     admin.delete_user(UserName="boxed")
+
+
+def test_delete_user_conflicts_with_what_it_holds(api: Api, admin: Any) -> None:
+    """A user is deleted only once its MFA devices and attached policies are gone (added here
+    straight in the database: their actions are other families')."""
+    user_id = admin.create_user(UserName="holder")["User"]["UserId"]
+    database = api.app[keys.DATABASE].database
+    serial = f"arn:aws:iam::{ACCOUNT}:mfa/holder"
+    policy = f"arn:aws:iam::{ACCOUNT}:policy/s3-read"
+
+    async def give() -> None:
+        async with database.write() as tx:
+            await tx.mfa_devices.create(serial, name="holder", path="/", seed=b"0" * 20)
+            await tx.mfa_devices.enable(serial, user_id, datetime.now(UTC))
+            await tx.attachments.attach("user", user_id, policy)
+
+    async def take(step: str) -> None:
+        async with database.write() as tx:
+            if step == "mfa":
+                await tx.mfa_devices.deactivate(serial)
+                await tx.mfa_devices.delete(serial)
+            else:
+                await tx.attachments.detach("user", user_id, policy)
+
+    api.loop.run(give())
+    for message, step in (
+        ("Cannot delete entity, must delete MFA device first.", "mfa"),
+        ("Cannot delete entity, must detach all policies first.", "policy"),
+    ):
+        with pytest.raises(ClientError) as excinfo:
+            admin.delete_user(UserName="holder")
+        assert error_of(excinfo) == ("DeleteConflict", 409, message)
+        assert admin.get_user(UserName="holder")["User"]["UserId"] == user_id
+        api.loop.run(take(step))
+    admin.delete_user(UserName="holder")
