@@ -280,7 +280,8 @@ def parse(params: QueryParams, declared: Sequence[Param]) -> Args:
     """Validate ``params`` against ``declared``; a parameter not declared is refused."""
     known = {p.name for p in declared} | _ALWAYS
     for key in params.values:
-        if key.partition(".")[0] not in known:
+        # X-Amz-*: the signature of a presigned (query-string signed) call, checked already.
+        if key.partition(".")[0] not in known and not key.startswith("X-Amz-"):
             raise ValidationError(f"Unknown parameter {key[:128]}")
     values: dict[str, Any] = {}
     for p in declared:

@@ -163,3 +163,15 @@ async def test_the_check_names_the_action_and_resource(
     assert caller.checks == [
         Check("iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/p/b", {"iam:PermissionsBoundary": boundary})
     ]
+
+
+async def test_unknown_parameters_are_refused_but_a_query_signature_is_not(
+    database: IamDatabase, snapshot: CatalogSnapshot
+) -> None:
+    with pytest.raises(ValidationError, match="Unknown parameter Bogus"):
+        await _run(ACTIONS["ListUsers"], {"Bogus": "1"}, database, snapshot, Caller())
+    signed = {"X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Signature": "ab" * 32}
+    assert await _run(ACTIONS["ListUsers"], signed, database, snapshot, Caller()) == {
+        "Users": [],
+        "IsTruncated": False,
+    }
