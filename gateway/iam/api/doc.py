@@ -103,7 +103,11 @@ def render_actions() -> str:
     """The text of docs/iam-actions.md."""
     lines = [_HEADER]
     for family in FAMILIES:
-        lines.append(f"## {family.TITLE}")
+        title = (
+            getattr(family, "TITLE", None)
+            or family.__name__.rpartition(".")[2].replace("_", " ").capitalize()
+        )
+        lines.append(f"## {title}")
         lines.append("")
         for action in family.ACTIONS:
             lines.extend(_action(action))

@@ -10,6 +10,7 @@ given and answered URL-encoded, as IAM does (botocore decodes them).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from gateway.iam.api.groups import GROUP_NAME
 from gateway.iam.api.paging import PAGING, PageRequest, page_of
 from gateway.iam.api.params import Args, Param, name, policy_document
 from gateway.iam.api.users import USER_NAME
-from gateway.policy import minify, parse_policy
+from gateway.policy import parse_policy
 
 __all__ = [
     "ACTIONS",
@@ -41,6 +42,7 @@ TITLE = "Inline policies"
 USER_INLINE_QUOTA = 2048
 GROUP_INLINE_QUOTA = 5120
 
+_SPACE = re.compile(r"\s+")
 _POLICY_NAME = Param(
     "PolicyName", name(128), "the inline policy's name (1-128 of `[\\w+=,.@-]`)", required=True
 )
@@ -66,7 +68,7 @@ class InlineHolder:
 
 
 def _size(document: str) -> int:
-    return len(minify(document))
+    return len(_SPACE.sub("", document))
 
 
 def inline_policy_actions(holder: InlineHolder) -> tuple[IamAction, ...]:

@@ -28,6 +28,8 @@ __all__ = [
     "arn",
     "audit_parameters",
     "camel",
+    "constraint",
+    "length",
     "marker",
     "max_items",
     "name",
@@ -60,25 +62,27 @@ def camel(wire: str) -> str:
     return wire[:1].lower() + wire[1:]
 
 
-def _constraint(wire: str, value: str | None, constraint: str) -> ValidationError:
+def constraint(wire: str, value: str | None, rule: str) -> ValidationError:
+    """IAM's message for a parameter breaking ``rule`` (``have length less than or equal to 64``)."""
     shown = "null" if value is None else f"'{value[:128]}'"
     return ValidationError(
         f"1 validation error detected: Value {shown} at '{camel(wire)}' failed to satisfy constraint: "
-        f"Member must {constraint}"
+        f"Member must {rule}"
     )
 
 
-def _length(wire: str, value: str, low: int, high: int) -> str:
+def length(wire: str, value: str, low: int, high: int) -> str:
+    """``value`` if it has ``low`` to ``high`` characters; else IAM's ``ValidationError``."""
     if len(value) < low:
-        raise _constraint(wire, value, f"have length greater than or equal to {low}")
+        raise constraint(wire, value, f"have length greater than or equal to {low}")
     if len(value) > high:
-        raise _constraint(wire, value, f"have length less than or equal to {high}")
+        raise constraint(wire, value, f"have length less than or equal to {high}")
     return value
 
 
 def _pattern(wire: str, value: str, regex: re.Pattern[str], shown: str) -> str:
     if not regex.match(value):
-        raise _constraint(wire, value, f"satisfy regular expression pattern: {shown}")
+        raise constraint(wire, value, f"satisfy regular expression pattern: {shown}")
     return value
 
 
@@ -89,7 +93,7 @@ def name(limit: int = 64) -> Validator:
         raw = params.get(wire)
         if raw is None:
             return None
-        return _pattern(wire, _length(wire, raw, 1, limit), _NAME_RE, r"[\w+=,.@-]+")
+        return _pattern(wire, length(wire, raw, 1, limit), _NAME_RE, r"[\w+=,.@-]+")
 
     return validate
 
@@ -99,7 +103,7 @@ def path(params: QueryParams, wire: str) -> str | None:
     raw = params.get(wire)
     if raw is None:
         return None
-    return _pattern(wire, _length(wire, raw, 1, 512), _PATH_RE, r"(\u002F)|(\u002F[\u0021-\u007E]+\u002F)")
+    return _pattern(wire, length(wire, raw, 1, 512), _PATH_RE, r"(\u002F)|(\u002F[\u0021-\u007E]+\u002F)")
 
 
 def path_prefix(params: QueryParams, wire: str) -> str | None:
@@ -107,7 +111,7 @@ def path_prefix(params: QueryParams, wire: str) -> str | None:
     raw = params.get(wire)
     if raw is None:
         return None
-    return _pattern(wire, _length(wire, raw, 1, 512), _PATH_PREFIX_RE, r"\u002F[\u0021-\u007F]*")
+    return _pattern(wire, length(wire, raw, 1, 512), _PATH_PREFIX_RE, r"\u002F[\u0021-\u007F]*")
 
 
 def marker(params: QueryParams, wire: str) -> str | None:
@@ -115,7 +119,7 @@ def marker(params: QueryParams, wire: str) -> str | None:
     raw = params.get(wire)
     if raw is None:
         return None
-    return _pattern(wire, _length(wire, raw, 1, 320), _MARKER_RE, r"[\u0020-\u00FF]+")
+    return _pattern(wire, length(wire, raw, 1, 320), _MARKER_RE, r"[\u0020-\u00FF]+")
 
 
 def max_items(params: QueryParams, wire: str) -> int | None:
@@ -124,17 +128,17 @@ def max_items(params: QueryParams, wire: str) -> int | None:
     if raw is None:
         return None
     if not raw.isascii() or not raw.isdigit() or len(raw) > 4:
-        raise _constraint(wire, raw, "be an integer")
+        raise constraint(wire, raw, "be an integer")
     value = int(raw)
     if not 1 <= value <= 1000:
-        raise _constraint(wire, raw, "have value between 1 and 1000")
+        raise constraint(wire, raw, "have value between 1 and 1000")
     return value
 
 
 def arn(params: QueryParams, wire: str) -> str | None:
     """An ARN parameter: 20 to 2048 characters (whether it names anything is checked later)."""
     raw = params.get(wire)
-    return None if raw is None else _length(wire, raw, 20, 2048)
+    return None if raw is None else length(wire, raw, 20, 2048)
 
 
 def access_key_id(params: QueryParams, wire: str) -> str | None:
@@ -142,7 +146,7 @@ def access_key_id(params: QueryParams, wire: str) -> str | None:
     raw = params.get(wire)
     if raw is None:
         return None
-    return _pattern(wire, _length(wire, raw, 16, 128), _KEY_ID_RE, r"[\w]+")
+    return _pattern(wire, length(wire, raw, 16, 128), _KEY_ID_RE, r"[\w]+")
 
 
 def status(params: QueryParams, wire: str) -> str | None:
@@ -150,7 +154,7 @@ def status(params: QueryParams, wire: str) -> str | None:
     raw = params.get(wire)
     if raw is None or raw in ("Active", "Inactive"):
         return raw
-    raise _constraint(wire, raw, "satisfy enum value set: [Active, Inactive]")
+    raise constraint(wire, raw, "satisfy enum value set: [Active, Inactive]")
 
 
 def policy_document(params: QueryParams, wire: str) -> str | None:
@@ -161,7 +165,7 @@ def policy_document(params: QueryParams, wire: str) -> str | None:
     raw = params.get(wire)
     if raw is None:
         return None
-    return _pattern(wire, _length(wire, raw, 1, 131_072), _POLICY_RE, r"[\u0009\u000A\u000D\u0020-\u00FF]+")
+    return _pattern(wire, length(wire, raw, 1, 131_072), _POLICY_RE, r"[\u0009\u000A\u000D\u0020-\u00FF]+")
 
 
 def _too_many(wire: str) -> ValidationError:
@@ -172,10 +176,10 @@ def _too_many(wire: str) -> ValidationError:
 
 
 def _tag_text(wire: str, value: str, *, low: int, high: int) -> str:
-    _length(wire, value, low, high)
+    length(wire, value, low, high)
     for c in value:
         if c not in _TAG_PUNCTUATION and unicodedata.category(c)[0] not in "LZN":
-            raise _constraint(wire, value, r"satisfy regular expression pattern: [\p{L}\p{Z}\p{N}_.:/=+\-@]*")
+            raise constraint(wire, value, r"satisfy regular expression pattern: [\p{L}\p{Z}\p{N}_.:/=+\-@]*")
     return value
 
 
@@ -288,7 +292,7 @@ def parse(params: QueryParams, declared: Sequence[Param]) -> Args:
         value = p.validate(params, p.name)
         if value is None:
             if p.required:
-                raise _constraint(p.name, None, "not be null")
+                raise constraint(p.name, None, "not be null")
             continue
         values[p.name] = value
     return Args(values)

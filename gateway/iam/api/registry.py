@@ -1,7 +1,8 @@
 """Every IAM action fedgate serves, by name: the union of the action families.
 
-A family is a module with an ``ACTIONS`` tuple of :class:`~gateway.iam.api.action.IamAction`;
-adding one is adding its module to :data:`FAMILIES`. ``docs/iam-actions.md`` is generated from
+A family is a module with an ``ACTIONS`` tuple of :class:`~gateway.iam.api.action.IamAction`
+(and a ``TITLE`` for its section of the documentation; the module's name otherwise); adding one is
+adding its module to :data:`FAMILIES`. ``docs/iam-actions.md`` is generated from
 this table (:mod:`gateway.iam.api.doc`), and a test keeps it current.
 """
 
