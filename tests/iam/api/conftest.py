@@ -147,8 +147,12 @@ def api(background_loop: BackgroundLoop, iam_issuer: OIDCTestIssuer) -> Iterator
         return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
     runner, url = background_loop.run(start())
-    yield Api(url, recorder, iam_issuer, runner.app, background_loop)
-    background_loop.run(runner.cleanup())
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("AWS_EC2_METADATA_DISABLED", "true")  # clients never look for other credentials
+            yield Api(url, recorder, iam_issuer, runner.app, background_loop)
+    finally:
+        background_loop.run(runner.cleanup())
 
 
 @pytest.fixture(scope="module")
