@@ -4,10 +4,12 @@ and the shapes IAM answers them in (``User``, ``Group``...), shared by every act
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 from gateway.db.records import GroupRecord, UserRecord, iam_arn
 from gateway.iam.api.action import ActionContext, Declared, Resource
+from gateway.iam.api.params import Args
 from gateway.iam.catalog import CatalogSnapshot
 
 __all__ = [
@@ -18,6 +20,9 @@ __all__ = [
     "group_resource",
     "group_shape",
     "list_resource",
+    "named_group",
+    "named_user",
+    "renamed",
     "tag_list",
     "user_resource",
     "user_shape",
@@ -65,6 +70,31 @@ async def group_resource(ctx: ActionContext, name: str) -> Resource:
     record = await ctx.tx.groups.get(name)
     arn = record.arn if record is not None else iam_arn(ctx.account_id, "group", "/", name)
     return Resource(arn, GROUP, declared=declared(ctx.snapshot, "group", name))
+
+
+async def named_user(ctx: ActionContext, args: Args) -> Resource:
+    """The resolver of actions on the user their ``UserName`` names."""
+    return await user_resource(ctx, args.text("UserName"))
+
+
+async def named_group(ctx: ActionContext, args: Args) -> Resource:
+    """The resolver of actions on the group their ``GroupName`` names."""
+    return await group_resource(ctx, args.text("GroupName"))
+
+
+def renamed(
+    ctx: ActionContext,
+    found: Resource,
+    record: UserRecord | GroupRecord | None,
+    kind: Literal["user", "group"],
+    new_name: str | None,
+    new_path: str | None,
+) -> Resource:
+    """``found`` (the entity ``record`` is) also authorized on its ARN after a rename or a move."""
+    if record is None or (new_name is None and new_path is None):
+        return found
+    new_arn = iam_arn(ctx.account_id, kind, new_path or record.path, new_name or record.name)
+    return dataclasses.replace(found, also=(new_arn,)) if new_arn != found.arn else found
 
 
 def tag_list(tags: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:

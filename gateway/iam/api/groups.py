@@ -3,7 +3,6 @@ remove users; a user's groups (at most 10 per user)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +15,9 @@ from gateway.iam.api.entities import (
     group_resource,
     group_shape,
     list_resource,
-    user_resource,
+    named_group,
+    named_user,
+    renamed,
     user_shape,
 )
 from gateway.iam.api.paging import PAGING, PATH_PREFIX, Page, PageRequest, page_of
@@ -33,10 +34,6 @@ MAX_GROUPS_PER_USER = 10
 
 #: ``GroupName`` of the actions that name a group.
 GROUP_NAME = Param("GroupName", name(128), "the group's name (1-128 of `[\\w+=,.@-]`)", required=True)
-
-
-async def _named_group(ctx: ActionContext, args: Args) -> Resource:
-    return await group_resource(ctx, args.text("GroupName"))
 
 
 async def _created_group(ctx: ActionContext, args: Args) -> Resource:
@@ -71,13 +68,9 @@ async def _list_groups(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
 
 
 async def _renamed_group(ctx: ActionContext, args: Args) -> Resource:
-    old = await group_resource(ctx, args.text("GroupName"))
+    found = await group_resource(ctx, args.text("GroupName"))
     group = await ctx.tx.groups.get(args.text("GroupName"))
-    new_name, new_path = args.optional("NewGroupName"), args.optional("NewPath")
-    if group is None or (new_name is None and new_path is None):
-        return old
-    new_arn = iam_arn(ctx.account_id, "group", new_path or group.path, new_name or group.name)
-    return dataclasses.replace(old, also=(new_arn,)) if new_arn != old.arn else old
+    return renamed(ctx, found, group, "group", args.optional("NewGroupName"), args.optional("NewPath"))
 
 
 async def _update_group(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
@@ -111,10 +104,6 @@ async def _remove_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     return {}
 
 
-async def _named_user(ctx: ActionContext, args: Args) -> Resource:
-    return await user_resource(ctx, args.text("UserName"))
-
-
 async def _groups_for_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     user = await ctx.tx.users.require(args.text("UserName"))
     groups = await ctx.tx.groups.groups_for_user(user.id)
@@ -137,7 +126,7 @@ ACTIONS = (
         "GetGroup",
         "A group and its users (paged).",
         (GROUP_NAME, *PAGING),
-        _named_group,
+        named_group,
         "the group's ARN",
         _get_group,
         errors=(NoSuchEntity, ValidationError),
@@ -169,7 +158,7 @@ ACTIONS = (
         "DeleteGroup",
         "Delete a group that has no members and no policies left.",
         (GROUP_NAME,),
-        _named_group,
+        named_group,
         "the group's ARN",
         _delete_group,
         writes=True,
@@ -179,7 +168,7 @@ ACTIONS = (
         "AddUserToGroup",
         "Put a user in a group (a user may be in at most 10).",
         (GROUP_NAME, USER_NAME),
-        _named_group,
+        named_group,
         "the group's ARN",
         _add_user,
         writes=True,
@@ -189,7 +178,7 @@ ACTIONS = (
         "RemoveUserFromGroup",
         "Take a user out of a group.",
         (GROUP_NAME, USER_NAME),
-        _named_group,
+        named_group,
         "the group's ARN",
         _remove_user,
         writes=True,
@@ -199,7 +188,7 @@ ACTIONS = (
         "ListGroupsForUser",
         "The groups a user is in, by name, paged.",
         (USER_NAME, *PAGING),
-        _named_user,
+        named_user,
         "the user's ARN",
         _groups_for_user,
         errors=(NoSuchEntity, ValidationError),

@@ -17,7 +17,15 @@ from gateway.errors import (
 )
 from gateway.iam.api.action import ActionContext, IamAction, Resource
 from gateway.iam.api.boundary import BOUNDARY, boundary_context, require_boundary
-from gateway.iam.api.entities import USER, declared, list_resource, user_resource, user_shape
+from gateway.iam.api.entities import (
+    USER,
+    declared,
+    list_resource,
+    named_user,
+    renamed,
+    user_resource,
+    user_shape,
+)
 from gateway.iam.api.paging import PAGING, PATH_PREFIX, Page, PageRequest
 from gateway.iam.api.params import Args, Param, name, path
 from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, check_tag_quota, tags_page
@@ -30,10 +38,6 @@ TITLE = "Users"
 #: ``UserName`` of the actions that name a user.
 USER_NAME = Param("UserName", name(64), "the user's name (1-64 of `[\\w+=,.@-]`)", required=True)
 _PATH = Param("Path", path, "`/` (the default) or `/a/b/`")
-
-
-async def _named_user(ctx: ActionContext, args: Args) -> Resource:
-    return await user_resource(ctx, args.text("UserName"))
 
 
 async def _created_user(ctx: ActionContext, args: Args) -> Resource:
@@ -79,13 +83,9 @@ async def _list_users(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
 
 
 async def _renamed_user(ctx: ActionContext, args: Args) -> Resource:
-    old = await user_resource(ctx, args.text("UserName"))
+    found = await user_resource(ctx, args.text("UserName"))
     user = await ctx.tx.users.get(args.text("UserName"))
-    new_name, new_path = args.optional("NewUserName"), args.optional("NewPath")
-    if user is None or (new_name is None and new_path is None):
-        return old
-    new_arn = iam_arn(ctx.account_id, "user", new_path or user.path, new_name or user.name)
-    return dataclasses.replace(old, also=(new_arn,)) if new_arn != old.arn else old
+    return renamed(ctx, found, user, "user", args.optional("NewUserName"), args.optional("NewPath"))
 
 
 async def _update_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
@@ -169,7 +169,7 @@ ACTIONS = (
         "DeleteUser",
         "Delete a user that has no access keys, MFA devices, groups or policies left.",
         (USER_NAME,),
-        _named_user,
+        named_user,
         "the user's ARN",
         _delete_user,
         writes=True,
@@ -193,7 +193,7 @@ ACTIONS = (
         "TagUser",
         "Add tags to a user, or overwrite the values of keys it has (in any case).",
         (USER_NAME, TAGS),
-        _named_user,
+        named_user,
         "the user's ARN",
         _tag_user,
         writes=True,
@@ -203,7 +203,7 @@ ACTIONS = (
         "UntagUser",
         "Remove tags from a user by key (in any case).",
         (USER_NAME, TAG_KEYS),
-        _named_user,
+        named_user,
         "the user's ARN",
         _untag_user,
         writes=True,
@@ -213,7 +213,7 @@ ACTIONS = (
         "ListUserTags",
         "A user's tags, by key, paged.",
         (USER_NAME, *PAGING),
-        _named_user,
+        named_user,
         "the user's ARN",
         _list_user_tags,
         errors=(NoSuchEntity, ValidationError),
@@ -232,7 +232,7 @@ ACTIONS = (
         "DeleteUserPermissionsBoundary",
         "Remove a user's permissions boundary.",
         (USER_NAME,),
-        _named_user,
+        named_user,
         "the user's ARN",
         _delete_boundary,
         writes=True,
