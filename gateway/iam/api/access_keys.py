@@ -14,7 +14,7 @@ from gateway.credentials import new_secret_access_key
 from gateway.db.records import AccessKeyRecord, UserRecord
 from gateway.errors import LimitExceeded, NoSuchEntity, ValidationError
 from gateway.iam.api.action import ActionContext, IamAction, Resource
-from gateway.iam.api.entities import user_resource
+from gateway.iam.api.entities import named_or_calling_user, user_resource
 from gateway.iam.api.paging import PAGING, PageRequest, page_of
 from gateway.iam.api.params import Args, Param, access_key_id, name, status
 from gateway.sts.xml import iso8601
@@ -29,10 +29,6 @@ MAX_ACCESS_KEYS = 2
 
 _USER_NAME = Param("UserName", name(64), "the user's name; the calling user when omitted")
 _KEY_ID = Param("AccessKeyId", access_key_id, "the key's id (`AKIA...`)", required=True)
-
-
-async def _owner(ctx: ActionContext, args: Args) -> Resource:
-    return await user_resource(ctx, ctx.user_name(args))
 
 
 def _shape(user: UserRecord, key: AccessKeyRecord) -> dict[str, Any]:
@@ -114,7 +110,7 @@ ACTIONS = (
         "Create an access key (`AKIA` and 16 characters) for a user; its 40-character secret is "
         "returned this once. At most 2 per user.",
         (_USER_NAME,),
-        _owner,
+        named_or_calling_user,
         "the user's ARN",
         _create,
         writes=True,
@@ -124,7 +120,7 @@ ACTIONS = (
         "UpdateAccessKey",
         "Make a user's access key `Active` or `Inactive`.",
         (_USER_NAME, _KEY_ID, Param("Status", status, "`Active` or `Inactive`", required=True)),
-        _owner,
+        named_or_calling_user,
         "the user's ARN",
         _update,
         writes=True,
@@ -134,7 +130,7 @@ ACTIONS = (
         "DeleteAccessKey",
         "Delete a user's access key.",
         (_USER_NAME, _KEY_ID),
-        _owner,
+        named_or_calling_user,
         "the user's ARN",
         _delete,
         writes=True,
@@ -144,7 +140,7 @@ ACTIONS = (
         "ListAccessKeys",
         "A user's access keys (id, status, creation date; never a secret), paged.",
         (_USER_NAME, *PAGING),
-        _owner,
+        named_or_calling_user,
         "the user's ARN",
         _list,
         errors=(NoSuchEntity, ValidationError),

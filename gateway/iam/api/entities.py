@@ -21,6 +21,7 @@ __all__ = [
     "group_shape",
     "list_resource",
     "named_group",
+    "named_or_calling_user",
     "named_user",
     "renamed",
     "tag_list",
@@ -75,6 +76,11 @@ async def group_resource(ctx: ActionContext, name: str) -> Resource:
 async def named_user(ctx: ActionContext, args: Args) -> Resource:
     """The resolver of actions on the user their ``UserName`` names."""
     return await user_resource(ctx, args.text("UserName"))
+
+
+async def named_or_calling_user(ctx: ActionContext, args: Args) -> Resource:
+    """The resolver of actions on the user ``UserName`` names, or the calling user without it."""
+    return await user_resource(ctx, ctx.user_name(args))
 
 
 async def named_group(ctx: ActionContext, args: Args) -> Resource:

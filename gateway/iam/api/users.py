@@ -21,6 +21,7 @@ from gateway.iam.api.entities import (
     USER,
     declared,
     list_resource,
+    named_or_calling_user,
     named_user,
     renamed,
     user_resource,
@@ -62,10 +63,6 @@ async def _create_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
         tags=args.mapping("Tags"),
     )
     return {"User": user_shape(user)}
-
-
-async def _self_or_named(ctx: ActionContext, args: Args) -> Resource:
-    return await user_resource(ctx, ctx.user_name(args))
 
 
 async def _get_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
@@ -151,7 +148,7 @@ ACTIONS = (
         "GetUser",
         "A user: path, id, ARN, creation date, permissions boundary, tags.",
         (Param("UserName", name(64), "the user's name; the calling user when omitted"),),
-        _self_or_named,
+        named_or_calling_user,
         "the user's ARN",
         _get_user,
         errors=(NoSuchEntity, ValidationError),
