@@ -29,9 +29,11 @@ from gateway.proxy.config import ProxySettings, UpstreamSettings
 from gateway.secretref import SecretRef
 
 __all__ = [
+    "AccessKeySettings",
     "AuditSettings",
     "DatabaseSettings",
     "GatewayConfig",
+    "GroupSettings",
     "InlinePolicy",
     "KeyRingSettings",
     "KeySettings",
@@ -43,6 +45,7 @@ __all__ = [
     "SecretRef",
     "StoreSettings",
     "UpstreamSettings",
+    "UserSettings",
     "format_validation_error",
     "parse_config",
     "read_yaml",
@@ -53,6 +56,7 @@ _ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
 _PATH_RE = re.compile(r"^/([\x21-\x7e]*/)?$")
 _POLICY_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$")
 _POLICY_MARK = "\x00policy\x00"
+_ACCESS_KEY_ID_RE = re.compile(r"^AKIA[A-Z0-9]{16}$")
 
 
 class _Model(BaseModel):
@@ -338,6 +342,15 @@ class InlinePolicy(_Model):
         return v
 
 
+def _check_tags(v: dict[str, str]) -> dict[str, str]:
+    if len(v) > 50:
+        raise ValueError("at most 50 tags")
+    for key, value in v.items():
+        if not 1 <= len(key) <= 128 or len(value) > 256:
+            raise ValueError(f"tag {key[:128]!r}: keys are 1-128 and values 0-256 characters")
+    return v
+
+
 class RoleSettings(_Model):
     """A role callers can assume."""
 
@@ -377,12 +390,83 @@ class RoleSettings(_Model):
     @field_validator("tags")
     @classmethod
     def _tags(cls, v: dict[str, str]) -> dict[str, str]:
-        if len(v) > 50:
-            raise ValueError("at most 50 tags")
-        for key, value in v.items():
-            if not 1 <= len(key) <= 128 or len(value) > 256:
-                raise ValueError(f"tag {key[:128]!r}: keys are 1-128 and values 0-256 characters")
+        return _check_tags(v)
+
+
+class AccessKeySettings(_Model):
+    """A long-term access key of a configured user; its secret comes by reference."""
+
+    id: str = Field(description="The access key id: AKIA and 16 capital letters or digits.")
+    secret: SecretRef = Field(description="The secret access key (16-128 characters), by reference.")
+    status: Literal["Active", "Inactive"] = Field(
+        default="Active", description="Inactive keys are refused (InvalidClientTokenId)."
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ACCESS_KEY_ID_RE.match(v):
+            raise ValueError("must be AKIA and 16 capital letters or digits")
         return v
+
+
+class GroupSettings(_Model):
+    """An IAM group: its policies apply to every user in it."""
+
+    name: str = Field(description="Group name (1-128 of letters, digits and +=,.@_-).")
+    path: str = Field(default="/", description="IAM path; the ARN is arn:aws:iam::ACCOUNT:group{path}{name}.")
+    policies: list[InlinePolicy] = Field(default_factory=list, description="Inline permission policies.")
+    managed_policies: list[str] = Field(
+        default_factory=list, description="Names of top-level policies attached to the group."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _POLICY_NAME_RE.match(v):
+            raise ValueError("must be 1-128 characters of letters, digits and +=,.@_-")
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return _check_iam_path(v)
+
+
+class UserSettings(_Model):
+    """An IAM user that signs requests with long-term access keys (the bootstrap administrator)."""
+
+    name: str = Field(description="User name (1-64 of letters, digits and +=,.@_-).")
+    path: str = Field(default="/", description="IAM path; the ARN is arn:aws:iam::ACCOUNT:user{path}{name}.")
+    groups: list[str] = Field(default_factory=list, description="Names of top-level groups the user is in.")
+    policies: list[InlinePolicy] = Field(default_factory=list, description="Inline permission policies.")
+    managed_policies: list[str] = Field(
+        default_factory=list, description="Names of top-level policies attached to the user."
+    )
+    permissions_boundary: str | None = Field(
+        default=None, description="Name of the top-level policy bounding the user's permissions."
+    )
+    tags: dict[str, str] = Field(default_factory=dict, description="User tags (aws:PrincipalTag).")
+    access_keys: list[AccessKeySettings] = Field(
+        default_factory=list, max_length=2, description="At most two long-term access keys."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _ROLE_NAME_RE.match(v):
+            raise ValueError("must be 1-64 characters of letters, digits and +=,.@_-")
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return _check_iam_path(v)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_tags(v)
 
 
 class GatewayConfig(_Model):
@@ -402,6 +486,14 @@ class GatewayConfig(_Model):
     providers: list[ProviderSettings] = Field(default_factory=list, description="Identity providers.")
     policies: list[ManagedPolicy] = Field(default_factory=list, description="Managed permission policies.")
     roles: list[RoleSettings] = Field(default_factory=list, description="Roles that can be assumed.")
+    groups: list[GroupSettings] = Field(
+        default_factory=list, description="IAM groups (read-only through the IAM API)."
+    )
+    users: list[UserSettings] = Field(
+        default_factory=list,
+        description="IAM users with long-term access keys (read-only through the IAM API): the "
+        "bootstrap administrator, or service users kept in git.",
+    )
     audit: AuditSettings = Field(
         default_factory=AuditSettings, description="The audit trail: one event per decided request."
     )
@@ -424,6 +516,8 @@ class GatewayConfig(_Model):
         for what, names in (
             ("roles", [r.name for r in self.roles]),
             ("policies", [p.name for p in self.policies]),
+            ("groups", [g.name for g in self.groups]),
+            ("users", [u.name for u in self.users]),
             ("upstreams", [u.name for u in self.upstreams]),
         ):
             seen: set[str] = set()
@@ -436,6 +530,26 @@ class GatewayConfig(_Model):
             for j, ref in enumerate(role.managed_policies):
                 if ref not in known:
                     raise ValueError(f"roles[{i}].managed_policies[{j}]: no policy named {ref!r}")
+        for i, group in enumerate(self.groups):
+            for j, ref in enumerate(group.managed_policies):
+                if ref not in known:
+                    raise ValueError(f"groups[{i}].managed_policies[{j}]: no policy named {ref!r}")
+        groups = {g.name for g in self.groups}
+        key_ids: set[str] = set()
+        for i, user in enumerate(self.users):
+            for j, ref in enumerate(user.managed_policies):
+                if ref not in known:
+                    raise ValueError(f"users[{i}].managed_policies[{j}]: no policy named {ref!r}")
+            boundary = user.permissions_boundary
+            if boundary is not None and boundary not in known:
+                raise ValueError(f"users[{i}].permissions_boundary: no policy named {boundary!r}")
+            for j, ref in enumerate(user.groups):
+                if ref not in groups:
+                    raise ValueError(f"users[{i}].groups[{j}]: no group named {ref!r}")
+            for j, key in enumerate(user.access_keys):
+                if key.id in key_ids:
+                    raise ValueError(f"users[{i}].access_keys[{j}].id: {key.id} is given twice")
+                key_ids.add(key.id)
         return self
 
     def role_arn(self, role: RoleSettings) -> str:
@@ -475,7 +589,7 @@ def format_validation_error(exc: pydantic.ValidationError, prefix: str = "") -> 
             # whole-document problems start with "Policy:".
             inner = msg.removeprefix(_POLICY_MARK)
             lines.append(f"{path}: {inner[8:]}" if inner.startswith("Policy: ") else f"{path}.{inner}")
-        elif msg.startswith(("roles[", "policies[")):
+        elif msg.startswith(("roles[", "policies[", "groups[", "users[")):
             lines.append(msg)
         else:
             lines.append(f"{path}: {msg}" if path else msg)

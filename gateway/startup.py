@@ -9,8 +9,9 @@ that need it, so ``fedgate credential-process`` stays quick to start):
 2. :func:`service_contexts` are the application's cleanup contexts, set up in order and unwound in
    reverse: the store (and the replay guard over it), the key ring and the IAM database (migrated,
    revocations loaded, watched for changes), the credential service, the identity providers, the
-   IAM catalog, the STS service with the audit sink, then the reverse proxy (its upstream table
-   and one pooled client session per upstream). :func:`gateway.app.create_app`
+   IAM catalog (the YAML's entities and the database's, followed as the database changes) with
+   the long-term access keys, the STS service with the audit sink, then the reverse proxy (its
+   upstream table and one pooled client session per upstream). :func:`gateway.app.create_app`
    installs them before any plugin's.
 
 Each context publishes what it builds under an app key (:mod:`gateway.keys`); a plugin's own
@@ -32,8 +33,9 @@ from gateway.config import GatewayConfig, parse_config, read_yaml
 from gateway.credentials import CredentialService, KeyRing
 from gateway.db import start_database
 from gateway.errors import ConfigError, ServiceError
-from gateway.iam.catalog import Catalog
+from gateway.iam.accesskeys import AccessKeys
 from gateway.iam.records import records_from_config
+from gateway.iam.sync import CatalogFeed
 from gateway.identity import IdentityProvider, ProviderContext
 from gateway.plugin_host import PluginHost, disabled_from_env
 from gateway.proxy.identity import IdentitySigner
@@ -150,8 +152,17 @@ async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _catalog_ctx(app: web.Application) -> AsyncIterator[None]:
-    # Built once; every decision reads the snapshot it holds (the YAML is its only source today).
-    app[keys.CATALOG] = Catalog.from_records(records_from_config(app[keys.CONFIG]))
+    # The YAML plus the database, rebuilt and swapped whenever the database's revision moves;
+    # every decision reads the snapshot current when it starts.
+    database = app[keys.DATABASE]
+    feed = CatalogFeed(records_from_config(app[keys.CONFIG]), database.database)
+    catalog = app[keys.CATALOG] = await feed.start(database.watcher)
+    usage = database.key_usage
+    app[keys.ACCESS_KEYS] = AccessKeys(
+        catalog,
+        app[keys.KEYRING],
+        record_use=lambda key, service, region: usage.note(key, service=service, region=region),
+    )
     yield
 
 
@@ -205,6 +216,7 @@ def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:
             table=UpstreamTable(config.upstreams, region=config.region, account=config.account_id),
             credentials=app[keys.CREDENTIALS],
             catalog=app[keys.CATALOG],
+            access_keys=app[keys.ACCESS_KEYS],
             verify_keys=app[keys.SIGNING_KEYS],
             clock=clock,
             signer=signer,

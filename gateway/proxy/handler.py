@@ -25,7 +25,6 @@ from yarl import URL
 from gateway import keys
 from gateway.authn import authenticate, open_session
 from gateway.calls import CallRecord
-from gateway.credentials import SessionClaims
 from gateway.errors import (
     AccessDenied,
     BadGateway,
@@ -38,7 +37,7 @@ from gateway.errors import (
     ServiceError,
 )
 from gateway.iam import permissions
-from gateway.policy import Decision
+from gateway.iam.caller import Caller
 from gateway.proxy.body import BodyGuard
 from gateway.proxy.headers import forwarded_headers, request_headers, response_headers
 from gateway.proxy.mapping import Mapped, ProxyRequest
@@ -139,17 +138,6 @@ def _header_map(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
     return found
 
 
-def _denied_message(claims: SessionClaims, decision: Decision) -> str:
-    reason = {
-        "explicitDeny": f"with an explicit deny in a {decision.denied_by} policy",
-        "implicitDeny": f"because no {decision.denied_by}-based policy allows the {decision.action} action",
-    }.get(decision.kind, "")
-    return (
-        f"User: {claims.assumed_role_arn} is not authorized to perform: {decision.action} on resource: "
-        f"{decision.resource} {reason}"
-    ).strip()
-
-
 async def proxy_request(
     request: web.Request, runtime: ProxyRuntime, selection: Selection
 ) -> web.StreamResponse:
@@ -173,7 +161,7 @@ async def proxy_request(
         opened = None
         if _body_hash_needed(http, header_map, upstream):
             # Signature present and well formed, session valid: before buffering a body.
-            opened = await open_session(http, runtime.credentials, now=now)
+            opened = await open_session(http, runtime.credentials, now=now, access_keys=runtime.access_keys)
             body = await _read_bounded(request, upstream.settings.max_buffered_body)
             http = replace(http, payload_sha256=hashlib.sha256(body).hexdigest())
         auth = await authenticate(
@@ -183,29 +171,30 @@ async def proxy_request(
             region=upstream.region,
             service=upstream.service,
             keys=runtime.verify_keys,
+            access_keys=runtime.access_keys,
             normalize_path=upstream.normalize_path,
             opened=opened,
         )
-        claims, verified = auth.claims, auth.verified
-        record.session = claims
+        caller, verified = auth.caller, auth.verified
+        record.caller, record.session = caller, caller.session
         mapped = upstream.mapping.map(
             ProxyRequest(request.method, _host(request), selection.segments, query, header_map)
         )
         record.resources = [(check.action, check.resource) for check in mapped.checks]
         snapshot = runtime.catalog.snapshot
-        context = permissions.session_context(snapshot, claims, record.transport, region=upstream.region)
+        context = permissions.session_context(snapshot, caller, record.transport, region=upstream.region)
         if upstream.mapping.dialect == "s3":
             context.update(signature_context(verified.info, verified.payload_hash, now))
-        decision = permissions.decide(snapshot, claims, mapped.checks, context)
+        decision = permissions.decide(snapshot, caller, mapped.checks, context)
         outcome["decision"] = decision.kind
         if not decision.allowed:
             outcome["deniedBy"] = decision.denied_by
-            raise AccessDenied(_denied_message(claims, decision))
+            raise AccessDenied(permissions.denied_message(caller, decision))
         # Past this point the request is authorized; only now may anything go upstream.
         authorized = _Authorized(
             upstream=upstream,
             mapped=mapped,
-            claims=claims,
+            caller=caller,
             verified=verified,
             query=query,
             headers=headers,
@@ -268,7 +257,7 @@ class _Authorized:
 
     upstream: Upstream
     mapped: Mapped
-    claims: SessionClaims
+    caller: Caller
     verified: Verified
     query: tuple[QueryParam, ...]
     headers: tuple[tuple[str, str], ...]
@@ -285,10 +274,10 @@ async def _forward(
     Returns the response and, when it failed after its headers were sent (so it cannot be answered
     with an error any more), why: the audit records it as failed.
     """
-    upstream, mapped, claims, verified = (
+    upstream, mapped, caller, verified = (
         authorized.upstream,
         authorized.mapped,
-        authorized.claims,
+        authorized.caller,
         authorized.verified,
     )
     query, headers, body, now = authorized.query, authorized.headers, authorized.body, authorized.now
@@ -353,7 +342,7 @@ async def _forward(
         assert runtime.signer is not None
         check = mapped.checks[0]
         token = runtime.signer.token(
-            claims, audience=upstream.name, now=now, action=check.action, resource=check.resource
+            caller, audience=upstream.name, now=now, action=check.action, resource=check.resource
         )
         out.append((settings.identity_header, token))
 

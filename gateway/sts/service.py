@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol, final
 
 from gateway.calls import CallRecord
-from gateway.credentials import CredentialService, IssuedCredentials, SessionClaims
+from gateway.credentials import CredentialService, IssuedCredentials
 from gateway.errors import (
     AccessDenied,
     ExpiredToken,
@@ -28,6 +28,7 @@ from gateway.errors import (
     PackedPolicyTooLarge,
     ValidationError,
 )
+from gateway.iam.caller import Caller
 from gateway.iam.catalog import Catalog, CatalogSnapshot
 from gateway.iam.trust import decide_trust, idp_grants
 from gateway.identity import Identity, IdentityProvider
@@ -240,11 +241,10 @@ class StsService:
         claims = issued.claims
         return AssumedRole(issued, claims.assumed_role_arn, claims.assumed_role_id, identity, packed)
 
-    def get_caller_identity(self, claims: SessionClaims) -> CallerIdentity:
-        """``GetCallerIdentity`` for a verified session: always allowed, as in AWS."""
-        return CallerIdentity(
-            arn=claims.assumed_role_arn, user_id=claims.assumed_role_id, account=claims.account_id
-        )
+    def get_caller_identity(self, caller: Caller) -> CallerIdentity:
+        """``GetCallerIdentity`` for a verified caller (a session or an IAM user): always allowed,
+        as in AWS."""
+        return CallerIdentity(arn=caller.arn, user_id=caller.user_id, account=caller.account_id)
 
     def _oidc_provider_for(self, token: str) -> IdentityProvider:
         issuer = _peek_issuer(token)
