@@ -24,6 +24,7 @@ from gateway.config import GatewayConfig
 from gateway.db_cli import MEMORY_DATABASE_HINT, NoSharedDatabase, add_db_commands, run_with_database
 from gateway.errors import ConfigError, DatabaseError, DatabaseUnavailable, PluginError
 from gateway.healthcheck import add_command as add_healthcheck_command
+from gateway.iam_cli import add_iam_commands
 from gateway.login_cli import add_commands as add_login_commands
 from gateway.logs import configure_logging
 from gateway.plugin_host import PluginHost, disabled_from_env
@@ -107,6 +108,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     plugins.set_defaults(handler=lambda args: _plugins(host))
 
     add_db_commands(sub)
+    add_iam_commands(sub)
     add_simulate_command(sub)
     add_healthcheck_command(sub)
     add_login_commands(sub)

@@ -88,6 +88,8 @@ class Gateway:
 @pytest.fixture(scope="module")
 def gateway(background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("users")
+    secret_file = tmp / "admin-secret"
+    secret_file.write_text(ADMIN_SECRET + "\n")  # a secret reference, as a deployment gives it
     config = config_from(
         {
             "account_id": ACCOUNT,
@@ -99,7 +101,7 @@ def gateway(background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFa
                     "name": "admin",
                     "path": "/ops/",
                     "policies": [{"name": "all", "document": _allow("*")}],
-                    "access_keys": [{"id": ADMIN_KEY, "secret": {"value": ADMIN_SECRET}}],
+                    "access_keys": [{"id": ADMIN_KEY, "secret": {"file": str(secret_file)}}],
                     "tags": {"team": "ops"},
                 }
             ],
