@@ -201,3 +201,21 @@ def test_export_writes_configuration_that_loads_back(tmp_path: Path, fedgate: Ca
     assert [g.managed_policies for g in loaded.groups] == [["reader"]]
     assert [r.name for r in loaded.roles] == ["deployer"] and loaded.roles[0].trust_policy == trust
     assert next(p for p in loaded.policies if p.name == "reader").path == "/team/"
+
+
+def test_the_readme_bootstrap_on_the_iam_demo_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fedgate: Callable[..., Ran]
+) -> None:
+    """The README's first step, on config/iam-demo.yaml in a fresh working directory."""
+    root = Path(__file__).parent.parent.parent
+    config = tmp_path / "iam-demo.yaml"
+    config.write_text((root / "config" / "iam-demo.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    assert fedgate("check-config", "-c", str(config)).returncode == 0
+    made = fedgate("iam", "create-admin", "-c", str(config))
+    assert made.returncode == 0, made.stderr
+    readme = (root / "README.md").read_text()
+    first_line = made.stdout.splitlines()[0]
+    assert f"# {first_line}" in readme
+    _created_key(made.stdout)
+    assert (tmp_path / ".fedgate" / "iam-demo.db").exists()
