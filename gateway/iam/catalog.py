@@ -14,7 +14,10 @@ Snapshots are built by :func:`build_snapshot` from plain records (:mod:`gateway.
 YAML's and the IAM database's, merged by the collision rule stated there. A config entity naming a
 managed policy that does not exist is a configuration error; an API entity's reference that
 dangles (its policy went away under it) fails closed: a missing attached policy grants nothing and
-a missing permissions boundary allows nothing.
+a missing permissions boundary allows nothing. Likewise an API entity's document the policy engine
+refuses (the API validates every one, so only a database changed behind its back holds one) is
+left out, logged, without stopping the rebuild: an inline or managed policy that grants nothing, a
+boundary that allows nothing, a role no one can assume.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any, Literal, final
 
 from gateway.arns import group_arn, policy_arn, role_arn, user_arn
 from gateway.credentials import role_id_for
+from gateway.errors import MalformedPolicyDocument
 from gateway.iam.records import (
     AccessKeyStatus,
     CatalogRecords,
@@ -38,7 +42,7 @@ from gateway.iam.records import (
     RoleRecord,
     UserRecord,
 )
-from gateway.policy import Policy, PolicySet, parse_policy
+from gateway.policy import Policy, PolicyKind, PolicySet, parse_policy
 from gateway.policy.cache import LRU
 
 __all__ = [
@@ -332,27 +336,34 @@ def entity_id_for(prefix: str, arn: str) -> str:
 def build_snapshot(records: CatalogRecords, *, policy_set_cache: int = POLICY_SET_CACHE) -> CatalogSnapshot:
     """Validate and compile ``records`` into a snapshot.
 
-    Raises :class:`~gateway.errors.MalformedPolicyDocument` for a document the policy engine
-    refuses and ``ValueError`` for a config entity naming a managed policy (or a user a group) the
-    records do not hold.
+    Raises :class:`~gateway.errors.MalformedPolicyDocument` for a config document the policy
+    engine refuses and ``ValueError`` for a config entity naming a managed policy (or a user a
+    group) the records do not hold; an API entity's such faults fail closed instead (see above).
     """
     account = records.account_id
     policies: dict[str, ManagedPolicy] = {}
     for p in records.policies:
         arn = policy_arn(account, p.path, p.name)
-        policies[arn] = ManagedPolicy(
-            arn=arn,
-            name=p.name,
-            path=p.path,
-            description=p.description,
-            document=p.document,
-            identity=parse_policy(p.document, kind="identity", name=p.name),
-            session=parse_policy(p.document, kind="session", name=arn),
-            source=p.source,
-        )
+        try:
+            policies[arn] = ManagedPolicy(
+                arn=arn,
+                name=p.name,
+                path=p.path,
+                description=p.description,
+                document=p.document,
+                identity=parse_policy(p.document, kind="identity", name=p.name),
+                session=parse_policy(p.document, kind="session", name=arn),
+                source=p.source,
+            )
+        except MalformedPolicyDocument as exc:
+            _refused(p.source, f"policy {arn}", exc)
     roles = {}
     for r in records.roles:
-        role = _role(account, r, policies)
+        try:
+            role = _role(account, r, policies)
+        except MalformedPolicyDocument as exc:
+            _refused(r.source, f"role {r.name}", exc)
+            continue
         roles[role.arn] = role
     groups = {}
     for g in records.groups:
@@ -386,6 +397,23 @@ def build_snapshot(records: CatalogRecords, *, policy_set_cache: int = POLICY_SE
     )
 
 
+def _refused(source: EntitySource, what: str, exc: MalformedPolicyDocument) -> None:
+    """Re-raise for the configuration; log and leave the API entity out."""
+    if source == "config":
+        raise exc
+    log.warning("%s in the IAM database does not compile, it is left out: %s", what, exc.message[:200])
+
+
+def _compiled(
+    source: EntitySource, document: Mapping[str, Any], kind: PolicyKind, name: str
+) -> Policy | None:
+    try:
+        return parse_policy(document, kind=kind, name=name)
+    except MalformedPolicyDocument as exc:
+        _refused(source, name, exc)
+        return None
+
+
 def _attached(
     owner: str, source: EntitySource, arns: tuple[str, ...], policies: Mapping[str, ManagedPolicy]
 ) -> tuple[ManagedPolicy, ...]:
@@ -412,14 +440,19 @@ def _boundary(
             raise ValueError(f"{owner}: no managed policy {arn}")
         log.warning("%s: permissions boundary %s does not exist; it allows nothing", owner, arn)
         return parse_policy(_NOTHING, kind="boundary", name=arn)
-    return parse_policy(bound.document, kind="boundary", name=bound.arn)
+    compiled = _compiled(source, bound.document, "boundary", bound.arn)
+    return compiled if compiled is not None else parse_policy(_NOTHING, kind="boundary", name=arn)
 
 
-def _inline(owner: str, records: tuple[InlinePolicyRecord, ...]) -> tuple[InlinePolicy, ...]:
-    return tuple(
-        InlinePolicy(i.name, i.document, parse_policy(i.document, kind="identity", name=f"{owner}/{i.name}"))
-        for i in records
-    )
+def _inline(
+    owner: str, source: EntitySource, records: tuple[InlinePolicyRecord, ...]
+) -> tuple[InlinePolicy, ...]:
+    out = []
+    for i in records:
+        compiled = _compiled(source, i.document, "identity", f"{owner}/{i.name}")
+        if compiled is not None:
+            out.append(InlinePolicy(i.name, i.document, compiled))
+    return tuple(out)
 
 
 def _role(account: str, record: RoleRecord, policies: Mapping[str, ManagedPolicy]) -> Role:
@@ -436,7 +469,7 @@ def _role(account: str, record: RoleRecord, policies: Mapping[str, ManagedPolicy
         tags=MappingProxyType(dict(record.tags)),
         trust_document=record.trust_policy,
         trust=parse_policy(record.trust_policy, kind="trust", name=f"{record.name}-trust"),
-        inline=_inline(record.name, record.inline_policies),
+        inline=_inline(record.name, record.source, record.inline_policies),
         managed=_attached(owner, record.source, record.managed_policy_arns, policies),
         boundary=_boundary(owner, record.source, record.permissions_boundary_arn, policies),
         source=record.source,
@@ -450,7 +483,7 @@ def _group(account: str, record: GroupRecord, policies: Mapping[str, ManagedPoli
         name=record.name,
         path=record.path,
         group_id=record.group_id or entity_id_for("AGPA", arn),
-        inline=_inline(f"group/{record.name}", record.inline_policies),
+        inline=_inline(f"group/{record.name}", record.source, record.inline_policies),
         managed=_attached(f"group {record.name}", record.source, record.managed_policy_arns, policies),
         source=record.source,
     )
@@ -477,7 +510,7 @@ def _user(
         account_id=account,
         tags=MappingProxyType(dict(record.tags)),
         groups=tuple(member_of),
-        inline=_inline(f"user/{record.name}", record.inline_policies),
+        inline=_inline(f"user/{record.name}", record.source, record.inline_policies),
         managed=_attached(owner, record.source, record.managed_policy_arns, policies),
         boundary=_boundary(owner, record.source, record.permissions_boundary_arn, policies),
         source=record.source,

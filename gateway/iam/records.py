@@ -215,10 +215,15 @@ def records_from_config(config: GatewayConfig) -> CatalogRecords:
     )
 
 
-def _document(text: str) -> Mapping[str, Any]:
-    value = json.loads(text)
+def _document(text: str, what: str) -> Mapping[str, Any] | None:
+    """A stored policy document, or ``None`` (logged) when it is not a JSON object."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
     if not isinstance(value, dict):
-        raise ValueError("a policy document must be a JSON object")
+        log.warning("the IAM database holds a document that is not a JSON object: %s is left out", what)
+        return None
     return value
 
 
@@ -227,13 +232,17 @@ def records_from_database(snapshot: IamSnapshot, account_id: str) -> CatalogReco
 
     Users are in the groups the memberships name; each principal's inline policies and attached
     policy ARNs come from the snapshot's tables; a managed policy's document is its default
-    version's. Raises ``ValueError`` for a stored document that is not a JSON object.
+    version's. A stored document that is not a JSON object (the API never stores one) leaves out
+    what it belongs to, failing closed: an inline or managed policy that grants nothing, a role no
+    one can assume; it does not stop the rest of the database from reaching the catalog.
     """
     inline: dict[tuple[str, str], list[InlinePolicyRecord]] = {}
     for p in snapshot.inline_policies:
-        inline.setdefault((p.principal_type, p.principal_id), []).append(
-            InlinePolicyRecord(p.name, _document(p.document))
-        )
+        document = _document(p.document, f"{p.principal_type} {p.principal_id} inline policy {p.name}")
+        if document is not None:
+            inline.setdefault((p.principal_type, p.principal_id), []).append(
+                InlinePolicyRecord(p.name, document)
+            )
     attached: dict[tuple[str, str], list[str]] = {}
     for a in snapshot.attachments:
         attached.setdefault((a.principal_type, a.principal_id), []).append(a.policy_arn)
@@ -281,12 +290,15 @@ def records_from_database(snapshot: IamSnapshot, account_id: str) -> CatalogReco
     roles = []
     for r in snapshot.roles:
         own, arns = policies_of("role", r.id)
+        trust = _document(r.trust_policy, f"role {r.name}'s trust policy")
+        if trust is None:
+            continue
         roles.append(
             RoleRecord(
                 name=r.name,
                 path=r.path,
                 description=r.description,
-                trust_policy=_document(r.trust_policy),
+                trust_policy=trust,
                 inline_policies=own,
                 managed_policy_arns=arns,
                 permissions_boundary_arn=r.boundary_arn,
@@ -296,17 +308,16 @@ def records_from_database(snapshot: IamSnapshot, account_id: str) -> CatalogReco
                 source="api",
             )
         )
-    policies = [
-        PolicyRecord(
-            name=p.name,
-            path=p.path,
-            description=p.description,
-            document=_document(defaults[(p.id, p.default_version)]),
-            source="api",
-        )
-        for p in snapshot.policies
-        if (p.id, p.default_version) in defaults
-    ]
+    policies = []
+    for mp in snapshot.policies:
+        text = defaults.get((mp.id, mp.default_version))
+        document = _document(text, f"policy {mp.arn}") if text is not None else None
+        if document is not None:
+            policies.append(
+                PolicyRecord(
+                    name=mp.name, path=mp.path, description=mp.description, document=document, source="api"
+                )
+            )
     keys = [
         AccessKeyRecord(k.id, user_names[k.user_id], k.status, sealed=k.sealed_secret, source="api")
         for k in snapshot.access_keys

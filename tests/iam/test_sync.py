@@ -8,6 +8,8 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.credentials import KeyRing
 from gateway.db import IamDatabase, RevisionWatcher
@@ -99,19 +101,43 @@ async def test_a_config_name_is_taken_and_the_database_entity_left_out(
     assert snapshot.access_key("AKIAIOSFODNN7EXAMPLE") is None  # the shadowed user's key is not admin's
 
 
-async def test_a_failed_rebuild_keeps_the_snapshot_and_says_why(
+async def test_a_document_that_does_not_compile_fails_closed_and_the_rest_propagates(
     db: IamDatabase, watcher: RevisionWatcher, caplog: pytest.LogCaptureFixture
 ) -> None:
     catalog = await CatalogFeed(CONFIG, db).start(watcher)
-    before = catalog.snapshot
-    async with db.write() as tx:
+    async with db.write() as tx:  # written behind the API's back: the API validates documents
         dev = await tx.users.create("dev")
         await tx.inline_policies.put("user", dev.id, "bad", json.dumps({"Statement": [{"Effect": "Maybe"}]}))
-    with caplog.at_level(logging.ERROR, logger="gateway.db.watch"):
+        await tx.inline_policies.put("user", dev.id, "junk", "not json")
+        await tx.inline_policies.put("user", dev.id, "good", json.dumps(READ))
+        key = await tx.access_keys.create(dev.id, SECRET)
+    with caplog.at_level(logging.WARNING, logger="gateway.iam"):
         await watcher.check()
-    assert catalog.snapshot is before
-    assert any("catalog" in r.getMessage() for r in caplog.records)
-    async with db.write() as tx:
-        await tx.inline_policies.delete("user", dev.id, "bad")
+    user = catalog.snapshot.user_named("dev")
+    assert user is not None and [p.name for p in user.inline] == ["good"]
+    assert any("does not compile" in r.getMessage() for r in caplog.records)
+    assert any("not a JSON object" in r.getMessage() for r in caplog.records)
+    async with db.write() as tx:  # later changes still reach the catalog
+        await tx.access_keys.set_status(key.id, "Inactive")
     await watcher.check()
-    assert catalog.snapshot.user_named("dev") is not None
+    found = catalog.snapshot.access_key(key.id)
+    assert found is not None and found.status == "Inactive"
+
+
+async def test_a_failed_rebuild_keeps_the_snapshot_and_says_why(
+    db: IamDatabase, watcher: RevisionWatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway.db.watch")
+    catalog = await CatalogFeed(CONFIG, db).start(watcher)
+    before = catalog.snapshot
+    engine = create_async_engine(db.target.url)  # break the database under the replica
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TABLE iam_policy_attachments"))
+    finally:
+        await engine.dispose()
+    async with db.write() as tx:
+        await tx.users.create("dev")
+    await watcher.check()
+    assert catalog.snapshot is before and before.user_named("dev") is None
+    assert any("catalog" in r.getMessage() for r in caplog.records)
