@@ -142,7 +142,7 @@ def test_inactive_and_unknown_keys_are_invalid_access_key_ids(gateway: ProxyGate
         )
 
 
-def test_a_database_users_group_policy_change_is_enforced(
+def test_a_database_users_group_policy_change_and_key_deletion_are_enforced(
     gateway: ProxyGateway, moto: Moto, background_loop: BackgroundLoop
 ) -> None:
     db = gateway.app[keys.DATABASE].database
@@ -175,3 +175,11 @@ def test_a_database_users_group_policy_change_is_enforced(
     assert s3.get_object(Bucket=BUCKET, Key="audit/log.txt")["Body"].read() == b"log"
     events = [json.loads(line) for line in Path(gateway.audit_path).read_text().splitlines()]
     assert any(e["userIdentity"].get("userName") == "auditor" for e in events)
+
+    async def delete_key() -> int:
+        async with db.write() as tx:
+            await tx.access_keys.delete(key_id)
+        return tx.revision
+
+    background_loop.run(caught_up(background_loop.run(delete_key())))
+    assert _denied(lambda: s3.get_object(Bucket=BUCKET, Key="audit/log.txt")) == ("InvalidAccessKeyId", 403)
