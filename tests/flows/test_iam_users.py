@@ -219,3 +219,25 @@ def test_last_use_is_recorded_off_the_hot_path(gateway: Gateway) -> None:
         return record.last_used_service
 
     assert gateway.loop.run(last_used()) == "sts"
+
+
+def test_a_users_key_drives_the_iam_api_and_config_users_are_read_only(gateway: Gateway) -> None:
+    admin = gateway.client("iam", ADMIN_KEY, ADMIN_SECRET)
+    created = admin.create_user(UserName="bob")["User"]
+    assert created["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/bob"
+    key = admin.create_access_key(UserName="bob")["AccessKey"]
+    gateway.converged(gateway.loop.run(gateway.db.revision()))
+    bob = gateway.client("iam", key["AccessKeyId"], key["SecretAccessKey"])
+    with pytest.raises(ClientError) as exc:
+        bob.create_user(UserName="carol")  # bob has no policy
+    assert _code(exc) == "AccessDenied"
+    assert (
+        f"User: arn:aws:iam::{ACCOUNT}:user/bob is not authorized" in exc.value.response["Error"]["Message"]
+    )
+    # The YAML's user: its name is taken, and it cannot be changed through the API.
+    with pytest.raises(ClientError) as exc:
+        admin.create_user(UserName="Admin")
+    assert _code(exc) == "EntityAlreadyExists"
+    with pytest.raises(ClientError) as exc:
+        admin.put_user_policy(UserName="admin", PolicyName="more", PolicyDocument=json.dumps(_allow("*")))
+    assert _code(exc) == "UnmodifiableEntity"
