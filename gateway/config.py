@@ -307,7 +307,7 @@ class ManagedPolicy(_Model):
 
     name: str = Field(description="Policy name, unique in the account.")
     path: str = Field(default="/", description="IAM path of the policy.")
-    description: str = Field(default="", max_length=1000)
+    description: str = Field(default="", max_length=1000, description="Free text, up to 1000 characters.")
     document: dict[str, Any] = Field(description="The IAM JSON policy document.")
 
     @field_validator("name")
@@ -356,7 +356,11 @@ class RoleSettings(_Model):
 
     name: str = Field(description="Role name (1-64 of letters, digits and +=,.@_-).")
     path: str = Field(default="/", description="IAM path; the ARN is arn:aws:iam::ACCOUNT:role{path}{name}.")
-    description: str = Field(default="", max_length=1000)
+    description: str = Field(
+        default="",
+        max_length=1000,
+        description="Free text, up to 1000 characters; the role chooser shows it.",
+    )
     trust_policy: dict[str, Any] = Field(description="Who may assume the role (AWS JSON trust policy).")
     policies: list[InlinePolicy] = Field(default_factory=list, description="Inline permission policies.")
     managed_policies: list[str] = Field(
@@ -475,7 +479,9 @@ class GatewayConfig(_Model):
     account_id: str = Field(description="The 12-digit account id that owns roles and providers.")
     region: str = Field(default="us-east-1", description="Region the gateway answers for (SigV4 scope).")
     listen: ListenSettings = Field(default_factory=ListenSettings)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe log level written to stderr (JSON lines)."
+    )
     store: StoreSettings = Field(default_factory=StoreSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     keyring: KeyRingSettings | None = Field(

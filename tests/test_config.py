@@ -177,3 +177,32 @@ def test_policy_paths_continue_the_config_path(document: dict[str, Any], expecte
     raw = copy.deepcopy(BASE)
     raw["roles"][0]["trust_policy"] = document
     assert expected in _error(raw)
+
+
+def _table_rows(markdown: str) -> list[list[str]]:
+    """The cells of every table row, split as a Markdown renderer splits them (at unescaped ``|``)."""
+    import re
+
+    rows = []
+    for line in markdown.splitlines():
+        if line.startswith("| `"):
+            rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
+    return rows
+
+
+@pytest.mark.parametrize("name", ["configuration.md", "agent-configuration.md"])
+def test_configuration_reference_renders_as_tables(name: str) -> None:
+    """Every row has exactly four cells, a description of its own, and defaults as YAML spells them."""
+    text = (ROOT / "docs" / name).read_text()
+    rows = _table_rows(text)
+    assert len(rows) > 20
+    for cells in rows:
+        assert len(cells) == 4, cells  # a stray | (a union or Literal type) would add cells
+        assert cells[3], f"{cells[0]} has no description"
+    assert "The whole configuration file." not in text
+    assert "PosixPath" not in text and "WindowsPath" not in text
+    by_key = {cells[0]: cells for cells in rows}
+    if name == "configuration.md":
+        assert by_key["`log_level`"][1] == "'DEBUG' \\| 'INFO' \\| 'WARNING' \\| 'ERROR'"
+        assert by_key["`audit.spill_path`"][2] == "`'fedgate-audit-spill.jsonl'`"
+        assert by_key["`store`"][3].startswith("Where shared state lives")  # the section's own docstring
