@@ -104,7 +104,11 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     )
     reference.set_defaults(handler=lambda args: _config_reference(host))
 
-    plugins = sub.add_parser("plugins", help="list loaded plugins", description="List the loaded plugins.")
+    plugins = sub.add_parser(
+        "plugins",
+        help="list loaded plugins",
+        description="List the loaded plugins, each with the distribution (and its version) it comes from.",
+    )
     plugins.set_defaults(handler=lambda args: _plugins(host))
 
     add_db_commands(sub)
@@ -298,8 +302,10 @@ def _config_reference(host: PluginHost) -> int:
 
 
 def _plugins(host: PluginHost) -> int:
+    dists = host.distributions()
+    width = max((len(n) for n in host.names()), default=0)
     for name in host.names():
-        print(name)
+        print(f"{name:<{width}}  {dists.get(name, '(registered directly)')}")
     return 0
 
 

@@ -66,6 +66,16 @@ class PluginHost:
         """Names of the registered plugins."""
         return sorted(n for n, p in self._pm.list_name_plugin() if n is not None and p is not None)
 
+    def distributions(self) -> dict[str, str]:
+        """``name -> "distribution version"`` of the plugins loaded from entry points."""
+        by_plugin = {id(plugin): dist for plugin, dist in self._pm.list_plugin_distinfo()}
+        found = {}
+        for name, plugin in self._pm.list_name_plugin():
+            dist = by_plugin.get(id(plugin))
+            if name is not None and dist is not None:
+                found[name] = f"{dist.project_name} {dist.version}"
+        return found
+
     def register(self, plugin: object, name: str | None = None) -> None:
         """Register a plugin object after start-up (the app's configured audit sink, tests)."""
         self._pm.register(plugin, name=name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -82,7 +83,16 @@ def test_missing_config_file(capsys: pytest.CaptureFixture[str], tmp_path: Path)
 
 def test_plugins_lists_first_party_plugins(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins"]) == 0
-    assert capsys.readouterr().out.split() == ["devissuer", "oidc", "saml", "web"]
+    version = importlib.metadata.version("fedgate")
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert lines == [[name, "fedgate", version] for name in ["devissuer", "oidc", "saml", "web"]]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"fedgate {importlib.metadata.version('fedgate')}\n"
 
 
 def _free_port() -> int:
