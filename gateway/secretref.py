@@ -42,12 +42,19 @@ class SecretRef(BaseModel):
         if self.env is not None:
             raw = os.environ.get(self.env)
             if raw is None:
-                raise ValueError(f"environment variable {self.env} is not set")
+                raise ValueError(
+                    f"environment variable {self.env} is not set: export it, or give {{file: PATH}} instead"
+                )
             return SecretStr(raw)
         if self.file is not None:
             try:
                 return SecretStr(self.file.read_text(encoding="utf-8").rstrip("\r\n"))
             except OSError as exc:
-                raise ValueError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+                raise ValueError(
+                    f"cannot read secret file {self.file}: {exc.strerror}; create it (readable by fedgate) "
+                    "or correct the path"
+                ) from None
+            except UnicodeDecodeError:
+                raise ValueError(f"secret file {self.file} is not UTF-8 text") from None
         assert self.value is not None
         return self.value

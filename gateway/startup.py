@@ -16,20 +16,27 @@ that need it, so ``fedgate credential-process`` stays quick to start):
 
 Each context publishes what it builds under an app key (:mod:`gateway.keys`); a plugin's own
 cleanup context runs after all of them (see ``fedgate_add_routes``).
+
+Between the two, :func:`preflight` checks what start-up would otherwise find only inside each
+worker: every secret reference resolves, the key ring's keys are long enough, the identity signing
+key is a key. ``fedgate serve`` runs it before it binds or forks, and ``fedgate check-config`` runs
+the very same function, so a configuration check-config accepts does not fail to start.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
+from pydantic import BaseModel
 
 from gateway import keys
 from gateway.audit import Auditor, JsonLinesSink, StoreSink
-from gateway.config import GatewayConfig, parse_config, read_yaml
+from gateway.config import GatewayConfig, SecretRef, parse_config, read_yaml
 from gateway.credentials import CredentialService, KeyRing
 from gateway.db import start_database
 from gateway.errors import ConfigError, ServiceError
@@ -45,7 +52,7 @@ from gateway.sigv4 import SigningKeyCache
 from gateway.store import ReplayGuard, Store, open_store
 from gateway.sts.service import StsService
 
-__all__ = ["ServiceContext", "load", "load_config", "service_contexts"]
+__all__ = ["ServiceContext", "load", "load_config", "preflight", "secret_refs", "service_contexts"]
 
 log = logging.getLogger(__name__)
 ServiceContext = Callable[[web.Application], AsyncIterator[None]]
@@ -69,6 +76,60 @@ def load(path: str | Path) -> tuple[GatewayConfig, PluginHost]:
 def load_config(path: str | Path) -> GatewayConfig:
     """Load and validate the YAML file at ``path`` with the plugins it does not disable."""
     return load(path)[0]
+
+
+def preflight(config: GatewayConfig) -> None:
+    """Check what start-up needs beyond a valid file; raise :class:`ConfigError` listing every problem.
+
+    Every ``{env: ...}`` and ``{file: ...}`` reference resolves (plugins' sections included), the
+    key ring builds (each key at least 32 bytes) and ``proxy.identity_signing_key`` is a private key.
+    Secrets are read and dropped; none is kept or printed.
+    """
+    problems = []
+    for where, ref in secret_refs(config):
+        try:
+            ref.resolve()
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+    if not problems:
+        if config.keyring is not None:
+            try:
+                KeyRing.from_settings(config.keyring)
+            except ConfigError as exc:
+                problems.append(str(exc))
+        key = config.proxy.identity_signing_key
+        if key is not None and any(u.auth == "identity" for u in config.upstreams):
+            try:
+                IdentitySigner.from_pem(key.resolve().get_secret_value(), issuer="check", ttl=60)
+            except ConfigError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def secret_refs(config: GatewayConfig) -> Iterator[tuple[str, SecretRef]]:
+    """Every secret reference in ``config`` with its key path (``keyring.keys[0].secret``)."""
+    for name in type(config).model_fields:
+        value = getattr(config, name)
+        if name == "sections":
+            for key, section in value.items():
+                yield from _refs_in(section, key)
+        else:
+            yield from _refs_in(value, name)
+
+
+def _refs_in(value: Any, where: str) -> Iterator[tuple[str, SecretRef]]:
+    if isinstance(value, SecretRef):
+        yield where, value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _refs_in(getattr(value, name), f"{where}.{name}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _refs_in(item, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _refs_in(item, f"{where}.{key}")
 
 
 def service_contexts(clock: Callable[[], float], *, store: Store | None = None) -> list[ServiceContext]:

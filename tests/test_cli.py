@@ -301,8 +301,8 @@ def test_revoke_sessions_through_the_shared_database(
         asyncio.run(validate(issued))
     assert "arn:aws:iam::123456789012:role/app: sessions issued before" in capsys.readouterr().out
     assert main(["revoke-sessions", "-c", str(config), "--role", "arn:aws:iam::123456789012:role/app"]) == 0
-    assert main(["revoke-sessions", "-c", str(config), "--role", "nope"]) == 1
-    assert main(["revoke-sessions", "-c", str(config), "--role", "app", "--before", "yesterday"]) == 1
+    assert main(["revoke-sessions", "-c", str(config), "--role", "nope"]) == 2
+    assert main(["revoke-sessions", "-c", str(config), "--role", "app", "--before", "yesterday"]) == 2
 
 
 def test_commands_that_need_a_shared_database_say_so_in_one_line(
@@ -349,7 +349,7 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path, capsys: pytest.Capt
         f"database: {{url: 'postgresql://fedgate:s3cret-pw@127.0.0.1:{_free_port()}/iam', "
         "connect_timeout_seconds: 2}\n"
     )
-    assert main(["db", "current", "-c", str(config)]) == 1
+    assert main(["db", "current", "-c", str(config)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "the IAM database is unreachable" in err
     assert "check database.url" in err and "s3cret-pw" not in err
