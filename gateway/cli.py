@@ -23,6 +23,7 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING
 
 from gateway.agent.cli import add_agent_command
+from gateway.check_cli import add_check_command
 from gateway.cliopts import add_config_argument
 from gateway.config import GatewayConfig
 from gateway.db_cli import MEMORY_DATABASE_HINT, NoSharedDatabase, add_db_commands, run_with_database
@@ -86,14 +87,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
-    check = sub.add_parser(
-        "check-config",
-        help="validate a configuration file and exit",
-        description="Validate a configuration file: exit 0 and a summary when valid, 1 and every "
-        "problem (each naming its key path) when not.",
-    )
-    add_config_argument(check)
-    check.set_defaults(handler=_check_config)
+    add_check_command(sub)
 
     revoke = sub.add_parser(
         "revoke-sessions",
@@ -294,26 +288,6 @@ def _serve_workers(app: web.Application, sock: socket.socket, workers: int) -> i
         print(f"fedgate: {reason}", file=sys.stderr)
     log.info("fedgate stopped")
     return status
-
-
-def _check_config(args: argparse.Namespace) -> int:
-    from gateway.app import create_app
-    from gateway.startup import load, preflight
-
-    try:
-        config, host = load(args.config)
-        preflight(config)  # exactly what serve checks before it binds
-        create_app(config, host=host)  # and what plugins refuse when they add their routes
-    except ConfigError as exc:
-        for line in str(exc).splitlines():
-            print(f"fedgate: invalid configuration: {line}", file=sys.stderr)
-        return 1
-    print(
-        f"{args.config}: OK (account {config.account_id}, {len(config.providers)} provider(s), "
-        f"{len(config.roles)} role(s), {len(config.policies)} policy(ies), store {config.store.backend}, "
-        f"plugins: {', '.join(host.names())})"
-    )
-    return 0
 
 
 def _revoke_sessions(args: argparse.Namespace) -> int:

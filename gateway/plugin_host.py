@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from gateway.config import GatewayConfig, ProviderSettings
+    from gateway.findings import Finding
     from gateway.identity import IdentityProvider, ProviderContext
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginHost", "disabled_from_env"]
@@ -116,6 +117,10 @@ class PluginHost:
     def add_cli_commands(self, subparsers: argparse._SubParsersAction[Any]) -> None:
         """Let plugins add ``fedgate`` subcommands."""
         self._pm.hook.fedgate_add_cli_commands(subparsers=subparsers)
+
+    def check_config(self, config: GatewayConfig) -> list[Finding]:
+        """Every plugin's findings about ``config`` (``fedgate_check_config``)."""
+        return [f for found in self._pm.hook.fedgate_check_config(config=config) for f in found]
 
     def has_audit_sinks(self) -> bool:
         """Whether any plugin receives audit events (if none, events need not be built)."""

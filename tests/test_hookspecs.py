@@ -109,6 +109,13 @@ class ThirdPartyPlugin:
     def fedgate_audit_event(self, event: Mapping[str, Any]) -> None:
         self.events.append(event)
 
+    @hookimpl
+    def fedgate_check_config(self, config: GatewayConfig) -> list[plugin_api.Finding]:
+        section = config.sections.get("greeter")
+        if isinstance(section, Section) and not section.greeting.strip():
+            return [plugin_api.Finding("error", "EMPTY_GREETING", "greeter.greeting", "say something")]
+        return []
+
 
 RAW: dict[str, Any] = {
     "account_id": "123456789012",
@@ -220,6 +227,30 @@ def test_fedgate_add_cli_commands(
     monkeypatch.setattr("gateway.cli.PluginHost", lambda disabled=(): PluginHost(builtins=[plugin]))
     assert main(["greet", "world"]) == 0
     assert capsys.readouterr().out == "hello world\n"
+
+
+def test_fedgate_check_config(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin's findings reach ``fedgate check-config`` beside the core's, and fail it when errors."""
+    import json
+
+    import yaml
+
+    plugin = ThirdPartyPlugin()
+    host = PluginHost(builtins=[plugin])
+    assert host.check_config(_config(host)) == []
+    monkeypatch.setattr("gateway.startup.PluginHost", lambda disabled=(): PluginHost(builtins=[plugin]))
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**RAW, "greeter": {"greeting": " "}}))
+    assert main(["check-config", "-c", str(path), "--format", "json"]) == 1
+    (finding,) = json.loads(capsys.readouterr().out)["findings"]
+    assert finding == {
+        "severity": "error",
+        "code": "EMPTY_GREETING",
+        "path": "greeter.greeting",
+        "message": "say something",
+    }
 
 
 def test_misspelt_hook_is_refused_at_start_up() -> None:
