@@ -21,9 +21,10 @@ from typing import Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gateway.arns import role_arn
+from gateway.configpath import CONFIG_DIR, ConfigPath, relative_to_config
 from gateway.errors import ConfigError, MalformedPolicyDocument
 from gateway.proxy.config import ProxySettings, UpstreamSettings
 from gateway.secretref import SecretRef
@@ -148,7 +149,7 @@ class DatabaseSettings(_Model):
 
     url: str | SecretRef | None = Field(
         default=None,
-        description="sqlite:///PATH (a file; a relative PATH is relative to the working directory) or "
+        description="sqlite:///PATH (a file; a relative PATH is relative to the configuration file) or "
         "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB for replicas; by value or by reference. Omitted: an "
         "in-memory SQLite database that dies with the process (one process only).",
     )
@@ -194,6 +195,22 @@ class DatabaseSettings(_Model):
             )
         return self
 
+    @field_validator("url")
+    @classmethod
+    def _sqlite_relative_to_config(
+        cls, v: str | SecretRef | None, info: ValidationInfo
+    ) -> str | SecretRef | None:
+        # sqlite:///PATH with a relative PATH names a file beside the configuration (an absolute
+        # one is sqlite:////PATH); the in-memory forms are left alone.
+        if isinstance(v, str) and v.startswith("sqlite") and ":///" in v:
+            head, _, rest = v.partition(":///")
+            path, sep, query = rest.partition("?")
+            if path and path != ":memory:" and not path.startswith("/"):
+                joined = relative_to_config(path, info)
+                if joined is not path:
+                    return f"{head}:///{joined}{sep}{query}"
+        return v
+
     def resolved_url(self) -> str | None:
         """The URL to connect to (``None``: in memory). Raises ``ValueError`` naming the reference."""
         if isinstance(self.url, SecretRef):
@@ -232,7 +249,9 @@ class AuditSettings(_Model):
         description="stdout or file (JSON lines), store (a stream in the store, e.g. a Redis stream "
         "all replicas append to), or none.",
     )
-    path: Path | None = Field(default=None, description="File to append to when sink is file.")
+    path: ConfigPath | None = Field(
+        default=None, description="File to append to when sink is file (relative to the configuration file)."
+    )
     stream: str = Field(
         default="audit", min_length=1, max_length=64, description="Stream name when sink is store."
     )
@@ -255,9 +274,10 @@ class AuditSettings(_Model):
         "retried); the rest absorbs arrivals during one append attempt. Events arriving at a full "
         "queue are dropped (counted).",
     )
-    spill_path: Path = Field(
+    spill_path: ConfigPath = Field(
         default=Path("fedgate-audit-spill.jsonl"),
-        description="store: JSON-lines file (mode 0600, relative to the working directory) for events "
+        validate_default=True,
+        description="store: JSON-lines file (mode 0600, relative to the configuration file) for events "
         "the store could not take: outage, overload, shutdown. Re-appended to the stream, then "
         "emptied, once the store answers again; workers of one serve may share it.",
     )
@@ -607,12 +627,16 @@ def parse_config(
     *,
     provider_types: Mapping[str, type[ProviderSettings]],
     sections: Mapping[str, type[BaseModel]],
+    config_dir: Path | None = None,
 ) -> GatewayConfig:
     """Validate ``raw`` (a parsed YAML mapping) into a :class:`GatewayConfig`.
 
-    ``provider_types`` and ``sections`` come from the plugins. Raises :class:`ConfigError` listing
-    every problem found, each naming its path.
+    ``provider_types`` and ``sections`` come from the plugins. Relative file paths (and a relative
+    ``sqlite:///`` database) resolve against ``config_dir``, the configuration file's directory
+    (:mod:`gateway.configpath`); without it they stay as written. Raises :class:`ConfigError`
+    listing every problem found, each naming its path.
     """
+    context = {CONFIG_DIR: config_dir} if config_dir is not None else None
     if not isinstance(raw, Mapping):
         raise ConfigError("the configuration must be a mapping at the top level")
     core = dict(raw)
@@ -623,7 +647,7 @@ def parse_config(
             raise ConfigError(f"plugin section {key!r} shadows a core configuration key")
         if key in core:
             try:
-                section_values[key] = model.model_validate(core.pop(key))
+                section_values[key] = model.model_validate(core.pop(key), context=context)
             except pydantic.ValidationError as exc:
                 errors.append(format_validation_error(exc, key))
     if "sections" in core:
@@ -647,12 +671,12 @@ def parse_config(
             errors.append(f"{where}.type: unknown provider type {kind!r}; known types: {known}")
             continue
         try:
-            providers.append(provider_model.model_validate(item))
+            providers.append(provider_model.model_validate(item, context=context))
         except pydantic.ValidationError as exc:
             errors.append(format_validation_error(exc, where))
 
     try:
-        config = GatewayConfig.model_validate(core)
+        config = GatewayConfig.model_validate(core, context=context)
     except pydantic.ValidationError as exc:
         errors.append(format_validation_error(exc))
         config = None

@@ -52,6 +52,7 @@ from gateway.capabilities import (
 )
 from gateway.cliopts import add_config_argument
 from gateway.config import GatewayConfig, ProviderSettings
+from gateway.configpath import ConfigPath
 from gateway.findings import Finding
 from gateway.hookspecs import hookimpl
 from gateway.identity import OIDC, SAML, Identity, IdentityProvider, ProviderContext, ProviderKind
@@ -95,6 +96,7 @@ __all__ = [
     "STS",
     "TRUSTED_PROXIES",
     "CAFile",
+    "ConfigPath",
     "Finding",
     "GatewayConfig",
     "Identity",

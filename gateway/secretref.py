@@ -7,9 +7,10 @@ proxy's and plugins' included, needs it without importing the whole configuratio
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from gateway.configpath import ConfigPath
 
 __all__ = ["SecretRef"]
 
@@ -23,8 +24,10 @@ class SecretRef(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     env: str | None = Field(default=None, description="Name of an environment variable holding the secret.")
-    file: Path | None = Field(
-        default=None, description="Path of a file holding the secret (trailing newline stripped)."
+    file: ConfigPath | None = Field(
+        default=None,
+        description="Path of a file holding the secret (trailing newline stripped; relative to the "
+        "configuration file).",
     )
     value: SecretStr | None = Field(
         default=None, description="The secret inline (discouraged outside tests)."

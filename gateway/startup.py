@@ -69,7 +69,12 @@ def load(path: str | Path) -> tuple[GatewayConfig, PluginHost]:
     if not isinstance(disabled, list) or not all(isinstance(d, str) for d in disabled):
         raise ConfigError("disabled_plugins: must be a list of plugin names")
     host = PluginHost(disabled=[*disabled, *disabled_from_env()])
-    config = parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
+    config = parse_config(
+        raw,
+        provider_types=host.provider_types(),
+        sections=host.config_sections(),
+        config_dir=Path(path).resolve().parent,
+    )
     return config, host
 
 

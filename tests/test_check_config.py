@@ -360,3 +360,56 @@ def test_the_readme_saml_trust_policy_admits_browser_sign_in(
     )
     code, report = _check(tmp_path, raw, capsys)
     assert code == 1 and _codes(report) == {("error", "SIGN_IN_OFFERS_NO_ROLE", "web_login.saml[0]")}
+
+
+PRODUCTION_SECRETS = (
+    "FEDGATE_REDIS_URL",
+    "FEDGATE_DATABASE_URL",
+    "FEDGATE_KEY_K2",
+    "FEDGATE_KEY_K1",
+    "FEDGATE_COOKIE_SECRET",
+    "FEDGATE_OIDC_CLIENT_SECRET",
+    "MINIO_ACCESS_KEY",
+    "MINIO_SECRET_KEY",
+)
+
+
+def test_the_production_example_is_accepted_with_its_secrets_set(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = ROOT / "config" / "production.example.yaml"
+    for name in PRODUCTION_SECRETS:
+        monkeypatch.delenv(name, raising=False)
+    assert main(["check-config", "-c", str(example)]) == 1
+    err = capsys.readouterr().err
+    assert all(f"{name} is not set" in err for name in PRODUCTION_SECRETS)
+    for name in PRODUCTION_SECRETS:
+        monkeypatch.setenv(name, "s" * 40)
+    monkeypatch.setenv("FEDGATE_DATABASE_URL", "postgresql://fedgate:pw@db.internal:5432/fedgate")
+    assert main(["check-config", "-c", str(example)]) == 0
+    out, err = capsys.readouterr()
+    assert "production.example.yaml: OK" in out and err == ""
+
+
+def test_docs_production_explains_every_line_of_the_example() -> None:
+    """Every key the example sets is named in docs/production.md, and every secret it needs."""
+    raw = yaml.safe_load((ROOT / "config" / "production.example.yaml").read_text())
+    doc = (ROOT / "docs" / "production.md").read_text()
+
+    def keys(value: Any, prefix: str) -> Iterator[str]:
+        if isinstance(value, dict) and not set(value) & {"env", "file", "Version"}:
+            for key, item in value.items():
+                yield from keys(item, f"{prefix}{key}.")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for item in value:
+                yield from keys(item, f"{prefix[:-1]}[].")
+        else:
+            yield prefix[:-1]
+
+    missing = []
+    for key in set(keys(raw, "")):
+        leaf = key.rsplit(".", 1)[-1]
+        if f"`{key}" not in doc and f"`{leaf}:" not in doc:
+            missing.append(key)
+    assert not missing, f"explain these lines in docs/production.md: {sorted(missing)}"
+    assert all(f"`{name}`" in doc for name in PRODUCTION_SECRETS)

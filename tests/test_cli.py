@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -132,6 +133,30 @@ def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, int]]:
             process.communicate()
 
 
+def demo_header_commands() -> list[str]:
+    """The commands demo.yaml's header shows (``#   COMMAND   # comment`` lines)."""
+    header = (ROOT / "config" / "demo.yaml").read_text().split("\n\n", 1)[0]
+    found = re.findall(r"^#   (\S.*?)\s+# ", header, re.MULTILINE)
+    return [c.strip() for c in found]
+
+
+def test_demo_header_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each command in demo.yaml's header works (dev-token runs in the quickstart test)."""
+    commands = demo_header_commands()
+    assert commands == [
+        "make serve",
+        "fedgate dev-token -c config/demo.yaml --sub alice",
+        "fedgate check-config -c config/demo.yaml",
+    ]
+    assert "CONFIG ?= config/demo.yaml" in (ROOT / "Makefile").read_text()
+    assert main([*commands[2].split()[1:3], str(ROOT / "config" / "demo.yaml")]) == 0
+    assert "demo.yaml: OK" in capsys.readouterr().out
+    for named in re.findall(
+        r"(config/[\w.-]+\.yaml|docs/[\w.-]+\.md)", (ROOT / "config" / "demo.yaml").read_text()
+    ):
+        assert (ROOT / named).exists(), named
+
+
 def _aws(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN / "aws"), *args], env=env, capture_output=True, text=True, timeout=60)
 
@@ -141,14 +166,21 @@ def test_readme_quickstart(demo: tuple[subprocess.Popen[str], Path, int], tmp_pa
     process, config, port = demo
     url = f"http://127.0.0.1:{port}"
     token = tmp_path / "token"
+    # demo.yaml's own dev-token line, run from another directory: the key file is the one beside
+    # the configuration that the gateway serves, not a new one in the working directory.
+    (line,) = [c for c in demo_header_commands() if c.startswith("fedgate dev-token")]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    argv = line.replace("config/demo.yaml", str(config)).split()
     minted = subprocess.run(
-        [str(BIN / "fedgate"), "dev-token", "-c", str(config), "--sub", "alice", "-o", str(token)],
-        cwd=tmp_path,
+        [str(BIN / "fedgate"), *argv[1:], "-o", str(token)],
+        cwd=elsewhere,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert minted.returncode == 0, minted.stderr
+    assert not (elsewhere / ".fedgate").exists()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
@@ -353,3 +385,24 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path, capsys: pytest.Capt
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "the IAM database is unreachable" in err
     assert "check database.url" in err and "s3cret-pw" not in err
+
+
+def test_make_serve_installs_only_what_running_needs() -> None:
+    """`make serve` installs fedgate without extras; `make test` keeps installing the test extras."""
+    dry = subprocess.run(
+        ["make", "-n", "-B", "serve", "VENV=/nonexistent-venv"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert dry.returncode == 0, dry.stderr
+    installs = [
+        line for line in dry.stdout.splitlines() if "pip install" in line and "--upgrade pip" not in line
+    ]
+    assert installs == ["/nonexistent-venv/bin/python -m pip install --quiet -e ."], dry.stdout
+    assert "npm" not in dry.stdout
+    test = subprocess.run(
+        ["make", "-n", "-B", "install"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert "-e '.[test]'" in test.stdout

@@ -206,3 +206,38 @@ def test_configuration_reference_renders_as_tables(name: str) -> None:
         assert by_key["`log_level`"][1] == "'DEBUG' \\| 'INFO' \\| 'WARNING' \\| 'ERROR'"
         assert by_key["`audit.spill_path`"][2] == "`'fedgate-audit-spill.jsonl'`"
         assert by_key["`store`"][3].startswith("Where shared state lives")  # the section's own docstring
+
+
+def test_relative_paths_resolve_against_the_configuration_file(tmp_path: Path) -> None:
+    """Whatever directory a command runs in, a relative path names the file beside the configuration."""
+    from fedgate_devissuer import DevIssuerSettings
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "secrets").mkdir()
+    (conf / "secrets" / "k1").write_text("k" * 40)
+    path = conf / "fedgate.yaml"
+    path.write_text(
+        "account_id: '123456789012'\n"
+        "database: {url: 'sqlite:///state/iam.db'}\n"
+        "keyring: {active: k1, keys: [{id: k1, secret: {file: secrets/k1}}]}\n"
+        "audit: {sink: file, path: logs/audit.jsonl}\n"
+        "dev_issuer: {issuer: 'http://127.0.0.1:8080/dev-issuer'}\n"
+    )
+    config = load_config(path)
+    assert config.database.url == f"sqlite:///{conf}/state/iam.db"
+    assert config.keyring is not None and config.keyring.keys[0].secret.file == conf / "secrets" / "k1"
+    assert config.audit.path == conf / "logs" / "audit.jsonl"
+    assert config.audit.spill_path == conf / "fedgate-audit-spill.jsonl"  # a default too
+    issuer = config.sections["dev_issuer"]
+    assert (
+        isinstance(issuer, DevIssuerSettings) and issuer.key_file == conf / ".fedgate" / "dev-issuer-key.pem"
+    )
+    # Absolute paths and the in-memory database are left as written.
+    path.write_text(
+        "account_id: '123456789012'\n"
+        "database: {url: 'sqlite:///:memory:'}\n"
+        f"audit: {{sink: file, path: {tmp_path}/audit.jsonl}}\n"
+    )
+    config = load_config(path)
+    assert config.database.url == "sqlite:///:memory:" and config.audit.path == tmp_path / "audit.jsonl"
