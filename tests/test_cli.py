@@ -250,6 +250,36 @@ def test_readme_quickstart(demo: tuple[subprocess.Popen[str], Path, int], tmp_pa
         AWS_SESSION_TOKEN=creds["SessionToken"],
     )
     assert _aws(static, "sts", "get-caller-identity", "--endpoint-url", url).returncode == 0
+
+    # The demo upstream behind the proxy: demo-reader reads and lists, and may not write.
+    s3 = ("--endpoint-url", url)
+    read = _aws(static, "s3", "cp", "s3://demo-bucket/hello.txt", "-", *s3)
+    assert read.returncode == 0 and read.stdout == "Hello from the fedgate demo upstream!\n", read.stderr
+    listed = _aws(static, "s3", "ls", "s3://demo-bucket/", *s3)
+    assert listed.returncode == 0 and "hello.txt" in listed.stdout, listed.stderr
+    (tmp_path / "note.txt").write_text("from alice")
+    written = _aws(static, "s3", "cp", str(tmp_path / "note.txt"), "s3://demo-bucket/note.txt", *s3)
+    assert written.returncode != 0 and "AccessDenied" in written.stderr
+    # demo-admin (the subject admin) may write, and the object is there to read back.
+    admin_token = tmp_path / "admin-token"
+    subprocess.run(
+        [str(BIN / "fedgate"), "dev-token", "-c", str(config), "--sub", "admin", "-o", str(admin_token)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    admin = dict(
+        env,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL_STS=url,
+        AWS_ROLE_ARN="arn:aws:iam::123456789012:role/demo-admin",
+        AWS_WEB_IDENTITY_TOKEN_FILE=str(admin_token),
+        AWS_ROLE_SESSION_NAME="admin",
+    )
+    written = _aws(admin, "s3", "cp", str(tmp_path / "note.txt"), "s3://demo-bucket/note.txt", *s3)
+    assert written.returncode == 0, written.stderr
+    read = _aws(static, "s3", "cp", "s3://demo-bucket/note.txt", "-", *s3)
+    assert read.returncode == 0 and read.stdout == "from alice", read.stderr
     revoked = subprocess.run(
         [str(BIN / "fedgate"), "revoke-sessions", "-c", str(config), "--role", "demo-reader"],
         cwd=tmp_path,
@@ -272,7 +302,7 @@ def test_readme_quickstart(demo: tuple[subprocess.Popen[str], Path, int], tmp_pa
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0
     events = [json.loads(line) for line in out.splitlines()]
-    assert [e["eventName"] for e in events].count("AssumeRoleWithWebIdentity") == 4
+    assert [e["eventName"] for e in events].count("AssumeRoleWithWebIdentity") == 5
     assert any(e.get("errorCode") == "AccessDenied" for e in events)
     logs = [json.loads(line) for line in err.splitlines()]
     assert any(entry["message"] == "fedgate stopped" for entry in logs)
