@@ -436,3 +436,58 @@ def test_make_serve_installs_only_what_running_needs() -> None:
         ["make", "-n", "-B", "install"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert "-e '.[test]'" in test.stdout
+
+
+def test_demo_browser_sign_in_through_the_development_issuer(
+    demo: tuple[subprocess.Popen[str], Path, int],
+) -> None:
+    """/sso/ works against the demo alone: the development issuer's form, code flow with PKCE."""
+    import asyncio
+    from urllib.parse import parse_qs, urlsplit
+
+    import aiohttp
+
+    _, _, port = demo
+    url = f"http://127.0.0.1:{port}"
+
+    async def journey() -> None:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            async with http.get(f"{url}/sso/login/dev", allow_redirects=False) as response:
+                assert response.status == 303, await response.text()
+                authorize = response.headers["Location"]
+            query = parse_qs(urlsplit(authorize).query)
+            assert authorize.startswith(f"{url}/dev-issuer/authorize?")
+            assert query["code_challenge_method"] == ["S256"] and query["client_id"] == ["demo"]
+            async with http.get(authorize) as response:
+                form = await response.text()
+                assert response.status == 200 and 'name="username"' in form
+            fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+            async with http.post(
+                authorize, data={**fields, "username": "alice"}, allow_redirects=False
+            ) as response:
+                assert response.status == 302
+                callback = response.headers["Location"]
+            assert callback.startswith(f"{url}/sso/callback/dev?code=")
+            async with http.get(callback) as response:
+                page = await response.text()
+                assert response.status == 200 and str(response.url).endswith("/sso/roles"), page[:500]
+            assert "demo-reader" in page and "demo-admin" not in page  # admin trusts only sub admin
+            # The code was spent; and the issuer refuses what a real one would.
+            code = parse_qs(urlsplit(callback).query)["code"][0]
+            token = {
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_id": "demo",
+                "redirect_uri": fields["redirect_uri"],
+                "code_verifier": "x" * 43,
+            }
+            async with http.post(f"{url}/dev-issuer/token", data=token) as response:
+                assert response.status == 400 and (await response.json())["error"] == "invalid_grant"
+            bad = {**fields, "redirect_uri": "https://attacker.example/cb"}
+            async with http.get(f"{url}/dev-issuer/authorize", params=bad) as response:
+                assert response.status == 400 and "loopback" in await response.text()
+            no_pkce = {k: v for k, v in fields.items() if not k.startswith("code_challenge")}
+            async with http.get(f"{url}/dev-issuer/authorize", params=no_pkce) as response:
+                assert response.status == 400 and "PKCE" in await response.text()
+
+    asyncio.run(journey())

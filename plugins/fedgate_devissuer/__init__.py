@@ -8,8 +8,10 @@ It is enabled only when the configuration has a ``dev_issuer`` section::
       audience: demo                              # default "aud" of minted tokens
       token_lifetime: 3600                        # default lifetime of minted tokens, seconds
 
-The gateway then serves ``{issuer}/.well-known/openid-configuration`` and ``{issuer}/jwks.json``,
-and ``fedgate dev-token --sub alice`` mints a token signed with the key file. Declare an OIDC
+The gateway then serves ``{issuer}/.well-known/openid-configuration``, ``{issuer}/jwks.json`` and a
+sign-in (``{issuer}/authorize``, a form; ``{issuer}/token``; code flow with PKCE, see
+:mod:`fedgate_devissuer.signin`), and ``fedgate dev-token --sub alice`` mints a token signed with
+the key file. Declare an OIDC
 provider with the same issuer to accept those tokens (``config/demo.yaml`` does). Never enable it in
 production: anyone who can read the key file can mint identities.
 

@@ -83,10 +83,16 @@ class DevIssuer:
         return {
             "issuer": issuer,
             "jwks_uri": f"{issuer}/jwks.json",
-            "response_types_supported": ["id_token"],
+            "authorization_endpoint": f"{issuer}/authorize",
+            "token_endpoint": f"{issuer}/token",
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
+            "scopes_supported": ["openid", "profile"],
+            "response_types_supported": ["code", "id_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
-            "claims_supported": ["sub", "aud", "exp", "iat", "iss", "nbf"],
+            "claims_supported": ["sub", "aud", "exp", "iat", "iss", "nbf", "nonce", "preferred_username"],
         }
 
     def mint(
