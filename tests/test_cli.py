@@ -161,6 +161,7 @@ def _aws(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN / "aws"), *args], env=env, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.timeout(240)  # a dozen aws CLI runs, each a fresh Python process
 def test_readme_quickstart(demo: tuple[subprocess.Popen[str], Path, int], tmp_path: Path) -> None:
     """The README's lines: dev-token, the aws CLI exchange, the SDK chain, a refusal, a clean stop."""
     process, config, port = demo
@@ -313,10 +314,14 @@ def test_readme_quickstart(demo: tuple[subprocess.Popen[str], Path, int], tmp_pa
 def test_disable_plugins_from_the_environment_reaches_the_gateway(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FEDGATE_DISABLE_PLUGINS", "web, saml")
+    monkeypatch.setenv("FEDGATE_DISABLE_PLUGINS", "saml")
     assert main(["check-config", "-c", str(ROOT / "config" / "demo.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "plugins: devissuer, oidc)" in out
+    assert "plugins: devissuer, oidc, web)" in out
+    # A disabled plugin's section is an unknown key: the demo's web_login needs the web plugin.
+    monkeypatch.setenv("FEDGATE_DISABLE_PLUGINS", "web, saml")
+    assert main(["check-config", "-c", str(ROOT / "config" / "demo.yaml")]) == 1
+    assert "web_login" in capsys.readouterr().err
 
 
 def test_revoke_sessions_through_the_shared_database(
