@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,14 +16,18 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+from aiohttp import web
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
+from gateway.app import create_app
 from gateway.cli import main
-from gateway.config import DatabaseSettings
+from gateway.config import DatabaseSettings, GatewayConfig
 from gateway.credentials import KeyRing
 from gateway.db import IamDatabase
 from gateway.startup import load_config
-from tests.conftest import free_port
+from gateway.web.server import GatewayRunner
+from tests.conftest import BackgroundLoop, free_port
 from tests.serving import serve, stop
 
 ACCOUNT = "123456789012"
@@ -69,6 +74,17 @@ def _created_key(out: str) -> tuple[str, str]:
     secret = re.search(r"^SecretAccessKey: (\S{40})$", out, re.M)
     assert key and secret, out
     return key.group(1), secret.group(1)
+
+
+def _client(service: str, url: str, key: str, secret: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
+    )
 
 
 def _sts(port: int, key: str, secret: str) -> Any:
@@ -218,4 +234,75 @@ def test_the_readme_bootstrap_on_the_iam_demo_config(
     first_line = made.stdout.splitlines()[0]
     assert f"# {first_line}" in readme
     _created_key(made.stdout)
-    assert (tmp_path / ".fedgate" / "iam-demo.db").exists()
+    assert (tmp_path / ".fedgate" / "iam-demo.db").exists()  # beside the configuration file
+
+
+def _until(check: Callable[[], bool], what: str, within: float = 20.0) -> None:
+    """Poll ``check`` from this thread (the gateway runs on the background loop); a bound against
+    hanging, not a measurement."""
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, f"still not true after {within:.0f} s: {what}"
+        time.sleep(0.05)
+
+
+async def _serve_on(config: GatewayConfig, port: int) -> GatewayRunner:
+    """A gateway on the port its configuration names (its demo upstream is itself, on that port)."""
+    runner = GatewayRunner(create_app(config))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+def test_the_readme_journey_on_the_iam_demo_config(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fedgate: Callable[..., Ran],
+    background_loop: BackgroundLoop,
+) -> None:
+    """The README's user journey: the bootstrap key creates alice in a group and her key, alice's
+    key is allowed and denied on the proxy by her group's policy, then deactivated."""
+    root = Path(__file__).parent.parent.parent
+    port = free_port()
+    config = tmp_path / "iam-demo.yaml"
+    config.write_text((root / "config" / "iam-demo.yaml").read_text().replace("8080", str(port)))
+    monkeypatch.chdir(tmp_path)
+    admin_key, admin_secret = _created_key(fedgate("iam", "create-admin", "-c", str(config)).stdout)
+    runner = background_loop.run(_serve_on(load_config(config), port))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        iam = _client("iam", url, admin_key, admin_secret)
+        iam.create_user(UserName="alice")
+        iam.create_group(GroupName="readers")
+        read = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}],
+        }
+        iam.put_group_policy(GroupName="readers", PolicyName="read", PolicyDocument=json.dumps(read))
+        iam.add_user_to_group(UserName="alice", GroupName="readers")
+        key = iam.create_access_key(UserName="alice")["AccessKey"]
+        alice = _client("s3", url, key["AccessKeyId"], key["SecretAccessKey"])
+
+        def listed() -> bool:
+            try:
+                alice.list_objects_v2(Bucket="demo-bucket")
+            except ClientError:
+                return False
+            return True
+
+        _until(listed, "alice may list")
+        with pytest.raises(ClientError) as exc:
+            alice.put_object(Bucket="demo-bucket", Key="notes.txt", Body=b"x")
+        assert exc.value.response["Error"]["Code"] == "AccessDenied"
+        iam.update_access_key(UserName="alice", AccessKeyId=key["AccessKeyId"], Status="Inactive")
+
+        def refused() -> bool:
+            try:
+                alice.list_objects_v2(Bucket="demo-bucket")
+            except ClientError as error:
+                return str(error.response["Error"]["Code"]) == "InvalidAccessKeyId"
+            return False
+
+        _until(refused, "alice's key refused")
+    finally:
+        background_loop.run(runner.cleanup())
