@@ -17,11 +17,19 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gateway.arns import role_arn
 from gateway.configpath import CONFIG_DIR, ConfigPath, relative_to_config
@@ -32,6 +40,7 @@ from gateway.secretref import SecretRef
 __all__ = [
     "AccessKeySettings",
     "AuditSettings",
+    "ClusterSettings",
     "DatabaseSettings",
     "GatewayConfig",
     "GroupSettings",
@@ -44,6 +53,7 @@ __all__ = [
     "ProxySettings",
     "RoleSettings",
     "SecretRef",
+    "SentinelSettings",
     "StoreSettings",
     "UpstreamSettings",
     "UserSettings",
@@ -99,15 +109,75 @@ class ListenSettings(_Model):
     )
 
 
+def _host_port(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if (
+        not sep
+        or not host
+        or not port.isdigit()
+        or not 0 < int(port) < 65536
+        or any(c in host for c in "/@ ")
+    ):
+        raise ValueError("expected HOST:PORT, e.g. 10.0.0.5:26379")
+    return text
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+
+
+class SentinelSettings(_Model):
+    """Redis Sentinel: the store is the primary the sentinels name, found again after a failover."""
+
+    addresses: list[HostPort] = Field(
+        min_length=1, description="Sentinels as HOST:PORT; any one that answers names the primary."
+    )
+    service: str = Field(
+        min_length=1,
+        description="The name the sentinels monitor the primary under (`sentinel monitor NAME ...`).",
+    )
+    db: int = Field(default=0, ge=0, le=15, description="Database number on the primary.")
+    username: str | None = Field(default=None, description="ACL user on the primary and replicas.")
+    password: SecretRef | None = Field(
+        default=None, description="Password of the primary and replicas (their requirepass), by reference."
+    )
+    sentinel_password: SecretRef | None = Field(
+        default=None, description="Password of the sentinels themselves, if they require one, by reference."
+    )
+
+
+class ClusterSettings(_Model):
+    """Redis Cluster: every key of one deployment lives in one hash slot (see ``store.prefix``)."""
+
+    nodes: list[HostPort] = Field(
+        min_length=1, description="Startup nodes as HOST:PORT; the client learns the others from them."
+    )
+    username: str | None = Field(default=None, description="ACL user on the cluster's nodes.")
+    password: SecretRef | None = Field(
+        default=None, description="Password of the cluster's nodes (their requirepass), by reference."
+    )
+
+
 class StoreSettings(_Model):
-    """Where shared state lives: ``memory`` (one process, the default) or ``redis``."""
+    """Where shared state lives: ``memory`` (one process, the default) or ``redis``: one server
+    (``url``), a primary found through Redis Sentinel (``sentinel``) or a Redis Cluster (``cluster``)."""
 
     backend: Literal["memory", "redis"] = Field(default="memory", description="Store backend.")
     url: str | SecretRef | None = Field(
         default=None,
-        description="Redis URL (redis://, rediss://, unix://). Defaults to $REDIS_URL, then redis://127.0.0.1:6379/0.",
+        description="Redis URL (redis://, rediss://, unix://) of one server. Defaults to $REDIS_URL, then "
+        "redis://127.0.0.1:6379/0, unless sentinel or cluster is given.",
     )
-    prefix: str = Field(default="fedgate:", min_length=1, description="Prefix of every Redis key.")
+    sentinel: SentinelSettings | None = Field(
+        default=None, description="Find the primary through Redis Sentinel instead of a fixed url."
+    )
+    cluster: ClusterSettings | None = Field(default=None, description="Use a Redis Cluster instead of a url.")
+    prefix: str = Field(
+        default="fedgate:",
+        min_length=1,
+        max_length=128,
+        description="Prefix of every Redis key, as a hash tag: a key is {PREFIX}:NAME (a trailing colon is "
+        "dropped), so every key of one deployment is in one Redis Cluster slot.",
+    )
     operation_timeout: float = Field(
         default=0.25,
         gt=0,
@@ -136,6 +206,22 @@ class StoreSettings(_Model):
         description="Seconds an open circuit breaker waits before letting one operation through to "
         "test the server again (it closes when that succeeds).",
     )
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_is_a_hash_tag(cls, prefix: str) -> str:
+        if "{" in prefix or "}" in prefix or not prefix.strip(":"):
+            raise ValueError("must not contain { or } (fedgate makes it the hash tag) and not be only colons")
+        return prefix
+
+    @model_validator(mode="after")
+    def _one_topology(self) -> StoreSettings:
+        given = [name for name in ("url", "sentinel", "cluster") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of url, sentinel or cluster, not {' and '.join(given)}")
+        if self.backend == "memory" and given:
+            raise ValueError(f"{given[0]} needs backend: redis")
+        return self
 
     def redis_url(self) -> str:
         """The Redis URL to connect to, resolved from the setting, ``$REDIS_URL`` or the default."""
