@@ -107,6 +107,13 @@ class ListenSettings(_Model):
         description="Seconds an idle keep-alive connection stays open; keep it above the idle timeout of "
         "any load balancer in front.",
     )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Open client connections per process (each worker has its own); one more is answered "
+        "503 with Retry-After and closed, so idle or slow clients cannot use up the file descriptors.",
+    )
 
 
 def _host_port(text: str) -> str:

@@ -25,8 +25,8 @@ from gateway import keys
 from gateway.credentials import IssuedCredentials
 from gateway.store.redis import key_pattern
 from gateway.testing.redis import RedisServer
+from gateway.testing.tcpproxy import CuttableProxy
 from tests.conftest import BackgroundLoop, config_from, serve_app
-from tests.db.tcpproxy import CuttableProxy
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/app"
