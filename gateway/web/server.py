@@ -18,6 +18,8 @@ and the tests serve an application, so both run exactly this:
   raises :class:`~gateway.errors.RequestTimeout`, which the handler answers and audits like any
   other error. Only time spent waiting for the client counts, not time the handler spent
   elsewhere (a slow upstream).
+* **Shutdown**: a request in flight at SIGTERM completes, its body included (aiohttp would stop
+  reading it); new connections are refused.
 * **Connection limit**: at most ``listen.max_connections`` open connections per process; one more
   is answered ``503`` (``Retry-After: 1``, which SDKs retry) and closed before anything is read.
 * **Memory**: what closed connections freed goes back to the system (:class:`_HeapTrimmer`).
@@ -174,8 +176,9 @@ class _Handler(RequestHandler):
     """aiohttp's connection handler with a header timeout and fedgate's low-level answers.
 
     Reads three of the base class's attributes (``_request_count``, ``_request_in_progress``,
-    ``_messages``) to tell when a request head starts and ends; tests/web/test_server.py pins
-    that behaviour for the installed aiohttp.
+    ``_messages``) to tell when a request head starts and ends, and sets two (``_close``,
+    ``_force_close``) around reading a body in flight at shutdown; tests/web/test_server.py and
+    tests/web/test_shutdown.py pin that behaviour for the installed aiohttp.
     """
 
     __slots__ = ("_answer", "_header_timeout", "_header_timer")
@@ -190,6 +193,18 @@ class _Handler(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser; time a request head from its first byte to its end."""
+        if (self._close or self._force_close) and self._request_in_progress and self.transport is not None:
+            # Shutting down: aiohttp marks every connection closing (and, waiting for its handler,
+            # force-closing) and then drops whatever arrives, so an upload under way at SIGTERM
+            # would hang until the shutdown timeout. The request in flight still gets the rest of
+            # its body; nothing after it is served.
+            flags = self._close, self._force_close
+            self._close = self._force_close = False
+            try:
+                super().data_received(data)
+            finally:
+                self._close, self._force_close = flags
+            return
         parsed = self._request_count
         super().data_received(data)
         if self._request_count != parsed:
