@@ -73,6 +73,27 @@ SAFE_PARAMETERS = frozenset(
         "tagKeys",
         "tags",
         "userName",
+        # Managed policies, roles, instance profiles, identity providers (documents, not secrets).
+        "assumeRolePolicyDocument",
+        "clientID",
+        "clientIDList",
+        "description",
+        "entityFilter",
+        "filter",
+        "instanceProfileName",
+        "maxSessionDuration",
+        "name",
+        "onlyAttached",
+        "openIDConnectProviderArn",
+        "policyArn",
+        "policyUsageFilter",
+        "roleName",
+        "sAMLProviderArn",
+        "scope",
+        "setAsDefault",
+        "thumbprintList",
+        "url",
+        "versionId",
     }
 )
 _MAX_USER_AGENT = 512

@@ -11,13 +11,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType, ModuleType
 
-from gateway.iam.api import access_keys, groups, inline, policies, users
+from gateway.iam.api import (
+    access_keys,
+    attachments,
+    groups,
+    inline,
+    instance_profiles,
+    policies,
+    role_policies,
+    roles,
+    users,
+)
 from gateway.iam.api.action import IamAction
 
 __all__ = ["ACTIONS", "FAMILIES"]
 
 #: The action families, in the order the documentation lists them.
-FAMILIES: tuple[ModuleType, ...] = (users, access_keys, groups, inline, policies)
+FAMILIES: tuple[ModuleType, ...] = (
+    users,
+    access_keys,
+    groups,
+    inline,
+    policies,
+    attachments,
+    roles,
+    role_policies,
+    instance_profiles,
+)
 
 
 def _collect() -> Mapping[str, IamAction]:

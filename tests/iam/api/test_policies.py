@@ -5,6 +5,7 @@ configuration's policy read-only, and every error code AWS answers with."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 from xml.etree import ElementTree
@@ -197,11 +198,12 @@ def test_the_configuration_policy_is_visible_and_read_only(admin: Any) -> None:
     document = admin.get_policy_version(PolicyArn=CONFIG_POLICY, VersionId="v1")["PolicyVersion"]["Document"]
     assert document["Statement"][0]["Action"] == ["s3:Get*"]
     assert [v["VersionId"] for v in admin.list_policy_versions(PolicyArn=CONFIG_POLICY)["Versions"]] == ["v1"]
-    for call in (
+    calls: list[Callable[[], Any]] = [
         lambda: admin.delete_policy(PolicyArn=CONFIG_POLICY),
         lambda: admin.create_policy_version(PolicyArn=CONFIG_POLICY, PolicyDocument=DOC),
         lambda: admin.tag_policy(PolicyArn=CONFIG_POLICY, Tags=[{"Key": "a", "Value": "b"}]),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(ClientError) as excinfo:
             call()
         assert _code(excinfo)[0] == "UnmodifiableEntity"
