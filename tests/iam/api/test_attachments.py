@@ -39,6 +39,11 @@ def test_attach_list_detach_for_users_and_roles(admin: Any) -> None:
     admin.attach_user_policy(UserName="holder", PolicyArn=policy)  # again: nothing changes
     admin.attach_user_policy(UserName="holder", PolicyArn=CONFIG_POLICY)  # the configuration's policy
     admin.attach_role_policy(RoleName="holder-role", PolicyArn=policy)
+    admin.create_group(GroupName="holders")
+    admin.attach_group_policy(GroupName="holders", PolicyArn=policy)
+    assert admin.list_attached_group_policies(GroupName="holders")["AttachedPolicies"] == [
+        {"PolicyName": "attachable", "PolicyArn": policy}
+    ]
     attached = admin.list_attached_user_policies(UserName="holder")["AttachedPolicies"]
     assert sorted(a["PolicyName"] for a in attached) == ["attachable", "s3-read"]
     assert admin.list_attached_user_policies(UserName="holder", PathPrefix="/p/")["AttachedPolicies"] == [
@@ -47,11 +52,11 @@ def test_attach_list_detach_for_users_and_roles(admin: Any) -> None:
     assert admin.list_attached_role_policies(RoleName="holder-role")["AttachedPolicies"] == [
         {"PolicyName": "attachable", "PolicyArn": policy}
     ]
-    assert admin.get_policy(PolicyArn=policy)["Policy"]["AttachmentCount"] == 2
+    assert admin.get_policy(PolicyArn=policy)["Policy"]["AttachmentCount"] == 3
     entities = admin.list_entities_for_policy(PolicyArn=policy)
     assert [u["UserName"] for u in entities["PolicyUsers"]] == ["holder"]
     assert [r["RoleName"] for r in entities["PolicyRoles"]] == ["holder-role"]
-    assert entities["PolicyGroups"] == []
+    assert [g["GroupName"] for g in entities["PolicyGroups"]] == ["holders"]
     only_roles = admin.list_entities_for_policy(PolicyArn=policy, EntityFilter="Role")
     assert only_roles["PolicyUsers"] == [] and len(only_roles["PolicyRoles"]) == 1
     configured = admin.list_entities_for_policy(PolicyArn=CONFIG_POLICY)
@@ -62,6 +67,7 @@ def test_attach_list_detach_for_users_and_roles(admin: Any) -> None:
         (lambda: admin.delete_policy(PolicyArn=policy), "DeleteConflict"),
         (lambda: admin.delete_user(UserName="holder"), "DeleteConflict"),
         (lambda: admin.delete_role(RoleName="holder-role"), "DeleteConflict"),
+        (lambda: admin.delete_group(GroupName="holders"), "DeleteConflict"),
     ]
     for call, code in conflicts:
         with pytest.raises(ClientError) as excinfo:
@@ -71,6 +77,8 @@ def test_attach_list_detach_for_users_and_roles(admin: Any) -> None:
     admin.detach_user_policy(UserName="holder", PolicyArn=policy)
     admin.detach_user_policy(UserName="holder", PolicyArn=CONFIG_POLICY)
     admin.detach_role_policy(RoleName="holder-role", PolicyArn=policy)
+    admin.detach_group_policy(GroupName="holders", PolicyArn=policy)
+    admin.delete_group(GroupName="holders")
     with pytest.raises(ClientError) as excinfo:
         admin.detach_role_policy(RoleName="holder-role", PolicyArn=policy)
     assert _code(excinfo) == ("NoSuchEntity", 404)
