@@ -17,6 +17,7 @@ from gateway.iam.api import (
     groups,
     inline,
     instance_profiles,
+    oidc_providers,
     policies,
     role_policies,
     roles,
@@ -37,6 +38,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     roles,
     role_policies,
     instance_profiles,
+    oidc_providers,
 )
 
 
