@@ -51,6 +51,8 @@ __all__ = [
     "attachment_count",
     "check_policy_arn",
     "find_policy",
+    "policy_shape",
+    "policy_views",
     "require_policy",
 ]
 
@@ -183,7 +185,8 @@ async def _boundary_count(ctx: ActionContext, view: PolicyView) -> int:
     return users + roles
 
 
-async def _shape(ctx: ActionContext, view: PolicyView, *, full: bool) -> dict[str, Any]:
+async def policy_shape(ctx: ActionContext, view: PolicyView, *, full: bool) -> dict[str, Any]:
+    """IAM's ``Policy``; ``full`` adds the description and tags (GetPolicy, CreatePolicy)."""
     out: dict[str, Any] = {
         "PolicyName": view.name,
         "PolicyId": view.id,
@@ -259,30 +262,33 @@ async def _create_policy(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
         description=args.optional("Description") or "",
         tags=args.mapping("Tags"),
     )
-    return {"Policy": await _shape(ctx, _from_db(record), full=True)}
+    return {"Policy": await policy_shape(ctx, _from_db(record), full=True)}
 
 
 async def _get_policy(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    return {"Policy": await _shape(ctx, await require_policy(ctx, args.text("PolicyArn")), full=True)}
+    return {"Policy": await policy_shape(ctx, await require_policy(ctx, args.text("PolicyArn")), full=True)}
+
+
+async def policy_views(ctx: ActionContext, prefix: str) -> list[PolicyView]:
+    """Every managed policy whose path starts with ``prefix``: the configuration's, then the API's."""
+    views = [
+        _from_config(p)
+        for p in ctx.snapshot.policies.values()
+        if p.source == "config" and p.path.startswith(prefix)
+    ]
+    return views + [_from_db(r) for r in await ctx.tx.policies.list(prefix)]
 
 
 async def _list_policies(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     prefix = args.optional("PathPrefix") or "/"
-    views: list[PolicyView] = []
-    if args.optional("Scope") != "AWS":
-        views = [
-            _from_config(p)
-            for p in ctx.snapshot.policies.values()
-            if p.source == "config" and p.path.startswith(prefix)
-        ]
-        views += [_from_db(r) for r in await ctx.tx.policies.list(prefix)]
+    views = [] if args.optional("Scope") == "AWS" else await policy_views(ctx, prefix)
     usage = args.optional("PolicyUsageFilter")
     if flag(args, "OnlyAttached") or usage == "PermissionsPolicy":
         views = [v for v in views if await attachment_count(ctx, v) > 0]
     if usage == "PermissionsBoundary":
         views = [v for v in views if await _boundary_count(ctx, v) > 0]
     page = page_of(views, PageRequest.of(args), lambda v: v.name.lower())
-    shapes = [await _shape(ctx, v, full=False) for v in page.items]
+    shapes = [await policy_shape(ctx, v, full=False) for v in page.items]
     out: dict[str, Any] = {"Policies": shapes, "IsTruncated": page.marker is not None}
     if page.marker is not None:
         out["Marker"] = page.marker

@@ -14,6 +14,7 @@ from types import MappingProxyType, ModuleType
 from gateway.iam.api import (
     access_keys,
     attachments,
+    details,
     groups,
     inline,
     instance_profiles,
@@ -39,6 +40,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     role_policies,
     instance_profiles,
     oidc_providers,
+    details,
 )
 
 

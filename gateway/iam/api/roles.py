@@ -48,6 +48,7 @@ __all__ = [
     "require_role",
     "role_resource",
     "role_shape",
+    "role_views",
     "stored",
     "view_of",
 ]
@@ -249,10 +250,14 @@ async def _get_role(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     return {"Role": role_shape(await require_role(ctx, args.text("RoleName")))}
 
 
-async def _list_roles(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    prefix = args.optional("PathPrefix") or "/"
+async def role_views(ctx: ActionContext, prefix: str) -> list[RoleView]:
+    """Every role whose path starts with ``prefix``: the configuration's, then the API's."""
     views = [_from_config(r) for r in ctx.snapshot if r.source == "config" and r.path.startswith(prefix)]
-    views += [view_of(r) for r in await ctx.tx.roles.list(prefix)]
+    return views + [view_of(r) for r in await ctx.tx.roles.list(prefix)]
+
+
+async def _list_roles(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
+    views = await role_views(ctx, args.optional("PathPrefix") or "/")
     page = page_of(views, PageRequest.of(args), lambda v: v.name.lower())
     return page.fields("Roles", lambda v: role_shape(v, full=False))
 
