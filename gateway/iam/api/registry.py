@@ -22,6 +22,7 @@ from gateway.iam.api import (
     policies,
     role_policies,
     roles,
+    saml_providers,
     users,
 )
 from gateway.iam.api.action import IamAction
@@ -40,6 +41,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     role_policies,
     instance_profiles,
     oidc_providers,
+    saml_providers,
     details,
 )
 

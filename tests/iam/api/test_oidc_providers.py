@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.iam.api.conftest import ACCOUNT, Api
+from tests.iam.api.unchecked import unchecked_client
 
 THUMB = "a" * 40
 
@@ -81,21 +80,8 @@ def test_a_path_is_part_of_the_provider(admin: Any) -> None:
     admin.delete_open_id_connect_provider(OpenIDConnectProviderArn=arn)
 
 
-def _unchecked(api: Api) -> Any:
-    creds = api.credentials("admin")
-    return boto3.client(
-        "iam",
-        endpoint_url=api.url,
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}, parameter_validation=False),
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
-
-
 def test_errors(api: Api, admin: Any) -> None:
-    unchecked = _unchecked(api)
+    unchecked = unchecked_client(api)
     for url in ("http://plain.example.com", "https://q.example.com/?a=b", "https://", "ftp://x.example.com"):
         with pytest.raises(ClientError) as excinfo:
             admin.create_open_id_connect_provider(Url=url, ClientIDList=["a"])

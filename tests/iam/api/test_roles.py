@@ -11,12 +11,11 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.iam.api.conftest import ACCOUNT, Api
+from tests.iam.api.unchecked import unchecked_client
 
 V = "2012-10-17"
 TRUST = json.dumps(
@@ -101,22 +100,8 @@ def test_the_configuration_roles_are_listed_and_read_only(admin: Any) -> None:
     assert _code(excinfo) == ("EntityAlreadyExists", 409)
 
 
-def _unchecked(api: Api) -> Any:
-    """An ``iam`` client that sends what it is given (botocore would refuse some values itself)."""
-    creds = api.credentials("admin")
-    return boto3.client(
-        "iam",
-        endpoint_url=api.url,
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}, parameter_validation=False),
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
-
-
 def test_validation_errors(api: Api, admin: Any) -> None:
-    unchecked = _unchecked(api)
+    unchecked = unchecked_client(api)
     for kwargs, code in (
         ({"MaxSessionDuration": 3599}, "ValidationError"),
         ({"MaxSessionDuration": 43201}, "ValidationError"),
