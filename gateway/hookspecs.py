@@ -11,7 +11,7 @@ The host always calls hooks with keyword arguments. Plugins implement them with
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -30,6 +30,7 @@ __all__ = [
     "fedgate_add_config_sections",
     "fedgate_add_provider_types",
     "fedgate_add_routes",
+    "fedgate_api_provider_settings",
     "fedgate_audit_event",
     "fedgate_check_config",
     "fedgate_create_identity_provider",
@@ -71,6 +72,21 @@ def fedgate_create_identity_provider(
     Called once per entry of ``providers`` at application start-up. Return an object implementing
     :class:`gateway.identity.IdentityProvider` if ``settings`` is of a type this plugin declared,
     else ``None``. Stops at first non-None result.
+    """
+
+
+@_spec(firstresult=True)
+def fedgate_api_provider_settings(
+    kind: str, issuer: str, audiences: Sequence[str]
+) -> ProviderSettings | None:
+    """Settings for an identity provider created through the IAM API (not the configuration file).
+
+    Called when a replica builds its set of API-created providers (at start-up and whenever the IAM
+    database's revision moves): ``kind`` is ``"oidc"`` for a ``CreateOpenIDConnectProvider``
+    provider, ``issuer`` its URL (``https://HOST/PATH``) and ``audiences`` its client ids. Return
+    settings of a provider type this plugin declared (then built with
+    ``fedgate_create_identity_provider``), or ``None`` for a kind it does not build.
+    Stops at first non-None result.
     """
 
 

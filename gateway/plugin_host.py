@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast, final
 
 import pluggy
@@ -109,6 +109,15 @@ class PluginHost:
         if provider is None:
             raise PluginError(f"no plugin builds providers of type {settings.type!r}")
         return cast("IdentityProvider", provider)
+
+    def api_provider_settings(
+        self, kind: str, issuer: str, audiences: Sequence[str]
+    ) -> ProviderSettings | None:
+        """Settings for an API-created provider of ``kind``, or ``None`` if no plugin builds it."""
+        settings = self._pm.hook.fedgate_api_provider_settings(
+            kind=kind, issuer=issuer, audiences=list(audiences)
+        )
+        return cast("ProviderSettings | None", settings)
 
     def add_routes(self, app: web.Application, config: GatewayConfig) -> None:
         """Let plugins add routes to ``app``."""

@@ -10,8 +10,9 @@ that need it, so ``fedgate credential-process`` stays quick to start):
    reverse: the store (and the replay guard over it), the key ring and the IAM database (migrated,
    revocations loaded, watched for changes), the credential service, the identity providers, the
    IAM catalog (the YAML's entities and the database's, followed as the database changes) with
-   the long-term access keys, the STS service with the audit sink, then the reverse proxy (its
-   upstream table and one pooled client session per upstream). :func:`gateway.app.create_app`
+   the long-term access keys, the STS service with the audit sink, the OIDC providers created
+   through the IAM API (followed likewise), then the reverse proxy (its upstream table and one
+   pooled client session per upstream). :func:`gateway.app.create_app`
    installs them before any plugin's.
 
 Each context publishes what it builds under an app key (:mod:`gateway.keys`); a plugin's own
@@ -41,6 +42,7 @@ from gateway.credentials import CredentialService, KeyRing
 from gateway.db import start_database
 from gateway.errors import ConfigError, ServiceError
 from gateway.iam.accesskeys import AccessKeys
+from gateway.iam.federation import ApiProviders
 from gateway.iam.records import records_from_config
 from gateway.iam.sync import CatalogFeed
 from gateway.identity import IdentityProvider, ProviderContext
@@ -150,6 +152,7 @@ def service_contexts(clock: Callable[[], float], *, store: Store | None = None) 
         _providers_ctx,
         _catalog_ctx,
         _make_sts_ctx(clock),
+        _api_providers_ctx,
         _make_proxy_ctx(clock),
     ]
 
@@ -195,15 +198,20 @@ async def _credentials_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
+def _provider_context(app: web.Application) -> ProviderContext:
     config = app[keys.CONFIG]
-    host = app[keys.PLUGINS]
-    context = ProviderContext(
+    return ProviderContext(
         account_id=config.account_id,
         store=app[keys.STORE],
         leeway=float(config.clock_skew_seconds),
         replay=app[keys.REPLAY],
     )
+
+
+async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[keys.CONFIG]
+    host = app[keys.PLUGINS]
+    context = _provider_context(app)
     providers: list[IdentityProvider] = []
     app[keys.PROVIDERS] = providers
     try:
@@ -258,6 +266,19 @@ def _make_sts_ctx(clock: Callable[[], float]) -> ServiceContext:
                 sink.close()
 
     return _sts_ctx
+
+
+async def _api_providers_ctx(app: web.Application) -> AsyncIterator[None]:
+    # The OIDC providers created through the IAM API, routed to by STS and kept current.
+    database = app[keys.DATABASE]
+    providers = ApiProviders(
+        app[keys.PLUGINS], _provider_context(app), database.database, app[keys.STS].use_api_providers
+    )
+    await providers.start(database.watcher)
+    try:
+        yield
+    finally:
+        await providers.close()
 
 
 def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:

@@ -110,13 +110,22 @@ class StsService:
         self._catalog = catalog
         self._credentials = credentials
         self._clock = clock
+        self._configured = tuple(providers)
         self._oidc_by_issuer: dict[str, IdentityProvider] = {}
         self._saml_by_arn: dict[str, IdentityProvider] = {}
-        for provider in providers:
+        self.use_api_providers(())
+
+    def use_api_providers(self, providers: Sequence[IdentityProvider]) -> None:
+        """Route tokens to ``providers`` (created through the IAM API) besides the configured ones,
+        which win for the same issuer. The lookup tables are replaced whole, in one assignment each."""
+        oidc: dict[str, IdentityProvider] = {}
+        saml: dict[str, IdentityProvider] = {}
+        for provider in (*providers, *self._configured):
             if provider.kind == "oidc":
-                self._oidc_by_issuer[_issuer_key(provider.issuer)] = provider
+                oidc[_issuer_key(provider.issuer)] = provider
             elif provider.kind == "saml":
-                self._saml_by_arn[provider.arn] = provider
+                saml[provider.arn] = provider
+        self._oidc_by_issuer, self._saml_by_arn = oidc, saml
 
     def now(self) -> float:
         """The current time in epoch seconds, from the service's clock."""
