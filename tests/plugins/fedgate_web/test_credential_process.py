@@ -75,6 +75,7 @@ def _set_expiration(home: Path, profile: str, moved: Callable[[datetime], dateti
     return str(data["credentials"]["AccessKeyId"])
 
 
+@pytest.mark.timeout(150)  # several `fedgate credential-process` runs, each a fresh Python process
 async def test_boto3_uses_credential_process(live: Live, browser: Browser, home: Path) -> None:
     profile = await _login(live, browser, "work")
     config = (home / ".aws" / "config").read_text()
