@@ -1,5 +1,6 @@
 """An OIDC provider created through the IAM API becomes an identity provider STS routes tokens to
-(AssumeRoleWithWebIdentity), and stops being one when it is deleted.
+(AssumeRoleWithWebIdentity), and stops being one when it is deleted; a role created through the
+API, trusting it, is assumable and its inline policy governs the session.
 
 The issuer serves https with a test CA. The gateway runs the real OIDC plugin; a test plugin
 (``tryfirst``) answers ``fedgate_api_provider_settings`` with the OIDC plugin's own settings plus
@@ -202,11 +203,6 @@ def test_the_oidc_plugin_builds_api_providers() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the catalog holds the database's roles once i11-auth's CatalogFeed is on main: then this "
-    "passes, and strict xfail fails until this mark is removed",
-)
 def test_an_api_created_role_is_assumable_with_an_api_created_provider(
     gateway: str, iam_issuer: OIDCTestIssuer, tls_issuer: OIDCTestIssuer
 ) -> None:
@@ -228,7 +224,7 @@ def test_an_api_created_role_is_assumable_with_an_api_created_provider(
     allow = {"Version": V, "Statement": [{"Effect": "Allow", "Action": "iam:GetRole", "Resource": "*"}]}
     admin.put_role_policy(RoleName="api-deployer", PolicyName="read", PolicyDocument=json.dumps(allow))
     try:
-        deadline = time.monotonic() + 5  # the commit itself wakes this replica's watcher
+        deadline = time.monotonic() + 20  # until the watcher has rebuilt the catalog and providers
         while True:
             try:
                 creds = _assume(gateway, tls_issuer, "api-deployer")["Credentials"]
@@ -246,7 +242,16 @@ def test_an_api_created_role_is_assumable_with_an_api_created_provider(
             aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
         )
-        assert session.get_role(RoleName="api-deployer")["Role"]["RoleName"] == "api-deployer"
+        # The session is decided by the catalog current at each call: once the replica has the
+        # role's inline policy (it may have learnt of the role a revision before), GetRole is allowed.
+        while True:
+            try:
+                assert session.get_role(RoleName="api-deployer")["Role"]["RoleName"] == "api-deployer"
+                break
+            except ClientError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         with pytest.raises(ClientError) as excinfo:
             session.list_roles()  # not allowed by its inline policy
         assert excinfo.value.response["Error"]["Code"] == "AccessDenied"
