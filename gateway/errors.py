@@ -39,6 +39,9 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── UnmodifiableEntity           IAM: the entity is declared in the configuration file
         ├── InvalidInput                 IAM: a value of the right shape that cannot be used
         ├── ContentSHA256Mismatch        a streamed body does not match x-amz-content-sha256
+        ├── BadDigest                    S3: a body does not match its x-amz-checksum-* or Content-MD5
+        ├── InvalidRequest               S3: a request S3 refuses as a whole (a malformed checksum...)
+        ├── InvalidToken                 S3: the session token is malformed
         ├── MissingContentLength         411: an upload without a length the upstream can be told
         ├── BadRequest                   a request HTTP itself could not parse
         ├── RequestHeaderSectionTooLarge a request line or header over the server's limits
@@ -61,6 +64,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDenied",
+    "BadDigest",
     "BadGateway",
     "BadRequest",
     "ClientClosedRequest",
@@ -85,6 +89,8 @@ __all__ = [
     "InvalidIdentityToken",
     "InvalidInput",
     "InvalidParameterValue",
+    "InvalidRequest",
+    "InvalidToken",
     "LimitExceeded",
     "MalformedPolicyDocument",
     "MethodNotAllowed",
@@ -295,6 +301,24 @@ class ContentSHA256Mismatch(_SenderError):
     """The body that arrived is not the one whose hash the signature covers."""
 
     code = "XAmzContentSHA256Mismatch"
+
+
+class BadDigest(_SenderError):
+    """S3: the body does not match the checksum (``x-amz-checksum-*``, ``Content-MD5``) it came with."""
+
+    code = "BadDigest"
+
+
+class InvalidRequest(_SenderError):
+    """S3: a request refused as a whole, such as a malformed checksum or two checksums at once."""
+
+    code = "InvalidRequest"
+
+
+class InvalidToken(_SenderError):
+    """S3: the session token is malformed or otherwise invalid (STS says ``InvalidClientTokenId``)."""
+
+    code = "InvalidToken"
 
 
 class MissingContentLength(_SenderError):

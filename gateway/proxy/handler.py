@@ -43,7 +43,7 @@ from gateway.proxy.body import BodyGuard
 from gateway.proxy.headers import forwarded_headers, request_headers, response_headers
 from gateway.proxy.mapping import Mapped, ProxyRequest
 from gateway.proxy.paths import join_path
-from gateway.proxy.query import QueryParam, encode_query, parse_query
+from gateway.proxy.query import QueryParam, encode_query, hoist_headers, parse_query
 from gateway.proxy.runtime import ProxyRuntime
 from gateway.proxy.s3 import signature_context
 from gateway.proxy.upstream import Selection, Upstream
@@ -56,6 +56,7 @@ from gateway.sigv4 import (
     sign,
     signature_form,
 )
+from gateway.sigv4.checksums import ExpectedChecksum, expected_checksum
 from gateway.web.middleware import CLIENT_ABORTS, service_error
 from gateway.web.request import call_record, http_request, raw_headers
 
@@ -169,6 +170,14 @@ async def proxy_request(
         http = http_request(request, headers=headers)
         # The client's presigned-URL parameters are spent here: mappings and the upstream never see them.
         query = tuple(p for p in parse_query(http.raw_query) if p.name not in QUERY_AUTH_PARAMETERS)
+        if query and upstream.mapping.dialect == "s3":
+            query, hoisted = hoist_headers(query)
+            if hoisted:
+                for name, value in hoisted:
+                    if name in header_map:
+                        raise InvalidParameterValue(f"The header {name[:64]} is given more than once.")
+                    header_map[name] = value
+                headers += tuple(hoisted)
         body: bytes | None = None
         opened = None
         if _body_hash_needed(http, header_map, upstream):
@@ -202,7 +211,13 @@ async def proxy_request(
             outcome["deniedBy"] = decision.denied_by
             raise AccessDenied(_denied_message(claims, decision))
         # Past this point the request is authorized; only now may anything go upstream.
+        checksum = (
+            expected_checksum(header_map.items())
+            if request.body_exists or request.method not in _NO_BODY_METHODS
+            else None
+        )
         authorized = _Authorized(
+            checksum=checksum,
             upstream=upstream,
             mapped=mapped,
             claims=claims,
@@ -263,7 +278,8 @@ class _Authorized:
     """A request that passed every check, and what forwarding it needs.
 
     ``query`` and ``headers`` are exactly what the policy saw (presigned-URL parameters removed);
-    ``body`` is the buffered body when the signature covered it, else ``None`` (it streams).
+    ``body`` is the buffered body when the signature covered it, else ``None`` (it streams);
+    ``checksum`` the ``x-amz-checksum-*`` the body claims, checked as it passes.
     """
 
     upstream: Upstream
@@ -275,6 +291,7 @@ class _Authorized:
     body: bytes | None
     client_ip: str
     now: float
+    checksum: ExpectedChecksum | None = None
 
 
 async def _forward(
@@ -309,22 +326,28 @@ async def _forward(
     guard: BodyGuard | None = None
     upstream_hash = UNSIGNED_PAYLOAD
     length: int | None = None
+    checksum = authorized.checksum
     if body is not None:
         length = len(body)
         upstream_hash = hashlib.sha256(body).hexdigest()
+        if checksum is not None:
+            checksum.update(body)
+            checksum.check()
         data: AsyncIterator[bytes] | None = _buffered(body) if body else None
     elif streaming is not None:
         length = streaming.decoded_length
         if length is None:
             raise MissingContentLength("You must provide the x-amz-decoded-content-length header.")
-        guard = BodyGuard(_client_body(request), streaming=streaming, length=request.content_length)
+        guard = BodyGuard(
+            _client_body(request), streaming=streaming, length=request.content_length, checksum=checksum
+        )
         data = aiter(guard)
     elif request.body_exists or request.method not in _NO_BODY_METHODS:
         length = request.content_length
         expected = verified.payload_hash if verified.payload_signed and not verified.payload_checked else None
         if expected is not None:
             upstream_hash = expected
-        guard = BodyGuard(_client_body(request), expected_sha256=expected, length=length)
+        guard = BodyGuard(_client_body(request), expected_sha256=expected, length=length, checksum=checksum)
         guard.precheck()
         data = aiter(guard) if request.body_exists else None
     else:
