@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from gateway.secretref import SecretRef
 
 __all__ = [
+    "ForwardedHeader",
     "ProxySettings",
     "RouteSettings",
     "UpstreamCredentials",
@@ -30,6 +31,7 @@ _HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _SCOPE_RE = re.compile(r"^[a-z0-9-]{1,64}$")
 _METHODS = frozenset(("*", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 _SOURCES = ("path.", "query.", "header.")
+ForwardedHeader = Literal["X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"]
 
 
 class _Model(BaseModel):
@@ -196,6 +198,14 @@ class UpstreamSettings(_Model):
         default=100, ge=1, le=10000, description="Pooled connections to the upstream."
     )
     websocket: bool = Field(default=False, description="Pass WebSocket upgrades through after authorization.")
+    forwarded_headers: list[ForwardedHeader] | None = Field(
+        default=None,
+        description="The forwarding headers fedgate sets on requests to this upstream (any client-sent "
+        "ones are always stripped): X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto. Default: "
+        "X-Forwarded-For and X-Forwarded-Proto with auth resign, since SigV4-verifying stores (SeaweedFS "
+        "is one) check the signature against X-Forwarded-Host instead of the Host fedgate signed; all "
+        "three otherwise. [] sends none.",
+    )
     max_buffered_body: int = Field(
         default=10 * 1024 * 1024,
         ge=0,

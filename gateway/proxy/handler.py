@@ -320,7 +320,12 @@ async def _forward(
         set_headers=mapped.set_headers,
     )
     out.append(("Host", upstream.target_host))
-    out.extend(forwarded_headers(client_ip=authorized.client_ip, host=request.host, proto=request.scheme))
+    if upstream.forwarded:
+        out.extend(
+            forwarded_headers(
+                upstream.forwarded, client_ip=authorized.client_ip, host=request.host, proto=request.scheme
+            )
+        )
 
     # What the upstream is told about the body, and how it is checked on the way.
     guard: BodyGuard | None = None

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from gateway.errors import ConfigError, InvalidParameterValue
 from gateway.proxy.apigw import ApiGatewayMapping
 from gateway.proxy.config import UpstreamSettings
+from gateway.proxy.headers import DEFAULT_FORWARDED, DEFAULT_FORWARDED_RESIGN
 from gateway.proxy.mapping import Mapping, RouteTable
 from gateway.proxy.paths import decode_path
 from gateway.proxy.s3 import S3Mapping
@@ -65,6 +66,14 @@ class Upstream:
         else:
             self.mapping = RouteTable(settings.routes, region=self.region, account=account)
         self.credentials = _resolve(settings) if settings.auth == "resign" else None
+        configured = settings.forwarded_headers
+        self.forwarded: tuple[str, ...] = (
+            tuple(configured)
+            if configured is not None
+            else DEFAULT_FORWARDED_RESIGN
+            if settings.auth == "resign"
+            else DEFAULT_FORWARDED
+        )
 
     @property
     def normalize_path(self) -> bool:

@@ -213,6 +213,11 @@ def gateway(
 @pytest.fixture(scope="module")
 def session_credentials(gateway: ProxyGateway, issuer: OIDCTestIssuer) -> dict[str, str]:
     """Credentials for the s3-app role from AssumeRoleWithWebIdentity against fedgate."""
+    return assume_role(gateway, issuer)
+
+
+def assume_role(gateway: ProxyGateway, issuer: OIDCTestIssuer) -> dict[str, str]:
+    """Credentials for the s3-app role from AssumeRoleWithWebIdentity against ``gateway``."""
     sts = boto3.client(
         "sts",
         endpoint_url=gateway.sts_url,
