@@ -42,6 +42,8 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── BadDigest                    S3: a body does not match its x-amz-checksum-* or Content-MD5
         ├── InvalidRequest               S3: a request S3 refuses as a whole (a malformed checksum...)
         ├── InvalidToken                 S3: the session token is malformed
+        ├── InvalidDigest                S3: a Content-MD5 that is not an MD5
+        ├── MalformedXML                 S3: a request body that is not the XML the operation takes
         ├── MissingContentLength         411: an upload without a length the upstream can be told
         ├── BadRequest                   a request HTTP itself could not parse
         ├── RequestHeaderSectionTooLarge a request line or header over the server's limits
@@ -86,6 +88,7 @@ __all__ = [
     "InvalidAccessKeyId",
     "InvalidAction",
     "InvalidClientTokenId",
+    "InvalidDigest",
     "InvalidIdentityToken",
     "InvalidInput",
     "InvalidParameterValue",
@@ -93,6 +96,7 @@ __all__ = [
     "InvalidToken",
     "LimitExceeded",
     "MalformedPolicyDocument",
+    "MalformedXML",
     "MethodNotAllowed",
     "MissingAuthenticationToken",
     "MissingContentLength",
@@ -319,6 +323,18 @@ class InvalidToken(_SenderError):
     """S3: the session token is malformed or otherwise invalid (STS says ``InvalidClientTokenId``)."""
 
     code = "InvalidToken"
+
+
+class InvalidDigest(_SenderError):
+    """S3: the ``Content-MD5`` header is not the base64 of an MD5 digest."""
+
+    code = "InvalidDigest"
+
+
+class MalformedXML(_SenderError):
+    """S3: the request body is not well-formed, or not the document the operation takes."""
+
+    code = "MalformedXML"
 
 
 class MissingContentLength(_SenderError):

@@ -33,13 +33,23 @@ from gateway.errors import (
     GatewayTimeout,
     IncompleteBody,
     InvalidParameterValue,
+    InvalidRequest,
     MissingContentLength,
     NotFound,
+    RequestEntityTooLarge,
     ServiceError,
 )
 from gateway.iam import permissions
 from gateway.policy import Decision
 from gateway.proxy.body import BodyGuard
+from gateway.proxy.deletes import (
+    MAX_DELETE_BODY,
+    check_integrity,
+    denied_only,
+    forwarded_body,
+    merge_result,
+    parse_delete,
+)
 from gateway.proxy.headers import forwarded_headers, request_headers, response_headers
 from gateway.proxy.mapping import Mapped, ProxyRequest
 from gateway.proxy.paths import join_path
@@ -180,10 +190,17 @@ async def proxy_request(
                 headers += tuple(hoisted)
         body: bytes | None = None
         opened = None
-        if _body_hash_needed(http, header_map, upstream):
+        # DeleteObjects names its keys in the body: read it (bounded) to authorize each one.
+        multi_delete = (
+            request.method == "POST"
+            and upstream.mapping.dialect == "s3"
+            and any(p.name == "delete" for p in query)
+        )
+        if multi_delete or _body_hash_needed(http, header_map, upstream):
             # Signature present and well formed, session valid: before buffering a body.
             opened = await open_session(http, runtime.credentials, now=now)
-            body = await _read_bounded(request, upstream.settings.max_buffered_body)
+            limit = MAX_DELETE_BODY if multi_delete else upstream.settings.max_buffered_body
+            body = await _read_bounded(request, limit)
             http = replace(http, payload_sha256=hashlib.sha256(body).hexdigest())
         auth = await authenticate(
             http,
@@ -205,19 +222,30 @@ async def proxy_request(
         context = permissions.session_context(snapshot, claims, record.transport, region=upstream.region)
         if upstream.mapping.dialect == "s3":
             context.update(signature_context(verified.info, verified.payload_hash, now))
-        decision = permissions.decide(snapshot, claims, mapped.checks, context)
-        outcome["decision"] = decision.kind
-        if not decision.allowed:
-            outcome["deniedBy"] = decision.denied_by
-            raise AccessDenied(_denied_message(claims, decision))
+        rewrite: Callable[[bytes], bytes | None] | None = None
+        if mapped.delete_objects:
+            if body is None or verified.streaming is not None:
+                raise InvalidRequest("DeleteObjects takes its XML body whole, not aws-chunked.")
+            plan = _plan_deletes(snapshot, claims, context, mapped, body, header_map, record, outcome)
+            if plan.body is None:
+                return web.Response(body=plan.result, content_type="application/xml")
+            body, headers, rewrite = plan.body, _with_content_md5(headers, plan.content_md5), plan.merge
+            checksum = None
+        else:
+            decision = permissions.decide(snapshot, claims, mapped.checks, context)
+            outcome["decision"] = decision.kind
+            if not decision.allowed:
+                outcome["deniedBy"] = decision.denied_by
+                raise AccessDenied(_denied_message(claims, decision))
+            checksum = (
+                expected_checksum(header_map.items())
+                if request.body_exists or request.method not in _NO_BODY_METHODS
+                else None
+            )
         # Past this point the request is authorized; only now may anything go upstream.
-        checksum = (
-            expected_checksum(header_map.items())
-            if request.body_exists or request.method not in _NO_BODY_METHODS
-            else None
-        )
         authorized = _Authorized(
             checksum=checksum,
+            rewrite=rewrite,
             upstream=upstream,
             mapped=mapped,
             claims=claims,
@@ -238,6 +266,67 @@ async def proxy_request(
         error = None  # as in the Query endpoint: no cycle through this frame
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class _DeletePlan:
+    """What to do with a DeleteObjects request: answer ``result`` (no key allowed), or forward
+    ``body`` (the allowed keys, with its ``content_md5``) and ``merge`` the upstream's answer."""
+
+    result: bytes = b""
+    body: bytes | None = None
+    content_md5: str = ""
+    merge: Callable[[bytes], bytes | None] | None = None
+
+
+def _plan_deletes(
+    snapshot: Any,
+    claims: SessionClaims,
+    context: dict[str, Any],
+    mapped: Mapped,
+    body: bytes,
+    header_map: dict[str, str],
+    record: CallRecord,
+    outcome: dict[str, Any],
+) -> _DeletePlan:
+    check_integrity(body, header_map.get("content-md5"), expected_checksum(header_map.items()))
+    document = parse_delete(body)
+    bucket = mapped.path.removeprefix("/")
+    checks = [target.check(bucket) for target in document.objects]
+    record.resources = [(check.action, check.resource) for check in checks]
+    allowed, denied = [], []
+    denial: Decision | None = None
+    for target, check in zip(document.objects, checks, strict=True):
+        decision = permissions.decide(snapshot, claims, (check,), context)
+        if decision.allowed:
+            allowed.append(target)
+        else:
+            denied.append(target)
+            denial = denial or decision
+    outcome["decision"] = "allowed" if denial is None else denial.kind
+    if denial is not None:
+        outcome["deniedBy"] = denial.denied_by
+        outcome["deniedKeys"] = len(denied)
+    if not allowed:
+        return _DeletePlan(result=denied_only(denied))
+    forwarded, md5 = forwarded_body(allowed, quiet=document.quiet)
+    return _DeletePlan(
+        body=forwarded,
+        content_md5=md5,
+        merge=lambda answer: merge_result(answer, denied, quiet=document.quiet),
+    )
+
+
+# The client's integrity headers describe its body, not the one fedgate forwards for DeleteObjects.
+def _with_content_md5(headers: tuple[tuple[str, str], ...], md5: str) -> tuple[tuple[str, str], ...]:
+    kept = tuple(
+        (name, value)
+        for name, value in headers
+        if name.lower() not in ("content-md5", "x-amz-sdk-checksum-algorithm")
+        and not name.lower().startswith("x-amz-checksum-")
+    )
+    return (*kept, ("Content-MD5", md5))
+
+
 def _body_hash_needed(http: HttpRequest, header_map: dict[str, str], upstream: Upstream) -> bool:
     # The signature covers the body itself only when no x-amz-content-sha256 names it (or a literal)
     # and this is not an S3 presigned URL, which covers UNSIGNED-PAYLOAD.
@@ -246,16 +335,17 @@ def _body_hash_needed(http: HttpRequest, header_map: dict[str, str], upstream: U
     return not (upstream.service == "s3" and signature_form(http) == "query")
 
 
+_TOO_LARGE = "The request body is larger than this request may buffer (send x-amz-content-sha256)."
+
+
 async def _read_bounded(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
-        raise InvalidParameterValue("The request body is too large to verify without x-amz-content-sha256.")
+        raise RequestEntityTooLarge(_TOO_LARGE)
     data = bytearray()
     async for piece in request.content.iter_chunked(_PIECE):
         data += piece
         if len(data) > limit:
-            raise InvalidParameterValue(
-                "The request body is too large to verify without x-amz-content-sha256."
-            )
+            raise RequestEntityTooLarge(_TOO_LARGE)
     return bytes(data)
 
 
@@ -279,7 +369,8 @@ class _Authorized:
 
     ``query`` and ``headers`` are exactly what the policy saw (presigned-URL parameters removed);
     ``body`` is the buffered body when the signature covered it, else ``None`` (it streams);
-    ``checksum`` the ``x-amz-checksum-*`` the body claims, checked as it passes.
+    ``checksum`` the ``x-amz-checksum-*`` the body claims, checked as it passes; ``rewrite`` turns
+    a successful upstream answer into the client's (DeleteObjects merges its denied keys).
     """
 
     upstream: Upstream
@@ -292,6 +383,7 @@ class _Authorized:
     client_ip: str
     now: float
     checksum: ExpectedChecksum | None = None
+    rewrite: Callable[[bytes], bytes | None] | None = None
 
 
 async def _forward(
@@ -420,7 +512,38 @@ async def _forward(
         outcome["statusCode"] = upstream_response.status
         if guard is not None and guard.error is not None:
             raise guard.error
+        if authorized.rewrite is not None and upstream_response.status == 200:
+            return await _relay_rewritten(upstream, upstream_response, authorized.rewrite), None
         return await _relay_response(request, upstream, upstream_response)
+
+
+_MAX_REWRITTEN = 8 * 1024 * 1024
+
+
+async def _relay_rewritten(
+    upstream: Upstream,
+    upstream_response: aiohttp.ClientResponse,
+    rewrite: Callable[[bytes], bytes | None],
+) -> web.Response:
+    """The upstream's (bounded) answer, rewritten for the client; BadGateway if it cannot be."""
+    data = bytearray()
+    try:
+        async for piece in upstream_response.content.iter_chunked(_PIECE):
+            data += piece
+            if len(data) > _MAX_REWRITTEN:
+                raise BadGateway("The upstream's answer is larger than expected.")
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise _upstream_error(upstream, exc) from None
+    body = rewrite(bytes(data))
+    if body is None:
+        raise BadGateway("The upstream's answer could not be read.")
+    response = web.Response(status=200, body=body, content_type="application/xml")
+    for name, value in response_headers(
+        [(k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream_response.raw_headers]
+    ):
+        if name.lower() not in ("content-length", "content-type", "content-encoding", "content-md5"):
+            response.headers.add(name, value)
+    return response
 
 
 def _upstream_error(upstream: Upstream, exc: BaseException) -> ServiceError:

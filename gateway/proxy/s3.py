@@ -5,8 +5,9 @@ Buckets come from the path (``/bucket/key``) or, with a ``virtual_host_suffix``,
 key the policy saw. Resources are ``arn:aws:s3:::bucket`` and ``arn:aws:s3:::bucket/key``.
 
 Fail closed: a subresource or query parameter this table does not know, two subresources at once,
-a malformed bucket name or copy source, and multi-object delete (its keys are in the body) are
-refused with AccessDenied rather than forwarded with a guess.
+and a malformed bucket name or copy source are refused with AccessDenied rather than forwarded
+with a guess. Multi-object delete names its keys in the body: it maps to no check here, and
+:mod:`gateway.proxy.deletes` authorizes each key.
 """
 
 from __future__ import annotations
@@ -175,10 +176,12 @@ class S3Mapping:
         if subresources:
             (sub,) = subresources
             found = _BUCKET_SUB.get((method, sub))
-            if found is None or found[1] == "DeleteObjects":
-                # DeleteObjects names its keys in the body; it would need one check per key.
+            if found is None:
                 raise AccessDenied("This operation is not supported through the proxy.")
             action, operation = found
+            if operation == "DeleteObjects":
+                # The keys are in the body: one check per key, decided by gateway.proxy.deletes.
+                return Mapped(operation, (), path, delete_objects=True)
             context = _list_context(request) if sub in ("uploads", "versions") else {}
             return Mapped(operation, (Check(f"s3:{action}", bucket_arn(bucket), context),), path)
         if method in ("GET", "HEAD"):

@@ -74,3 +74,21 @@ def run(
     return subprocess.run(
         [str(binary), *argv[1:]], capture_output=True, text=True, env=dict(env), timeout=timeout
     )
+
+
+def s3cmd_config(
+    path: Path, endpoint: str, credentials: Mapping[str, str], *, signature_v2: bool = False
+) -> Path:
+    """An ``.s3cfg`` for s3cmd talking path-style to ``endpoint`` (``http://host:port``)."""
+    host = endpoint.removeprefix("http://")
+    path.write_text(
+        "[default]\n"
+        f"access_key = {credentials['aws_access_key_id']}\n"
+        f"secret_key = {credentials['aws_secret_access_key']}\n"
+        f"access_token = {credentials.get('aws_session_token', '')}\n"
+        f"host_base = {host}\nhost_bucket = {host}\n"
+        "use_https = False\nbucket_location = us-east-1\n"
+        f"signature_v2 = {signature_v2}\n"
+        "check_ssl_certificate = False\nguess_mime_type = False\n"
+    )
+    return path

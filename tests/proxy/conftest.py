@@ -139,7 +139,10 @@ def s3_policy() -> dict[str, Any]:
                 "Sid": "KeepIsKept",
                 "Effect": "Deny",
                 "Action": "s3:DeleteObject",
-                "Resource": f"arn:aws:s3:::{BUCKET}/public/keep/*",
+                "Resource": [
+                    f"arn:aws:s3:::{BUCKET}/public/keep/*",
+                    f"arn:aws:s3:::{BUCKET}/public/*/kept-*",
+                ],
             },
         ],
     }

@@ -90,7 +90,7 @@ def test_s3_copy_checks_the_source_and_canonicalises_it() -> None:
 @pytest.mark.parametrize(
     ("method", "path", "query"),
     [
-        ("POST", "/bk1", "delete"),
+        ("POST", "/bk1/k", "delete"),
         ("GET", "/bk1/k", "unknown-subresource"),
         ("GET", "/bk1/k", "acl&tagging"),
         ("PATCH", "/bk1/k", ""),
@@ -99,6 +99,11 @@ def test_s3_copy_checks_the_source_and_canonicalises_it() -> None:
 def test_s3_unknown_operations_fail_closed(method: str, path: str, query: str) -> None:
     with pytest.raises(AccessDenied):
         _s3(method, path, query)
+
+
+def test_s3_delete_objects_is_decided_per_key_from_the_body() -> None:
+    operation, checks, _ = _s3("POST", "/bk1", "delete")
+    assert (operation, checks) == ("DeleteObjects", [])
 
 
 def test_s3_bad_bucket_names() -> None:

@@ -8,6 +8,7 @@ re-signing as well as the forwarding.
 from __future__ import annotations
 
 import io
+import json
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from botocore.exceptions import ClientError
 from gateway.testing import OIDCTestIssuer
 from tests.conftest import BackgroundLoop
 from tests.conftest import serve_app as start_gateway
-from tests.proxy.clients import client_env, run_js_s3
+from tests.proxy.clients import client_env, run, run_js_s3, s3cmd_config
 from tests.proxy.conftest import (
     BUCKET,
     UPSTREAM_KEY,
@@ -158,3 +159,70 @@ def test_forwarded_host_breaks_a_verifying_upstream(
         assert exc.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
     finally:
         background_loop.run(runner.cleanup())
+
+
+def _keys(backend: Backend, prefix: str) -> set[str]:
+    listed = backend.client().list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return {o["Key"] for o in listed.get("Contents", [])}
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_delete_objects_with_a_denied_key(s3: Any, backend: Backend, quiet: bool) -> None:
+    prefix = f"public/del-{quiet}/"
+    for name in ("a", "b"):
+        backend.client().put_object(Bucket=BUCKET, Key=prefix + name, Body=b"x")
+    backend.client().put_object(Bucket=BUCKET, Key=f"public/keep/{quiet}", Body=b"kept")
+    objects = [{"Key": prefix + "a"}, {"Key": f"public/keep/{quiet}"}, {"Key": prefix + "b"}]
+    out = s3.delete_objects(Bucket=BUCKET, Delete={"Objects": objects, "Quiet": quiet})
+    assert [e["Key"] for e in out["Errors"]] == [f"public/keep/{quiet}"]
+    assert out["Errors"][0]["Code"] == "AccessDenied"
+    deleted = sorted(d["Key"] for d in out.get("Deleted", []))
+    assert deleted == ([] if quiet else [prefix + "a", prefix + "b"])
+    assert _keys(backend, prefix) == set()
+    assert _keys(backend, "public/keep/") >= {f"public/keep/{quiet}"}
+
+
+def test_delete_objects_all_denied_never_reaches_the_upstream(s3: Any, backend: Backend) -> None:
+    backend.client().put_object(Bucket=BUCKET, Key="private/secret", Body=b"x")
+    out = s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": "private/secret"}]})
+    assert [(e["Key"], e["Code"]) for e in out["Errors"]] == [("private/secret", "AccessDenied")]
+    assert "private/secret" in _keys(backend, "private/")
+
+
+def test_aws_cli_delete_objects(
+    proxied: ProxyGateway, creds: dict[str, str], backend: Backend, tmp_path: Path
+) -> None:
+    backend.client().put_object(Bucket=BUCKET, Key="public/cli/one", Body=b"x")
+    backend.client().put_object(Bucket=BUCKET, Key="public/keep/cli", Body=b"x")
+    request = '{"Objects": [{"Key": "public/cli/one"}, {"Key": "public/keep/cli"}]}'
+    done = run(
+        ["aws", "--endpoint-url", proxied.s3_url, "s3api", "delete-objects", "--bucket", BUCKET,
+         "--delete", request, "--output", "json"],
+        client_env(creds, tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert [d["Key"] for d in out["Deleted"]] == ["public/cli/one"]
+    assert [(e["Key"], e["Code"]) for e in out["Errors"]] == [("public/keep/cli", "AccessDenied")]
+    assert _keys(backend, "public/keep/cli") == {"public/keep/cli"}
+
+
+def test_s3cmd_sync_delete_removed(
+    proxied: ProxyGateway, creds: dict[str, str], backend: Backend, tmp_path: Path
+) -> None:
+    prefix = "public/s3cmd/"
+    for name in ("gone", "kept-one"):
+        backend.client().put_object(Bucket=BUCKET, Key=prefix + name, Body=b"old")
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "new").write_bytes(b"new file")
+    config = s3cmd_config(tmp_path / "s3cfg", proxied.s3_url, creds)
+    done = run(
+        ["s3cmd", "-c", str(config), "sync", "--delete-removed", f"{local}/", f"s3://{BUCKET}/{prefix}"],
+        client_env(creds, tmp_path),
+    )
+    assert _keys(backend, prefix) == {prefix + "new", prefix + "kept-one"}, done.stdout + done.stderr
+    events = [json.loads(line) for line in proxied.audit_path.read_text().splitlines()]
+    deletes = [e for e in events if e["eventName"] == "DeleteObjects"]
+    assert deletes and deletes[-1]["additionalEventData"]["deniedKeys"] == 1
+    assert stored(backend, prefix + "new") == b"new file"
