@@ -32,8 +32,10 @@ from gateway.errors import (
     ClientClosedRequest,
     GatewayTimeout,
     IncompleteBody,
+    InvalidClientTokenId,
     InvalidParameterValue,
     InvalidRequest,
+    InvalidToken,
     MissingContentLength,
     NotFound,
     RequestEntityTooLarge,
@@ -196,22 +198,30 @@ async def proxy_request(
             and upstream.mapping.dialect == "s3"
             and any(p.name == "delete" for p in query)
         )
-        if multi_delete or _body_hash_needed(http, header_map, upstream):
-            # Signature present and well formed, session valid: before buffering a body.
-            opened = await open_session(http, runtime.credentials, now=now)
-            limit = MAX_DELETE_BODY if multi_delete else upstream.settings.max_buffered_body
-            body = await _read_bounded(request, limit)
-            http = replace(http, payload_sha256=hashlib.sha256(body).hexdigest())
-        auth = await authenticate(
-            http,
-            runtime.credentials,
-            now=now,
-            region=upstream.region,
-            service=upstream.service,
-            keys=runtime.verify_keys,
-            normalize_path=upstream.normalize_path,
-            opened=opened,
-        )
+        try:
+            if multi_delete or _body_hash_needed(http, header_map, upstream):
+                # Signature present and well formed, session valid: before buffering a body.
+                opened = await open_session(http, runtime.credentials, now=now)
+                limit = MAX_DELETE_BODY if multi_delete else upstream.settings.max_buffered_body
+                body = await _read_bounded(request, limit)
+                http = replace(http, payload_sha256=hashlib.sha256(body).hexdigest())
+            auth = await authenticate(
+                http,
+                runtime.credentials,
+                now=now,
+                region=upstream.region,
+                service=upstream.service,
+                keys=runtime.verify_keys,
+                normalize_path=upstream.normalize_path,
+                opened=opened,
+            )
+        except InvalidClientTokenId:
+            # S3 tells a bad session token (InvalidToken) from an unknown key (InvalidAccessKeyId).
+            if upstream.mapping.dialect == "s3" and (
+                "x-amz-security-token" in header_map or "X-Amz-Security-Token=" in http.raw_query
+            ):
+                raise InvalidToken("The provided token is malformed or otherwise invalid.") from None
+            raise
         claims, verified = auth.claims, auth.verified
         record.session = claims
         mapped = upstream.mapping.map(

@@ -122,6 +122,9 @@ def test_ambiguous_paths_are_refused(raw: str) -> None:
 
 def test_encoded_slash_only_where_allowed() -> None:
     assert decode_path("/a%2Fb", encoded_slash=True) == ("a", "b")
+    assert decode_path("/a/b%252Fc", encoded_slash=True) == ("a", "b%2Fc")  # the key's own "%2F"
+    with pytest.raises(InvalidParameterValue):
+        decode_path("/a/b%252Fc")
     with pytest.raises(InvalidParameterValue):
         decode_path("/a%2Fb")
     assert encode_segments(decode_path("/x/%7E%41 b/", encoded_slash=False)) == "/x/~A%20b/"
