@@ -31,6 +31,7 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── RequestTimeTooSkewed
         ├── InvalidAccessKeyId
         ├── InvalidClientTokenId
+        │   └── UnreadableSessionToken   the token does not open at all (S3: InvalidToken)
         ├── IncompleteBody               an aws-chunked body ended early or disagrees with its length
         ├── NoSuchEntity                 IAM: the named role (or other entity) does not exist; 404
         ├── EntityAlreadyExists          IAM: an entity of that name (or id) exists already; 409
@@ -113,6 +114,7 @@ __all__ = [
     "ServiceUnavailable",
     "SignatureDoesNotMatch",
     "UnmodifiableEntity",
+    "UnreadableSessionToken",
     "ValidationError",
 ]
 
@@ -229,6 +231,14 @@ class InvalidAccessKeyId(_SenderError):
 class InvalidClientTokenId(_SenderError):
     code = "InvalidClientTokenId"
     status = 403
+
+
+class UnreadableSessionToken(InvalidClientTokenId):
+    """The session token does not open (garbled, tampered with, sealed under an unknown key).
+
+    STS answers it as every invalid token, ``InvalidClientTokenId``; S3 tells it apart as
+    ``InvalidToken``, so the proxy does too.
+    """
 
 
 class InternalFailure(ServiceError):

@@ -1,11 +1,12 @@
 """The aiohttp adapter of the reverse proxy: dispatch, authorize, forward, stream back, audit.
 
 :func:`proxy_dispatch` (a middleware) sends every request that matches an upstream to
-:func:`proxy_request`, whatever route the gateway's own router picked (``/`` is STS only when no
-upstream takes the request). A request is authenticated and authorized completely before any byte
-goes upstream; a denied one is answered AccessDenied and never reaches it. Allowed requests are
-forwarded with bodies streamed both ways (see :mod:`gateway.proxy.body` for what is checked on
-the way), through one pooled client session per upstream.
+:func:`proxy_request`, whatever route the gateway's own router picked, except STS and IAM calls
+(by the service they are signed for, or unsigned Query calls on ``/``) and unsigned probes. A
+request is authenticated and authorized completely before any byte goes upstream; a denied one
+is answered AccessDenied and never reaches it. Allowed requests are forwarded with bodies
+streamed both ways (see :mod:`gateway.proxy.body` for what is checked on the way), through one
+pooled client session per upstream.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from gateway.errors import (
     ClientClosedRequest,
     GatewayTimeout,
     IncompleteBody,
-    InvalidClientTokenId,
     InvalidParameterValue,
     InvalidRequest,
     InvalidToken,
@@ -40,6 +40,7 @@ from gateway.errors import (
     NotFound,
     RequestEntityTooLarge,
     ServiceError,
+    UnreadableSessionToken,
 )
 from gateway.iam import permissions
 from gateway.policy import Decision
@@ -67,6 +68,7 @@ from gateway.sigv4 import (
     Verified,
     sign,
     signature_form,
+    signed_service,
 )
 from gateway.sigv4.checksums import ExpectedChecksum, expected_checksum
 from gateway.web.middleware import CLIENT_ABORTS, service_error
@@ -108,15 +110,41 @@ def _host(request: web.Request) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+# Services fedgate answers itself, on the Query API at /.
+_QUERY_SERVICES = frozenset(("sts", "iam"))
+_PROBES = frozenset(("/healthz", "/readyz"))
+_FORM = "application/x-www-form-urlencoded"
+
+
 @web.middleware
 async def proxy_dispatch(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Route requests that match an upstream to the proxy; leave the rest to the router."""
+    """Route requests that match an upstream to the proxy; leave the rest to the router.
+
+    The service a request is signed for decides first, so one base URL serves every service
+    (``AWS_ENDPOINT_URL``): STS and IAM calls go to the Query API whatever the upstreams match,
+    and so do unsigned Query calls on ``/`` (AssumeRoleWithWebIdentity, AssumeRoleWithSAML);
+    unsigned probes (``/healthz``, ``/readyz``) are never an upstream's.
+    """
     runtime = request.app.get(keys.PROXY)
     if runtime is not None and runtime.table:
-        selection = runtime.table.select(_host(request), request.raw_path.partition("?")[0])
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        service = signed_service(request.headers.get("Authorization"), raw_query)
+        if service is None:
+            if raw_path in _PROBES or (raw_path == "/" and _unsigned_query_call(request, raw_query)):
+                return await handler(request)
+        elif service in _QUERY_SERVICES:
+            return await handler(request)
+        selection = runtime.table.select(_host(request), raw_path, service)
         if selection is not None:
             return await proxy_request(request, runtime, selection)
     return await handler(request)
+
+
+def _unsigned_query_call(request: web.Request, raw_query: str) -> bool:
+    # An unsigned Query call: its Action in the query, or a form body (S3 never POSTs a form to /).
+    if raw_query.startswith("Action=") or "&Action=" in raw_query:
+        return True
+    return request.method == "POST" and request.content_type == _FORM
 
 
 # Headers a client may legitimately repeat; the mappings never read them as condition keys.
@@ -215,11 +243,9 @@ async def proxy_request(
                 normalize_path=upstream.normalize_path,
                 opened=opened,
             )
-        except InvalidClientTokenId:
-            # S3 tells a bad session token (InvalidToken) from an unknown key (InvalidAccessKeyId).
-            if upstream.mapping.dialect == "s3" and (
-                "x-amz-security-token" in header_map or "X-Amz-Security-Token=" in http.raw_query
-            ):
+        except UnreadableSessionToken:
+            # S3 tells a token that does not open (InvalidToken) from an unknown key (InvalidAccessKeyId).
+            if upstream.mapping.dialect == "s3":
                 raise InvalidToken("The provided token is malformed or otherwise invalid.") from None
             raise
         claims, verified = auth.claims, auth.verified

@@ -126,18 +126,23 @@ class UpstreamTable:
     def __bool__(self) -> bool:
         return bool(self.upstreams)
 
-    def select(self, host: str, raw_path: str) -> Selection | None:
+    def select(self, host: str, raw_path: str, service: str | None = None) -> Selection | None:
         """The upstream for a request to ``host`` (lowercase, no port) and wire path ``raw_path``.
 
         ``None`` when no upstream takes it (the gateway's own routes then apply). A path that an
         upstream taking this host must refuse gives a selection carrying the error, so it is
         answered in that upstream's dialect rather than falling through to another route.
+        ``service`` is the service the request is signed for (:func:`gateway.sigv4.signed_service`):
+        when upstreams of that service take the host, only they are candidates, so one host can
+        serve several services (``AWS_ENDPOINT_URL``).
         """
         candidates = [
             u
             for u in self.upstreams
             if not u.settings.match.hosts or any(host_matches(p, host) for p in u.settings.match.hosts)
         ]
+        if service:
+            candidates = [u for u in candidates if u.service == service] or candidates
         if not candidates:
             return None
         try:

@@ -136,6 +136,12 @@ def s3_policy() -> dict[str, Any]:
                 "Condition": {"StringLike": {"s3:prefix": "public/*"}},
             },
             {
+                "Sid": "SimulateOnTheSameEndpoint",
+                "Effect": "Allow",
+                "Action": "iam:SimulateCustomPolicy",
+                "Resource": "*",
+            },
+            {
                 "Sid": "KeepIsKept",
                 "Effect": "Deny",
                 "Action": "s3:DeleteObject",

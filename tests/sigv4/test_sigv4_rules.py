@@ -31,6 +31,7 @@ from gateway.sigv4 import (
     parse_signature,
     sign,
     signature_form,
+    signed_service,
     verify,
 )
 
@@ -404,3 +405,29 @@ def test_sign_verify_round_trip(
     check(out, service=service, normalize_path=not s3)
     with pytest.raises(SignatureDoesNotMatch):
         check(replace(out, method="POST"), service=service, normalize_path=not s3)
+
+
+@pytest.mark.parametrize(
+    ("authorization", "query", "service"),
+    [
+        (
+            "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/sts/aws4_request, SignedHeaders=host, "
+            "Signature=x",
+            "",
+            "sts",
+        ),
+        (
+            None,
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20260101%2Fus-east-1%2Fs3%2Faws4_request",
+            "s3",
+        ),
+        ("AWS AKID:c2ln", "", "s3"),
+        (None, "AWSAccessKeyId=AKID&Expires=1&Signature=x", "s3"),
+        ("AWS4-HMAC-SHA256 garbage", "", ""),
+        ("Bearer x", "", ""),
+        (None, "Action=AssumeRoleWithWebIdentity", None),
+        (None, "", None),
+    ],
+)
+def test_signed_service(authorization: str | None, query: str, service: str | None) -> None:
+    assert signed_service(authorization, query) == service
