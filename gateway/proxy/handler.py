@@ -24,7 +24,7 @@ from aiohttp import web
 from yarl import URL
 
 from gateway import keys
-from gateway.authn import authenticate, open_session
+from gateway.authn import Authenticated, authenticate, open_session
 from gateway.calls import CallRecord
 from gateway.credentials import SessionClaims
 from gateway.errors import (
@@ -58,7 +58,9 @@ from gateway.proxy.mapping import Mapped, ProxyRequest
 from gateway.proxy.paths import join_path
 from gateway.proxy.query import QueryParam, encode_query, hoist_headers, parse_query
 from gateway.proxy.runtime import ProxyRuntime
-from gateway.proxy.s3 import signature_context
+from gateway.proxy.s3 import S3Mapping, signature_context
+from gateway.proxy.sigv2 import authenticate_v2
+from gateway.proxy.sigv2 import refused as sigv2_refused
 from gateway.proxy.upstream import Selection, Upstream
 from gateway.proxy.websocket import relay_websocket
 from gateway.sigv4 import (
@@ -71,6 +73,7 @@ from gateway.sigv4 import (
     signed_service,
 )
 from gateway.sigv4.checksums import ExpectedChecksum, expected_checksum
+from gateway.sigv4.sigv2 import SIGV2_QUERY_PARAMETERS, is_sigv2
 from gateway.web.middleware import CLIENT_ABORTS, service_error
 from gateway.web.request import call_record, http_request, raw_headers
 
@@ -208,9 +211,14 @@ async def proxy_request(
         headers = raw_headers(request)
         header_map = _header_map(headers)
         http = http_request(request, headers=headers)
+        is_s3 = upstream.mapping.dialect == "s3"
+        v2 = is_s3 and is_sigv2(header_map.get("authorization"), http.raw_query)
+        if v2 and not upstream.settings.allow_sigv2:
+            raise sigv2_refused()
         # The client's presigned-URL parameters are spent here: mappings and the upstream never see them.
-        query = tuple(p for p in parse_query(http.raw_query) if p.name not in QUERY_AUTH_PARAMETERS)
-        if query and upstream.mapping.dialect == "s3":
+        spent = SIGV2_QUERY_PARAMETERS if v2 else QUERY_AUTH_PARAMETERS
+        query = tuple(p for p in parse_query(http.raw_query) if p.name not in spent)
+        if query and is_s3:
             query, hoisted = hoist_headers(query)
             if hoisted:
                 for name, value in hoisted:
@@ -218,34 +226,15 @@ async def proxy_request(
                         raise InvalidParameterValue(f"The header {name[:64]} is given more than once.")
                     header_map[name] = value
                 headers += tuple(hoisted)
-        body: bytes | None = None
-        opened = None
         # DeleteObjects names its keys in the body: read it (bounded) to authorize each one.
-        multi_delete = (
-            request.method == "POST"
-            and upstream.mapping.dialect == "s3"
-            and any(p.name == "delete" for p in query)
-        )
+        multi_delete = is_s3 and request.method == "POST" and any(p.name == "delete" for p in query)
         try:
-            if multi_delete or _body_hash_needed(http, header_map, upstream):
-                # Signature present and well formed, session valid: before buffering a body.
-                opened = await open_session(http, runtime.credentials, now=now)
-                limit = MAX_DELETE_BODY if multi_delete else upstream.settings.max_buffered_body
-                body = await _read_bounded(request, limit)
-                http = replace(http, payload_sha256=hashlib.sha256(body).hexdigest())
-            auth = await authenticate(
-                http,
-                runtime.credentials,
-                now=now,
-                region=upstream.region,
-                service=upstream.service,
-                keys=runtime.verify_keys,
-                normalize_path=upstream.normalize_path,
-                opened=opened,
+            auth, body = await _authenticate(
+                request, runtime, upstream, http, header_map, v2, multi_delete, now
             )
         except UnreadableSessionToken:
             # S3 tells a token that does not open (InvalidToken) from an unknown key (InvalidAccessKeyId).
-            if upstream.mapping.dialect == "s3":
+            if is_s3:
                 raise InvalidToken("The provided token is malformed or otherwise invalid.") from None
             raise
         claims, verified = auth.claims, auth.verified
@@ -256,8 +245,9 @@ async def proxy_request(
         record.resources = [(check.action, check.resource) for check in mapped.checks]
         snapshot = runtime.catalog.snapshot
         context = permissions.session_context(snapshot, claims, record.transport, region=upstream.region)
-        if upstream.mapping.dialect == "s3":
-            context.update(signature_context(verified.info, verified.payload_hash, now))
+        if is_s3:
+            version = "AWS" if v2 else "AWS4-HMAC-SHA256"
+            context.update(signature_context(verified.info, verified.payload_hash, now, version=version))
         rewrite: Callable[[bytes], bytes | None] | None = None
         if mapped.delete_objects:
             if body is None or verified.streaming is not None:
@@ -300,6 +290,46 @@ async def proxy_request(
     finally:
         _audit(request, upstream, mapped, record, error, outcome)
         error = None  # as in the Query endpoint: no cycle through this frame
+
+
+async def _authenticate(
+    request: web.Request,
+    runtime: ProxyRuntime,
+    upstream: Upstream,
+    http: HttpRequest,
+    header_map: dict[str, str],
+    v2: bool,
+    multi_delete: bool,
+    now: float,
+) -> tuple[Authenticated, bytes | None]:
+    """The verified signature and session, and the body when it had to be read whole for that."""
+    if v2:
+        mapping = upstream.mapping
+        bucket = mapping.virtual_bucket(_host(request)) if isinstance(mapping, S3Mapping) else None
+        auth = await authenticate_v2(
+            http, runtime.credentials, now=now, region=upstream.region, bucket=bucket
+        )
+        body = await _read_bounded(request, MAX_DELETE_BODY) if multi_delete else None
+        return auth, body
+    body = None
+    opened = None
+    if multi_delete or _body_hash_needed(http, header_map, upstream):
+        # Signature present and well formed, session valid: before buffering a body.
+        opened = await open_session(http, runtime.credentials, now=now)
+        limit = MAX_DELETE_BODY if multi_delete else upstream.settings.max_buffered_body
+        body = await _read_bounded(request, limit)
+        http = replace(http, payload_sha256=hashlib.sha256(body).hexdigest())
+    auth = await authenticate(
+        http,
+        runtime.credentials,
+        now=now,
+        region=upstream.region,
+        service=upstream.service,
+        keys=runtime.verify_keys,
+        normalize_path=upstream.normalize_path,
+        opened=opened,
+    )
+    return auth, body
 
 
 @final

@@ -146,6 +146,12 @@ class S3Mapping:
     def __init__(self, *, virtual_host_suffix: str | None = None) -> None:
         self._suffix = f".{virtual_host_suffix}" if virtual_host_suffix else None
 
+    def virtual_bucket(self, host: str) -> str | None:
+        """The bucket a virtual-hosted ``host`` names, or ``None`` for path style."""
+        if self._suffix is not None and host.endswith(self._suffix):
+            return host[: -len(self._suffix)]
+        return None
+
     def map(self, request: ProxyRequest) -> Mapped:
         segments = request.segments
         bucket: str | None
@@ -357,12 +363,15 @@ def _copy_source(header: str) -> tuple[Check, str]:
     return Check(action, object_arn(bucket, key), context), canonical
 
 
-def signature_context(info: SignatureInfo, payload_hash: str, now: float) -> dict[str, str | Sequence[str]]:
-    """S3's signature condition keys: ``s3:authType``, ``s3:signatureversion``, ``s3:signatureAge``..."""
+def signature_context(
+    info: SignatureInfo, payload_hash: str, now: float, *, version: str = "AWS4-HMAC-SHA256"
+) -> dict[str, str | Sequence[str]]:
+    """S3's signature condition keys: ``s3:authType``, ``s3:signatureversion`` (``AWS`` for SigV2),
+    ``s3:signatureAge``..."""
     age_ms = max(0, int((now - info.amz_date.timestamp()) * 1000))
     return {
         "s3:authType": "REST-HEADER" if info.form == "header" else "REST-QUERY-STRING",
-        "s3:signatureversion": "AWS4-HMAC-SHA256",
+        "s3:signatureversion": version,
         "s3:signatureAge": str(age_ms),
         "s3:x-amz-content-sha256": payload_hash,
     }
