@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import final
 
 from gateway.errors import ContentSHA256Mismatch, IncompleteBody, ServiceError
@@ -62,6 +62,8 @@ class BodyGuard:
         self._checksum = checksum
         self.received = 0
         self.error: ServiceError | None = None
+        #: An aws-chunked body's verified trailing headers, once the whole body has passed.
+        self.trailers: Mapping[str, str] = {}
 
     def precheck(self) -> None:
         """Checks possible before any byte is sent: an empty body against its claimed hash and checksum."""
@@ -115,7 +117,7 @@ class BodyGuard:
             )
         if self._decoder is not None:
             try:
-                self._decoder.finish()
+                self.trailers = self._decoder.finish()
             except ServiceError as exc:
                 self._fail(exc)
         if self._checksum is not None:

@@ -65,6 +65,7 @@ from gateway.proxy.upstream import Selection, Upstream
 from gateway.proxy.websocket import relay_websocket
 from gateway.sigv4 import (
     QUERY_AUTH_PARAMETERS,
+    STREAMING_UNSIGNED_PAYLOAD_TRAILER,
     UNSIGNED_PAYLOAD,
     HttpRequest,
     Verified,
@@ -73,6 +74,7 @@ from gateway.sigv4 import (
     signed_service,
 )
 from gateway.sigv4.checksums import ExpectedChecksum, expected_checksum
+from gateway.sigv4.chunked import TrailerFramer
 from gateway.sigv4.sigv2 import SIGV2_QUERY_PARAMETERS, is_sigv2
 from gateway.web.middleware import CLIENT_ABORTS, service_error
 from gateway.web.request import call_record, http_request, raw_headers
@@ -428,6 +430,14 @@ async def _client_body(request: web.Request) -> AsyncIterator[bytes]:
         raise IncompleteBody("The request body ended before it was complete.") from None
 
 
+async def _framed(guard: BodyGuard, framer: TrailerFramer) -> AsyncIterator[bytes]:
+    """The checked body re-framed with its (verified) trailer; the trailer goes last."""
+    async for piece in guard:
+        for chunk in framer.feed(piece):
+            yield chunk
+    yield framer.finish(guard.trailers[framer.name])
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class _Authorized:
@@ -505,6 +515,22 @@ async def _forward(
             _client_body(request), streaming=streaming, length=request.content_length, checksum=checksum
         )
         data = aiter(guard)
+        if streaming.trailer_names and settings.auth == "resign" and upstream.signing_service == "s3":
+            # Keep the trailing checksum for the upstream to check too: re-framed, since the
+            # client's chunk signatures are bound to the client's key.
+            framer = TrailerFramer(length, streaming.trailer_names[0])
+            out.extend(
+                (
+                    ("Content-Encoding", "aws-chunked"),
+                    ("x-amz-decoded-content-length", str(length)),
+                    ("x-amz-trailer", framer.name),
+                )
+            )
+            upstream_hash, length, data = (
+                STREAMING_UNSIGNED_PAYLOAD_TRAILER,
+                framer.wire_length,
+                _framed(guard, framer),
+            )
     elif request.body_exists or request.method not in _NO_BODY_METHODS:
         length = request.content_length
         expected = verified.payload_hash if verified.payload_signed and not verified.payload_checked else None

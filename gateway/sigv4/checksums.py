@@ -32,6 +32,7 @@ __all__ = [
     "decode_value",
     "expected_checksum",
     "new_checksum",
+    "value_length",
 ]
 
 PREFIX: Final = "x-amz-checksum-"
@@ -92,6 +93,11 @@ def new_checksum(name: str) -> Checksum:
     if factory is None:
         raise InvalidRequest(f"The checksum {name[:64]} is not one S3 defines.")
     return factory()
+
+
+def value_length(name: str) -> int:
+    """The length of the base64 value of checksum header ``name`` (``x-amz-checksum-crc32``: 8)."""
+    return -(-_SIZES[name] // 3) * 4
 
 
 def checksum_value(name: str, data: bytes) -> str:

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Final, final
 
 from gateway.errors import IncompleteBody, InvalidParameterValue, ServiceError, SignatureDoesNotMatch
-from gateway.sigv4.checksums import CHECKSUM_HEADERS, check_digest, checksum_value, new_checksum
+from gateway.sigv4.checksums import CHECKSUM_HEADERS, check_digest, checksum_value, new_checksum, value_length
 from gateway.sigv4.model import (
     EMPTY_SHA256,
     STREAMING_AWS4_HMAC_SHA256_PAYLOAD,
@@ -52,6 +52,7 @@ __all__ = [
     "MAX_TRAILER_LEN",
     "STREAMING_PAYLOADS",
     "ChunkedDecoder",
+    "TrailerFramer",
     "checksum_value",
     "encode_unsigned_chunked",
     "sign_chunked",
@@ -448,3 +449,54 @@ def encode_unsigned_chunked(chunks: Iterable[bytes], trailer: Sequence[tuple[str
         if data:
             yield f"{len(data):x}\r\n".encode("ascii") + data + _CRLF
     yield b"0\r\n" + _trailer_block(trailer).replace("\n", "\r\n").encode("ascii") + _CRLF
+
+
+@final
+class TrailerFramer:
+    """Re-frame a decoded body as ``STREAMING-UNSIGNED-PAYLOAD-TRAILER`` for an upstream, streaming.
+
+    A proxy re-signing an ``aws-chunked`` upload with a trailing checksum cannot pass the client's
+    chunk signatures on (they are bound to the client's key), but can keep the trailer, so the
+    upstream checks the checksum too. Chunks are of a fixed ``chunk_size`` (the last one shorter),
+    so the wire length (:attr:`wire_length`, the ``Content-Length`` to announce) is known from the
+    decoded length before the first byte: ``feed`` the decoded pieces, then ``finish`` with the
+    verified trailer value. Holds less than one chunk.
+    """
+
+    __slots__ = ("_buf", "_size", "name", "wire_length")
+
+    def __init__(self, decoded_length: int, trailer_name: str, *, chunk_size: int = 64 * 1024) -> None:
+        if chunk_size < 1 or decoded_length < 0:
+            raise ValueError("chunk_size must be positive and decoded_length not negative")
+        self.name = trailer_name
+        self._size = chunk_size
+        self._buf = bytearray()
+        full, rest = divmod(decoded_length, chunk_size)
+        frame = len(f"{chunk_size:x}") + 4 + chunk_size
+        last = len(f"{rest:x}") + 4 + rest if rest else 0
+        trailer = len(trailer_name) + 1 + value_length(trailer_name) + 2
+        self.wire_length = full * frame + last + 3 + trailer + 2
+
+    def _chunk(self, data: bytes | bytearray | memoryview) -> bytes:
+        return b"".join((f"{len(data):x}\r\n".encode("ascii"), data, _CRLF))
+
+    def feed(self, piece: bytes) -> list[bytes]:
+        """The whole chunks ``piece`` completes."""
+        self._buf += piece
+        size = self._size
+        if len(self._buf) < size:
+            return []
+        out = []
+        with memoryview(self._buf) as view:
+            start = 0
+            while len(self._buf) - start >= size:
+                out.append(self._chunk(view[start : start + size]))
+                start += size
+        del self._buf[:start]
+        return out
+
+    def finish(self, trailer_value: str) -> bytes:
+        """The last chunk, the final one and the trailer."""
+        last = self._chunk(self._buf) if self._buf else b""
+        self._buf = bytearray()
+        return last + f"0\r\n{self.name}:{trailer_value}\r\n\r\n".encode("ascii")

@@ -43,7 +43,7 @@ from gateway.sigv4 import (
     sign_chunked,
     verify,
 )
-from gateway.sigv4.chunked import CHECKSUM_TRAILERS, MAX_CHUNK_LINE
+from gateway.sigv4.chunked import CHECKSUM_TRAILERS, MAX_CHUNK_LINE, TrailerFramer
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 AKID = "ASIAFEDGATEEXAMPLE01"
@@ -674,3 +674,15 @@ def test_botocore_uploads_round_trip(
     tampered[len(body) // 2] ^= 0x01
     _, error = decode(ctx, bytes(tampered), step=1 << 20)
     assert isinstance(error, BadDigest)
+
+
+@pytest.mark.parametrize("length", [0, 1, 65535, 65536, 65537, 200_000])
+@pytest.mark.parametrize("name", sorted(CHECKSUM_TRAILERS))
+def test_trailer_framer(length: int, name: str) -> None:
+    payload = secrets.token_bytes(length)
+    framer = TrailerFramer(length, name)
+    body = b"".join(piece for part in split(payload, 7000) for piece in framer.feed(part))
+    body += framer.finish(checksum_value(name, payload))
+    assert len(body) == framer.wire_length
+    ctx = context_of(upload(STREAMING_UNSIGNED_PAYLOAD_TRAILER, payload, checksum=name))
+    assert decode(ctx, body) == (payload, None)
