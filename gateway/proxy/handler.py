@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, final
@@ -43,6 +43,8 @@ from gateway.errors import (
     UnreadableSessionToken,
 )
 from gateway.iam import permissions
+from gateway.iam.catalog import CatalogSnapshot
+from gateway.iam.permissions import ContextValue
 from gateway.policy import Decision
 from gateway.proxy.body import BodyGuard
 from gateway.proxy.deletes import (
@@ -347,15 +349,16 @@ class _DeletePlan:
 
 
 def _plan_deletes(
-    snapshot: Any,
+    snapshot: CatalogSnapshot,
     claims: SessionClaims,
-    context: dict[str, Any],
+    context: Mapping[str, ContextValue],
     mapped: Mapped,
     body: bytes,
     header_map: dict[str, str],
     record: CallRecord,
     outcome: dict[str, Any],
 ) -> _DeletePlan:
+    """Check the body, decide each key; what to answer or forward."""
     check_integrity(body, header_map.get("content-md5"), expected_checksum(header_map.items()))
     document = parse_delete(body)
     bucket = mapped.path.removeprefix("/")

@@ -104,3 +104,16 @@ def test_sigv2_refused_by_default_says_how_to_sign_v4(
         body = error.read().decode()
     assert error.code == 400 and "<Code>InvalidRequest</Code>" in body
     assert "AWS4-HMAC-SHA256" in body and 'signature_version="s3v4"' in body.replace("&quot;", '"')
+
+
+def test_aws_cli_v1_presign_is_sigv2(
+    v2_gateway: ProxyGateway, v2_creds: dict[str, str], moto: Moto, tmp_path: Path
+) -> None:
+    moto.client().put_object(Bucket=BUCKET, Key="public/cli-v2.txt", Body=b"aws s3 presign")
+    done = run(
+        ["aws", "s3", "presign", f"s3://{BUCKET}/public/cli-v2.txt", "--endpoint-url", v2_gateway.s3_url],
+        client_env(v2_creds, tmp_path),
+    )
+    url = done.stdout.strip()
+    assert done.returncode == 0 and "AWSAccessKeyId=" in url, done.stderr
+    assert _fetch(url) == b"aws s3 presign"
