@@ -16,29 +16,36 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, final
 from xml.sax.saxutils import escape
 
 from lxml import etree
 
+from gateway.credentials import SessionClaims
 from gateway.errors import BadDigest, InvalidDigest, InvalidRequest, MalformedXML
+from gateway.iam import permissions
+from gateway.iam.catalog import CatalogSnapshot
 from gateway.iam.permissions import Check, ContextValue
+from gateway.policy import Decision
 from gateway.proxy.s3 import object_arn
-from gateway.sigv4.checksums import ExpectedChecksum
+from gateway.sigv4.checksums import ExpectedChecksum, expected_checksum
 from gateway.xmlsafe import UnsafeXML, parse_untrusted
 
 __all__ = [
     "MAX_DELETE_BODY",
     "MAX_DELETE_KEYS",
     "DeleteObjects",
+    "DeletePlan",
     "DeleteTarget",
     "check_integrity",
     "denied_only",
     "forwarded_body",
     "merge_result",
     "parse_delete",
+    "plan_deletes",
+    "with_content_md5",
 ]
 
 #: The largest DeleteObjects body read: 1000 keys of 1024 bytes, escaped, with room to spare.
@@ -181,3 +188,69 @@ def merge_result(upstream: bytes, denied: Sequence[DeleteTarget], *, quiet: bool
                 field = etree.SubElement(error, etree.QName(namespace, name) if namespace else name)
                 field.text = value
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class DeletePlan:
+    """What to do with a DeleteObjects request: answer ``result`` (no key allowed), or forward
+    ``body`` (the allowed keys, with its ``content_md5``) and ``merge`` the upstream's answer.
+    ``checks`` are the per-key checks (for the audit's resources), ``outcome`` the audit's
+    ``decision``, ``deniedBy`` and ``deniedKeys``."""
+
+    checks: tuple[Check, ...]
+    outcome: dict[str, Any]
+    result: bytes = b""
+    body: bytes | None = None
+    content_md5: str = ""
+    merge: Callable[[bytes], bytes | None] | None = None
+
+
+def plan_deletes(
+    snapshot: CatalogSnapshot,
+    claims: SessionClaims,
+    context: Mapping[str, ContextValue],
+    bucket: str,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> DeletePlan:
+    """Check the body (``headers`` by lowercase name), decide each key: what to answer or forward."""
+    check_integrity(body, headers.get("content-md5"), expected_checksum(headers.items()))
+    document = parse_delete(body)
+    checks = tuple(target.check(bucket) for target in document.objects)
+    allowed: list[DeleteTarget] = []
+    denied: list[DeleteTarget] = []
+    denial: Decision | None = None
+    for target, check in zip(document.objects, checks, strict=True):
+        decision = permissions.decide(snapshot, claims, (check,), context)
+        if decision.allowed:
+            allowed.append(target)
+        else:
+            denied.append(target)
+            denial = denial or decision
+    outcome: dict[str, Any] = {"decision": "allowed" if denial is None else denial.kind}
+    if denial is not None:
+        outcome["deniedBy"] = denial.denied_by
+        outcome["deniedKeys"] = len(denied)
+    if not allowed:
+        return DeletePlan(checks, outcome, result=denied_only(denied))
+    forwarded, md5 = forwarded_body(allowed, quiet=document.quiet)
+    return DeletePlan(
+        checks,
+        outcome,
+        body=forwarded,
+        content_md5=md5,
+        merge=lambda answer: merge_result(answer, denied, quiet=document.quiet),
+    )
+
+
+def with_content_md5(headers: tuple[tuple[str, str], ...], md5: str) -> tuple[tuple[str, str], ...]:
+    """``headers`` with the client's integrity headers (which describe its body, not the one
+    forwarded) replaced by the forwarded body's ``Content-MD5``."""
+    kept = tuple(
+        (name, value)
+        for name, value in headers
+        if name.lower() not in ("content-md5", "x-amz-sdk-checksum-algorithm")
+        and not name.lower().startswith("x-amz-checksum-")
+    )
+    return (*kept, ("Content-MD5", md5))

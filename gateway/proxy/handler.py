@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, final
@@ -43,18 +43,9 @@ from gateway.errors import (
     UnreadableSessionToken,
 )
 from gateway.iam import permissions
-from gateway.iam.catalog import CatalogSnapshot
-from gateway.iam.permissions import ContextValue
 from gateway.policy import Decision
 from gateway.proxy.body import BodyGuard
-from gateway.proxy.deletes import (
-    MAX_DELETE_BODY,
-    check_integrity,
-    denied_only,
-    forwarded_body,
-    merge_result,
-    parse_delete,
-)
+from gateway.proxy.deletes import MAX_DELETE_BODY, plan_deletes, with_content_md5
 from gateway.proxy.headers import forwarded_headers, request_headers, response_headers
 from gateway.proxy.mapping import Mapped, ProxyRequest
 from gateway.proxy.paths import join_path
@@ -256,10 +247,12 @@ async def proxy_request(
         if mapped.delete_objects:
             if body is None or verified.streaming is not None:
                 raise InvalidRequest("DeleteObjects takes its XML body whole, not aws-chunked.")
-            plan = _plan_deletes(snapshot, claims, context, mapped, body, header_map, record, outcome)
+            plan = plan_deletes(snapshot, claims, context, mapped.path.removeprefix("/"), body, header_map)
+            record.resources = [(check.action, check.resource) for check in plan.checks]
+            outcome.update(plan.outcome)
             if plan.body is None:
                 return web.Response(body=plan.result, content_type="application/xml")
-            body, headers, rewrite = plan.body, _with_content_md5(headers, plan.content_md5), plan.merge
+            body, headers, rewrite = plan.body, with_content_md5(headers, plan.content_md5), plan.merge
             checksum = None
         else:
             decision = permissions.decide(snapshot, claims, mapped.checks, context)
@@ -334,68 +327,6 @@ async def _authenticate(
         opened=opened,
     )
     return auth, body
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class _DeletePlan:
-    """What to do with a DeleteObjects request: answer ``result`` (no key allowed), or forward
-    ``body`` (the allowed keys, with its ``content_md5``) and ``merge`` the upstream's answer."""
-
-    result: bytes = b""
-    body: bytes | None = None
-    content_md5: str = ""
-    merge: Callable[[bytes], bytes | None] | None = None
-
-
-def _plan_deletes(
-    snapshot: CatalogSnapshot,
-    claims: SessionClaims,
-    context: Mapping[str, ContextValue],
-    mapped: Mapped,
-    body: bytes,
-    header_map: dict[str, str],
-    record: CallRecord,
-    outcome: dict[str, Any],
-) -> _DeletePlan:
-    """Check the body, decide each key; what to answer or forward."""
-    check_integrity(body, header_map.get("content-md5"), expected_checksum(header_map.items()))
-    document = parse_delete(body)
-    bucket = mapped.path.removeprefix("/")
-    checks = [target.check(bucket) for target in document.objects]
-    record.resources = [(check.action, check.resource) for check in checks]
-    allowed, denied = [], []
-    denial: Decision | None = None
-    for target, check in zip(document.objects, checks, strict=True):
-        decision = permissions.decide(snapshot, claims, (check,), context)
-        if decision.allowed:
-            allowed.append(target)
-        else:
-            denied.append(target)
-            denial = denial or decision
-    outcome["decision"] = "allowed" if denial is None else denial.kind
-    if denial is not None:
-        outcome["deniedBy"] = denial.denied_by
-        outcome["deniedKeys"] = len(denied)
-    if not allowed:
-        return _DeletePlan(result=denied_only(denied))
-    forwarded, md5 = forwarded_body(allowed, quiet=document.quiet)
-    return _DeletePlan(
-        body=forwarded,
-        content_md5=md5,
-        merge=lambda answer: merge_result(answer, denied, quiet=document.quiet),
-    )
-
-
-# The client's integrity headers describe its body, not the one fedgate forwards for DeleteObjects.
-def _with_content_md5(headers: tuple[tuple[str, str], ...], md5: str) -> tuple[tuple[str, str], ...]:
-    kept = tuple(
-        (name, value)
-        for name, value in headers
-        if name.lower() not in ("content-md5", "x-amz-sdk-checksum-algorithm")
-        and not name.lower().startswith("x-amz-checksum-")
-    )
-    return (*kept, ("Content-MD5", md5))
 
 
 def _body_hash_needed(http: HttpRequest, header_map: dict[str, str], upstream: Upstream) -> bool:
