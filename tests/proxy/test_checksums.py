@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.sigv4.checksums import CHECKSUM_HEADERS, checksum_value
 from gateway.sigv4.chunked import encode_unsigned_chunked
-from tests.proxy.clients import client_env, run_js_s3
 from tests.proxy.conftest import BUCKET, Moto, ProxyGateway
 from tests.proxy.helpers import send, signed
 
@@ -93,31 +89,3 @@ def _trailer_put(gateway: ProxyGateway, credentials: dict[str, str], key: str, n
     )
     body = b"".join(encode_unsigned_chunked([PAYLOAD[:50000], PAYLOAD[50000:]], [(name, value)]))
     return send(gateway.port, "PUT", target, [*signed_headers, ("Content-Length", str(len(body)))], body)
-
-
-def test_js_sdk_100_mb_upload_with_crc32c_trailer(
-    gateway: ProxyGateway, session_credentials: dict[str, str], moto: Moto, tmp_path: Path
-) -> None:
-    """The JS SDK streams a file as aws-chunked with the checksum in a trailer; fedgate checks it."""
-    path = tmp_path / "big.bin"
-    piece = os.urandom(1024 * 1024)
-    with path.open("wb") as out:
-        for _ in range(100):
-            out.write(piece)
-    key = "public/js-100mb.bin"
-    result = run_js_s3(
-        gateway.s3_url,
-        client_env(session_credentials, tmp_path),
-        "put-file",
-        BUCKET,
-        key,
-        str(path),
-        "CRC32C",
-    )
-    assert "ETag" in result, result
-    assert moto.client().head_object(Bucket=BUCKET, Key=key)["ContentLength"] == 100 * 1024 * 1024
-    last = moto.client().get_object(Bucket=BUCKET, Key=key, Range=f"bytes={99 * 1024 * 1024}-")
-    assert last["Body"].read() == piece
-    events = [json.loads(line) for line in gateway.audit_path.read_text().splitlines()]
-    put = [e for e in events if e["eventName"] == "PutObject" and key in json.dumps(e)][-1]
-    assert "errorCode" not in put

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from gateway.sigv4.checksums import checksum_value
 from gateway.testing import OIDCTestIssuer
 from tests.conftest import BackgroundLoop
 from tests.conftest import serve_app as start_gateway
@@ -226,3 +228,32 @@ def test_s3cmd_sync_delete_removed(
     deletes = [e for e in events if e["eventName"] == "DeleteObjects"]
     assert deletes and deletes[-1]["additionalEventData"]["deniedKeys"] == 1
     assert stored(backend, prefix + "new") == b"new file"
+
+
+@pytest.mark.timeout(240)
+def test_js_sdk_100_mb_upload_with_crc32c_trailer(
+    background_loop: BackgroundLoop, issuer: OIDCTestIssuer, seaweed: SeaweedS3, tmp_path: Path
+) -> None:
+    """The JS SDK streams a file as aws-chunked with a CRC32C trailer: fedgate checks it on the way
+    and re-frames it, trailer kept, for SeaweedFS, which checks it again (moto would take minutes
+    to search 100 MB for the trailer)."""
+    piece = os.urandom(1024 * 1024)
+    path = tmp_path / "big.bin"
+    with path.open("wb") as out:
+        for _ in range(100):
+            out.write(piece)
+    config = proxy_config(issuer, seaweed.url, tmp_path / "audit.jsonl")
+    runner, port, app = background_loop.run(start_gateway(config))
+    try:
+        gateway = ProxyGateway(f"http://127.0.0.1:{port}", f"http://localhost:{port}", port, app, tmp_path)
+        env = client_env(assume_role(gateway, issuer), tmp_path)
+        key = "public/js-100mb.bin"
+        result = run_js_s3(gateway.s3_url, env, "put-file", BUCKET, key, str(path), "CRC32C")
+        assert "ETag" in result, result
+        assert result["checksum"] in (None, checksum_value("x-amz-checksum-crc32c", piece * 100))
+        head = seaweed.client().head_object(Bucket=BUCKET, Key=key)
+        assert head["ContentLength"] == 100 * 1024 * 1024
+        last = seaweed.client().get_object(Bucket=BUCKET, Key=key, Range=f"bytes={99 * 1024 * 1024}-")
+        assert last["Body"].read() == piece
+    finally:
+        background_loop.run(runner.cleanup())
