@@ -119,8 +119,8 @@ async def proxy_dispatch(request: web.Request, handler: Handler) -> web.StreamRe
     """Route requests that match an upstream to the proxy; leave the rest to the router.
 
     The service a request is signed for decides first, so one base URL serves every service
-    (``AWS_ENDPOINT_URL``): STS and IAM calls go to the Query API whatever the upstreams match,
-    and so do unsigned Query calls on ``/`` (AssumeRoleWithWebIdentity, AssumeRoleWithSAML);
+    (``AWS_ENDPOINT_URL``): STS and IAM calls on ``/`` go to the Query API whatever the upstreams
+    match, and so do unsigned Query calls there (AssumeRoleWithWebIdentity, AssumeRoleWithSAML);
     unsigned probes (``/healthz``, ``/readyz``) are never an upstream's.
     """
     runtime = request.app.get(keys.PROXY)
@@ -130,7 +130,7 @@ async def proxy_dispatch(request: web.Request, handler: Handler) -> web.StreamRe
         if service is None:
             if raw_path in _PROBES or (raw_path == "/" and _unsigned_query_call(request, raw_query)):
                 return await handler(request)
-        elif service in _QUERY_SERVICES:
+        elif service in _QUERY_SERVICES and raw_path == "/":
             return await handler(request)
         selection = runtime.table.select(_host(request), raw_path, service)
         if selection is not None:
