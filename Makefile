@@ -1,5 +1,6 @@
 # fedgate: one command to serve the demo, one to run every test.
-#   make serve   installs into .venv (first time) and runs the gateway on config/demo.yaml
+#   make serve   installs fedgate alone into .venv (first time; no test extras) and runs the gateway
+#                on config/demo.yaml
 #   make test    installs (first time), then lint, type-check and the whole test suite
 #   make install the Python venv with the test extras, and the JS SDK the tests drive (npm ci)
 #   make bench   runs the benchmarks in bench/ (prints ratios against peers)
@@ -27,7 +28,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-serve: $(VENV)/.installed
+# What running needs, and nothing more: fedgate and its dependencies, without the test extras.
+$(VENV)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+serve: $(VENV)/.runtime
 	$(BIN)/fedgate serve --config $(CONFIG)
 
 lint: install

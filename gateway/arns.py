@@ -1,6 +1,7 @@
 """IAM ARNs: the one place they are spelled and taken apart.
 
-Roles are ``arn:aws:iam::ACCOUNT:role{path}{name}``, managed policies
+Roles are ``arn:aws:iam::ACCOUNT:role{path}{name}``, users ``...:user{path}{name}``, groups
+``...:group{path}{name}``, managed policies
 ``arn:aws:iam::ACCOUNT:policy{path}{name}``, identity providers
 ``arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH`` and ``arn:aws:iam::ACCOUNT:saml-provider/NAME``.
 Paths start and end with ``/`` (``/`` alone by default). Pure functions, no I/O.
@@ -11,11 +12,13 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "group_arn",
     "oidc_provider_arn",
     "parse_role_arn",
     "policy_arn",
     "role_arn",
     "saml_provider_arn",
+    "user_arn",
 ]
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\x21-\x7e]*/)?([\w+=,.@-]{1,64})$")
@@ -25,6 +28,16 @@ _MAX_ARN = 2048
 def role_arn(account_id: str, path: str, name: str) -> str:
     """The ARN of the role ``name`` at ``path`` in ``account_id``."""
     return f"arn:aws:iam::{account_id}:role{path}{name}"
+
+
+def user_arn(account_id: str, path: str, name: str) -> str:
+    """The ARN of the IAM user ``name`` at ``path`` in ``account_id``."""
+    return f"arn:aws:iam::{account_id}:user{path}{name}"
+
+
+def group_arn(account_id: str, path: str, name: str) -> str:
+    """The ARN of the IAM group ``name`` at ``path`` in ``account_id``."""
+    return f"arn:aws:iam::{account_id}:group{path}{name}"
 
 
 def policy_arn(account_id: str, path: str, name: str) -> str:

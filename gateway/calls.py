@@ -2,8 +2,8 @@
 
 A :class:`CallRecord` starts with what the transport knows (the request id and the request's
 :class:`~gateway.context.Transport` facts) and collects facts as the call is decided: the parameters
-that were asked for, the federated identity the call verified, the session whose signature it
-carried, the resources it touched, the response it returned. It holds facts, not CloudTrail
+that were asked for, the federated identity the call verified, the session or user whose
+signature it carried, the resources it touched, the response it returned. It holds facts, not CloudTrail
 shapes: the audit trail (:mod:`gateway.audit.events`) spells them, one builder per ``userIdentity`` shape,
 so the same principal reads the same wherever it appears. Domain code (STS, the proxy's decision)
 records facts here; adapters add what only they know (how a browser sign-in arrived).
@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.context import Transport
 from gateway.credentials import SessionClaims
+from gateway.iam.caller import Caller
 from gateway.identity import Identity
 
 __all__ = ["CallRecord"]
@@ -32,7 +33,9 @@ class CallRecord:
         request_parameters: the parameters asked for, named as the API names them (lowerCamel);
             the audit trail keeps only those on its allowlist.
         identity: the federated identity the call verified (AssumeRoleWith*, browser sign-in).
-        session: the session whose signature the call carried (a signed call).
+        session: the session whose signature the call carried (a call signed by a role session).
+        caller: whoever signed the call: a role session (then ``session`` is its claims) or an
+            IAM user with a long-term access key.
         sign_in_via: how a browser or CLI sign-in arrived (``web``, ``cli``, ``device``), or ``None``.
         response_elements: what the call returned, for the audit trail (never a secret).
         resources: ``(type, ARN)`` of what the call acted on.
@@ -43,6 +46,7 @@ class CallRecord:
     request_parameters: dict[str, Any] | None = None
     identity: Identity | None = None
     session: SessionClaims | None = None
+    caller: Caller | None = None
     sign_in_via: str | None = None
     response_elements: dict[str, Any] | None = None
     resources: list[tuple[str, str]] = field(default_factory=list)

@@ -5,6 +5,9 @@ of its own, and a feature that needs one tests a provider for it (``isinstance(p
 rather than for its class or its kind. A third-party provider gains a feature by implementing the
 protocol, with no fedgate plugin to import.
 
+:class:`Probeable`: the provider can fetch what it needs from its issuer on demand, so
+``fedgate check-config --online`` can tell whether the issuer is reachable.
+
 :class:`SAMLServiceProviderCapable`: fedgate can be the SAML service provider of the provider's IdP
 (browser sign-in and single logout). The provider builds and reads every SAML message of the SP
 side (AuthnRequests, SP metadata, the response at the ACS, logout requests and responses), so the
@@ -20,6 +23,7 @@ from typing import Literal, Protocol, runtime_checkable
 from gateway.identity import Identity
 
 __all__ = [
+    "Probeable",
     "SAMLLogoutMessage",
     "SAMLServiceProvider",
     "SAMLServiceProviderCapable",
@@ -115,6 +119,16 @@ class SAMLServiceProvider(Protocol):
 
     async def logout_response_url(self, *, in_response_to: str, relay_state: str) -> str | None:
         """The IdP URL carrying a signed, successful LogoutResponse, or ``None`` if it has no SLO."""
+        ...
+
+
+@runtime_checkable
+class Probeable(Protocol):
+    """A provider that can reach its issuer on demand (after ``start()``)."""
+
+    async def probe(self) -> None:
+        """Fetch what verification needs now (discovery and keys, metadata); raise
+        :class:`~gateway.errors.IDPCommunicationError` naming what could not be fetched."""
         ...
 
 

@@ -10,28 +10,45 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
+import socket
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from datetime import UTC
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 from gateway.agent.cli import add_agent_command
+from gateway.check_cli import add_check_command
 from gateway.cliopts import add_config_argument
 from gateway.config import GatewayConfig
 from gateway.db_cli import MEMORY_DATABASE_HINT, NoSharedDatabase, add_db_commands, run_with_database
-from gateway.errors import ConfigError, DatabaseError, DatabaseUnavailable, PluginError
+from gateway.errors import (
+    CommandError,
+    ConfigError,
+    DatabaseError,
+    DatabaseUnavailable,
+    PluginError,
+    ServiceUnavailable,
+)
 from gateway.healthcheck import add_command as add_healthcheck_command
+from gateway.iam_cli import add_iam_commands
 from gateway.login_cli import add_commands as add_login_commands
 from gateway.logs import configure_logging
 from gateway.plugin_host import PluginHost, disabled_from_env
 from gateway.simulate_cli import add_simulate_command
 
+if TYPE_CHECKING:  # aiohttp is imported only by the commands that serve (credential-process starts fast)
+    from aiohttp import web
+
 __all__ = [
     "add_config_argument",
     "build_parser",
+    "explain",
     "main",
 ]
 
@@ -45,6 +62,9 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
         description="Federation and token gateway: OIDC/SAML identities in, AWS STS credentials out.",
     )
     parser.add_argument("--version", action="version", version=f"fedgate {version('fedgate')}")
+    parser.add_argument(
+        "--debug", action="store_true", help="on a failure, print the traceback beside the one-line message"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser(
@@ -67,14 +87,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
-    check = sub.add_parser(
-        "check-config",
-        help="validate a configuration file and exit",
-        description="Validate a configuration file: exit 0 and a summary when valid, 1 and every "
-        "problem (each naming its key path) when not.",
-    )
-    add_config_argument(check)
-    check.set_defaults(handler=_check_config)
+    add_check_command(sub)
 
     revoke = sub.add_parser(
         "revoke-sessions",
@@ -103,10 +116,15 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     )
     reference.set_defaults(handler=lambda args: _config_reference(host))
 
-    plugins = sub.add_parser("plugins", help="list loaded plugins", description="List the loaded plugins.")
+    plugins = sub.add_parser(
+        "plugins",
+        help="list loaded plugins",
+        description="List the loaded plugins, each with the distribution (and its version) it comes from.",
+    )
     plugins.set_defaults(handler=lambda args: _plugins(host))
 
     add_db_commands(sub)
+    add_iam_commands(sub)
     add_simulate_command(sub)
     add_healthcheck_command(sub)
     add_login_commands(sub)
@@ -125,24 +143,27 @@ def _positive(value: str) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
     from gateway.db import target_for
-    from gateway.startup import load
+    from gateway.startup import load, preflight
     from gateway.web.server import run
 
     config, host = load(args.config)
     database = target_for(config.database)
     if args.workers > 1 and database.in_memory:
-        print(
-            f"fedgate: --workers {args.workers} needs a database the workers share: {MEMORY_DATABASE_HINT}",
-            file=sys.stderr,
+        raise CommandError(
+            f"--workers {args.workers} needs a database the workers share: {MEMORY_DATABASE_HINT}"
         )
-        return 2
+    preflight(config)  # in this process, before binding or forking: one message, not one per worker
     configure_logging(config.log_level)
     bind_host = args.host or config.listen.host
     port = args.port if args.port is not None else config.listen.port
+    if args.workers > 1:
+        config = _shared_secrets(config)
+    app = create_app(config, host=host)  # here, so a plugin's refusal is said once, not per worker
+    sock = _listen(bind_host, port)
     log.info(
         "fedgate starting",
         extra={
-            "listen": f"{bind_host}:{port}",
+            "listen": f"{bind_host}:{sock.getsockname()[1]}",
             "store": config.store.backend,
             "database": "memory" if database.in_memory else database.backend,
             "plugins": host.names(),
@@ -150,10 +171,36 @@ def _serve(args: argparse.Namespace) -> int:
         },
     )
     if args.workers > 1:
-        return _serve_workers(config, host, bind_host, port, args.workers)
-    run(create_app(config, host=host), host=bind_host, port=port)
+        return _serve_workers(app, sock, args.workers)
+    run(app, sock=sock)
     log.info("fedgate stopped")
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` and listening; :class:`CommandError` when it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandError(
+                f"cannot listen on {host}:{port}: the address is already in use; stop the server using it "
+                "or choose another port (--port or listen.port)"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise CommandError(
+                f"cannot listen on {host}:{port}: permission denied; use a port above 1023 (--port or "
+                "listen.port)"
+            ) from None
+        raise CommandError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; check --host and listen.host"
+        ) from None
+    sock.listen(1024)
+    return sock
 
 
 def _shared_secrets(config: GatewayConfig) -> GatewayConfig:
@@ -185,35 +232,37 @@ def _shared_secrets(config: GatewayConfig) -> GatewayConfig:
     return config.model_copy(update=update) if update else config
 
 
-def _serve_workers(config: GatewayConfig, host: PluginHost, bind_host: str, port: int, workers: int) -> int:
-    """Serve with ``workers`` forked processes accepting on one socket bound here."""
+def _serve_workers(app: web.Application, sock: socket.socket, workers: int) -> int:
+    """Serve ``app`` with ``workers`` forked processes accepting on ``sock``, bound here."""
     import signal
-    import socket
 
-    from gateway.app import create_app
     from gateway.web.server import run
 
-    config = _shared_secrets(config)
-    family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((bind_host, port))
-    sock.listen(1024)
     sock.set_inheritable(True)
+    # A worker that fails in a way a user can fix writes its one line here; the parent prints each
+    # distinct line once.
+    reasons_in, reasons_out = os.pipe()
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the worker
+            os.close(reasons_in)
             code = 0
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers with SIGTERM
-                run(create_app(config, host=host), sock=sock)
-            except BaseException:
-                log.exception("worker failed")
-                code = 1
+                run(app, sock=sock)
+            except BaseException as exc:
+                reason = explain(exc)
+                if reason is None:
+                    log.exception("worker failed")
+                    code = 1
+                else:
+                    os.write(reasons_out, (reason + "\n").encode())
+                    code = 2
             os._exit(code)
         children.append(pid)
     sock.close()
+    os.close(reasons_out)
 
     def stop(signum: int, frame: object) -> None:
         for child in children:
@@ -230,22 +279,15 @@ def _serve_workers(config: GatewayConfig, host: PluginHost, bind_host: str, port
                 break
             except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for clarity
                 continue
-        if os.waitstatus_to_exitcode(code) not in (0, -signal.SIGTERM):
-            status = 1
+        exit_code = os.waitstatus_to_exitcode(code)
+        if exit_code not in (0, -signal.SIGTERM):
+            status = max(status, exit_code if exit_code == 2 else 1)
+    with os.fdopen(reasons_in, "rb") as pipe:
+        reasons = list(dict.fromkeys(pipe.read().decode(errors="replace").splitlines()))
+    for reason in reasons:
+        print(f"fedgate: {reason}", file=sys.stderr)
     log.info("fedgate stopped")
     return status
-
-
-def _check_config(args: argparse.Namespace) -> int:
-    from gateway.startup import load
-
-    config, host = load(args.config)
-    print(
-        f"{args.config}: OK (account {config.account_id}, {len(config.providers)} provider(s), "
-        f"{len(config.roles)} role(s), {len(config.policies)} policy(ies), store {config.store.backend}, "
-        f"plugins: {', '.join(host.names())})"
-    )
-    return 0
 
 
 def _revoke_sessions(args: argparse.Namespace) -> int:
@@ -296,38 +338,66 @@ def _config_reference(host: PluginHost) -> int:
 
 
 def _plugins(host: PluginHost) -> int:
+    dists = host.distributions()
+    width = max((len(n) for n in host.names()), default=0)
     for name in host.names():
-        print(name)
+        print(f"{name:<{width}}  {dists.get(name, '(registered directly)')}")
     return 0
 
 
+def explain(exc: BaseException) -> str | None:
+    """The message (naming the cause and the fix) for a failure a user can cause; ``None`` for a bug.
+
+    One line per problem: an invalid configuration lists each key path on its own line.
+    """
+    if isinstance(exc, ConfigError):
+        return "\n".join(f"invalid configuration: {line}" for line in str(exc).splitlines() or ["?"])
+    if isinstance(exc, PluginError):
+        return f"plugin error: {exc} (disable a plugin with FEDGATE_DISABLE_PLUGINS=NAME)"
+    if isinstance(exc, DatabaseUnavailable):
+        from gateway.db import unavailable_reason
+
+        return (
+            f"the IAM database is unreachable ({unavailable_reason(exc)}); check database.url and that the "
+            "server is running"
+        )
+    if isinstance(exc, DatabaseError | CommandError):
+        return f"database: {exc}" if isinstance(exc, DatabaseError) else str(exc)
+    if isinstance(exc, ServiceUnavailable):
+        what = exc.message or "a service fedgate needs is unavailable"
+        return f"{what}; check store.url and that Redis is running"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}; check the path and its permissions"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fedgate`` console script."""
+    """Entry point of the ``fedgate`` console script.
+
+    The one place a failure becomes what the user reads: :func:`explain`'s lines on stderr and exit
+    status 2 (the traceback too with ``--debug``); anything it cannot explain is a bug and keeps
+    its traceback.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, before or after the command
+    argv = [arg for arg in argv if arg != "--debug"]
     try:
         host = PluginHost(disabled=disabled_from_env())
         parser = build_parser(host)
         args = parser.parse_args(argv)
         return int(args.handler(args))
-    except ConfigError as exc:
-        print(f"fedgate: invalid configuration:\n{exc}", file=sys.stderr)
-        return 1
-    except PluginError as exc:
-        print(f"fedgate: plugin error: {exc}", file=sys.stderr)
-        return 1
-    except DatabaseUnavailable as exc:
-        from gateway.db import unavailable_reason
-
-        print(
-            f"fedgate: the IAM database is unreachable ({unavailable_reason(exc)}); check database.url "
-            "and that the server is running",
-            file=sys.stderr,
-        )
-        return 1
-    except DatabaseError as exc:
-        print(f"fedgate: database: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        reason = explain(exc)
+        if reason is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        for line in reason.splitlines():
+            print(f"fedgate: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,21 +17,33 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gateway.arns import role_arn
+from gateway.configpath import CONFIG_DIR, ConfigPath, relative_to_config
 from gateway.errors import ConfigError, MalformedPolicyDocument
 from gateway.proxy.config import ProxySettings, UpstreamSettings
 from gateway.secretref import SecretRef
 
 __all__ = [
+    "AccessKeySettings",
     "AuditSettings",
+    "ClusterSettings",
     "DatabaseSettings",
     "GatewayConfig",
+    "GroupSettings",
     "InlinePolicy",
     "KeyRingSettings",
     "KeySettings",
@@ -41,8 +53,10 @@ __all__ = [
     "ProxySettings",
     "RoleSettings",
     "SecretRef",
+    "SentinelSettings",
     "StoreSettings",
     "UpstreamSettings",
+    "UserSettings",
     "format_validation_error",
     "parse_config",
     "read_yaml",
@@ -53,6 +67,7 @@ _ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
 _PATH_RE = re.compile(r"^/([\x21-\x7e]*/)?$")
 _POLICY_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$")
 _POLICY_MARK = "\x00policy\x00"
+_ACCESS_KEY_ID_RE = re.compile(r"^AKIA[A-Z0-9]{16}$")
 
 
 class _Model(BaseModel):
@@ -92,17 +107,84 @@ class ListenSettings(_Model):
         description="Seconds an idle keep-alive connection stays open; keep it above the idle timeout of "
         "any load balancer in front.",
     )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Open client connections per process (each worker has its own); one more is answered "
+        "503 with Retry-After and closed, so idle or slow clients cannot use up the file descriptors.",
+    )
+
+
+def _host_port(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if (
+        not sep
+        or not host
+        or not port.isdigit()
+        or not 0 < int(port) < 65536
+        or any(c in host for c in "/@ ")
+    ):
+        raise ValueError("expected HOST:PORT, e.g. 10.0.0.5:26379")
+    return text
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+
+
+class SentinelSettings(_Model):
+    """Redis Sentinel: the store is the primary the sentinels name, found again after a failover."""
+
+    addresses: list[HostPort] = Field(
+        min_length=1, description="Sentinels as HOST:PORT; any one that answers names the primary."
+    )
+    service: str = Field(
+        min_length=1,
+        description="The name the sentinels monitor the primary under (`sentinel monitor NAME ...`).",
+    )
+    db: int = Field(default=0, ge=0, le=15, description="Database number on the primary.")
+    username: str | None = Field(default=None, description="ACL user on the primary and replicas.")
+    password: SecretRef | None = Field(
+        default=None, description="Password of the primary and replicas (their requirepass), by reference."
+    )
+    sentinel_password: SecretRef | None = Field(
+        default=None, description="Password of the sentinels themselves, if they require one, by reference."
+    )
+
+
+class ClusterSettings(_Model):
+    """Redis Cluster: every key of one deployment lives in one hash slot (see ``store.prefix``)."""
+
+    nodes: list[HostPort] = Field(
+        min_length=1, description="Startup nodes as HOST:PORT; the client learns the others from them."
+    )
+    username: str | None = Field(default=None, description="ACL user on the cluster's nodes.")
+    password: SecretRef | None = Field(
+        default=None, description="Password of the cluster's nodes (their requirepass), by reference."
+    )
 
 
 class StoreSettings(_Model):
-    """Where shared state lives: ``memory`` (one process, the default) or ``redis``."""
+    """Where shared state lives: ``memory`` (one process, the default) or ``redis``: one server
+    (``url``), a primary found through Redis Sentinel (``sentinel``) or a Redis Cluster (``cluster``)."""
 
     backend: Literal["memory", "redis"] = Field(default="memory", description="Store backend.")
     url: str | SecretRef | None = Field(
         default=None,
-        description="Redis URL (redis://, rediss://, unix://). Defaults to $REDIS_URL, then redis://127.0.0.1:6379/0.",
+        description="Redis URL (redis://, rediss://, unix://) of one server. Defaults to $REDIS_URL, then "
+        "redis://127.0.0.1:6379/0, unless sentinel or cluster is given.",
     )
-    prefix: str = Field(default="fedgate:", min_length=1, description="Prefix of every Redis key.")
+    sentinel: SentinelSettings | None = Field(
+        default=None, description="Find the primary through Redis Sentinel instead of a fixed url."
+    )
+    cluster: ClusterSettings | None = Field(default=None, description="Use a Redis Cluster instead of a url.")
+    prefix: str = Field(
+        default="fedgate:",
+        min_length=1,
+        max_length=128,
+        description="Prefix of every Redis key, as a hash tag: a key is {PREFIX}:NAME (a trailing colon is "
+        "dropped), so every key of one deployment is in one Redis Cluster slot.",
+    )
     operation_timeout: float = Field(
         default=0.25,
         gt=0,
@@ -132,6 +214,22 @@ class StoreSettings(_Model):
         "test the server again (it closes when that succeeds).",
     )
 
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_is_a_hash_tag(cls, prefix: str) -> str:
+        if "{" in prefix or "}" in prefix or not prefix.strip(":"):
+            raise ValueError("must not contain { or } (fedgate makes it the hash tag) and not be only colons")
+        return prefix
+
+    @model_validator(mode="after")
+    def _one_topology(self) -> StoreSettings:
+        given = [name for name in ("url", "sentinel", "cluster") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of url, sentinel or cluster, not {' and '.join(given)}")
+        if self.backend == "memory" and given:
+            raise ValueError(f"{given[0]} needs backend: redis")
+        return self
+
     def redis_url(self) -> str:
         """The Redis URL to connect to, resolved from the setting, ``$REDIS_URL`` or the default."""
         if isinstance(self.url, SecretRef):
@@ -144,7 +242,7 @@ class DatabaseSettings(_Model):
 
     url: str | SecretRef | None = Field(
         default=None,
-        description="sqlite:///PATH (a file; a relative PATH is relative to the working directory) or "
+        description="sqlite:///PATH (a file; a relative PATH is relative to the configuration file) or "
         "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB for replicas; by value or by reference. Omitted: an "
         "in-memory SQLite database that dies with the process (one process only).",
     )
@@ -190,6 +288,22 @@ class DatabaseSettings(_Model):
             )
         return self
 
+    @field_validator("url")
+    @classmethod
+    def _sqlite_relative_to_config(
+        cls, v: str | SecretRef | None, info: ValidationInfo
+    ) -> str | SecretRef | None:
+        # sqlite:///PATH with a relative PATH names a file beside the configuration (an absolute
+        # one is sqlite:////PATH); the in-memory forms are left alone.
+        if isinstance(v, str) and v.startswith("sqlite") and ":///" in v:
+            head, _, rest = v.partition(":///")
+            path, sep, query = rest.partition("?")
+            if path and path != ":memory:" and not path.startswith("/"):
+                joined = relative_to_config(path, info)
+                if joined is not path:
+                    return f"{head}:///{joined}{sep}{query}"
+        return v
+
     def resolved_url(self) -> str | None:
         """The URL to connect to (``None``: in memory). Raises ``ValueError`` naming the reference."""
         if isinstance(self.url, SecretRef):
@@ -228,7 +342,9 @@ class AuditSettings(_Model):
         description="stdout or file (JSON lines), store (a stream in the store, e.g. a Redis stream "
         "all replicas append to), or none.",
     )
-    path: Path | None = Field(default=None, description="File to append to when sink is file.")
+    path: ConfigPath | None = Field(
+        default=None, description="File to append to when sink is file (relative to the configuration file)."
+    )
     stream: str = Field(
         default="audit", min_length=1, max_length=64, description="Stream name when sink is store."
     )
@@ -251,9 +367,10 @@ class AuditSettings(_Model):
         "retried); the rest absorbs arrivals during one append attempt. Events arriving at a full "
         "queue are dropped (counted).",
     )
-    spill_path: Path = Field(
+    spill_path: ConfigPath = Field(
         default=Path("fedgate-audit-spill.jsonl"),
-        description="store: JSON-lines file (mode 0600, relative to the working directory) for events "
+        validate_default=True,
+        description="store: JSON-lines file (mode 0600, relative to the configuration file) for events "
         "the store could not take: outage, overload, shutdown. Re-appended to the stream, then "
         "emptied, once the store answers again; workers of one serve may share it.",
     )
@@ -303,7 +420,7 @@ class ManagedPolicy(_Model):
 
     name: str = Field(description="Policy name, unique in the account.")
     path: str = Field(default="/", description="IAM path of the policy.")
-    description: str = Field(default="", max_length=1000)
+    description: str = Field(default="", max_length=1000, description="Free text, up to 1000 characters.")
     document: dict[str, Any] = Field(description="The IAM JSON policy document.")
 
     @field_validator("name")
@@ -338,12 +455,25 @@ class InlinePolicy(_Model):
         return v
 
 
+def _check_tags(v: dict[str, str]) -> dict[str, str]:
+    if len(v) > 50:
+        raise ValueError("at most 50 tags")
+    for key, value in v.items():
+        if not 1 <= len(key) <= 128 or len(value) > 256:
+            raise ValueError(f"tag {key[:128]!r}: keys are 1-128 and values 0-256 characters")
+    return v
+
+
 class RoleSettings(_Model):
     """A role callers can assume."""
 
     name: str = Field(description="Role name (1-64 of letters, digits and +=,.@_-).")
     path: str = Field(default="/", description="IAM path; the ARN is arn:aws:iam::ACCOUNT:role{path}{name}.")
-    description: str = Field(default="", max_length=1000)
+    description: str = Field(
+        default="",
+        max_length=1000,
+        description="Free text, up to 1000 characters; the role chooser shows it.",
+    )
     trust_policy: dict[str, Any] = Field(description="Who may assume the role (AWS JSON trust policy).")
     policies: list[InlinePolicy] = Field(default_factory=list, description="Inline permission policies.")
     managed_policies: list[str] = Field(
@@ -377,12 +507,83 @@ class RoleSettings(_Model):
     @field_validator("tags")
     @classmethod
     def _tags(cls, v: dict[str, str]) -> dict[str, str]:
-        if len(v) > 50:
-            raise ValueError("at most 50 tags")
-        for key, value in v.items():
-            if not 1 <= len(key) <= 128 or len(value) > 256:
-                raise ValueError(f"tag {key[:128]!r}: keys are 1-128 and values 0-256 characters")
+        return _check_tags(v)
+
+
+class AccessKeySettings(_Model):
+    """A long-term access key of a configured user; its secret comes by reference."""
+
+    id: str = Field(description="The access key id: AKIA and 16 capital letters or digits.")
+    secret: SecretRef = Field(description="The secret access key (16-128 characters), by reference.")
+    status: Literal["Active", "Inactive"] = Field(
+        default="Active", description="Inactive keys are refused (InvalidClientTokenId)."
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ACCESS_KEY_ID_RE.match(v):
+            raise ValueError("must be AKIA and 16 capital letters or digits")
         return v
+
+
+class GroupSettings(_Model):
+    """An IAM group: its policies apply to every user in it."""
+
+    name: str = Field(description="Group name (1-128 of letters, digits and +=,.@_-).")
+    path: str = Field(default="/", description="IAM path; the ARN is arn:aws:iam::ACCOUNT:group{path}{name}.")
+    policies: list[InlinePolicy] = Field(default_factory=list, description="Inline permission policies.")
+    managed_policies: list[str] = Field(
+        default_factory=list, description="Names of top-level policies attached to the group."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _POLICY_NAME_RE.match(v):
+            raise ValueError("must be 1-128 characters of letters, digits and +=,.@_-")
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return _check_iam_path(v)
+
+
+class UserSettings(_Model):
+    """An IAM user that signs requests with long-term access keys (the bootstrap administrator)."""
+
+    name: str = Field(description="User name (1-64 of letters, digits and +=,.@_-).")
+    path: str = Field(default="/", description="IAM path; the ARN is arn:aws:iam::ACCOUNT:user{path}{name}.")
+    groups: list[str] = Field(default_factory=list, description="Names of top-level groups the user is in.")
+    policies: list[InlinePolicy] = Field(default_factory=list, description="Inline permission policies.")
+    managed_policies: list[str] = Field(
+        default_factory=list, description="Names of top-level policies attached to the user."
+    )
+    permissions_boundary: str | None = Field(
+        default=None, description="Name of the top-level policy bounding the user's permissions."
+    )
+    tags: dict[str, str] = Field(default_factory=dict, description="User tags (aws:PrincipalTag).")
+    access_keys: list[AccessKeySettings] = Field(
+        default_factory=list, max_length=2, description="At most two long-term access keys."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _ROLE_NAME_RE.match(v):
+            raise ValueError("must be 1-64 characters of letters, digits and +=,.@_-")
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return _check_iam_path(v)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_tags(v)
 
 
 class GatewayConfig(_Model):
@@ -391,7 +592,9 @@ class GatewayConfig(_Model):
     account_id: str = Field(description="The 12-digit account id that owns roles and providers.")
     region: str = Field(default="us-east-1", description="Region the gateway answers for (SigV4 scope).")
     listen: ListenSettings = Field(default_factory=ListenSettings)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe log level written to stderr (JSON lines)."
+    )
     store: StoreSettings = Field(default_factory=StoreSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     keyring: KeyRingSettings | None = Field(
@@ -402,6 +605,14 @@ class GatewayConfig(_Model):
     providers: list[ProviderSettings] = Field(default_factory=list, description="Identity providers.")
     policies: list[ManagedPolicy] = Field(default_factory=list, description="Managed permission policies.")
     roles: list[RoleSettings] = Field(default_factory=list, description="Roles that can be assumed.")
+    groups: list[GroupSettings] = Field(
+        default_factory=list, description="IAM groups (read-only through the IAM API)."
+    )
+    users: list[UserSettings] = Field(
+        default_factory=list,
+        description="IAM users with long-term access keys (read-only through the IAM API): the "
+        "bootstrap administrator, or service users kept in git.",
+    )
     audit: AuditSettings = Field(
         default_factory=AuditSettings, description="The audit trail: one event per decided request."
     )
@@ -424,6 +635,8 @@ class GatewayConfig(_Model):
         for what, names in (
             ("roles", [r.name for r in self.roles]),
             ("policies", [p.name for p in self.policies]),
+            ("groups", [g.name for g in self.groups]),
+            ("users", [u.name for u in self.users]),
             ("upstreams", [u.name for u in self.upstreams]),
         ):
             seen: set[str] = set()
@@ -436,6 +649,26 @@ class GatewayConfig(_Model):
             for j, ref in enumerate(role.managed_policies):
                 if ref not in known:
                     raise ValueError(f"roles[{i}].managed_policies[{j}]: no policy named {ref!r}")
+        for i, group in enumerate(self.groups):
+            for j, ref in enumerate(group.managed_policies):
+                if ref not in known:
+                    raise ValueError(f"groups[{i}].managed_policies[{j}]: no policy named {ref!r}")
+        groups = {g.name for g in self.groups}
+        key_ids: set[str] = set()
+        for i, user in enumerate(self.users):
+            for j, ref in enumerate(user.managed_policies):
+                if ref not in known:
+                    raise ValueError(f"users[{i}].managed_policies[{j}]: no policy named {ref!r}")
+            boundary = user.permissions_boundary
+            if boundary is not None and boundary not in known:
+                raise ValueError(f"users[{i}].permissions_boundary: no policy named {boundary!r}")
+            for j, ref in enumerate(user.groups):
+                if ref not in groups:
+                    raise ValueError(f"users[{i}].groups[{j}]: no group named {ref!r}")
+            for j, key in enumerate(user.access_keys):
+                if key.id in key_ids:
+                    raise ValueError(f"users[{i}].access_keys[{j}].id: {key.id} is given twice")
+                key_ids.add(key.id)
         return self
 
     def role_arn(self, role: RoleSettings) -> str:
@@ -475,7 +708,7 @@ def format_validation_error(exc: pydantic.ValidationError, prefix: str = "") -> 
             # whole-document problems start with "Policy:".
             inner = msg.removeprefix(_POLICY_MARK)
             lines.append(f"{path}: {inner[8:]}" if inner.startswith("Policy: ") else f"{path}.{inner}")
-        elif msg.startswith(("roles[", "policies[")):
+        elif msg.startswith(("roles[", "policies[", "groups[", "users[")):
             lines.append(msg)
         else:
             lines.append(f"{path}: {msg}" if path else msg)
@@ -487,12 +720,16 @@ def parse_config(
     *,
     provider_types: Mapping[str, type[ProviderSettings]],
     sections: Mapping[str, type[BaseModel]],
+    config_dir: Path | None = None,
 ) -> GatewayConfig:
     """Validate ``raw`` (a parsed YAML mapping) into a :class:`GatewayConfig`.
 
-    ``provider_types`` and ``sections`` come from the plugins. Raises :class:`ConfigError` listing
-    every problem found, each naming its path.
+    ``provider_types`` and ``sections`` come from the plugins. Relative file paths (and a relative
+    ``sqlite:///`` database) resolve against ``config_dir``, the configuration file's directory
+    (:mod:`gateway.configpath`); without it they stay as written. Raises :class:`ConfigError`
+    listing every problem found, each naming its path.
     """
+    context = {CONFIG_DIR: config_dir} if config_dir is not None else None
     if not isinstance(raw, Mapping):
         raise ConfigError("the configuration must be a mapping at the top level")
     core = dict(raw)
@@ -503,7 +740,7 @@ def parse_config(
             raise ConfigError(f"plugin section {key!r} shadows a core configuration key")
         if key in core:
             try:
-                section_values[key] = model.model_validate(core.pop(key))
+                section_values[key] = model.model_validate(core.pop(key), context=context)
             except pydantic.ValidationError as exc:
                 errors.append(format_validation_error(exc, key))
     if "sections" in core:
@@ -527,12 +764,12 @@ def parse_config(
             errors.append(f"{where}.type: unknown provider type {kind!r}; known types: {known}")
             continue
         try:
-            providers.append(provider_model.model_validate(item))
+            providers.append(provider_model.model_validate(item, context=context))
         except pydantic.ValidationError as exc:
             errors.append(format_validation_error(exc, where))
 
     try:
-        config = GatewayConfig.model_validate(core)
+        config = GatewayConfig.model_validate(core, context=context)
     except pydantic.ValidationError as exc:
         errors.append(format_validation_error(exc))
         config = None
@@ -546,11 +783,16 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}; check the path given to --config") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the configuration as UTF-8 YAML") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -54,14 +54,38 @@ def _type_name(annotation: Any) -> str:
 def _default(field: FieldInfo) -> str:
     if field.default is PydanticUndefined and field.default_factory is None:
         return "required"
-    if field.default_factory is not None:
-        value = field.default_factory()  # type: ignore[call-arg]
-        if isinstance(value, BaseModel):
-            return "(section defaults)"
-        return f"`{value!r}`"
-    if isinstance(field.default, PurePath):
-        return f"`{str(field.default)!r}`"
-    return f"`{field.default!r}`" if field.default is not None else "none"
+    value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+    if isinstance(value, BaseModel):
+        return "(section defaults)"
+    if value is None:
+        return "none"
+    return f"`{_plain(value)!r}`"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as a user writes it in YAML: paths as strings, inside lists and mappings too."""
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _description(field: FieldInfo) -> str:
+    """The field's description, else the docstring of the section it holds, else nothing."""
+    if field.description:
+        return field.description
+    for model in _models_in(field.annotation):
+        if model.__doc__:
+            return model.__doc__
+    return ""
+
+
+def _cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell: one line, ``|`` escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
@@ -76,8 +100,9 @@ def _rows(model: type[BaseModel], prefix: str, skip: frozenset[str] = frozenset(
         if name in skip:
             continue
         path = f"{prefix}{name}"
-        description = (field.description or model.__doc__ or "").split("\n")[0].replace("|", "\\|")
-        yield f"| `{path}` | {_type_name(field.annotation)} | {_default(field)} | {description} |"
+        description = _description(field).strip().split("\n\n")[0]
+        cells = (f"`{path}`", _type_name(field.annotation), _default(field), description)
+        yield "| " + " | ".join(_cell(c) for c in cells) + " |"
         for sub in _models_in(field.annotation):
             if sub is not ProviderSettings and sub is not SecretRef:
                 is_list = typing.get_origin(field.annotation) is list or any(

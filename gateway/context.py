@@ -5,7 +5,8 @@ with one :class:`Transport` (source address, TLS, user agent, referer, time) and
 address with one :class:`TrustedProxies`: ``aws:SourceIp`` is the TCP peer unless that peer is a
 trusted proxy, in which case ``X-Forwarded-For`` is read right to left, skipping trusted hops, and the
 first untrusted address is the client. A spoofed header from an untrusted peer is therefore ignored.
-:func:`global_context` turns a session and its transport into the keys a permission policy sees.
+:func:`global_context` turns a caller (a role session or an IAM user) and its transport into the keys
+a permission policy sees.
 Pure: the aiohttp adapter that fills a :class:`Transport` is :mod:`gateway.web.request`.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gateway.credentials import SessionClaims
+from gateway.iam.caller import Caller
 
 __all__ = ["Transport", "TrustedProxies", "global_context"]
 
@@ -67,15 +68,23 @@ class Transport:
 
 
 def global_context(
-    claims: SessionClaims,
+    caller: Caller,
     transport: Transport,
     *,
     region: str,
-    role_tags: Mapping[str, str],
+    principal_tags: Mapping[str, str],
 ) -> dict[str, str | Sequence[str]]:
-    """The ``aws:*`` keys (and the session's identity claims) for a request made by ``claims``."""
+    """The ``aws:*`` keys (and a session's identity claims) for a request made by ``caller``.
+
+    ``principal_tags`` are the tags of the session's role (session tags override them) or of the
+    user. A user signing with a long-term key has no ``aws:TokenIssueTime`` and no
+    ``aws:MultiFactorAuthPresent`` (AWS leaves both out for long-term credentials).
+    """
     moment = datetime.fromtimestamp(transport.now, UTC)
-    context: dict[str, str | Sequence[str]] = {k: v for k, v in claims.identity_claims.items()}
+    claims = caller.session
+    context: dict[str, str | Sequence[str]] = (
+        {k: v for k, v in claims.identity_claims.items()} if claims is not None else {}
+    )
     context.update(
         {
             "aws:SourceIp": transport.source_ip,
@@ -83,28 +92,32 @@ def global_context(
             "aws:CurrentTime": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "aws:EpochTime": str(int(transport.now)),
             "aws:RequestedRegion": region,
-            "aws:PrincipalArn": claims.role_arn,
-            "aws:PrincipalAccount": claims.account_id,
-            "aws:PrincipalType": "AssumedRole",
-            "aws:userid": claims.assumed_role_id,
-            "aws:TokenIssueTime": datetime.fromtimestamp(claims.issued_at, UTC).strftime(
-                "%Y-%m-%dT%H:%M:%SZ"
-            ),
-            "aws:MultiFactorAuthPresent": "true" if claims.mfa_authenticated else "false",
+            "aws:PrincipalArn": caller.principal_arn,
+            "aws:PrincipalAccount": caller.account_id,
+            "aws:PrincipalType": caller.principal_type,
+            "aws:userid": caller.user_id,
             "aws:ViaAWSService": "false",
         }
     )
-    if claims.mfa_authenticated:
-        context["aws:MultiFactorAuthAge"] = str(max(0, int(transport.now - claims.issued_at)))
-    if claims.provider_arn:
-        context["aws:FederatedProvider"] = claims.provider_arn
-    if claims.source_identity:
-        context["aws:SourceIdentity"] = claims.source_identity
+    tags: dict[str, str] = dict(principal_tags)
+    if claims is None:
+        context["aws:username"] = caller.user_name or ""
+    else:
+        context["aws:TokenIssueTime"] = datetime.fromtimestamp(claims.issued_at, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+        context["aws:MultiFactorAuthPresent"] = "true" if claims.mfa_authenticated else "false"
+        if claims.mfa_authenticated:
+            context["aws:MultiFactorAuthAge"] = str(max(0, int(transport.now - claims.issued_at)))
+        if claims.provider_arn:
+            context["aws:FederatedProvider"] = claims.provider_arn
+        if claims.source_identity:
+            context["aws:SourceIdentity"] = claims.source_identity
+        tags.update(claims.tags)  # session tags override role tags of the same key
     if transport.user_agent is not None:
         context["aws:UserAgent"] = transport.user_agent
     if transport.referer is not None:
         context["aws:Referer"] = transport.referer
-    tags = {**role_tags, **claims.tags}  # session tags override role tags of the same key
     lowered: dict[str, tuple[str, str]] = {}
     for key, value in tags.items():
         lowered[key.lower()] = (key, value)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from gateway.config import GatewayConfig
+from gateway.credentials.keyring import KeyRing
 from gateway.db import IamDatabase, target_for
 from gateway.db.migrate import known_revisions
 
@@ -38,18 +39,23 @@ class NoSharedDatabase(Exception):
 
 
 def run_with_database(
-    config: GatewayConfig, action: Callable[[IamDatabase], Awaitable[T]], *, prepare: bool = True
+    config: GatewayConfig,
+    action: Callable[[IamDatabase], Awaitable[T]],
+    *,
+    prepare: bool = True,
+    keyring: KeyRing | None = None,
 ) -> T:
     """Open the configured database, ``prepare`` its schema as ``serve`` would, run ``action``, close.
 
-    Raises :class:`NoSharedDatabase` when the database would be in memory; the database's own
-    errors (unreachable, schema) propagate to the command line's handler.
+    ``keyring`` seals and opens secrets at rest (needed to create access keys). Raises
+    :class:`NoSharedDatabase` when the database would be in memory; the database's own errors
+    (unreachable, schema) propagate to the command line's handler.
     """
     if target_for(config.database).in_memory:
         raise NoSharedDatabase()
 
     async def run() -> T:
-        db = IamDatabase.from_settings(config.database, account_id=config.account_id)
+        db = IamDatabase.from_settings(config.database, account_id=config.account_id, keyring=keyring)
         try:
             if prepare:
                 await db.start()

@@ -9,6 +9,8 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
     GatewayError
     ├── ConfigError                      invalid configuration; start-up only
     ├── PluginError                      a plugin failed to load or register; start-up only
+    ├── CommandError                     a command cannot do what it was asked (its port is taken,
+    │                                    a file cannot be written); CLI only
     ├── AgentError                       fedgate agent's own tree: see gateway.agent.errors
     ├── DatabaseError                    the IAM database's schema is missing, behind or ahead of
     │                                    this fedgate; start-up and CLI only
@@ -71,6 +73,7 @@ __all__ = [
     "BadGateway",
     "BadRequest",
     "ClientClosedRequest",
+    "CommandError",
     "ConfigError",
     "ContentSHA256Mismatch",
     "DatabaseError",
@@ -129,6 +132,10 @@ class ConfigError(GatewayError):
 
 class PluginError(GatewayError):
     """A plugin could not be loaded, registered or configured."""
+
+
+class CommandError(GatewayError):
+    """A command cannot do what it was asked. The message names the cause and the fix, in one line."""
 
 
 class DatabaseError(GatewayError):

@@ -11,7 +11,7 @@ The host always calls hooks with keyword arguments. Plugins implement them with
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from gateway.config import GatewayConfig, ProviderSettings
+    from gateway.findings import Finding
     from gateway.identity import IdentityProvider, ProviderContext
 
 __all__ = [
@@ -29,7 +30,9 @@ __all__ = [
     "fedgate_add_config_sections",
     "fedgate_add_provider_types",
     "fedgate_add_routes",
+    "fedgate_api_provider_settings",
     "fedgate_audit_event",
+    "fedgate_check_config",
     "fedgate_create_identity_provider",
     "hookimpl",
 ]
@@ -72,6 +75,21 @@ def fedgate_create_identity_provider(
     """
 
 
+@_spec(firstresult=True)
+def fedgate_api_provider_settings(
+    kind: str, issuer: str, audiences: Sequence[str]
+) -> ProviderSettings | None:
+    """Settings for an identity provider created through the IAM API (not the configuration file).
+
+    Called when a replica builds its set of API-created providers (at start-up and whenever the IAM
+    database's revision moves): ``kind`` is ``"oidc"`` for a ``CreateOpenIDConnectProvider``
+    provider, ``issuer`` its URL (``https://HOST/PATH``) and ``audiences`` its client ids. Return
+    settings of a provider type this plugin declared (then built with
+    ``fedgate_create_identity_provider``), or ``None`` for a kind it does not build.
+    Stops at first non-None result.
+    """
+
+
 @_spec
 def fedgate_add_routes(app: web.Application, config: GatewayConfig) -> None:
     """Add HTTP routes or cleanup contexts to the application.
@@ -96,6 +114,17 @@ def fedgate_add_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> Non
     Called once when the command line is built. Each subcommand should set a ``handler`` default
     (``parser.set_defaults(handler=fn)``) taking the parsed ``argparse.Namespace`` and returning an
     exit code.
+    """
+
+
+@_spec
+def fedgate_check_config(config: GatewayConfig) -> Iterable[Finding]:
+    """Return findings about the plugin's own part of a valid configuration.
+
+    Called by ``fedgate check-config`` after the file validated and its secrets resolved, with no
+    I/O expected (``--online`` probes providers separately). Return :class:`gateway.plugin.Finding`
+    values (``error``: cannot work as written, check-config fails; ``warning``: printed), naming
+    the key path each is about; an empty iterable when all is well.
     """
 
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from gateway.credentials import CredentialService, KeyRing
     from gateway.db import DatabaseRuntime
     from gateway.dialects import ErrorDialect
+    from gateway.iam.accesskeys import AccessKeys
     from gateway.iam.catalog import Catalog
     from gateway.identity import IdentityProvider
     from gateway.plugin_host import PluginHost
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from gateway.web.actions import QueryActions
 
 __all__ = [
+    "ACCESS_KEYS",
     "AUDITOR",
     "AUDIT_SINK",
     "CATALOG",
@@ -54,8 +56,10 @@ KEYRING: web.AppKey[KeyRing] = web.AppKey("keyring")
 DATABASE: web.AppKey[DatabaseRuntime] = web.AppKey("database")
 CREDENTIALS: web.AppKey[CredentialService] = web.AppKey("credentials")
 PROVIDERS: web.AppKey[list[IdentityProvider]] = web.AppKey("providers")
-#: The IAM catalog: roles and managed policies, compiled; read ``.snapshot`` once per request.
+#: The IAM catalog (YAML plus database), compiled; read ``.snapshot`` once per request.
 CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")
+#: Long-term access keys (AKIA...) resolved through CATALOG, their secrets opened with KEYRING.
+ACCESS_KEYS: web.AppKey[AccessKeys] = web.AppKey("access_keys")
 STS: web.AppKey[StsService] = web.AppKey("sts")
 AUDITOR: web.AppKey[Auditor] = web.AppKey("auditor")
 #: The built-in sink in use (its ``stats`` when it is the store sink), absent when ``sink: none``.

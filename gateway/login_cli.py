@@ -10,7 +10,8 @@
 
 It then writes the profile: fedgate's own state in ``~/.fedgate/profiles/P.json`` (mode 0600: the
 refresh token and cached credentials) and ``[profile P]`` in ``~/.aws/config`` with
-``credential_process = fedgate credential-process --profile P``. AWS SDKs then run
+``credential_process = fedgate credential-process --profile P`` and ``endpoint_url = URL`` (so
+the profile's calls go to the gateway, not to AWS). AWS SDKs then run
 ``fedgate credential-process``, which prints the JSON they expect, renewing the credentials through
 the refresh token shortly before they expire, for as long as the browser sign-in lasts.
 """
@@ -121,16 +122,20 @@ def _fedgate_command() -> str:
     return str(beside) if beside.exists() else "fedgate"
 
 
-def write_aws_profile(profile: str, region: str, path: Path | None = None) -> Path:
+def write_aws_profile(profile: str, region: str, path: Path | None = None, *, endpoint_url: str = "") -> Path:
     """Set ``[profile P]`` in the AWS config file to run ``fedgate credential-process``.
 
-    Other sections (and their comments) are kept as they are; only this profile's block is replaced.
+    ``endpoint_url`` (the gateway's URL) is written as the profile's ``endpoint_url``, so the aws
+    CLI and SDKs send that profile's calls to fedgate, not to AWS. Other sections (and their
+    comments) are kept as they are; only this profile's block is replaced.
     """
     path = path or aws_config_path()
     header = "[default]" if profile == "default" else f"[profile {profile}]"
     block = [header, f"credential_process = {_fedgate_command()} credential-process --profile {profile}"]
     if region:
         block.append(f"region = {region}")
+    if endpoint_url:
+        block.append(f"endpoint_url = {endpoint_url}")
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     kept: list[str] = []
     skipping = False
@@ -288,7 +293,7 @@ def loopback_login(
 
 def _finish(profile: str, base: str, body: dict[str, Any], region: str, out: TextIO) -> dict[str, Any]:
     data = _save(profile, base, body, region)
-    config = write_aws_profile(profile, region)
+    config = write_aws_profile(profile, region, endpoint_url=base)
     print(
         f"Signed in as {body.get('AssumedRoleArn', body.get('RoleArn'))}; profile {profile!r} in {config}.",
         file=out,

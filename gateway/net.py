@@ -11,6 +11,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from pydantic import AfterValidator
 
+from gateway.configpath import ConfigPath
 from gateway.errors import ConfigError
 
 __all__ = ["CAFile", "ca_bundle_context", "check_https_url", "client_tls", "is_loopback_host"]
@@ -65,7 +66,7 @@ def _loadable(path: Path) -> Path:
 
 
 #: A config field naming a PEM CA bundle that must load (``ca_file`` of the providers).
-CAFile = Annotated[Path, AfterValidator(_loadable)]
+CAFile = Annotated[ConfigPath, AfterValidator(_loadable)]
 
 
 def client_tls(ca_file: Path | None) -> ssl.SSLContext | None:

@@ -28,15 +28,22 @@ State and routes
 Command line
     ``fedgate_add_cli_commands`` subcommands take ``-c`` with :func:`add_config_argument` and read
     the file with :func:`load_config`.
+
+Configuration checks
+    ``fedgate_check_config`` returns :class:`Finding` values for ``fedgate check-config``;
+    :func:`trust_admits` tells whether a role's trust policy admits a token carrying a given value
+    of one condition key (a sign-in's audience, say), whatever its other claims.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.arns import oidc_provider_arn, saml_provider_arn
 from gateway.capabilities import (
+    Probeable,
     SAMLLogoutMessage,
     SAMLServiceProvider,
     SAMLServiceProviderCapable,
@@ -45,6 +52,8 @@ from gateway.capabilities import (
 )
 from gateway.cliopts import add_config_argument
 from gateway.config import GatewayConfig, ProviderSettings
+from gateway.configpath import ConfigPath
+from gateway.findings import Finding
 from gateway.hookspecs import hookimpl
 from gateway.identity import OIDC, SAML, Identity, IdentityProvider, ProviderContext, ProviderKind
 from gateway.jsonlimits import loads as bounded_loads
@@ -87,9 +96,12 @@ __all__ = [
     "STS",
     "TRUSTED_PROXIES",
     "CAFile",
+    "ConfigPath",
+    "Finding",
     "GatewayConfig",
     "Identity",
     "IdentityProvider",
+    "Probeable",
     "ProviderContext",
     "ProviderKind",
     "ProviderSettings",
@@ -110,6 +122,7 @@ __all__ = [
     "load_config",
     "oidc_provider_arn",
     "saml_provider_arn",
+    "trust_admits",
 ]
 
 #: The app keys a plugin's cleanup context may read: set when the application is created
@@ -128,6 +141,18 @@ CLEANUP_APP_KEYS: tuple[web.AppKey[Any], ...] = (
     AUDITOR,
     STS,
 )
+
+
+def trust_admits(
+    trust_policy: Mapping[str, Any], *, role_arn: str, provider_arn: str, action: str, key: str, value: str
+) -> bool:
+    """Whether ``trust_policy`` lets a token of ``provider_arn`` whose condition key ``key`` has
+    ``value`` use ``action`` (``sts:AssumeRoleWithSAML``, ...), whatever its other claims."""
+    from gateway.iam.lint import admits  # the policy engine: only when a check runs
+
+    return admits(
+        trust_policy, role_arn=role_arn, provider_arn=provider_arn, action=action, key=key, value=value
+    )
 
 
 def load_config(path: str | Path) -> GatewayConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast, final
 
 import pluggy
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from gateway.config import GatewayConfig, ProviderSettings
+    from gateway.findings import Finding
     from gateway.identity import IdentityProvider, ProviderContext
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginHost", "disabled_from_env"]
@@ -66,6 +67,16 @@ class PluginHost:
         """Names of the registered plugins."""
         return sorted(n for n, p in self._pm.list_name_plugin() if n is not None and p is not None)
 
+    def distributions(self) -> dict[str, str]:
+        """``name -> "distribution version"`` of the plugins loaded from entry points."""
+        by_plugin = {id(plugin): dist for plugin, dist in self._pm.list_plugin_distinfo()}
+        found = {}
+        for name, plugin in self._pm.list_name_plugin():
+            dist = by_plugin.get(id(plugin))
+            if name is not None and dist is not None:
+                found[name] = f"{dist.project_name} {dist.version}"
+        return found
+
     def register(self, plugin: object, name: str | None = None) -> None:
         """Register a plugin object after start-up (the app's configured audit sink, tests)."""
         self._pm.register(plugin, name=name)
@@ -99,6 +110,15 @@ class PluginHost:
             raise PluginError(f"no plugin builds providers of type {settings.type!r}")
         return cast("IdentityProvider", provider)
 
+    def api_provider_settings(
+        self, kind: str, issuer: str, audiences: Sequence[str]
+    ) -> ProviderSettings | None:
+        """Settings for an API-created provider of ``kind``, or ``None`` if no plugin builds it."""
+        settings = self._pm.hook.fedgate_api_provider_settings(
+            kind=kind, issuer=issuer, audiences=list(audiences)
+        )
+        return cast("ProviderSettings | None", settings)
+
     def add_routes(self, app: web.Application, config: GatewayConfig) -> None:
         """Let plugins add routes to ``app``."""
         self._pm.hook.fedgate_add_routes(app=app, config=config)
@@ -106,6 +126,10 @@ class PluginHost:
     def add_cli_commands(self, subparsers: argparse._SubParsersAction[Any]) -> None:
         """Let plugins add ``fedgate`` subcommands."""
         self._pm.hook.fedgate_add_cli_commands(subparsers=subparsers)
+
+    def check_config(self, config: GatewayConfig) -> list[Finding]:
+        """Every plugin's findings about ``config`` (``fedgate_check_config``)."""
+        return [f for found in self._pm.hook.fedgate_check_config(config=config) for f in found]
 
     def has_audit_sinks(self) -> bool:
         """Whether any plugin receives audit events (if none, events need not be built)."""

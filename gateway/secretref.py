@@ -7,9 +7,10 @@ proxy's and plugins' included, needs it without importing the whole configuratio
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from gateway.configpath import ConfigPath
 
 __all__ = ["SecretRef"]
 
@@ -23,8 +24,10 @@ class SecretRef(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     env: str | None = Field(default=None, description="Name of an environment variable holding the secret.")
-    file: Path | None = Field(
-        default=None, description="Path of a file holding the secret (trailing newline stripped)."
+    file: ConfigPath | None = Field(
+        default=None,
+        description="Path of a file holding the secret (trailing newline stripped; relative to the "
+        "configuration file).",
     )
     value: SecretStr | None = Field(
         default=None, description="The secret inline (discouraged outside tests)."
@@ -42,12 +45,19 @@ class SecretRef(BaseModel):
         if self.env is not None:
             raw = os.environ.get(self.env)
             if raw is None:
-                raise ValueError(f"environment variable {self.env} is not set")
+                raise ValueError(
+                    f"environment variable {self.env} is not set: export it, or give {{file: PATH}} instead"
+                )
             return SecretStr(raw)
         if self.file is not None:
             try:
                 return SecretStr(self.file.read_text(encoding="utf-8").rstrip("\r\n"))
             except OSError as exc:
-                raise ValueError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+                raise ValueError(
+                    f"cannot read secret file {self.file}: {exc.strerror}; create it (readable by fedgate) "
+                    "or correct the path"
+                ) from None
+            except UnicodeDecodeError:
+                raise ValueError(f"secret file {self.file} is not UTF-8 text") from None
         assert self.value is not None
         return self.value

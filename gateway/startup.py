@@ -9,31 +9,42 @@ that need it, so ``fedgate credential-process`` stays quick to start):
 2. :func:`service_contexts` are the application's cleanup contexts, set up in order and unwound in
    reverse: the store (and the replay guard over it), the key ring and the IAM database (migrated,
    revocations loaded, watched for changes), the credential service, the identity providers, the
-   IAM catalog, the STS service with the audit sink, then the reverse proxy (its upstream table
-   and one pooled client session per upstream). :func:`gateway.app.create_app`
+   IAM catalog (the YAML's entities and the database's, followed as the database changes) with
+   the long-term access keys, the STS service with the audit sink, the OIDC providers created
+   through the IAM API (followed likewise), then the reverse proxy (its upstream table and one
+   pooled client session per upstream). :func:`gateway.app.create_app`
    installs them before any plugin's.
 
 Each context publishes what it builds under an app key (:mod:`gateway.keys`); a plugin's own
 cleanup context runs after all of them (see ``fedgate_add_routes``).
+
+Between the two, :func:`preflight` checks what start-up would otherwise find only inside each
+worker: every secret reference resolves, the key ring's keys are long enough, the identity signing
+key is a key. ``fedgate serve`` runs it before it binds or forks, and ``fedgate check-config`` runs
+the very same function, so a configuration check-config accepts does not fail to start.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
+from pydantic import BaseModel
 
 from gateway import keys
 from gateway.audit import Auditor, JsonLinesSink, StoreSink
-from gateway.config import GatewayConfig, parse_config, read_yaml
+from gateway.config import GatewayConfig, SecretRef, parse_config, read_yaml
 from gateway.credentials import CredentialService, KeyRing
 from gateway.db import start_database
 from gateway.errors import ConfigError, ServiceError
-from gateway.iam.catalog import Catalog
+from gateway.iam.accesskeys import AccessKeys
+from gateway.iam.federation import ApiProviders
 from gateway.iam.records import records_from_config
+from gateway.iam.sync import CatalogFeed
 from gateway.identity import IdentityProvider, ProviderContext
 from gateway.plugin_host import PluginHost, disabled_from_env
 from gateway.proxy.identity import IdentitySigner
@@ -43,7 +54,7 @@ from gateway.sigv4 import SigningKeyCache
 from gateway.store import ReplayGuard, Store, open_store
 from gateway.sts.service import StsService
 
-__all__ = ["ServiceContext", "load", "load_config", "service_contexts"]
+__all__ = ["ServiceContext", "load", "load_config", "preflight", "secret_refs", "service_contexts"]
 
 log = logging.getLogger(__name__)
 ServiceContext = Callable[[web.Application], AsyncIterator[None]]
@@ -60,13 +71,72 @@ def load(path: str | Path) -> tuple[GatewayConfig, PluginHost]:
     if not isinstance(disabled, list) or not all(isinstance(d, str) for d in disabled):
         raise ConfigError("disabled_plugins: must be a list of plugin names")
     host = PluginHost(disabled=[*disabled, *disabled_from_env()])
-    config = parse_config(raw, provider_types=host.provider_types(), sections=host.config_sections())
+    config = parse_config(
+        raw,
+        provider_types=host.provider_types(),
+        sections=host.config_sections(),
+        config_dir=Path(path).resolve().parent,
+    )
     return config, host
 
 
 def load_config(path: str | Path) -> GatewayConfig:
     """Load and validate the YAML file at ``path`` with the plugins it does not disable."""
     return load(path)[0]
+
+
+def preflight(config: GatewayConfig) -> None:
+    """Check what start-up needs beyond a valid file; raise :class:`ConfigError` listing every problem.
+
+    Every ``{env: ...}`` and ``{file: ...}`` reference resolves (plugins' sections included), the
+    key ring builds (each key at least 32 bytes) and ``proxy.identity_signing_key`` is a private key.
+    Secrets are read and dropped; none is kept or printed.
+    """
+    problems = []
+    for where, ref in secret_refs(config):
+        try:
+            ref.resolve()
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+    if not problems:
+        if config.keyring is not None:
+            try:
+                KeyRing.from_settings(config.keyring)
+            except ConfigError as exc:
+                problems.append(str(exc))
+        key = config.proxy.identity_signing_key
+        if key is not None and any(u.auth == "identity" for u in config.upstreams):
+            try:
+                IdentitySigner.from_pem(key.resolve().get_secret_value(), issuer="check", ttl=60)
+            except ConfigError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def secret_refs(config: GatewayConfig) -> Iterator[tuple[str, SecretRef]]:
+    """Every secret reference in ``config`` with its key path (``keyring.keys[0].secret``)."""
+    for name in type(config).model_fields:
+        value = getattr(config, name)
+        if name == "sections":
+            for key, section in value.items():
+                yield from _refs_in(section, key)
+        else:
+            yield from _refs_in(value, name)
+
+
+def _refs_in(value: Any, where: str) -> Iterator[tuple[str, SecretRef]]:
+    if isinstance(value, SecretRef):
+        yield where, value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _refs_in(getattr(value, name), f"{where}.{name}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _refs_in(item, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _refs_in(item, f"{where}.{key}")
 
 
 def service_contexts(clock: Callable[[], float], *, store: Store | None = None) -> list[ServiceContext]:
@@ -82,6 +152,7 @@ def service_contexts(clock: Callable[[], float], *, store: Store | None = None) 
         _providers_ctx,
         _catalog_ctx,
         _make_sts_ctx(clock),
+        _api_providers_ctx,
         _make_proxy_ctx(clock),
     ]
 
@@ -127,15 +198,20 @@ async def _credentials_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
+def _provider_context(app: web.Application) -> ProviderContext:
     config = app[keys.CONFIG]
-    host = app[keys.PLUGINS]
-    context = ProviderContext(
+    return ProviderContext(
         account_id=config.account_id,
         store=app[keys.STORE],
         leeway=float(config.clock_skew_seconds),
         replay=app[keys.REPLAY],
     )
+
+
+async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[keys.CONFIG]
+    host = app[keys.PLUGINS]
+    context = _provider_context(app)
     providers: list[IdentityProvider] = []
     app[keys.PROVIDERS] = providers
     try:
@@ -150,8 +226,17 @@ async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _catalog_ctx(app: web.Application) -> AsyncIterator[None]:
-    # Built once; every decision reads the snapshot it holds (the YAML is its only source today).
-    app[keys.CATALOG] = Catalog.from_records(records_from_config(app[keys.CONFIG]))
+    # The YAML plus the database, rebuilt and swapped whenever the database's revision moves;
+    # every decision reads the snapshot current when it starts.
+    database = app[keys.DATABASE]
+    feed = CatalogFeed(records_from_config(app[keys.CONFIG]), database.database)
+    catalog = app[keys.CATALOG] = await feed.start(database.watcher)
+    usage = database.key_usage
+    app[keys.ACCESS_KEYS] = AccessKeys(
+        catalog,
+        app[keys.KEYRING],
+        record_use=lambda key, service, region: usage.note(key, service=service, region=region),
+    )
     yield
 
 
@@ -183,6 +268,19 @@ def _make_sts_ctx(clock: Callable[[], float]) -> ServiceContext:
     return _sts_ctx
 
 
+async def _api_providers_ctx(app: web.Application) -> AsyncIterator[None]:
+    # The OIDC providers created through the IAM API, routed to by STS and kept current.
+    database = app[keys.DATABASE]
+    providers = ApiProviders(
+        app[keys.PLUGINS], _provider_context(app), database.database, app[keys.STS].use_api_providers
+    )
+    await providers.start(database.watcher)
+    try:
+        yield
+    finally:
+        await providers.close()
+
+
 def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:
     async def _proxy_ctx(app: web.Application) -> AsyncIterator[None]:
         config = app[keys.CONFIG]
@@ -205,6 +303,7 @@ def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:
             table=UpstreamTable(config.upstreams, region=config.region, account=config.account_id),
             credentials=app[keys.CREDENTIALS],
             catalog=app[keys.CATALOG],
+            access_keys=app[keys.ACCESS_KEYS],
             verify_keys=app[keys.SIGNING_KEYS],
             clock=clock,
             signer=signer,

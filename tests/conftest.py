@@ -44,7 +44,14 @@ from gateway.audit import Auditor
 from gateway.config import GatewayConfig, parse_config
 from gateway.plugin_host import PluginHost
 from gateway.store import MemoryStore, RedisStore, Store
-from gateway.testing.redis import RedisServer, RedisServerError, backdate_generation
+from gateway.store.redis import key_pattern
+from gateway.testing.redis import (
+    RedisClusterSet,
+    RedisSentinelSet,
+    RedisServer,
+    RedisServerError,
+    backdate_generation,
+)
 from gateway.web.server import GatewayRunner
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -96,7 +103,7 @@ def redis_run_prefix() -> Iterator[str]:
     yield prefix
     try:
         with redis.Redis.from_url(_configured_url(), socket_connect_timeout=3, socket_timeout=3) as client:
-            keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+            keys = list(client.scan_iter(match=key_pattern(prefix), count=500))
             if keys:
                 client.delete(*keys)
     except (redis.RedisError, OSError, ValueError):
@@ -127,6 +134,33 @@ def private_redis() -> Iterator[RedisServer]:
         pytest.fail(problem or "redis-server did not start", pytrace=False)
     yield server
     server.close()
+
+
+def _started(topology: T) -> T:
+    """Start ``topology`` (anything with start() and close()), failing the test when it cannot."""
+    try:
+        topology.start()  # type: ignore[attr-defined]
+    except RedisServerError as exc:
+        topology.close()  # type: ignore[attr-defined]
+        pytest.fail(str(exc), pytrace=False)
+    return topology
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[RedisSentinelSet]:
+    """A private primary, replica and sentinel (with a password), for the conformance suite. Tests
+    that fail the primary over start a set of their own."""
+    topology = _started(RedisSentinelSet(password=secrets.token_hex(12)))
+    yield topology
+    topology.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterSet]:
+    """A private Redis Cluster of three primaries (with a password), for the conformance suite."""
+    topology = _started(RedisClusterSet(password=secrets.token_hex(12)))
+    yield topology
+    topology.close()
 
 
 def _run_alone(coro: Coroutine[Any, Any, T]) -> T:
@@ -213,13 +247,15 @@ def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 StoreFactory = Callable[[], Awaitable[Store]]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "sentinel", "cluster"])
 async def store_factory(request: pytest.FixtureRequest, redis_run_prefix: str) -> AsyncIterator[StoreFactory]:
     """Make stores that share state, as replicas do: one in-process store, or Redis clients.
 
-    For ``memory`` every call returns the same store (one process has one); for ``redis`` every
-    call opens a new client on the same server and prefix, i.e. another replica. Either has been
-    running for an hour (its generation began then), like a deployment's store.
+    For ``memory`` every call returns the same store (one process has one); for the others every
+    call opens a new client on the same Redis and prefix, i.e. another replica: the shared server
+    (``redis``), a primary found through a sentinel (``sentinel``), a three-primary cluster
+    (``cluster``). Each has been running for an hour (its generation began then), like a
+    deployment's store.
     """
     opened: list[Store] = []
     if request.param == "memory":
@@ -229,7 +265,7 @@ async def store_factory(request: pytest.FixtureRequest, redis_run_prefix: str) -
         async def make() -> Store:
             return shared
 
-    else:
+    elif request.param == "redis":
         url = request.getfixturevalue("redis_url")
         prefix = f"{redis_run_prefix}{secrets.token_hex(4)}:"
         with redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3) as client:
@@ -237,6 +273,36 @@ async def store_factory(request: pytest.FixtureRequest, redis_run_prefix: str) -
 
         async def make() -> Store:
             store = RedisStore.from_url(url, prefix=prefix, timeout=SHARED_REDIS_TIMEOUT)
+            opened.append(store)
+            return store
+
+    elif request.param == "sentinel":
+        sentinel: RedisSentinelSet = request.getfixturevalue("redis_sentinel")
+        prefix = f"t:{secrets.token_hex(4)}:"
+        with sentinel.primary.client() as client:
+            backdate_generation(client, prefix, time.time() - 3600)
+
+        async def make() -> Store:
+            store = RedisStore.from_sentinel(
+                sentinel.sentinels,
+                sentinel.service,
+                prefix=prefix,
+                password=sentinel.password,
+                timeout=SHARED_REDIS_TIMEOUT,
+            )
+            opened.append(store)
+            return store
+
+    else:
+        cluster: RedisClusterSet = request.getfixturevalue("redis_cluster")
+        prefix = f"t:{secrets.token_hex(4)}:"
+        with cluster.client() as client:
+            backdate_generation(client, prefix, time.time() - 3600)
+
+        async def make() -> Store:
+            store = RedisStore.from_cluster(
+                cluster.startup_nodes, prefix=prefix, password=cluster.password, timeout=SHARED_REDIS_TIMEOUT
+            )
             opened.append(store)
             return store
 

@@ -43,7 +43,7 @@ async def test_a_session_opened_before_buffering_the_body_is_not_opened_again() 
     result = await authenticate(
         with_body, credentials, now=NOW, region="us-east-1", service="execute-api", keys=keys, opened=opened
     )
-    assert result.claims.access_key_id == issued.access_key_id  # checked on the session opened before
+    assert result.caller.access_key_id == issued.access_key_id  # checked on the session opened before
 
     with pytest.raises(InvalidClientTokenId):  # without it, authenticate opens the session itself
         await authenticate(

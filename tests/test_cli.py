@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -82,7 +84,16 @@ def test_missing_config_file(capsys: pytest.CaptureFixture[str], tmp_path: Path)
 
 def test_plugins_lists_first_party_plugins(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins"]) == 0
-    assert capsys.readouterr().out.split() == ["devissuer", "oidc", "saml", "web"]
+    version = importlib.metadata.version("fedgate")
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert lines == [[name, "fedgate", version] for name in ["devissuer", "oidc", "saml", "web"]]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"fedgate {importlib.metadata.version('fedgate')}\n"
 
 
 def _free_port() -> int:
@@ -122,23 +133,55 @@ def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, int]]:
             process.communicate()
 
 
+def demo_header_commands() -> list[str]:
+    """The commands demo.yaml's header shows (``#   COMMAND   # comment`` lines)."""
+    header = (ROOT / "config" / "demo.yaml").read_text().split("\n\n", 1)[0]
+    found = re.findall(r"^#   (\S.*?)\s+# ", header, re.MULTILINE)
+    return [c.strip() for c in found]
+
+
+def test_demo_header_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each command in demo.yaml's header works (dev-token runs in the quickstart test)."""
+    commands = demo_header_commands()
+    assert commands == [
+        "make serve",
+        "fedgate dev-token -c config/demo.yaml --sub alice",
+        "fedgate check-config -c config/demo.yaml",
+    ]
+    assert "CONFIG ?= config/demo.yaml" in (ROOT / "Makefile").read_text()
+    assert main([*commands[2].split()[1:3], str(ROOT / "config" / "demo.yaml")]) == 0
+    assert "demo.yaml: OK" in capsys.readouterr().out
+    for named in re.findall(
+        r"(config/[\w.-]+\.yaml|docs/[\w.-]+\.md)", (ROOT / "config" / "demo.yaml").read_text()
+    ):
+        assert (ROOT / named).exists(), named
+
+
 def _aws(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN / "aws"), *args], env=env, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.timeout(240)  # a dozen aws CLI runs, each a fresh Python process
 def test_readme_quickstart(demo: tuple[subprocess.Popen[str], Path, int], tmp_path: Path) -> None:
     """The README's lines: dev-token, the aws CLI exchange, the SDK chain, a refusal, a clean stop."""
     process, config, port = demo
     url = f"http://127.0.0.1:{port}"
     token = tmp_path / "token"
+    # demo.yaml's own dev-token line, run from another directory: the key file is the one beside
+    # the configuration that the gateway serves, not a new one in the working directory.
+    (line,) = [c for c in demo_header_commands() if c.startswith("fedgate dev-token")]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    argv = line.replace("config/demo.yaml", str(config)).split()
     minted = subprocess.run(
-        [str(BIN / "fedgate"), "dev-token", "-c", str(config), "--sub", "alice", "-o", str(token)],
-        cwd=tmp_path,
+        [str(BIN / "fedgate"), *argv[1:], "-o", str(token)],
+        cwd=elsewhere,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert minted.returncode == 0, minted.stderr
+    assert not (elsewhere / ".fedgate").exists()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
@@ -208,6 +251,36 @@ def test_readme_quickstart(demo: tuple[subprocess.Popen[str], Path, int], tmp_pa
         AWS_SESSION_TOKEN=creds["SessionToken"],
     )
     assert _aws(static, "sts", "get-caller-identity", "--endpoint-url", url).returncode == 0
+
+    # The demo upstream behind the proxy: demo-reader reads and lists, and may not write.
+    s3 = ("--endpoint-url", url)
+    read = _aws(static, "s3", "cp", "s3://demo-bucket/hello.txt", "-", *s3)
+    assert read.returncode == 0 and read.stdout == "Hello from the fedgate demo upstream!\n", read.stderr
+    listed = _aws(static, "s3", "ls", "s3://demo-bucket/", *s3)
+    assert listed.returncode == 0 and "hello.txt" in listed.stdout, listed.stderr
+    (tmp_path / "note.txt").write_text("from alice")
+    written = _aws(static, "s3", "cp", str(tmp_path / "note.txt"), "s3://demo-bucket/note.txt", *s3)
+    assert written.returncode != 0 and "AccessDenied" in written.stderr
+    # demo-admin (the subject admin) may write, and the object is there to read back.
+    admin_token = tmp_path / "admin-token"
+    subprocess.run(
+        [str(BIN / "fedgate"), "dev-token", "-c", str(config), "--sub", "admin", "-o", str(admin_token)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    admin = dict(
+        env,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL_STS=url,
+        AWS_ROLE_ARN="arn:aws:iam::123456789012:role/demo-admin",
+        AWS_WEB_IDENTITY_TOKEN_FILE=str(admin_token),
+        AWS_ROLE_SESSION_NAME="admin",
+    )
+    written = _aws(admin, "s3", "cp", str(tmp_path / "note.txt"), "s3://demo-bucket/note.txt", *s3)
+    assert written.returncode == 0, written.stderr
+    read = _aws(static, "s3", "cp", "s3://demo-bucket/note.txt", "-", *s3)
+    assert read.returncode == 0 and read.stdout == "from alice", read.stderr
     revoked = subprocess.run(
         [str(BIN / "fedgate"), "revoke-sessions", "-c", str(config), "--role", "demo-reader"],
         cwd=tmp_path,
@@ -230,7 +303,7 @@ def test_readme_quickstart(demo: tuple[subprocess.Popen[str], Path, int], tmp_pa
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0
     events = [json.loads(line) for line in out.splitlines()]
-    assert [e["eventName"] for e in events].count("AssumeRoleWithWebIdentity") == 4
+    assert [e["eventName"] for e in events].count("AssumeRoleWithWebIdentity") == 5
     assert any(e.get("errorCode") == "AccessDenied" for e in events)
     logs = [json.loads(line) for line in err.splitlines()]
     assert any(entry["message"] == "fedgate stopped" for entry in logs)
@@ -241,10 +314,14 @@ def test_readme_quickstart(demo: tuple[subprocess.Popen[str], Path, int], tmp_pa
 def test_disable_plugins_from_the_environment_reaches_the_gateway(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FEDGATE_DISABLE_PLUGINS", "web, saml")
+    monkeypatch.setenv("FEDGATE_DISABLE_PLUGINS", "saml")
     assert main(["check-config", "-c", str(ROOT / "config" / "demo.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "plugins: devissuer, oidc)" in out
+    assert "plugins: devissuer, oidc, web)" in out
+    # A disabled plugin's section is an unknown key: the demo's web_login needs the web plugin.
+    monkeypatch.setenv("FEDGATE_DISABLE_PLUGINS", "web, saml")
+    assert main(["check-config", "-c", str(ROOT / "config" / "demo.yaml")]) == 1
+    assert "web_login" in capsys.readouterr().err
 
 
 def test_revoke_sessions_through_the_shared_database(
@@ -291,8 +368,8 @@ def test_revoke_sessions_through_the_shared_database(
         asyncio.run(validate(issued))
     assert "arn:aws:iam::123456789012:role/app: sessions issued before" in capsys.readouterr().out
     assert main(["revoke-sessions", "-c", str(config), "--role", "arn:aws:iam::123456789012:role/app"]) == 0
-    assert main(["revoke-sessions", "-c", str(config), "--role", "nope"]) == 1
-    assert main(["revoke-sessions", "-c", str(config), "--role", "app", "--before", "yesterday"]) == 1
+    assert main(["revoke-sessions", "-c", str(config), "--role", "nope"]) == 2
+    assert main(["revoke-sessions", "-c", str(config), "--role", "app", "--before", "yesterday"]) == 2
 
 
 def test_commands_that_need_a_shared_database_say_so_in_one_line(
@@ -339,7 +416,83 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path, capsys: pytest.Capt
         f"database: {{url: 'postgresql://fedgate:s3cret-pw@127.0.0.1:{_free_port()}/iam', "
         "connect_timeout_seconds: 2}\n"
     )
-    assert main(["db", "current", "-c", str(config)]) == 1
+    assert main(["db", "current", "-c", str(config)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "the IAM database is unreachable" in err
     assert "check database.url" in err and "s3cret-pw" not in err
+
+
+def test_make_serve_installs_only_what_running_needs() -> None:
+    """`make serve` installs fedgate without extras; `make test` keeps installing the test extras."""
+    dry = subprocess.run(
+        ["make", "-n", "-B", "serve", "VENV=/nonexistent-venv"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert dry.returncode == 0, dry.stderr
+    installs = [
+        line for line in dry.stdout.splitlines() if "pip install" in line and "--upgrade pip" not in line
+    ]
+    assert installs == ["/nonexistent-venv/bin/python -m pip install --quiet -e ."], dry.stdout
+    assert "npm" not in dry.stdout
+    test = subprocess.run(
+        ["make", "-n", "-B", "install"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert "-e '.[test]'" in test.stdout
+
+
+def test_demo_browser_sign_in_through_the_development_issuer(
+    demo: tuple[subprocess.Popen[str], Path, int],
+) -> None:
+    """/sso/ works against the demo alone: the development issuer's form, code flow with PKCE."""
+    import asyncio
+    from urllib.parse import parse_qs, urlsplit
+
+    import aiohttp
+
+    _, _, port = demo
+    url = f"http://127.0.0.1:{port}"
+
+    async def journey() -> None:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            async with http.get(f"{url}/sso/login/dev", allow_redirects=False) as response:
+                assert response.status == 303, await response.text()
+                authorize = response.headers["Location"]
+            query = parse_qs(urlsplit(authorize).query)
+            assert authorize.startswith(f"{url}/dev-issuer/authorize?")
+            assert query["code_challenge_method"] == ["S256"] and query["client_id"] == ["demo"]
+            async with http.get(authorize) as response:
+                form = await response.text()
+                assert response.status == 200 and 'name="username"' in form
+            fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+            async with http.post(
+                authorize, data={**fields, "username": "alice"}, allow_redirects=False
+            ) as response:
+                assert response.status == 302
+                callback = response.headers["Location"]
+            assert callback.startswith(f"{url}/sso/callback/dev?code=")
+            async with http.get(callback) as response:
+                page = await response.text()
+                assert response.status == 200 and str(response.url).endswith("/sso/roles"), page[:500]
+            assert "demo-reader" in page and "demo-admin" not in page  # admin trusts only sub admin
+            # The code was spent; and the issuer refuses what a real one would.
+            code = parse_qs(urlsplit(callback).query)["code"][0]
+            token = {
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_id": "demo",
+                "redirect_uri": fields["redirect_uri"],
+                "code_verifier": "x" * 43,
+            }
+            async with http.post(f"{url}/dev-issuer/token", data=token) as response:
+                assert response.status == 400 and (await response.json())["error"] == "invalid_grant"
+            bad = {**fields, "redirect_uri": "https://attacker.example/cb"}
+            async with http.get(f"{url}/dev-issuer/authorize", params=bad) as response:
+                assert response.status == 400 and "loopback" in await response.text()
+            no_pkce = {k: v for k, v in fields.items() if not k.startswith("code_challenge")}
+            async with http.get(f"{url}/dev-issuer/authorize", params=no_pkce) as response:
+                assert response.status == 400 and "PKCE" in await response.text()
+
+    asyncio.run(journey())

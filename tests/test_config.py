@@ -141,7 +141,7 @@ def test_secret_from_file(tmp_path: Path) -> None:
 def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("account_id: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml:2:1: not valid YAML"):
         load_config(path)
 
 
@@ -177,3 +177,67 @@ def test_policy_paths_continue_the_config_path(document: dict[str, Any], expecte
     raw = copy.deepcopy(BASE)
     raw["roles"][0]["trust_policy"] = document
     assert expected in _error(raw)
+
+
+def _table_rows(markdown: str) -> list[list[str]]:
+    """The cells of every table row, split as a Markdown renderer splits them (at unescaped ``|``)."""
+    import re
+
+    rows = []
+    for line in markdown.splitlines():
+        if line.startswith("| `"):
+            rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
+    return rows
+
+
+@pytest.mark.parametrize("name", ["configuration.md", "agent-configuration.md"])
+def test_configuration_reference_renders_as_tables(name: str) -> None:
+    """Every row has exactly four cells, a description of its own, and defaults as YAML spells them."""
+    text = (ROOT / "docs" / name).read_text()
+    rows = _table_rows(text)
+    assert len(rows) > 20
+    for cells in rows:
+        assert len(cells) == 4, cells  # a stray | (a union or Literal type) would add cells
+        assert cells[3], f"{cells[0]} has no description"
+    assert "The whole configuration file." not in text
+    assert "PosixPath" not in text and "WindowsPath" not in text
+    by_key = {cells[0]: cells for cells in rows}
+    if name == "configuration.md":
+        assert by_key["`log_level`"][1] == "'DEBUG' \\| 'INFO' \\| 'WARNING' \\| 'ERROR'"
+        assert by_key["`audit.spill_path`"][2] == "`'fedgate-audit-spill.jsonl'`"
+        assert by_key["`store`"][3].startswith("Where shared state lives")  # the section's own docstring
+
+
+def test_relative_paths_resolve_against_the_configuration_file(tmp_path: Path) -> None:
+    """Whatever directory a command runs in, a relative path names the file beside the configuration."""
+    from fedgate_devissuer import DevIssuerSettings
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "secrets").mkdir()
+    (conf / "secrets" / "k1").write_text("k" * 40)
+    path = conf / "fedgate.yaml"
+    path.write_text(
+        "account_id: '123456789012'\n"
+        "database: {url: 'sqlite:///state/iam.db'}\n"
+        "keyring: {active: k1, keys: [{id: k1, secret: {file: secrets/k1}}]}\n"
+        "audit: {sink: file, path: logs/audit.jsonl}\n"
+        "dev_issuer: {issuer: 'http://127.0.0.1:8080/dev-issuer'}\n"
+    )
+    config = load_config(path)
+    assert config.database.url == f"sqlite:///{conf}/state/iam.db"
+    assert config.keyring is not None and config.keyring.keys[0].secret.file == conf / "secrets" / "k1"
+    assert config.audit.path == conf / "logs" / "audit.jsonl"
+    assert config.audit.spill_path == conf / "fedgate-audit-spill.jsonl"  # a default too
+    issuer = config.sections["dev_issuer"]
+    assert (
+        isinstance(issuer, DevIssuerSettings) and issuer.key_file == conf / ".fedgate" / "dev-issuer-key.pem"
+    )
+    # Absolute paths and the in-memory database are left as written.
+    path.write_text(
+        "account_id: '123456789012'\n"
+        "database: {url: 'sqlite:///:memory:'}\n"
+        f"audit: {{sink: file, path: {tmp_path}/audit.jsonl}}\n"
+    )
+    config = load_config(path)
+    assert config.database.url == "sqlite:///:memory:" and config.audit.path == tmp_path / "audit.jsonl"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
@@ -90,6 +90,14 @@ class ThirdPartyPlugin:
         return None
 
     @hookimpl
+    def fedgate_api_provider_settings(
+        self, kind: str, issuer: str, audiences: Sequence[str]
+    ) -> ProviderSettings | None:
+        if kind != "oidc" or issuer != "https://static.example":
+            return None
+        return StaticSettings(type="static", subject=audiences[0])
+
+    @hookimpl
     def fedgate_add_routes(self, app: web.Application, config: GatewayConfig) -> None:
         section = config.sections.get("greeter")
         text = section.greeting if isinstance(section, Section) else "none"
@@ -108,6 +116,13 @@ class ThirdPartyPlugin:
     @hookimpl
     def fedgate_audit_event(self, event: Mapping[str, Any]) -> None:
         self.events.append(event)
+
+    @hookimpl
+    def fedgate_check_config(self, config: GatewayConfig) -> list[plugin_api.Finding]:
+        section = config.sections.get("greeter")
+        if isinstance(section, Section) and not section.greeting.strip():
+            return [plugin_api.Finding("error", "EMPTY_GREETING", "greeter.greeting", "say something")]
+        return []
 
 
 RAW: dict[str, Any] = {
@@ -149,6 +164,20 @@ def test_fedgate_add_provider_types_and_fedgate_create_identity_provider() -> No
     provider = host.create_identity_provider(settings, ProviderContext("123456789012", MemoryStore()))
     assert provider is plugin.built[0]
     assert provider.arn == "arn:aws:iam::123456789012:oidc-provider/static.example"
+
+
+def test_fedgate_api_provider_settings_builds_api_created_providers() -> None:
+    host, plugin = _host()
+    settings = host.api_provider_settings("oidc", "https://static.example", ["bob"])
+    assert isinstance(settings, StaticSettings) and settings.subject == "bob"
+    assert (
+        host.create_identity_provider(settings, ProviderContext("123456789012", MemoryStore()))
+        is plugin.built[0]
+    )
+    # Another issuer falls through to the first-party OIDC plugin; a kind no plugin builds is None.
+    oidc = host.api_provider_settings("oidc", "https://token.example.com", ["sts.amazonaws.com"])
+    assert oidc is not None and oidc.type == "oidc"
+    assert host.api_provider_settings("kerberos", "https://static.example", ["bob"]) is None
 
 
 def test_fedgate_add_provider_types_conflict_is_a_plugin_error() -> None:
@@ -220,6 +249,30 @@ def test_fedgate_add_cli_commands(
     monkeypatch.setattr("gateway.cli.PluginHost", lambda disabled=(): PluginHost(builtins=[plugin]))
     assert main(["greet", "world"]) == 0
     assert capsys.readouterr().out == "hello world\n"
+
+
+def test_fedgate_check_config(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin's findings reach ``fedgate check-config`` beside the core's, and fail it when errors."""
+    import json
+
+    import yaml
+
+    plugin = ThirdPartyPlugin()
+    host = PluginHost(builtins=[plugin])
+    assert host.check_config(_config(host)) == []
+    monkeypatch.setattr("gateway.startup.PluginHost", lambda disabled=(): PluginHost(builtins=[plugin]))
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**RAW, "greeter": {"greeting": " "}}))
+    assert main(["check-config", "-c", str(path), "--format", "json"]) == 1
+    (finding,) = json.loads(capsys.readouterr().out)["findings"]
+    assert finding == {
+        "severity": "error",
+        "code": "EMPTY_GREETING",
+        "path": "greeter.greeting",
+        "message": "say something",
+    }
 
 
 def test_misspelt_hook_is_refused_at_start_up() -> None:

@@ -12,22 +12,25 @@ import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from gateway.config import format_validation_error, read_yaml
 from gateway.errors import ConfigError
 from gateway.net import CAFile, check_https_url
+from gateway.secretref import SecretRef
 
 __all__ = [
+    "AccessKeySourceSettings",
     "AgentConfig",
     "GatewaySettings",
     "ImdsSettings",
     "ListenSettings",
     "RefreshSettings",
     "RoleSettings",
+    "SourceSettings",
     "WebIdentitySourceSettings",
     "default_session_name",
     "load_agent_config",
@@ -37,6 +40,10 @@ __all__ = [
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ROLE_ARN_RE = re.compile(r"^arn:[a-z-]{1,20}:iam::\d{12}:role/(?:[\x21-\x7e]*/)?[\w+=,.@-]{1,64}$")
 _SESSION_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
+_LONG_TERM_KEY_RE = re.compile(r"^AKIA[A-Z0-9]{16}$")
+_EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+_SOURCE_TAG_RE = re.compile(r"source\.(?:web_identity|access_key)\.")
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]{0,200}$")
 _RESERVED_PATHS = frozenset({"/healthz", "/readyz", "/status"})
 # The well-known addresses AWS gives these endpoints on IPv6 (unique-local, not link-local).
@@ -94,10 +101,22 @@ class GatewaySettings(_Model):
         description="The gateway's STS endpoint (https://...; plain http only to a loopback host)."
     )
     timeout_seconds: float = Field(default=10, gt=0, le=120, description="Per request to the gateway.")
+    region: str = Field(
+        default="us-east-1",
+        description="The gateway's region (its `region` setting): the SigV4 scope of calls the "
+        "agent signs with an access key.",
+    )
     ca_file: CAFile | None = Field(
         default=None,
         description="PEM bundle of the only CAs trusted for the gateway's https (default: the system's).",
     )
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not _REGION_RE.match(v):
+            raise ValueError("must be a region name such as us-east-1")
+        return v
 
     @field_validator("url")
     @classmethod
@@ -118,6 +137,52 @@ class WebIdentitySourceSettings(_Model):
     )
 
 
+class AccessKeySourceSettings(_Model):
+    """AssumeRole signed (SigV4) with a fedgate IAM user's long-term access key.
+
+    For workloads with no OIDC identity of their own (a VM, a build host): the key stays with the
+    agent, the workload only ever sees the role's short-lived session credentials.
+    """
+
+    type: Literal["access_key"] = Field(description="The source kind.")
+    access_key_id: str = Field(description="The user's access key id (AKIA followed by 16 characters).")
+    secret_access_key: SecretRef = Field(
+        description="The key's secret, by reference ({env: NAME} or {file: PATH}); read at start-up."
+    )
+    external_id: str | None = Field(
+        default=None, description="ExternalId to send, when the role's trust policy asks for one."
+    )
+
+    @field_validator("access_key_id")
+    @classmethod
+    def _key_id(cls, v: str) -> str:
+        if not _LONG_TERM_KEY_RE.match(v):
+            raise ValueError("must be a long-term access key id: AKIA followed by 16 letters or digits")
+        return v
+
+    @field_validator("external_id")
+    @classmethod
+    def _external_id(cls, v: str | None) -> str | None:
+        if v is not None and not _EXTERNAL_ID_RE.match(v):
+            raise ValueError("must be 2-1224 characters of letters, digits and +=,.@:/-")
+        return v
+
+
+def _source_kind(value: Any) -> str:
+    """``type`` of a source; a mapping without one is the original web-identity form."""
+    if isinstance(value, Mapping):
+        return str(value.get("type", "web_identity"))
+    return str(getattr(value, "type", "web_identity"))
+
+
+#: Where a served role's identity comes from, told apart by ``type``.
+SourceSettings = Annotated[
+    Annotated[WebIdentitySourceSettings, Tag("web_identity")]
+    | Annotated[AccessKeySourceSettings, Tag("access_key")],
+    Discriminator(_source_kind),
+]
+
+
 class RoleSettings(_Model):
     """A role the agent serves, with where its identity comes from."""
 
@@ -132,7 +197,10 @@ class RoleSettings(_Model):
         "(a Kubernetes pod's name).",
     )
     duration_seconds: int = Field(default=3600, ge=900, le=43200, description="Session length asked for.")
-    source: WebIdentitySourceSettings = Field(description="Where the workload's identity comes from.")
+    source: SourceSettings = Field(
+        description="Where the workload's identity comes from: `type: web_identity` (a token file, "
+        "the default) or `type: access_key` (a fedgate user's long-term key)."
+    )
     path: str | None = Field(
         default=None, description="Path on the container endpoint (default /roles/NAME)."
     )
@@ -282,7 +350,8 @@ def parse_agent_config(raw: Mapping[str, Any], *, flags: Mapping[str, str] | Non
     try:
         return AgentConfig.model_validate(raw)
     except pydantic.ValidationError as exc:
-        lines = format_validation_error(exc).splitlines()
+        # pydantic names the chosen kind in the path (source.access_key.x); the file says source.x.
+        lines = [_SOURCE_TAG_RE.sub("source.", line) for line in format_validation_error(exc).splitlines()]
     if flags:
         named = []
         for line in lines:

@@ -19,12 +19,12 @@ from typing import Self, final
 import aiohttp
 from aiohttp import web
 
-from gateway.agent.config import AgentConfig, RoleSettings
+from gateway.agent.config import AccessKeySourceSettings, AgentConfig, RoleSettings
 from gateway.agent.errors import StartError
 from gateway.agent.imds import ImdsTokens
 from gateway.agent.keeper import RefreshPolicy, RoleKeeper
 from gateway.agent.server import container_answer, container_app, imds_answer, imds_app
-from gateway.agent.sources import CredentialSource, WebIdentityTokenFile
+from gateway.agent.sources import AccessKeySource, CredentialSource, WebIdentityTokenFile
 from gateway.agent.sts_client import StsClient
 from gateway.config import ListenSettings
 from gateway.errors import ConfigError
@@ -37,9 +37,28 @@ log = logging.getLogger("gateway.agent")
 
 
 def build_source(role: RoleSettings, sts: StsClient) -> CredentialSource:
-    """The credential source ``role`` describes."""
+    """The credential source ``role`` describes.
+
+    Raises :class:`~gateway.agent.errors.StartError` when an access key's secret cannot be read:
+    a role without its secret cannot be served, so the agent does not start.
+    """
+    source = role.source
+    if isinstance(source, AccessKeySourceSettings):
+        try:
+            secret = source.secret_access_key.resolve()
+        except ValueError as exc:
+            raise StartError(f"role {role.name}: source.secret_access_key: {exc}") from None
+        return AccessKeySource(
+            access_key_id=source.access_key_id,
+            secret_access_key=secret,
+            role_arn=role.role_arn,
+            session_name=role.session(),
+            duration_seconds=role.duration_seconds,
+            sts=sts,
+            external_id=source.external_id,
+        )
     return WebIdentityTokenFile(
-        path=role.source.token_file,
+        path=source.token_file,
         role_arn=role.role_arn,
         session_name=role.session(),
         duration_seconds=role.duration_seconds,

@@ -7,9 +7,8 @@ backoff). Sources today:
 * :class:`WebIdentityTokenFile`: AssumeRoleWithWebIdentity with an OIDC token read from a file at
   every call, so a token the kubelet (or anything else) rotates on disk is picked up at the next
   renewal.
-
-A source for a fedgate user's long-term access key (AssumeRole signed with SigV4) is one more class
-with the same ``fetch``, once the gateway has IAM users and AssumeRole.
+* :class:`AccessKeySource`: AssumeRole signed with SigV4 by a fedgate IAM user's long-term access
+  key, which never leaves the agent.
 """
 
 from __future__ import annotations
@@ -17,10 +16,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol, final
 
+from pydantic import SecretStr
+
 from gateway.agent.credentials import Credentials
 from gateway.agent.errors import TokenFileError
 
-__all__ = ["CredentialSource", "WebIdentityExchange", "WebIdentityTokenFile", "read_token_file"]
+__all__ = [
+    "AccessKeySource",
+    "AssumeRoleExchange",
+    "CredentialSource",
+    "WebIdentityExchange",
+    "WebIdentityTokenFile",
+    "read_token_file",
+]
 
 #: Larger token files are refused unread (the gateway limits tokens far below this).
 MAX_TOKEN_BYTES = 64 * 1024
@@ -45,6 +53,23 @@ class WebIdentityExchange(Protocol):
         self, *, role_arn: str, session_name: str, token: str, duration_seconds: int
     ) -> Credentials:
         """Exchange ``token`` for the role's credentials."""
+        ...
+
+
+class AssumeRoleExchange(Protocol):
+    """The STS call an access-key source needs (:class:`gateway.agent.sts_client.StsClient`)."""
+
+    async def assume_role(
+        self,
+        *,
+        role_arn: str,
+        session_name: str,
+        duration_seconds: int,
+        access_key_id: str,
+        secret_access_key: str,
+        external_id: str | None = None,
+    ) -> Credentials:
+        """AssumeRole signed with the long-term key ``access_key_id``."""
         ...
 
 
@@ -105,4 +130,47 @@ class WebIdentityTokenFile:
             session_name=self._session_name,
             token=token,
             duration_seconds=self._duration,
+        )
+
+
+@final
+class AccessKeySource:
+    """AssumeRole signed with a long-term access key (``AKIA...``) at every :meth:`fetch`.
+
+    The secret was read once, at start-up, from its reference; it is held as a
+    :class:`~pydantic.SecretStr` so no ``repr`` or status line can show it.
+    """
+
+    def __init__(
+        self,
+        *,
+        access_key_id: str,
+        secret_access_key: SecretStr,
+        role_arn: str,
+        session_name: str,
+        duration_seconds: int,
+        sts: AssumeRoleExchange,
+        external_id: str | None = None,
+    ) -> None:
+        self._key_id = access_key_id
+        self._secret = secret_access_key
+        self._role_arn = role_arn
+        self._session_name = session_name
+        self._duration = duration_seconds
+        self._external_id = external_id
+        self._sts = sts
+
+    def describe(self) -> str:
+        """``access key AKIA...`` (the id only)."""
+        return f"access key {self._key_id}"
+
+    async def fetch(self) -> Credentials:
+        """Assume the role now, signed with the access key."""
+        return await self._sts.assume_role(
+            role_arn=self._role_arn,
+            session_name=self._session_name,
+            duration_seconds=self._duration,
+            access_key_id=self._key_id,
+            secret_access_key=self._secret.get_secret_value(),
+            external_id=self._external_id,
         )

@@ -9,12 +9,13 @@ they reach a log line.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import ssl
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import final
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from lxml import etree
@@ -23,11 +24,14 @@ from gateway.agent.config import GatewaySettings
 from gateway.agent.credentials import Credentials
 from gateway.agent.errors import GatewayRefused, GatewayUnreachable
 from gateway.net import client_tls
+from gateway.sigv4 import HttpRequest
+from gateway.sigv4.sign import sign
 from gateway.sts.xml import NAMESPACE
 
 __all__ = ["MAX_RESPONSE_BYTES", "StsClient", "parse_credentials_response"]
 
 MAX_RESPONSE_BYTES = 64 * 1024
+_FORM = "application/x-www-form-urlencoded; charset=utf-8"
 _NS = {"sts": NAMESPACE}
 _ACCESS_KEY_RE = re.compile(r"^[A-Z0-9]{16,128}$")
 _SECRET_RE = re.compile(r"^[\x21-\x7e]{16,256}$")
@@ -128,6 +132,7 @@ class StsClient:
 
     def __init__(self, settings: GatewaySettings, session: aiohttp.ClientSession) -> None:
         self._url = settings.url
+        self._region = settings.region
         self._timeout = settings.timeout_seconds
         self._session = session
 
@@ -164,13 +169,59 @@ class StsClient:
             },
         )
 
-    async def _call(self, action: str, params: dict[str, str]) -> Credentials:
+    async def assume_role(
+        self,
+        *,
+        role_arn: str,
+        session_name: str,
+        duration_seconds: int,
+        access_key_id: str,
+        secret_access_key: str,
+        external_id: str | None = None,
+    ) -> Credentials:
+        """AssumeRole, signed with SigV4 (service ``sts``) by a long-term access key."""
+        params = {
+            "RoleArn": role_arn,
+            "RoleSessionName": session_name,
+            "DurationSeconds": str(duration_seconds),
+        }
+        if external_id is not None:
+            params["ExternalId"] = external_id
+        return await self._call("AssumeRole", params, signer=(access_key_id, secret_access_key))
+
+    def _signed_headers(self, body: str, access_key_id: str, secret_access_key: str) -> dict[str, str]:
+        """The headers of a SigV4-signed POST of ``body`` to the gateway's URL, signed now."""
+        url = urlsplit(self._url)
+        request = HttpRequest(
+            method="POST",
+            raw_path=url.path or "/",
+            raw_query="",
+            headers=(("Host", url.netloc), ("Content-Type", _FORM)),
+            payload_sha256=hashlib.sha256(body.encode()).hexdigest(),
+        )
+        signed = sign(
+            request,
+            access_key_id=access_key_id,
+            secret_key=secret_access_key,
+            region=self._region,
+            service="sts",
+            now=datetime.now(UTC),
+        )
+        # aiohttp sets Host itself from the URL (the value signed above).
+        return {name: value for name, value in signed.headers if name.lower() != "host"}
+
+    async def _call(
+        self, action: str, params: dict[str, str], *, signer: tuple[str, str] | None = None
+    ) -> Credentials:
         body = urlencode({"Action": action, "Version": "2011-06-15", **params})
+        headers = {"Content-Type": _FORM}
+        if signer is not None:
+            headers = self._signed_headers(body, *signer)
         try:
             async with self._session.post(
                 self._url,
                 data=body,
-                headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+                headers=headers,
                 allow_redirects=False,  # a redirect would carry the token somewhere else
             ) as response:
                 status = response.status

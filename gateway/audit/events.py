@@ -27,6 +27,7 @@ from typing import Any, final
 from gateway.calls import CallRecord
 from gateway.credentials import SessionClaims
 from gateway.errors import ServiceError
+from gateway.iam.caller import Caller
 from gateway.identity import Identity
 from gateway.plugin_host import PluginHost
 from gateway.sts.service import AssumedRole
@@ -38,6 +39,7 @@ __all__ = [
     "assumed_role_elements",
     "assumed_role_identity",
     "build_event",
+    "iam_user_identity",
     "saml_user",
     "user_identity",
     "web_identity_user",
@@ -71,6 +73,27 @@ SAFE_PARAMETERS = frozenset(
         "tagKeys",
         "tags",
         "userName",
+        # Managed policies, roles, instance profiles, identity providers (documents, not secrets).
+        "assumeRolePolicyDocument",
+        "clientID",
+        "clientIDList",
+        "description",
+        "entityFilter",
+        "filter",
+        "instanceProfileName",
+        "maxSessionDuration",
+        "name",
+        "onlyAttached",
+        "openIDConnectProviderArn",
+        "policyArn",
+        "policyUsageFilter",
+        "roleName",
+        "sAMLProviderArn",
+        "scope",
+        "setAsDefault",
+        "thumbprintList",
+        "url",
+        "versionId",
     }
 )
 _MAX_USER_AGENT = 512
@@ -108,6 +131,18 @@ def assumed_role_identity(claims: SessionClaims) -> dict[str, Any]:
     }
 
 
+def iam_user_identity(caller: Caller) -> dict[str, Any]:
+    """``IAMUser``: an IAM user that signed with one of its long-term access keys."""
+    return {
+        "type": "IAMUser",
+        "principalId": caller.user_id,
+        "arn": caller.arn,
+        "accountId": caller.account_id,
+        "accessKeyId": caller.access_key_id,
+        "userName": caller.user_name or "",
+    }
+
+
 def web_identity_user(identity: Identity) -> dict[str, Any]:
     """``WebIdentityUser``: ``principalId`` is ``PROVIDER:AUDIENCE:SUBJECT``, as CloudTrail spells it."""
     return {
@@ -130,9 +165,12 @@ def saml_user(identity: Identity) -> dict[str, Any]:
 
 
 def user_identity(call: CallRecord) -> dict[str, Any]:
-    """The principal of ``call``: its signing session, else its federated identity, else unknown."""
+    """The principal of ``call``: its signing session or user, else its federated identity, else
+    unknown."""
     if call.session is not None:
         return assumed_role_identity(call.session)
+    if call.caller is not None:
+        return iam_user_identity(call.caller)
     if call.identity is None:
         return {"type": "Unknown"}
     shape = saml_user(call.identity) if call.identity.kind == "saml" else web_identity_user(call.identity)

@@ -101,10 +101,20 @@ class RevisionWatcher:
         """Whether a notification connection is up right now."""
         return self._listener is not None and self._listener.connected
 
-    def subscribe(self, name: str, refresh: Refresh, *, confirmed: Confirmed | None = None) -> Subscription:
+    def subscribe(
+        self,
+        name: str,
+        refresh: Refresh,
+        *,
+        confirmed: Confirmed | None = None,
+        revision: int | None = None,
+    ) -> Subscription:
         """Call ``refresh(revision)`` when the revision moves, ``confirmed(at)`` after each check
-        that found this subscriber up to date. Subscribe before :meth:`start`."""
+        that found this subscriber up to date. Subscribe before :meth:`start`, or give the
+        ``revision`` the subscriber already loaded (it is refreshed at the next check if the
+        database has moved on since)."""
         subscription = Subscription(name, refresh, confirmed)
+        subscription.revision = revision
         self._subscriptions.append(subscription)
         return subscription
 

@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from gateway.iam.entries import ContextEntry, build_context
 from gateway.iam.params import API_VERSION, SimulationParams
-from gateway.iam.roles import find_role, principal_context, role_sources
+from gateway.iam.roles import (
+    find_role,
+    find_user,
+    principal_context,
+    role_sources,
+    user_boundary,
+    user_sources,
+)
 from gateway.iam.service import SimulationPage, build_simulation, simulate
 from gateway.iam.simulate import EvaluationResult, Simulation, SourcePolicy, StatementRef
 
@@ -32,7 +39,10 @@ __all__ = [
     "build_context",
     "build_simulation",
     "find_role",
+    "find_user",
     "principal_context",
     "role_sources",
     "simulate",
+    "user_boundary",
+    "user_sources",
 ]

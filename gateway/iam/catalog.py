@@ -1,40 +1,71 @@
-"""The IAM catalog: every role and managed policy, compiled once, behind one atomically swapped snapshot.
+"""The IAM catalog: every principal and managed policy, compiled once, behind one atomically swapped snapshot.
 
 Every decision (STS's trust check, the permissions of a signed call, the simulator, the browser
 role chooser) reads a :class:`CatalogSnapshot`: roles by ARN with their compiled trust policy,
-inline and attached managed policies, tags and permissions boundary; managed policies by ARN in
-their identity and session-policy forms; and a cache of the compiled
-:class:`~gateway.policy.PolicySet` of each (role, session policy, policy ARNs). A snapshot never
-changes. :class:`Catalog` holds the current one; :meth:`Catalog.swap` replaces it with one
-attribute assignment, so a reader that takes ``catalog.snapshot`` once per request sees one
-consistent state, and the policy-set cache (owned by the snapshot) is invalidated by the swap.
+inline and attached managed policies, tags and permissions boundary; users with their groups,
+policies and boundary; groups; long-term access keys by id; managed policies by ARN in their
+identity and session-policy forms; and a cache of the compiled :class:`~gateway.policy.PolicySet`
+of each (role, session policy, policy ARNs) and of each user. A snapshot never changes.
+:class:`Catalog` holds the current one; :meth:`Catalog.swap` replaces it with one attribute
+assignment, so a reader that takes ``catalog.snapshot`` once per request sees one consistent
+state, and the policy-set cache (owned by the snapshot) is invalidated by the swap.
 
-Snapshots are built by :func:`build_snapshot` from plain records (:mod:`gateway.iam.records`), so
-any source can feed the catalog: the YAML configuration today, the IAM database next.
+Snapshots are built by :func:`build_snapshot` from plain records (:mod:`gateway.iam.records`): the
+YAML's and the IAM database's, merged by the collision rule stated there. A config entity naming a
+managed policy that does not exist is a configuration error; an API entity's reference that
+dangles (its policy went away under it) fails closed: a missing attached policy grants nothing and
+a missing permissions boundary allows nothing. Likewise an API entity's document the policy engine
+refuses (the API validates every one, so only a database changed behind its back holds one) is
+left out, logged, without stopping the rebuild: an inline or managed policy that grants nothing, a
+boundary that allows nothing, a role no one can assume.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, final
+from typing import Any, Literal, final
 
-from gateway.arns import policy_arn, role_arn
+from gateway.arns import group_arn, policy_arn, role_arn, user_arn
 from gateway.credentials import role_id_for
-from gateway.iam.records import CatalogRecords, EntitySource, RoleRecord
-from gateway.policy import Policy, PolicySet, parse_policy
+from gateway.errors import MalformedPolicyDocument
+from gateway.iam.records import (
+    AccessKeyStatus,
+    CatalogRecords,
+    EntitySource,
+    GroupRecord,
+    InlinePolicyRecord,
+    RoleRecord,
+    UserRecord,
+)
+from gateway.policy import Policy, PolicyKind, PolicySet, parse_policy
 from gateway.policy.cache import LRU
 
 __all__ = [
     "POLICY_SET_CACHE",
+    "AccessKey",
     "Catalog",
     "CatalogSnapshot",
+    "EntityKind",
+    "Group",
     "InlinePolicy",
     "ManagedPolicy",
     "Role",
+    "User",
     "build_snapshot",
+    "entity_id_for",
 ]
+
+log = logging.getLogger(__name__)
+
+#: The kinds of named entities, for :meth:`CatalogSnapshot.source_of`.
+EntityKind = Literal["user", "group", "role", "policy"]
+# What a permissions boundary that no longer exists allows: nothing.
+_NOTHING = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
 
 #: How many compiled policy sets a snapshot keeps (one per role, session policy and policy ARNs).
 POLICY_SET_CACHE = 4096
@@ -61,7 +92,7 @@ class ManagedPolicy:
 @final
 @dataclass(frozen=True, slots=True)
 class InlinePolicy:
-    """A permission policy embedded in a role."""
+    """A permission policy embedded in a role, user or group."""
 
     name: str
     document: Mapping[str, Any]
@@ -99,10 +130,80 @@ class Role:
 
 
 @final
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A group: its policies apply to each of its users."""
+
+    arn: str
+    name: str
+    path: str
+    group_id: str
+    inline: tuple[InlinePolicy, ...]
+    managed: tuple[ManagedPolicy, ...]
+    source: EntitySource
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class User:
+    """An IAM user as every decision sees it.
+
+    ``inline`` and ``managed`` are its own permission policies, ``groups`` the groups it is in
+    (their policies count too), ``boundary`` its compiled permissions boundary or ``None``.
+    """
+
+    arn: str
+    name: str
+    path: str
+    user_id: str
+    account_id: str
+    tags: Mapping[str, str]
+    groups: tuple[Group, ...]
+    inline: tuple[InlinePolicy, ...]
+    managed: tuple[ManagedPolicy, ...]
+    boundary: Policy | None
+    source: EntitySource
+
+    @property
+    def identity_policies(self) -> tuple[Policy, ...]:
+        """The user's permission policies: its own inline and attached, then each group's."""
+        out = [p.policy for p in self.inline] + [m.identity for m in self.managed]
+        for group in self.groups:
+            out += [p.policy for p in group.inline] + [m.identity for m in group.managed]
+        return tuple(out)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class AccessKey:
+    """A long-term access key: whose it is, whether it is active, and its secret (sealed for a key
+    the database holds, plain for one the YAML declares; neither in ``repr``)."""
+
+    access_key_id: str
+    user_arn: str
+    status: AccessKeyStatus
+    sealed: str | None = field(repr=False)
+    secret: str | None = field(repr=False)
+    source: EntitySource
+
+
+@final
 class CatalogSnapshot:
     """One immutable state of the catalog. Build with :func:`build_snapshot`."""
 
-    __slots__ = ("_by_name", "_policy_sets", "_roles", "account_id", "policies", "revision", "roles")
+    __slots__ = (
+        "_by_name",
+        "_policy_sets",
+        "_sources",
+        "_users_by_name",
+        "access_keys",
+        "account_id",
+        "groups",
+        "policies",
+        "revision",
+        "roles",
+        "users",
+    )
 
     def __init__(
         self,
@@ -110,6 +211,9 @@ class CatalogSnapshot:
         roles: Mapping[str, Role],
         policies: Mapping[str, ManagedPolicy],
         *,
+        users: Mapping[str, User] | None = None,
+        groups: Mapping[str, Group] | None = None,
+        access_keys: Mapping[str, AccessKey] | None = None,
         revision: int = 0,
         policy_set_cache: int = POLICY_SET_CACHE,
     ) -> None:
@@ -119,7 +223,24 @@ class CatalogSnapshot:
         """Roles by ARN."""
         self.policies: Mapping[str, ManagedPolicy] = MappingProxyType(dict(policies))
         """Managed policies by ARN."""
+        self.users: Mapping[str, User] = MappingProxyType(dict(users or {}))
+        """Users by ARN."""
+        self.groups: Mapping[str, Group] = MappingProxyType(dict(groups or {}))
+        """Groups by ARN."""
+        self.access_keys: Mapping[str, AccessKey] = MappingProxyType(dict(access_keys or {}))
+        """Long-term access keys by id."""
         self._by_name = {r.name: r for r in self.roles.values()}
+        self._users_by_name = {u.name: u for u in self.users.values()}
+        sources: dict[tuple[str, str], EntitySource] = {}
+        for kind, entities in (
+            ("role", self.roles.values()),
+            ("policy", self.policies.values()),
+            ("user", self.users.values()),
+            ("group", self.groups.values()),
+        ):
+            for entity in entities:
+                sources[(kind, entity.name.lower())] = entity.source
+        self._sources = sources
         self._policy_sets: LRU[PolicySetKey, PolicySet] = LRU(policy_set_cache)
 
     def role(self, arn: str) -> Role | None:
@@ -133,6 +254,39 @@ class CatalogSnapshot:
     def policy(self, arn: str) -> ManagedPolicy | None:
         """The managed policy ``arn`` names, if there is one."""
         return self.policies.get(arn)
+
+    def user(self, arn: str) -> User | None:
+        """The user ``arn`` names, if there is one."""
+        return self.users.get(arn)
+
+    def user_named(self, name: str) -> User | None:
+        """The user called ``name``, if there is one."""
+        return self._users_by_name.get(name)
+
+    def access_key(self, access_key_id: str) -> AccessKey | None:
+        """The long-term access key ``access_key_id``, if there is one (active or not)."""
+        return self.access_keys.get(access_key_id)
+
+    def source_of(self, kind: EntityKind, name: str) -> EntitySource | None:
+        """Where the ``kind`` entity called ``name`` (case-insensitively) is declared, or ``None``
+        when the name is free: the IAM API refuses to create a name that is taken and to change an
+        entity whose source is ``config``."""
+        return self._sources.get((kind, name.lower()))
+
+    def user_policy_set(self, user_arn: str) -> PolicySet:
+        """The compiled policies that govern the user ``user_arn`` (cached). Fail closed: a user
+        that no longer exists keeps no permissions."""
+        key = (user_arn, None, ())
+        found = self._policy_sets.get(key)
+        if found is not None:
+            return found
+        user = self.users.get(user_arn)
+        found = PolicySet(
+            identity=user.identity_policies if user is not None else (),
+            boundary=[user.boundary] if user is not None and user.boundary is not None else None,
+        )
+        self._policy_sets.put(key, found)
+        return found
 
     def __iter__(self) -> Iterator[Role]:
         """Every role."""
@@ -172,49 +326,138 @@ class CatalogSnapshot:
         return found
 
 
+def entity_id_for(prefix: str, arn: str) -> str:
+    """A config entity's unique id (``AIDA...`` user, ``AGPA...`` group): the prefix and 17
+    characters derived from its ARN, the same on every replica."""
+    digest = hashlib.sha256(b"fedgate entity id\x00" + arn.encode()).digest()
+    return prefix + base64.b32encode(digest[:11]).decode()[:17]
+
+
 def build_snapshot(records: CatalogRecords, *, policy_set_cache: int = POLICY_SET_CACHE) -> CatalogSnapshot:
     """Validate and compile ``records`` into a snapshot.
 
-    Raises :class:`~gateway.errors.MalformedPolicyDocument` for a document the policy engine
-    refuses and ``ValueError`` for a role naming a managed policy the records do not hold.
+    Raises :class:`~gateway.errors.MalformedPolicyDocument` for a config document the policy
+    engine refuses and ``ValueError`` for a config entity naming a managed policy (or a user a
+    group) the records do not hold; an API entity's such faults fail closed instead (see above).
     """
     account = records.account_id
     policies: dict[str, ManagedPolicy] = {}
     for p in records.policies:
         arn = policy_arn(account, p.path, p.name)
-        policies[arn] = ManagedPolicy(
-            arn=arn,
-            name=p.name,
-            path=p.path,
-            description=p.description,
-            document=p.document,
-            identity=parse_policy(p.document, kind="identity", name=p.name),
-            session=parse_policy(p.document, kind="session", name=arn),
-            source=p.source,
-        )
+        try:
+            policies[arn] = ManagedPolicy(
+                arn=arn,
+                name=p.name,
+                path=p.path,
+                description=p.description,
+                document=p.document,
+                identity=parse_policy(p.document, kind="identity", name=p.name),
+                session=parse_policy(p.document, kind="session", name=arn),
+                source=p.source,
+            )
+        except MalformedPolicyDocument as exc:
+            _refused(p.source, f"policy {arn}", exc)
     roles = {}
     for r in records.roles:
-        role = _role(account, r, policies)
+        try:
+            role = _role(account, r, policies)
+        except MalformedPolicyDocument as exc:
+            _refused(r.source, f"role {r.name}", exc)
+            continue
         roles[role.arn] = role
+    groups = {}
+    for g in records.groups:
+        group = _group(account, g, policies)
+        groups[group.arn] = group
+    groups_by_name = {g.name: g for g in groups.values()}
+    users = {}
+    for u in records.users:
+        user = _user(account, u, policies, groups_by_name)
+        users[user.arn] = user
+    users_by_name = {u.name: u for u in users.values()}
+    access_keys = {}
+    for k in records.access_keys:
+        owner = users_by_name.get(k.user_name)
+        if owner is None:
+            if k.source == "config":
+                raise ValueError(f"access key {k.access_key_id}: no user {k.user_name}")
+            continue
+        access_keys[k.access_key_id] = AccessKey(
+            k.access_key_id, owner.arn, k.status, k.sealed, k.secret, k.source
+        )
     return CatalogSnapshot(
-        account, roles, policies, revision=records.revision, policy_set_cache=policy_set_cache
+        account,
+        roles,
+        policies,
+        users=users,
+        groups=groups,
+        access_keys=access_keys,
+        revision=records.revision,
+        policy_set_cache=policy_set_cache,
     )
+
+
+def _refused(source: EntitySource, what: str, exc: MalformedPolicyDocument) -> None:
+    """Re-raise for the configuration; log and leave the API entity out."""
+    if source == "config":
+        raise exc
+    log.warning("%s in the IAM database does not compile, it is left out: %s", what, exc.message[:200])
+
+
+def _compiled(
+    source: EntitySource, document: Mapping[str, Any], kind: PolicyKind, name: str
+) -> Policy | None:
+    try:
+        return parse_policy(document, kind=kind, name=name)
+    except MalformedPolicyDocument as exc:
+        _refused(source, name, exc)
+        return None
+
+
+def _attached(
+    owner: str, source: EntitySource, arns: tuple[str, ...], policies: Mapping[str, ManagedPolicy]
+) -> tuple[ManagedPolicy, ...]:
+    found = []
+    for arn in arns:
+        policy = policies.get(arn)
+        if policy is None:
+            if source == "config":
+                raise ValueError(f"{owner}: no managed policy {arn}")
+            log.warning("%s: attached policy %s does not exist; it grants nothing", owner, arn)
+            continue
+        found.append(policy)
+    return tuple(found)
+
+
+def _boundary(
+    owner: str, source: EntitySource, arn: str | None, policies: Mapping[str, ManagedPolicy]
+) -> Policy | None:
+    if arn is None:
+        return None
+    bound = policies.get(arn)
+    if bound is None:
+        if source == "config":
+            raise ValueError(f"{owner}: no managed policy {arn}")
+        log.warning("%s: permissions boundary %s does not exist; it allows nothing", owner, arn)
+        return parse_policy(_NOTHING, kind="boundary", name=arn)
+    compiled = _compiled(source, bound.document, "boundary", bound.arn)
+    return compiled if compiled is not None else parse_policy(_NOTHING, kind="boundary", name=arn)
+
+
+def _inline(
+    owner: str, source: EntitySource, records: tuple[InlinePolicyRecord, ...]
+) -> tuple[InlinePolicy, ...]:
+    out = []
+    for i in records:
+        compiled = _compiled(source, i.document, "identity", f"{owner}/{i.name}")
+        if compiled is not None:
+            out.append(InlinePolicy(i.name, i.document, compiled))
+    return tuple(out)
 
 
 def _role(account: str, record: RoleRecord, policies: Mapping[str, ManagedPolicy]) -> Role:
     arn = role_arn(account, record.path, record.name)
-    managed = []
-    for attached in record.managed_policy_arns:
-        found = policies.get(attached)
-        if found is None:
-            raise ValueError(f"role {record.name}: no managed policy {attached}")
-        managed.append(found)
-    boundary = None
-    if record.permissions_boundary_arn is not None:
-        bound = policies.get(record.permissions_boundary_arn)
-        if bound is None:
-            raise ValueError(f"role {record.name}: no managed policy {record.permissions_boundary_arn}")
-        boundary = parse_policy(bound.document, kind="boundary", name=bound.arn)
+    owner = f"role {record.name}"
     return Role(
         arn=arn,
         name=record.name,
@@ -226,14 +469,50 @@ def _role(account: str, record: RoleRecord, policies: Mapping[str, ManagedPolicy
         tags=MappingProxyType(dict(record.tags)),
         trust_document=record.trust_policy,
         trust=parse_policy(record.trust_policy, kind="trust", name=f"{record.name}-trust"),
-        inline=tuple(
-            InlinePolicy(
-                i.name, i.document, parse_policy(i.document, kind="identity", name=f"{record.name}/{i.name}")
-            )
-            for i in record.inline_policies
-        ),
-        managed=tuple(managed),
-        boundary=boundary,
+        inline=_inline(record.name, record.source, record.inline_policies),
+        managed=_attached(owner, record.source, record.managed_policy_arns, policies),
+        boundary=_boundary(owner, record.source, record.permissions_boundary_arn, policies),
+        source=record.source,
+    )
+
+
+def _group(account: str, record: GroupRecord, policies: Mapping[str, ManagedPolicy]) -> Group:
+    arn = group_arn(account, record.path, record.name)
+    return Group(
+        arn=arn,
+        name=record.name,
+        path=record.path,
+        group_id=record.group_id or entity_id_for("AGPA", arn),
+        inline=_inline(f"group/{record.name}", record.source, record.inline_policies),
+        managed=_attached(f"group {record.name}", record.source, record.managed_policy_arns, policies),
+        source=record.source,
+    )
+
+
+def _user(
+    account: str, record: UserRecord, policies: Mapping[str, ManagedPolicy], groups: Mapping[str, Group]
+) -> User:
+    arn = user_arn(account, record.path, record.name)
+    owner = f"user {record.name}"
+    member_of = []
+    for name in record.groups:
+        group = groups.get(name)
+        if group is None:
+            if record.source == "config":
+                raise ValueError(f"{owner}: no group {name}")
+            continue
+        member_of.append(group)
+    return User(
+        arn=arn,
+        name=record.name,
+        path=record.path,
+        user_id=record.user_id or entity_id_for("AIDA", arn),
+        account_id=account,
+        tags=MappingProxyType(dict(record.tags)),
+        groups=tuple(member_of),
+        inline=_inline(f"user/{record.name}", record.source, record.inline_policies),
+        managed=_attached(owner, record.source, record.managed_policy_arns, policies),
+        boundary=_boundary(owner, record.source, record.permissions_boundary_arn, policies),
         source=record.source,
     )
 
@@ -261,11 +540,12 @@ class Catalog:
         """The current snapshot."""
         return self._snapshot
 
-    def swap(self, snapshot: CatalogSnapshot) -> None:
-        """Make ``snapshot`` current. It must be of the same account and not older."""
+    def swap(self, snapshot: CatalogSnapshot, *, rewind: bool = False) -> None:
+        """Make ``snapshot`` current. It must be of the same account and, unless ``rewind`` (the
+        database was restored to an earlier state), not older."""
         current = self._snapshot
         if snapshot.account_id != current.account_id:
             raise ValueError("a catalog serves one account")
-        if snapshot.revision < current.revision:
+        if snapshot.revision < current.revision and not rewind:
             raise ValueError(f"snapshot revision {snapshot.revision} is older than {current.revision}")
         self._snapshot = snapshot

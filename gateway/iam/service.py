@@ -1,8 +1,9 @@
 """The two simulation actions, from validated parameters to one page of results.
 
 ``SimulateCustomPolicy`` evaluates only the policies in the request. ``SimulatePrincipalPolicy``
-evaluates the permission policies of a catalog role (``PolicySourceArn``) plus any
-``PolicyInputList`` documents; the simulated caller defaults to that role. Neither adds context
+evaluates the permission policies of a catalog role or user (``PolicySourceArn``; a user's include
+its groups' and its permissions boundary) plus any ``PolicyInputList`` documents; the simulated
+caller defaults to that principal. Neither adds context
 values the request did not give (as IAM does): what the policies needed and lacked comes back in
 ``MissingContextValues``.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from gateway.iam.catalog import CatalogSnapshot
 from gateway.iam.entries import build_context
 from gateway.iam.params import SimulationParams
-from gateway.iam.roles import find_role, role_sources
+from gateway.iam.roles import find_role, find_user, role_sources, user_boundary, user_sources
 from gateway.iam.simulate import EvaluationResult, Simulation, SourcePolicy
 
 __all__ = ["SimulationPage", "build_simulation", "simulate"]
@@ -30,25 +31,34 @@ class SimulationPage:
 
 def build_simulation(params: SimulationParams, catalog: CatalogSnapshot | None = None) -> Simulation:
     """The :class:`Simulation` ``params`` describe. MalformedPolicyDocument on invalid policy text,
-    NoSuchEntity for a ``PolicySourceArn`` that names no configured role."""
+    NoSuchEntity for a ``PolicySourceArn`` that names no role or user of the catalog."""
     identity: list[SourcePolicy] = []
+    principal_boundary: list[SourcePolicy] | None = None
     caller = params.caller_arn
-    if params.policy_source_arn is not None:
+    source = params.policy_source_arn
+    if source is not None:
         if catalog is None:
-            raise ValueError("SimulatePrincipalPolicy needs the role catalog")
-        role = find_role(catalog, params.policy_source_arn)
-        identity.extend(role_sources(role))
-        caller = caller or role.arn
+            raise ValueError("SimulatePrincipalPolicy needs the catalog")
+        if source.split(":", 5)[-1].startswith("user/"):
+            user = find_user(catalog, source)
+            identity.extend(user_sources(user))
+            principal_boundary = user_boundary(user)
+            caller = caller or user.arn
+        else:
+            role = find_role(catalog, source)
+            identity.extend(role_sources(role))
+            caller = caller or role.arn
     identity.extend(
         SourcePolicy.parse(doc, id=f"PolicyInputList.{i}", type=None, kind="identity")
         for i, doc in enumerate(params.policy_inputs, 1)
     )
-    boundary = None
+    boundary = principal_boundary
     if params.boundary_inputs:
-        boundary = [
+        boundary = [*(boundary or ())]
+        boundary.extend(
             SourcePolicy.parse(doc, id=f"PermissionsBoundaryPolicyInputList.{i}", type=None, kind="boundary")
             for i, doc in enumerate(params.boundary_inputs, 1)
-        ]
+        )
     resource_policy = None
     if params.resource_policy is not None:
         resource_policy = SourcePolicy.parse(

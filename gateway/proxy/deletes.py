@@ -23,9 +23,9 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from gateway.credentials import SessionClaims
 from gateway.errors import BadDigest, InvalidDigest, InvalidRequest, MalformedXML
 from gateway.iam import permissions
+from gateway.iam.caller import Caller
 from gateway.iam.catalog import CatalogSnapshot
 from gateway.iam.permissions import Check, ContextValue
 from gateway.policy import Decision
@@ -208,7 +208,7 @@ class DeletePlan:
 
 def plan_deletes(
     snapshot: CatalogSnapshot,
-    claims: SessionClaims,
+    caller: Caller,
     context: Mapping[str, ContextValue],
     bucket: str,
     body: bytes,
@@ -222,7 +222,7 @@ def plan_deletes(
     denied: list[DeleteTarget] = []
     denial: Decision | None = None
     for target, check in zip(document.objects, checks, strict=True):
-        decision = permissions.decide(snapshot, claims, (check,), context)
+        decision = permissions.decide(snapshot, caller, (check,), context)
         if decision.allowed:
             allowed.append(target)
         else:

@@ -26,7 +26,6 @@ from yarl import URL
 from gateway import keys
 from gateway.authn import Authenticated, authenticate, open_session
 from gateway.calls import CallRecord
-from gateway.credentials import SessionClaims
 from gateway.errors import (
     AccessDenied,
     BadGateway,
@@ -43,7 +42,7 @@ from gateway.errors import (
     UnreadableSessionToken,
 )
 from gateway.iam import permissions
-from gateway.policy import Decision
+from gateway.iam.caller import Caller
 from gateway.proxy.body import BodyGuard
 from gateway.proxy.deletes import MAX_DELETE_BODY, plan_deletes, with_content_md5
 from gateway.proxy.headers import forwarded_headers, request_headers, response_headers
@@ -178,17 +177,6 @@ def _header_map(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
     return found
 
 
-def _denied_message(claims: SessionClaims, decision: Decision) -> str:
-    reason = {
-        "explicitDeny": f"with an explicit deny in a {decision.denied_by} policy",
-        "implicitDeny": f"because no {decision.denied_by}-based policy allows the {decision.action} action",
-    }.get(decision.kind, "")
-    return (
-        f"User: {claims.assumed_role_arn} is not authorized to perform: {decision.action} on resource: "
-        f"{decision.resource} {reason}"
-    ).strip()
-
-
 async def proxy_request(
     request: web.Request, runtime: ProxyRuntime, selection: Selection
 ) -> web.StreamResponse:
@@ -232,14 +220,14 @@ async def proxy_request(
             if is_s3:
                 raise InvalidToken("The provided token is malformed or otherwise invalid.") from None
             raise
-        claims, verified = auth.claims, auth.verified
-        record.session = claims
+        caller, verified = auth.caller, auth.verified
+        record.caller, record.session = caller, caller.session
         mapped = upstream.mapping.map(
             ProxyRequest(request.method, _host(request), selection.segments, query, header_map)
         )
         record.resources = [(check.action, check.resource) for check in mapped.checks]
         snapshot = runtime.catalog.snapshot
-        context = permissions.session_context(snapshot, claims, record.transport, region=upstream.region)
+        context = permissions.session_context(snapshot, caller, record.transport, region=upstream.region)
         if is_s3:
             version = "AWS" if v2 else "AWS4-HMAC-SHA256"
             context.update(signature_context(verified.info, verified.payload_hash, now, version=version))
@@ -247,7 +235,7 @@ async def proxy_request(
         if mapped.delete_objects:
             if body is None or verified.streaming is not None:
                 raise InvalidRequest("DeleteObjects takes its XML body whole, not aws-chunked.")
-            plan = plan_deletes(snapshot, claims, context, mapped.path.removeprefix("/"), body, header_map)
+            plan = plan_deletes(snapshot, caller, context, mapped.path.removeprefix("/"), body, header_map)
             record.resources = [(check.action, check.resource) for check in plan.checks]
             outcome.update(plan.outcome)
             if plan.body is None:
@@ -255,11 +243,11 @@ async def proxy_request(
             body, headers, rewrite = plan.body, with_content_md5(headers, plan.content_md5), plan.merge
             checksum = None
         else:
-            decision = permissions.decide(snapshot, claims, mapped.checks, context)
+            decision = permissions.decide(snapshot, caller, mapped.checks, context)
             outcome["decision"] = decision.kind
             if not decision.allowed:
                 outcome["deniedBy"] = decision.denied_by
-                raise AccessDenied(_denied_message(claims, decision))
+                raise AccessDenied(permissions.denied_message(caller, decision))
             checksum = (
                 expected_checksum(header_map.items())
                 if request.body_exists or request.method not in _NO_BODY_METHODS
@@ -271,7 +259,7 @@ async def proxy_request(
             rewrite=rewrite,
             upstream=upstream,
             mapped=mapped,
-            claims=claims,
+            caller=caller,
             verified=verified,
             query=query,
             headers=headers,
@@ -312,7 +300,7 @@ async def _authenticate(
     opened = None
     if multi_delete or _body_hash_needed(http, header_map, upstream):
         # Signature present and well formed, session valid: before buffering a body.
-        opened = await open_session(http, runtime.credentials, now=now)
+        opened = await open_session(http, runtime.credentials, now=now, access_keys=runtime.access_keys)
         limit = MAX_DELETE_BODY if multi_delete else upstream.settings.max_buffered_body
         body = await _read_bounded(request, limit)
         http = replace(http, payload_sha256=hashlib.sha256(body).hexdigest())
@@ -323,6 +311,7 @@ async def _authenticate(
         region=upstream.region,
         service=upstream.service,
         keys=runtime.verify_keys,
+        access_keys=runtime.access_keys,
         normalize_path=upstream.normalize_path,
         opened=opened,
     )
@@ -385,7 +374,7 @@ class _Authorized:
 
     upstream: Upstream
     mapped: Mapped
-    claims: SessionClaims
+    caller: Caller
     verified: Verified
     query: tuple[QueryParam, ...]
     headers: tuple[tuple[str, str], ...]
@@ -404,10 +393,10 @@ async def _forward(
     Returns the response and, when it failed after its headers were sent (so it cannot be answered
     with an error any more), why: the audit records it as failed.
     """
-    upstream, mapped, claims, verified = (
+    upstream, mapped, caller, verified = (
         authorized.upstream,
         authorized.mapped,
-        authorized.claims,
+        authorized.caller,
         authorized.verified,
     )
     query, headers, body, now = authorized.query, authorized.headers, authorized.body, authorized.now
@@ -499,7 +488,7 @@ async def _forward(
         assert runtime.signer is not None
         check = mapped.checks[0]
         token = runtime.signer.token(
-            claims, audience=upstream.name, now=now, action=check.action, resource=check.resource
+            caller, audience=upstream.name, now=now, action=check.action, resource=check.resource
         )
         out.append((settings.identity_header, token))
 

@@ -15,8 +15,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from gateway.credentials import SessionClaims
 from gateway.errors import ConfigError
+from gateway.iam.caller import Caller
 
 __all__ = ["IdentitySigner"]
 
@@ -56,24 +56,30 @@ class IdentitySigner:
         public = self._key.as_dict(private=False)
         return {"keys": [{**public, "kid": self.kid, "use": "sig", "alg": "ES256"}]}
 
-    def token(self, claims: SessionClaims, *, audience: str, now: float, action: str, resource: str) -> str:
-        """A token naming the session behind a request, for the upstream ``audience``."""
+    def token(self, caller: Caller, *, audience: str, now: float, action: str, resource: str) -> str:
+        """A token naming the caller behind a request (a role session or an IAM user), for the
+        upstream ``audience``: ``role_arn`` and ``session_name`` for a session, ``user_name`` for a
+        user."""
         issued = int(now)
         payload: dict[str, Any] = {
             "iss": self._issuer,
             "aud": audience,
-            "sub": claims.assumed_role_arn,
+            "sub": caller.arn,
             "iat": issued,
             "nbf": issued,
             "exp": issued + self._ttl,
             "jti": secrets.token_urlsafe(12),
-            "account": claims.account_id,
-            "role_arn": claims.role_arn,
-            "session_name": claims.session_name,
-            "userid": claims.assumed_role_id,
+            "account": caller.account_id,
+            "userid": caller.user_id,
             "action": action,
             "resource": resource,
         }
+        claims = caller.session
+        if claims is None:
+            payload["user_name"] = caller.user_name
+            return jwt.encode({"alg": "ES256", "kid": self.kid, "typ": "JWT"}, payload, self._key)
+        payload["role_arn"] = claims.role_arn
+        payload["session_name"] = claims.session_name
         if claims.source_identity:
             payload["source_identity"] = claims.source_identity
         tags: Mapping[str, str] = claims.tags

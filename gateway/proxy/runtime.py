@@ -9,6 +9,7 @@ from typing import final
 import aiohttp
 
 from gateway.credentials import CredentialService
+from gateway.iam.accesskeys import AccessKeys
 from gateway.iam.catalog import Catalog
 from gateway.proxy.identity import IdentitySigner
 from gateway.proxy.upstream import UpstreamTable
@@ -31,6 +32,7 @@ class ProxyRuntime:
     catalog: Catalog
     verify_keys: SigningKeyCache
     clock: Callable[[], float]
+    access_keys: AccessKeys | None = None
     signer: IdentitySigner | None = None
     clients: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
     #: Per upstream, the timeouts of a proxied request; the sessions' own (no total) serve WebSockets.

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from gateway.authn import Authenticated
 from gateway.credentials import CredentialService
 from gateway.errors import InvalidClientTokenId, InvalidRequest
+from gateway.iam.caller import Caller
 from gateway.sigv4 import UNSIGNED_PAYLOAD, HttpRequest, SignatureInfo, Verified
 from gateway.sigv4.sigv2 import parse_sigv2, verify_sigv2
 
@@ -61,5 +62,6 @@ async def authenticate_v2(
         security_token=info.security_token,
     )
     return Authenticated(
-        claims, Verified(info=signature, payload_hash=UNSIGNED_PAYLOAD, payload_checked=False)
+        Caller.of_session(claims),
+        Verified(info=signature, payload_hash=UNSIGNED_PAYLOAD, payload_checked=False),
     )

@@ -20,7 +20,7 @@ from gateway.proxy.mapping import Mapping, RouteTable
 from gateway.proxy.paths import decode_path
 from gateway.proxy.s3 import S3Mapping
 
-__all__ = ["Selection", "SigningCredentials", "Upstream", "UpstreamTable", "host_matches"]
+__all__ = ["Selection", "SigningCredentials", "Upstream", "UpstreamTable", "host_matches", "shadowed"]
 
 
 @final
@@ -114,6 +114,35 @@ class Selection:
     upstream: Upstream
     segments: tuple[str, ...] = ()
     error: InvalidParameterValue | None = None
+
+
+def _host_covers(pattern: str, other: str) -> bool:
+    """Whether every host ``other`` (a host or ``*.suffix``) matches is matched by ``pattern``."""
+    if other.startswith("*."):
+        return pattern.startswith("*.") and other[1:].endswith(pattern[1:])
+    return host_matches(pattern, other)
+
+
+def shadowed(upstreams: Sequence[UpstreamSettings]) -> list[tuple[int, int]]:
+    """``(later, earlier)`` index pairs: every request ``later`` takes is taken first by ``earlier``.
+
+    Upstreams are tried in order and the first match wins (:meth:`UpstreamTable.select`), so a later
+    one that an earlier one covers (hosts at least as wide, path prefix a prefix of its own) is
+    never reached.
+    """
+    found = []
+    for j, later in enumerate(upstreams):
+        mine = tuple(s for s in later.match.path_prefix.split("/") if s)
+        for i, earlier in enumerate(upstreams[:j]):
+            theirs = tuple(s for s in earlier.match.path_prefix.split("/") if s)
+            hosts_covered = not earlier.match.hosts or (
+                bool(later.match.hosts)
+                and all(any(_host_covers(p, h) for p in earlier.match.hosts) for h in later.match.hosts)
+            )
+            if hosts_covered and mine[: len(theirs)] == theirs:
+                found.append((j, i))
+                break
+    return found
 
 
 @final

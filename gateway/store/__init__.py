@@ -7,7 +7,9 @@ One-time use goes through :class:`ReplayGuard`, which survives a reset of either
 
 from __future__ import annotations
 
-from gateway.config import StoreSettings
+from typing import Any
+
+from gateway.config import SecretRef, StoreSettings
 from gateway.errors import ConfigError
 from gateway.store.base import Generation, Store
 from gateway.store.breaker import CircuitBreaker
@@ -21,20 +23,52 @@ __all__ = ["CircuitBreaker", "Generation", "MemoryStore", "RedisStore", "ReplayG
 def open_store(settings: StoreSettings) -> Store:
     """Build the store ``settings`` describe. Connections are made lazily, on first use.
 
-    Raises :class:`~gateway.errors.ConfigError` naming ``store.url`` when the URL cannot be resolved
-    or parsed; the message never contains the URL itself.
+    Raises :class:`~gateway.errors.ConfigError` naming the key (``store.url``,
+    ``store.sentinel.password``, ...) when a value cannot be resolved or parsed; the message never
+    contains the URL or secret itself.
     """
     if settings.backend == "memory":
         return MemoryStore()
-    try:
-        url = settings.redis_url()
-        breaker = CircuitBreaker(failures=settings.breaker_failures, cooldown=settings.breaker_cooldown)
-        return RedisStore.from_url(
-            url,
-            prefix=settings.prefix,
-            timeout=settings.operation_timeout,
-            breaker=breaker,
-            max_connections=settings.max_connections,
+    common: dict[str, Any] = {
+        "prefix": settings.prefix,
+        "timeout": settings.operation_timeout,
+        "breaker": CircuitBreaker(failures=settings.breaker_failures, cooldown=settings.breaker_cooldown),
+        "max_connections": settings.max_connections,
+    }
+    if settings.sentinel is not None:
+        sentinel = settings.sentinel
+        return RedisStore.from_sentinel(
+            [_host_port(a) for a in sentinel.addresses],
+            sentinel.service,
+            db=sentinel.db,
+            username=sentinel.username,
+            password=_secret(sentinel.password, "store.sentinel.password"),
+            sentinel_password=_secret(sentinel.sentinel_password, "store.sentinel.sentinel_password"),
+            **common,
         )
+    if settings.cluster is not None:
+        cluster = settings.cluster
+        return RedisStore.from_cluster(
+            [_host_port(a) for a in cluster.nodes],
+            username=cluster.username,
+            password=_secret(cluster.password, "store.cluster.password"),
+            **common,
+        )
+    try:
+        return RedisStore.from_url(settings.redis_url(), **common)
     except ValueError as exc:
         raise ConfigError(f"store.url: {exc}") from None
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")  # validated by the settings
+    return host.strip("[]"), int(port)
+
+
+def _secret(ref: SecretRef | None, key: str) -> str | None:
+    if ref is None:
+        return None
+    try:
+        return ref.resolve().get_secret_value()
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None

@@ -4,7 +4,14 @@ Every method is one atomic Redis operation (a single command or a Lua script), s
 server agree: ``add_once_in`` is one script comparing the generation marker and then ``SET NX PX``,
 the generation marker is created by a script (get, or set if missing, with the server's ``TIME``),
 ``incr``, ``set_max`` and the set operations are scripts, events are a stream trimmed with
-``XADD MAXLEN ~`` (a batch of them is one script). Every key gets the configured prefix.
+``XADD MAXLEN ~`` (a batch of them is one script).
+
+Every key is ``{PREFIX}:NAME`` (:func:`redis_key`): the configured prefix is a hash tag, so every key
+of one deployment lives in one Redis Cluster slot and the script touching two keys (the generation
+marker and a replay mark) runs on one node. The same layout on every topology: one server
+(:meth:`RedisStore.from_url`), a primary found through Redis Sentinel (:meth:`RedisStore.from_sentinel`,
+found again after a failover) or a Redis Cluster (:meth:`RedisStore.from_cluster`), all through
+redis-py's own clients.
 
 Every operation has a short deadline (``timeout``, 250 ms by default) and goes through a
 :class:`~gateway.store.breaker.CircuitBreaker`, so a hung server (a paused process, a lost network)
@@ -16,6 +23,7 @@ with messages that name the operation but never the URL, which may carry a passw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -23,7 +31,9 @@ from contextlib import asynccontextmanager
 from typing import Any, cast, final
 
 import redis.asyncio as aioredis
-from redis.exceptions import ReadOnlyError, RedisError, ResponseError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.exceptions import MaxConnectionsError, ReadOnlyError, RedisError, ResponseError
 
 from gateway.errors import ServiceUnavailable
 from gateway.store._common import (
@@ -37,7 +47,7 @@ from gateway.store._common import (
 from gateway.store.base import GENERATION_KEY, Generation
 from gateway.store.breaker import CircuitBreaker
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "key_pattern", "redis_key"]
 
 # The window starts at the first increment: a counter left without expiry (PTTL -1) gets one too.
 _INCR = """
@@ -133,6 +143,29 @@ end
 return last
 """
 
+
+def redis_key(prefix: str, name: str) -> str:
+    """The Redis key of the store key ``name`` under ``prefix``: ``{PREFIX}:NAME``, the prefix (less a
+    trailing colon) being the hash tag that keeps every key of one deployment in one cluster slot."""
+    return "{" + prefix.rstrip(":") + "}:" + name
+
+
+def key_pattern(prefix: str) -> str:
+    """A ``SCAN MATCH`` pattern for every key under ``prefix`` and under longer prefixes starting
+    with it (Redis patterns treat braces literally)."""
+    return "{" + prefix.rstrip(":") + "*"
+
+
+# The client types RedisStore drives: one server or a sentinel-managed primary (Redis), or a cluster.
+Client = aioredis.Redis | RedisCluster  # type: ignore[type-arg, unused-ignore]
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """Sentinel's pool (it asks the sentinels for the primary before each new connection) with the
+    bounded, waiting behaviour of :class:`~redis.asyncio.BlockingConnectionPool` that
+    :meth:`RedisStore.from_url` uses: a burst waits for a free connection, within the deadline."""
+
+
 _CONNECT_TIMEOUT = 5.0
 _SOCKET_TIMEOUT = 5.0
 #: The default deadline of one store operation, in seconds.
@@ -145,23 +178,27 @@ DEFAULT_MAX_CONNECTIONS = 16
 class RedisStore:
     """A :class:`~gateway.store.base.Store` on a Redis server (``redis.asyncio``).
 
-    The store owns ``client`` and closes it in :meth:`close`. Build one from a URL with
-    :meth:`from_url`. ``timeout`` bounds each operation (seconds); ``breaker`` defaults to a
-    :class:`CircuitBreaker` with its default settings.
+    The store owns ``client`` and closes it in :meth:`close`. Build one with :meth:`from_url`,
+    :meth:`from_sentinel` or :meth:`from_cluster`. ``timeout`` bounds each operation (seconds);
+    ``breaker`` defaults to a :class:`CircuitBreaker` with its default settings; ``concurrency``,
+    if given, is how many operations may run at once (the others wait, within their deadline);
+    ``owned`` are other clients the store closes with ``client`` (a sentinel manager's).
     """
 
     # The ignores cover the stale types-redis stubs (generic Redis, no aclose); redis>=5 ships
     # accurate inline types, under which they are unused.
     def __init__(
         self,
-        client: aioredis.Redis,  # type: ignore[type-arg, unused-ignore]
+        client: Client,
         *,
         prefix: str,
         timeout: float = DEFAULT_TIMEOUT,
         breaker: CircuitBreaker | None = None,
+        concurrency: int | None = None,
+        owned: Sequence[aioredis.Redis] = (),  # type: ignore[type-arg, unused-ignore]
     ) -> None:
-        if not prefix:
-            raise ValueError("prefix must not be empty")
+        if not prefix.strip(":") or "{" in prefix or "}" in prefix:
+            raise ValueError("prefix must hold more than colons and no { or } (it becomes the hash tag)")
         if not timeout > 0:
             raise ValueError("timeout must be a positive number of seconds")
         self._redis = client
@@ -175,6 +212,13 @@ class RedisStore:
         self._add_member = client.register_script(_ADD_MEMBER)
         self._members = client.register_script(_MEMBERS)
         self._append_events = client.register_script(_APPEND_EVENTS)
+        # At most this many operations at once, the others waiting (within their deadline): what a
+        # blocking pool gives the other clients, which redis-py's cluster client lacks (it raises
+        # MaxConnectionsError, and loading a script takes a connection on every node).
+        self._slots = asyncio.Semaphore(concurrency) if concurrency else None
+        self._owned = list(owned)
+        self._initializing: asyncio.Future[Any] | None = None
+        self._cluster_known = False
         self._closed = False
 
     @classmethod
@@ -209,6 +253,73 @@ class RedisStore:
             raise ValueError("not a valid Redis URL (redis://, rediss:// or unix://)") from None
         return cls(aioredis.Redis.from_pool(pool), prefix=prefix, timeout=timeout, breaker=breaker)
 
+    @classmethod
+    def from_sentinel(
+        cls,
+        sentinels: Sequence[tuple[str, int]],
+        service: str,
+        *,
+        prefix: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        breaker: CircuitBreaker | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        sentinel_password: str | None = None,
+        **options: Any,
+    ) -> RedisStore:
+        """Use the primary the ``sentinels`` (host, port) name for ``service`` (lazily).
+
+        Each new connection asks a sentinel where the primary is, so after a failover the store
+        reconnects to the promoted replica on its own: operations fail (fail closed) until then.
+        ``options`` (``password``, ``username``, ``db``) are the primary's.
+        """
+        options.setdefault("socket_connect_timeout", _CONNECT_TIMEOUT)
+        options.setdefault("socket_timeout", _SOCKET_TIMEOUT)
+        options.setdefault("health_check_interval", 30)
+        sentinel_kwargs: dict[str, Any] = {
+            "socket_connect_timeout": options["socket_connect_timeout"],
+            "socket_timeout": options["socket_timeout"],
+        }
+        if sentinel_password is not None:
+            sentinel_kwargs["password"] = sentinel_password
+        # Sentinel is untyped in redis-py.
+        manager = Sentinel(list(sentinels), sentinel_kwargs=sentinel_kwargs, **options)  # type: ignore[no-untyped-call]
+        client = manager.master_for(
+            service,
+            connection_pool_class=_BlockingSentinelPool,
+            max_connections=max_connections,
+            timeout=None,
+            decode_responses=False,
+        )
+        return cls(client, prefix=prefix, timeout=timeout, breaker=breaker, owned=manager.sentinels)
+
+    @classmethod
+    def from_cluster(
+        cls,
+        nodes: Sequence[tuple[str, int]],
+        *,
+        prefix: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        breaker: CircuitBreaker | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        **options: Any,
+    ) -> RedisStore:
+        """Use the Redis Cluster that the startup ``nodes`` (host, port) belong to (lazily).
+
+        The client learns the slot map from them and follows ``MOVED`` redirections after a
+        failover or a resharding. Every key is hash-tagged with ``prefix``, so every operation of
+        this store goes to the one node serving that slot. ``max_connections`` is per node.
+        ``options`` (``password``, ``username``) are the nodes'.
+        """
+        options.setdefault("socket_connect_timeout", _CONNECT_TIMEOUT)
+        options.setdefault("socket_timeout", _SOCKET_TIMEOUT)
+        client = RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+            max_connections=max_connections,
+            decode_responses=False,
+            **options,
+        )
+        return cls(client, prefix=prefix, timeout=timeout, breaker=breaker, concurrency=max_connections)
+
     @property
     def breaker(self) -> CircuitBreaker:
         """The circuit breaker this store's operations go through."""
@@ -218,7 +329,24 @@ class RedisStore:
         return f"RedisStore(prefix={self._prefix!r})"
 
     def _key(self, key: str) -> str:
-        return self._prefix + key
+        return redis_key(self._prefix, key)
+
+    async def _cluster_ready(self, cluster: RedisCluster) -> None:
+        """Learn the cluster's slot map before the first command.
+
+        redis-py initialises lazily, and commands racing that can meet connections it drops. It
+        takes a few hundred milliseconds (``COMMAND`` is long), more than one operation's
+        deadline: so it runs once, as a task of its own that every waiting operation shares
+        (within a connect timeout) without cancelling it; a failed one is started again by the next
+        operation. After it, redis-py follows a changed topology (MOVED, a failover) by itself.
+        """
+        task = self._initializing
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._initializing = asyncio.ensure_future(cluster.initialize())
+            # Retrieved here, so a failure nobody waited for is not reported as never retrieved.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        await asyncio.shield(task)
+        self._cluster_known = True
 
     @asynccontextmanager
     async def _boundary(self, operation: str) -> AsyncIterator[None]:
@@ -228,7 +356,11 @@ class RedisStore:
         try:
             # A deadline for the whole operation: connecting, waiting for a pooled connection, the
             # client's retries and the reply. On expiry redis-py drops the connection it was using.
-            async with asyncio.timeout(self._timeout):
+            if isinstance(self._redis, RedisCluster) and not self._cluster_known:
+                # Once per store, the slot map first: longer than one operation's deadline.
+                async with asyncio.timeout(max(self._timeout, _CONNECT_TIMEOUT)):
+                    await self._cluster_ready(self._redis)
+            async with asyncio.timeout(self._timeout), self._slots or contextlib.nullcontext():
                 yield
         except ResponseError as exc:
             # The server answered, with an error: it is up (but a read-only replica cannot serve).
@@ -237,6 +369,11 @@ class RedisStore:
             else:
                 self._breaker.succeeded()
             raise ServiceUnavailable(f"The store refused the operation ({operation}).") from exc
+        except MaxConnectionsError as exc:
+            # A cluster node's connections all in use (should not happen below the concurrency
+            # bound): this process is busy, which says nothing about the server.
+            self._breaker.abandoned()
+            raise ServiceUnavailable(f"The store is busy ({operation}: {type(exc).__name__}).") from exc
         except (RedisError, OSError) as exc:
             # TimeoutError (ours or the socket's) is an OSError. The type names the failure;
             # str(exc) could carry the server address or, from some paths, parts of the URL.
@@ -394,9 +531,12 @@ class RedisStore:
         if self._closed:
             return
         self._closed = True
+        if self._initializing is not None:
+            self._initializing.cancel()
         try:
             async with asyncio.timeout(max(self._timeout, 1.0)):
-                await self._redis.aclose()  # type: ignore[attr-defined, unused-ignore]
+                for client in (self._redis, *self._owned):
+                    await client.aclose()  # type: ignore[attr-defined, unused-ignore]
         except (RedisError, OSError):
             pass  # the connections are being dropped either way
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol, final
 
 from gateway.calls import CallRecord
-from gateway.credentials import CredentialService, IssuedCredentials, SessionClaims
+from gateway.credentials import CredentialService, IssuedCredentials
 from gateway.errors import (
     AccessDenied,
     ExpiredToken,
@@ -28,6 +28,7 @@ from gateway.errors import (
     PackedPolicyTooLarge,
     ValidationError,
 )
+from gateway.iam.caller import Caller
 from gateway.iam.catalog import Catalog, CatalogSnapshot
 from gateway.iam.trust import decide_trust, idp_grants
 from gateway.identity import Identity, IdentityProvider
@@ -109,13 +110,22 @@ class StsService:
         self._catalog = catalog
         self._credentials = credentials
         self._clock = clock
+        self._configured = tuple(providers)
         self._oidc_by_issuer: dict[str, IdentityProvider] = {}
         self._saml_by_arn: dict[str, IdentityProvider] = {}
-        for provider in providers:
+        self.use_api_providers(())
+
+    def use_api_providers(self, providers: Sequence[IdentityProvider]) -> None:
+        """Route tokens to ``providers`` (created through the IAM API) besides the configured ones,
+        which win for the same issuer. The lookup tables are replaced whole, in one assignment each."""
+        oidc: dict[str, IdentityProvider] = {}
+        saml: dict[str, IdentityProvider] = {}
+        for provider in (*providers, *self._configured):
             if provider.kind == "oidc":
-                self._oidc_by_issuer[_issuer_key(provider.issuer)] = provider
+                oidc[_issuer_key(provider.issuer)] = provider
             elif provider.kind == "saml":
-                self._saml_by_arn[provider.arn] = provider
+                saml[provider.arn] = provider
+        self._oidc_by_issuer, self._saml_by_arn = oidc, saml
 
     def now(self) -> float:
         """The current time in epoch seconds, from the service's clock."""
@@ -240,11 +250,10 @@ class StsService:
         claims = issued.claims
         return AssumedRole(issued, claims.assumed_role_arn, claims.assumed_role_id, identity, packed)
 
-    def get_caller_identity(self, claims: SessionClaims) -> CallerIdentity:
-        """``GetCallerIdentity`` for a verified session: always allowed, as in AWS."""
-        return CallerIdentity(
-            arn=claims.assumed_role_arn, user_id=claims.assumed_role_id, account=claims.account_id
-        )
+    def get_caller_identity(self, caller: Caller) -> CallerIdentity:
+        """``GetCallerIdentity`` for a verified caller (a session or an IAM user): always allowed,
+        as in AWS."""
+        return CallerIdentity(arn=caller.arn, user_id=caller.user_id, account=caller.account_id)
 
     def _oidc_provider_for(self, token: str) -> IdentityProvider:
         issuer = _peek_issuer(token)

@@ -6,7 +6,8 @@ Thin adapters: the IAM API's actions are :mod:`gateway.iam.api` (each run by its
 issued (SigV4, service ``iam``) and must be allowed each action by its own policies, exactly as the
 reverse proxy would decide it (same policy sets, same global condition keys); otherwise
 ``AccessDenied``. Who the caller is and what it may do is decided in one place:
-:func:`authenticated_caller` and the :class:`_SessionCaller` it returns.
+:func:`authenticated_caller` and the :class:`_SignedCaller` it returns, for a role session and an
+IAM user signing with a long-term access key alike.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from types import MappingProxyType
 from typing import Any, final
 
 from gateway import keys
-from gateway.credentials import SessionClaims
 from gateway.errors import AccessDenied
 from gateway.iam import API_VERSION, SimulationParams, permissions, simulate
 from gateway.iam.api import ACTIONS as API_ACTIONS
 from gateway.iam.api import IamAction, execute
+from gateway.iam.caller import Caller
 from gateway.iam.catalog import CatalogSnapshot
 from gateway.iam.permissions import Check
 from gateway.sts.xml import XmlValue, xml_value
@@ -36,32 +37,33 @@ _MAPS = frozenset({"EvalDecisionDetails"})
 
 
 @final
-class _SessionCaller:
-    """A session fedgate issued, calling IAM: a :class:`gateway.iam.api.Principal`."""
+class _SignedCaller:
+    """A verified caller (a session fedgate issued, or an IAM user) calling IAM: a
+    :class:`gateway.iam.api.Principal`."""
 
-    __slots__ = ("_call", "_claims", "_snapshot")
+    __slots__ = ("_call", "_caller", "_snapshot")
 
-    def __init__(self, call: QueryCall, snapshot: CatalogSnapshot, claims: SessionClaims) -> None:
+    def __init__(self, call: QueryCall, snapshot: CatalogSnapshot, caller: Caller) -> None:
         self._call = call
         self._snapshot = snapshot
-        self._claims = claims
+        self._caller = caller
 
     @property
     def arn(self) -> str:
-        return self._claims.assumed_role_arn
+        return self._caller.arn
 
     @property
     def user_name(self) -> str | None:
-        return None
+        return self._caller.user_name
 
     def authorize(self, checks: Sequence[Check]) -> None:
         """Each check must be allowed by the session's policies; AccessDenied names the first that
         is not, in AWS's words."""
         region = self._call.request.app[keys.CONFIG].region
-        claims, snapshot = self._claims, self._snapshot
-        context = permissions.session_context(snapshot, claims, self._call.record.transport, region=region)
+        caller, snapshot = self._caller, self._snapshot
+        context = permissions.session_context(snapshot, caller, self._call.record.transport, region=region)
         for check in checks:
-            decision = permissions.decide(snapshot, claims, [check], context)
+            decision = permissions.decide(snapshot, caller, [check], context)
             if not decision.allowed:
                 explicit = " with an explicit deny" if decision.kind == "explicitDeny" else ""
                 raise AccessDenied(
@@ -70,10 +72,10 @@ class _SessionCaller:
                 )
 
 
-async def authenticated_caller(call: QueryCall, snapshot: CatalogSnapshot) -> _SessionCaller:
+async def authenticated_caller(call: QueryCall, snapshot: CatalogSnapshot) -> _SignedCaller:
     """Verify the call's signature (service ``iam``) and return the caller it proves."""
-    claims = await authenticate_call(call, service="iam")
-    return _SessionCaller(call, snapshot, claims)
+    caller = await authenticate_call(call, service="iam")
+    return _SignedCaller(call, snapshot, caller)
 
 
 def _rendered(result: Mapping[str, Any]) -> dict[str, XmlValue]:

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.authn import authenticate
-from gateway.credentials import SessionClaims
 from gateway.errors import InvalidAction, MissingParameter, ServiceError, ValidationError
+from gateway.iam.caller import Caller
 from gateway.sts.params import QueryParams, collect_params
 from gateway.sts.xml import response_document
 from gateway.web.actions import QueryAction, QueryActions, QueryCall
@@ -42,8 +42,9 @@ def _pairs(query: str, body: bytes, content_type: str) -> list[tuple[str, str]]:
     return pairs
 
 
-async def authenticate_call(call: QueryCall, *, service: str) -> SessionClaims:
-    """Verify the call's SigV4 signature (scoped to ``service``) and record who made it."""
+async def authenticate_call(call: QueryCall, *, service: str) -> Caller:
+    """Verify the call's SigV4 signature (scoped to ``service``) and record who made it: a role
+    session or an IAM user signing with a long-term access key."""
     app = call.request.app
     authenticated = await authenticate(
         http_request(call.request, call.body),
@@ -52,10 +53,11 @@ async def authenticate_call(call: QueryCall, *, service: str) -> SessionClaims:
         region=app[keys.CONFIG].region,
         service=service,
         keys=app[keys.SIGNING_KEYS],
+        access_keys=app[keys.ACCESS_KEYS],
     )
-    claims = authenticated.claims
-    call.record.session = claims
-    return claims
+    caller = authenticated.caller
+    call.record.caller, call.record.session = caller, caller.session
+    return caller
 
 
 @routes.route("*", "/")

@@ -18,6 +18,10 @@ and the tests serve an application, so both run exactly this:
   raises :class:`~gateway.errors.RequestTimeout`, which the handler answers and audits like any
   other error. Only time spent waiting for the client counts, not time the handler spent
   elsewhere (a slow upstream).
+* **Shutdown**: a request in flight at SIGTERM completes, its body included (aiohttp would stop
+  reading it); new connections are refused.
+* **Connection limit**: at most ``listen.max_connections`` open connections per process; one more
+  is answered ``503`` (``Retry-After: 1``, which SDKs retry) and closed before anything is read.
 * **Memory**: what closed connections freed goes back to the system (:class:`_HeapTrimmer`).
 * **Errors before routing** are AWS-shaped (an STS ``ErrorResponse``, the default dialect: no
   upstream is known yet) with a code, and are logged as one line: the request id, the status,
@@ -30,6 +34,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import math
 import socket
 import uuid
 from collections.abc import Callable
@@ -88,6 +93,12 @@ LIMITS: Final = ServerLimits(
     max_line_size=MAX_TOKEN_CHARS + 8192,
     max_field_size=MAX_TOKEN_CHARS,
     max_headers=128,
+)
+
+#: What a connection over ``listen.max_connections`` gets before it is closed: nothing was read, so
+#: no dialect is known; SDKs retry a 503 (after Retry-After) whatever the body.
+_OVER_LIMIT: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 )
 
 _TIMED_OUT: Final = (
@@ -165,8 +176,9 @@ class _Handler(RequestHandler):
     """aiohttp's connection handler with a header timeout and fedgate's low-level answers.
 
     Reads three of the base class's attributes (``_request_count``, ``_request_in_progress``,
-    ``_messages``) to tell when a request head starts and ends; tests/web/test_server.py pins
-    that behaviour for the installed aiohttp.
+    ``_messages``) to tell when a request head starts and ends, and sets two (``_close``,
+    ``_force_close``) around reading a body in flight at shutdown; tests/web/test_server.py and
+    tests/web/test_shutdown.py pin that behaviour for the installed aiohttp.
     """
 
     __slots__ = ("_answer", "_header_timeout", "_header_timer")
@@ -181,6 +193,18 @@ class _Handler(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser; time a request head from its first byte to its end."""
+        if (self._close or self._force_close) and self._request_in_progress and self.transport is not None:
+            # Shutting down: aiohttp marks every connection closing (and, waiting for its handler,
+            # force-closing) and then drops whatever arrives, so an upload under way at SIGTERM
+            # would hang until the shutdown timeout. The request in flight still gets the rest of
+            # its body; nothing after it is served.
+            flags = self._close, self._force_close
+            self._close = self._force_close = False
+            try:
+                super().data_received(data)
+            finally:
+                self._close, self._force_close = flags
+            return
         parsed = self._request_count
         super().data_received(data)
         if self._request_count != parsed:
@@ -304,6 +328,21 @@ class _Server(web.Server):
         self._listen = listen
         self._answer = answer
         self._trimmer = _HeapTrimmer(self._loop)
+        self._limit_logged = -math.inf
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        """Track the connection; above ``listen.max_connections``, answer 503 and close it."""
+        super().connection_made(handler, transport)
+        if len(self._connections) > self._listen.max_connections:
+            transport.write(_OVER_LIMIT)
+            transport.close()
+            now = self._loop.time()
+            if now >= self._limit_logged + 60:  # one line a minute at most, however many refused
+                self._limit_logged = now
+                log.warning(
+                    "connection limit reached: new connections are refused with 503",
+                    extra={"max_connections": self._listen.max_connections},
+                )
 
     def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
         """Forget the connection; return what its buffers freed to the system soon."""

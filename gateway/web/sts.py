@@ -45,9 +45,9 @@ async def _assume_role_with_saml(call: QueryCall) -> Mapping[str, XmlValue]:
 
 
 async def _get_caller_identity(call: QueryCall) -> Mapping[str, XmlValue]:
-    claims = await authenticate_call(call, service="sts")
-    caller = call.request.app[keys.STS].get_caller_identity(claims)
-    return {"UserId": caller.user_id, "Account": caller.account, "Arn": caller.arn}
+    caller = await authenticate_call(call, service="sts")
+    identity = call.request.app[keys.STS].get_caller_identity(caller)
+    return {"UserId": identity.user_id, "Account": identity.account, "Arn": identity.arn}
 
 
 def _assumed_fields(assumed: AssumedRole) -> dict[str, XmlValue]:

@@ -8,10 +8,15 @@ It is enabled only when the configuration has a ``dev_issuer`` section::
       audience: demo                              # default "aud" of minted tokens
       token_lifetime: 3600                        # default lifetime of minted tokens, seconds
 
-The gateway then serves ``{issuer}/.well-known/openid-configuration`` and ``{issuer}/jwks.json``,
-and ``fedgate dev-token --sub alice`` mints a token signed with the key file. Declare an OIDC
+The gateway then serves ``{issuer}/.well-known/openid-configuration``, ``{issuer}/jwks.json`` and a
+sign-in (``{issuer}/authorize``, a form; ``{issuer}/token``; code flow with PKCE, see
+:mod:`fedgate_devissuer.signin`), and ``fedgate dev-token --sub alice`` mints a token signed with
+the key file. Declare an OIDC
 provider with the same issuer to accept those tokens (``config/demo.yaml`` does). Never enable it in
 production: anyone who can read the key file can mint identities.
+
+A ``dev_upstream`` section adds the demo upstream (:mod:`fedgate_devissuer.upstream`): an
+in-memory S3-style object API served by fedgate itself, for ``config/demo.yaml``'s proxy journey.
 """
 
 from __future__ import annotations
@@ -24,27 +29,34 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from fedgate_devissuer.issuer import DevIssuer, DevIssuerSettings
+from fedgate_devissuer.upstream import DevUpstreamSettings
 from gateway.plugin import GatewayConfig, hookimpl
 
-__all__ = ["DevIssuer", "DevIssuerSettings"]
+__all__ = ["DevIssuer", "DevIssuerSettings", "DevUpstreamSettings"]
 
 SECTION = "dev_issuer"
+UPSTREAM_SECTION = "dev_upstream"
 
 
 @hookimpl
 def fedgate_add_config_sections() -> Mapping[str, type[BaseModel]]:
-    """The ``dev_issuer`` section."""
-    return {SECTION: DevIssuerSettings}
+    """The ``dev_issuer`` and ``dev_upstream`` sections."""
+    return {SECTION: DevIssuerSettings, UPSTREAM_SECTION: DevUpstreamSettings}
 
 
 @hookimpl
 def fedgate_add_routes(app: web.Application, config: GatewayConfig) -> None:
-    """Serve discovery and JWKS under the issuer's path, when configured."""
+    """Serve discovery and JWKS under the issuer's path, and the demo object API, when configured."""
     settings = config.sections.get(SECTION)
     if isinstance(settings, DevIssuerSettings):
         from fedgate_devissuer.routes import add_issuer_routes
 
         add_issuer_routes(app, DevIssuer(settings))
+    upstream = config.sections.get(UPSTREAM_SECTION)
+    if isinstance(upstream, DevUpstreamSettings):
+        from fedgate_devissuer.upstream import add_upstream_routes
+
+        add_upstream_routes(app, upstream)
 
 
 @hookimpl

@@ -13,7 +13,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gateway.plugin import is_loopback_host
+from gateway.plugin import ConfigPath, is_loopback_host
 
 __all__ = ["DevIssuer", "DevIssuerSettings"]
 
@@ -24,9 +24,11 @@ class DevIssuerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     issuer: str = Field(description="Issuer URL: http(s) on a loopback host with a non-root path.")
-    key_file: Path = Field(
+    key_file: ConfigPath = Field(
         default=Path(".fedgate/dev-issuer-key.pem"),
-        description="PEM file of the ES256 signing key; created with mode 0600 when missing.",
+        validate_default=True,
+        description="PEM file of the ES256 signing key (relative to the configuration file); created with "
+        "mode 0600 when missing.",
     )
     audience: str = Field(default="demo", min_length=1, description="Default aud of minted tokens.")
     token_lifetime: int = Field(default=3600, ge=60, le=86400, description="Default token lifetime (s).")
@@ -81,10 +83,16 @@ class DevIssuer:
         return {
             "issuer": issuer,
             "jwks_uri": f"{issuer}/jwks.json",
-            "response_types_supported": ["id_token"],
+            "authorization_endpoint": f"{issuer}/authorize",
+            "token_endpoint": f"{issuer}/token",
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
+            "scopes_supported": ["openid", "profile"],
+            "response_types_supported": ["code", "id_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
-            "claims_supported": ["sub", "aud", "exp", "iat", "iss", "nbf"],
+            "claims_supported": ["sub", "aud", "exp", "iat", "iss", "nbf", "nonce", "preferred_username"],
         }
 
     def mint(

@@ -31,7 +31,9 @@ tags come from the ``https://aws.amazon.com/tags`` claim.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+from pydantic import ValidationError
 
 from fedgate_oidc.config import OIDCProviderSettings
 from fedgate_oidc.provider import OIDCProvider
@@ -54,3 +56,18 @@ def fedgate_create_identity_provider(
     if isinstance(settings, OIDCProviderSettings):
         return OIDCProvider(settings, context)
     return None
+
+
+@hookimpl
+def fedgate_api_provider_settings(
+    kind: str, issuer: str, audiences: Sequence[str]
+) -> ProviderSettings | None:
+    """An OIDC provider created through the IAM API: its URL is the issuer, its client ids the
+    accepted audiences (``RS256`` and every other default of the ``oidc`` type). ``None`` for
+    other kinds, and for a provider that cannot accept a token (no client id, an unusable URL)."""
+    if kind != "oidc" or not audiences:
+        return None
+    try:
+        return OIDCProviderSettings(type="oidc", issuer=issuer, audiences=list(audiences))
+    except ValidationError:
+        return None

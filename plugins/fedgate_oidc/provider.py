@@ -95,6 +95,10 @@ class OIDCProvider:
         """Close the HTTP session."""
         await self._keys.close()
 
+    async def probe(self) -> None:
+        """Fetch discovery and the JWKS now (the :class:`~gateway.plugin.Probeable` capability)."""
+        await self._keys.current()
+
     async def authenticate(self, token: str) -> Identity:
         """Verify ``token`` and return the identity it proves.
 

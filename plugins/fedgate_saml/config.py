@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gateway.plugin import CAFile, ProviderSettings, check_https_url
+from gateway.plugin import CAFile, ConfigPath, ProviderSettings, check_https_url
 
 __all__ = ["DEFAULT_AUDIENCES", "DEFAULT_MFA_CLASSES", "DEFAULT_RECIPIENTS", "SAMLProviderSettings"]
 
@@ -38,7 +37,7 @@ class SAMLProviderSettings(ProviderSettings):
         description="Provider name (1-128 letters, digits and _.-): the NAME of "
         "arn:aws:iam::ACCOUNT:saml-provider/NAME.",
     )
-    metadata_file: Path | None = Field(
+    metadata_file: ConfigPath | None = Field(
         default=None, description="Path of the IdP's SAML metadata document (give this or metadata_url)."
     )
     metadata_url: str | None = Field(
@@ -57,7 +56,7 @@ class SAMLProviderSettings(ProviderSettings):
         description="How often the metadata is reloaded in the background (file or URL); the last good "
         "copy stays in use while a reload fails.",
     )
-    metadata_signing_certificate: Path | None = Field(
+    metadata_signing_certificate: ConfigPath | None = Field(
         default=None,
         description="PEM certificate that must have signed the metadata document (recommended with "
         "metadata_url, e.g. for a federation's aggregate).",

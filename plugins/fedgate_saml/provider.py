@@ -113,6 +113,10 @@ class SAMLProvider:
         """Reload the metadata now (an operator's "rotate now"); raises ``IDPCommunicationError``."""
         await self._metadata.reload()
 
+    async def probe(self) -> None:
+        """Load the metadata now (the :class:`~gateway.plugin.Probeable` capability)."""
+        await self._metadata.current()
+
     async def metadata(self) -> IdPMetadata:
         """The IdP's metadata in force (loaded now if needed); raises ``IDPCommunicationError``."""
         return await self._metadata.current()

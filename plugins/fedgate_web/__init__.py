@@ -33,7 +33,7 @@ first-party sign-in, builds on a few core modules beyond the plugin API: STS min
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -41,7 +41,21 @@ from pydantic import BaseModel
 
 from fedgate_web.config import WebLoginSettings
 from gateway.errors import ConfigError
-from gateway.plugin import AUDITOR, CATALOG, CONFIG, PROVIDERS, REPLAY, STORE, STS, GatewayConfig, hookimpl
+from gateway.plugin import (
+    AUDITOR,
+    CATALOG,
+    CONFIG,
+    PROVIDERS,
+    REPLAY,
+    STORE,
+    STS,
+    Finding,
+    GatewayConfig,
+    hookimpl,
+    oidc_provider_arn,
+    saml_provider_arn,
+    trust_admits,
+)
 
 __all__ = ["SECTION", "WebLoginSettings"]
 
@@ -74,6 +88,56 @@ def fedgate_add_routes(app: web.Application, config: GatewayConfig) -> None:
     from fedgate_web.saml_sp import add_saml_routes
 
     add_saml_routes(app, settings)
+
+
+@hookimpl
+def fedgate_check_config(config: GatewayConfig) -> Iterator[Finding]:
+    """An error for each sign-in whose audience no role's trust policy admits: its chooser would
+    always say "No roles available". SAML's audience is the ACS URL (the assertion's Recipient, as
+    on AWS); OIDC's is the client id."""
+    settings = config.sections.get(SECTION)
+    if not isinstance(settings, WebLoginSettings):
+        return
+    signs_in = [
+        (
+            f"{SECTION}.saml[{i}]",
+            saml_provider_arn(config.account_id, option.provider),
+            "sts:AssumeRoleWithSAML",
+            "saml:aud",
+            f"{settings.public_url}/sso/saml/{option.name}/acs",
+        )
+        for i, option in enumerate(settings.saml)
+    ]
+    for i, login in enumerate(settings.oidc):
+        provider_id = login.issuer.rstrip("/").split("://", 1)[-1]
+        signs_in.append(
+            (
+                f"{SECTION}.oidc[{i}]",
+                oidc_provider_arn(config.account_id, provider_id),
+                "sts:AssumeRoleWithWebIdentity",
+                f"{provider_id}:aud",
+                login.client_id,
+            )
+        )
+    for where, provider_arn, action, key, value in signs_in:
+        if not any(
+            trust_admits(
+                role.trust_policy,
+                role_arn=config.role_arn(role),
+                provider_arn=provider_arn,
+                action=action,
+                key=key,
+                value=value,
+            )
+            for role in config.roles
+        ):
+            yield Finding(
+                "error",
+                "SIGN_IN_OFFERS_NO_ROLE",
+                where,
+                f"no role's trust policy lets {provider_arn} use {action} with {key} = {value}, so "
+                f"sign-in here can offer no role; allow that {key} in a role's trust policy",
+            )
 
 
 async def _web_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -18,7 +18,7 @@ from gateway.iam.catalog import CatalogSnapshot
 from gateway.iam.trust import decide_trust
 from gateway.plugin import Identity
 
-__all__ = ["RoleChoice", "by_account", "choices", "session_name_for"]
+__all__ = ["RoleChoice", "by_account", "choices", "decide_choices", "session_name_for"]
 
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
 
@@ -42,12 +42,28 @@ def choices(
     Each role is put to the one trust decision STS makes (:func:`gateway.iam.trust.decide_trust`),
     with the same request facts, so the list is exactly what minting will grant.
     """
-    found = [
-        RoleChoice(role.arn, role.account_id, role.name, role.description, role.max_session_duration)
-        for role in snapshot
-        if decide_trust(role, identity, session_name=session_name, transport=transport).allowed
-    ]
-    return sorted(found, key=lambda c: (c.account, c.name.lower()))
+    return decide_choices(snapshot, identity, session_name=session_name, transport=transport)[0]
+
+
+def decide_choices(
+    snapshot: CatalogSnapshot, identity: Identity, *, session_name: str, transport: Transport
+) -> tuple[list[RoleChoice], list[tuple[str, str]]]:
+    """:func:`choices`, and ``(role ARN, why)`` for every role not offered."""
+    found = []
+    refused = []
+    for role in snapshot:
+        trust = decide_trust(role, identity, session_name=session_name, transport=transport)
+        if trust.allowed:
+            found.append(
+                RoleChoice(role.arn, role.account_id, role.name, role.description, role.max_session_duration)
+            )
+        elif trust.decision is None:
+            refused.append(
+                (role.arn, "the identity provider did not grant it (the assertion's Role attribute)")
+            )
+        else:
+            refused.append((role.arn, trust.decision.explain()))
+    return sorted(found, key=lambda c: (c.account, c.name.lower())), refused
 
 
 def by_account(choices: Iterable[RoleChoice]) -> list[tuple[str, list[RoleChoice]]]:

@@ -7,6 +7,7 @@ minted for a signed-in user (:meth:`WebLogin.mint`, audited like an STS call).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -19,11 +20,11 @@ from aiohttp import web
 from fedgate_web.config import WebLoginSettings
 from fedgate_web.errors import LoginError
 from fedgate_web.oidc_login import OIDCLogin, PendingLogin
-from fedgate_web.roles import RoleChoice, choices, session_name_for
+from fedgate_web.roles import RoleChoice, decide_choices, session_name_for
 from fedgate_web.sessions import Signer, WebSession, WebSessions
 from gateway.audit import Auditor
 from gateway.audit.events import assumed_role_elements
-from gateway.errors import ServiceError
+from gateway.errors import AccessDenied, ServiceError
 from gateway.iam.catalog import Catalog
 from gateway.plugin import GatewayConfig, ReplayGuard, Store
 from gateway.sts.service import AssumedRole, StsService
@@ -36,6 +37,8 @@ __all__ = [
     "WebLogin",
     "safe_next",
 ]
+
+log = logging.getLogger(__name__)
 
 WEB: web.AppKey[WebLogin] = web.AppKey("fedgate_web")
 
@@ -195,13 +198,36 @@ class WebLogin:
         return session_name_for(session.identity, claims)
 
     def choices(self, session: WebSession, request: web.Request) -> list[RoleChoice]:
-        """The roles ``session`` may choose in ``request``: those minting would grant it."""
-        return choices(
+        """The roles ``session`` may choose in ``request``: those minting would grant it.
+
+        Why each other role is not offered goes to the log (one line per role); when none is
+        offered, the sign-in is audited as a refused federation call whose message says why.
+        """
+        identity = session.identity
+        offered, refused = decide_choices(
             self.catalog.snapshot,
-            session.identity,
+            identity,
             session_name=self.session_name(session),
             transport=transport(request, now=self.sts.now(), secure=self.secure_transport),
         )
+        for role_arn, why in refused:
+            log.info(
+                "role not offered",
+                extra={
+                    "role": role_arn,
+                    "provider": identity.provider_arn,
+                    "subject": identity.subject,
+                    "why": why,
+                },
+            )
+        if not offered:
+            record = call_record(request, now=self.sts.now(), secure=self.secure_transport)
+            record.identity = identity
+            record.sign_in_via = "web"
+            reasons = "; ".join(f"{arn}: {why}" for arn, why in refused) or "no role is configured"
+            event = "AssumeRoleWithSAML" if identity.kind == "saml" else "AssumeRoleWithWebIdentity"
+            self.auditor.emit(event, record, AccessDenied(f"No role can be offered. {reasons}"[:1024]))
+        return offered
 
     def who(self, session: WebSession) -> str:
         """A human name for the signed-in identity."""

@@ -87,9 +87,33 @@ def test_a_role_path_in_the_arn_and_a_link_local_listener() -> None:
         ({"roles": [role(path="/healthz")]}, "roles[0].path: must be an absolute path"),
         ({"roles": [role(path="/a/../b")]}, "roles[0].path: must be an absolute path"),
         (
-            {"roles": [role(source={"type": "access_key"})]},
-            "roles[0].source.type: Input should be 'web_identity'",
+            {"roles": [role(source={"type": "password"})]},
+            "roles[0].source: Input tag 'password' found using _source_kind() does not match",
         ),
+        (
+            {"roles": [role(source={"type": "access_key", "access_key_id": "ASIAABCDEFGHIJKLMNOP"})]},
+            "roles[0].source.access_key_id: must be a long-term access key id",
+        ),
+        (
+            {"roles": [role(source={"type": "access_key", "access_key_id": "AKIAABCDEFGHIJKLMNOP"})]},
+            "roles[0].source.secret_access_key: Field required",
+        ),
+        (
+            {
+                "roles": [
+                    role(
+                        source={
+                            "type": "access_key",
+                            "access_key_id": "AKIAABCDEFGHIJKLMNOP",
+                            "secret_access_key": {"env": "S"},
+                            "external_id": "a b",
+                        }
+                    )
+                ]
+            },
+            "roles[0].source.external_id: must be 2-1224 characters",
+        ),
+        ({"gateway": {"url": "https://f.example.com", "region": "mars"}}, "gateway.region: must be a region"),
         ({"roles": [role(source={})]}, "roles[0].source.token_file: Field required"),
         ({"roles": [role(imds={"host": "8.8.8.8", "port": 1})]}, "roles[0].imds.host: must be a loopback"),
         ({"roles": [role(), role()]}, "roles[1].name: duplicate name 'app'"),
@@ -116,6 +140,22 @@ def test_a_role_path_in_the_arn_and_a_link_local_listener() -> None:
 def test_every_mistake_names_its_key(changes: dict[str, Any], expected: str) -> None:
     lines = problems(raw(**changes))
     assert any(line.startswith(expected) for line in lines), lines
+
+
+def test_an_access_key_source() -> None:
+    """A fedgate user's key as the identity: the secret by reference, never inline in the model's repr."""
+    source = {
+        "type": "access_key",
+        "access_key_id": "AKIAABCDEFGHIJKLMNOP",
+        "secret_access_key": {"file": "/etc/fedgate-agent/secret"},
+        "external_id": "build-host-7",
+    }
+    config = parse_agent_config(raw(roles=[role(source=source)]))
+    parsed = config.roles[0].source
+    assert parsed.type == "access_key"
+    assert parsed.access_key_id == "AKIAABCDEFGHIJKLMNOP"  # type: ignore[union-attr]
+    assert parsed.external_id == "build-host-7"  # type: ignore[union-attr]
+    assert config.gateway.region == "us-east-1"
 
 
 def test_several_mistakes_one_line_each() -> None:

@@ -4,6 +4,7 @@ network failures an outage brings each named in one line."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from gateway.agent.config import GatewaySettings, parse_agent_config
 from gateway.agent.errors import GatewayRefused, GatewayUnreachable
 from gateway.agent.sts_client import MAX_RESPONSE_BYTES, StsClient, parse_credentials_response
 from gateway.errors import ConfigError
+from gateway.sigv4 import HttpRequest, parse_signature, verify
 from gateway.sts.xml import error_document, response_document
 from gateway.testing.tls import TestCA
 
@@ -217,3 +219,58 @@ def test_a_ca_file_that_does_not_load_is_a_config_error(tmp_path: Path) -> None:
                 ],
             }
         )
+
+
+async def test_assume_role_is_signed_with_the_access_key() -> None:
+    """The server checks the signature with the same verifier the gateway uses: the key id, the
+    region and the ``sts`` scope, and a body hash that covers the form parameters."""
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        wire = HttpRequest(
+            method=request.method,
+            raw_path=request.raw_path.partition("?")[0],
+            raw_query=request.raw_path.partition("?")[2],
+            headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers),
+            payload_sha256=hashlib.sha256(body).hexdigest(),
+        )
+        info = parse_signature(wire)
+        verified = verify(wire, info, secret, now=datetime.now(UTC), region="eu-west-1", service="sts")
+        assert verified.payload_checked
+        seen.append((verified.info.access_key_id, {k: str(v) for k, v in (await request.post()).items()}))
+        return web.Response(body=success().replace(ACTION.encode(), b"AssumeRole"), content_type="text/xml")
+
+    app = web.Application()
+    app.router.add_post("/sts", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        settings = GatewaySettings(url=f"http://127.0.0.1:{runner.addresses[0][1]}/sts", region="eu-west-1")
+        async with StsClient.open_session(settings) as session:
+            creds = await StsClient(settings, session).assume_role(
+                role_arn="arn:aws:iam::123456789012:role/app",
+                session_name="build-host",
+                duration_seconds=3600,
+                access_key_id="AKIAIOSFODNN7EXAMPLE",
+                secret_access_key=secret,
+                external_id="ext-1",
+            )
+    finally:
+        await runner.cleanup()
+    assert creds.access_key_id == "ASIAABCDEFGHIJKLMNOP"
+    assert seen == [
+        (
+            "AKIAIOSFODNN7EXAMPLE",
+            {
+                "Action": "AssumeRole",
+                "Version": "2011-06-15",
+                "RoleArn": "arn:aws:iam::123456789012:role/app",
+                "RoleSessionName": "build-host",
+                "DurationSeconds": "3600",
+                "ExternalId": "ext-1",
+            },
+        )
+    ]

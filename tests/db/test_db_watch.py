@@ -9,9 +9,9 @@ import pytest
 
 from gateway.credentials import KeyRing
 from gateway.db import IamDatabase, RevisionWatcher
+from gateway.testing.tcpproxy import CuttableProxy
 from tests.conftest import eventually
 from tests.db.conftest import open_database
-from tests.db.tcpproxy import CuttableProxy
 
 
 class Recorder:

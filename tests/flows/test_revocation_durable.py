@@ -23,9 +23,10 @@ from botocore.exceptions import ClientError
 
 from gateway import keys
 from gateway.credentials import IssuedCredentials
+from gateway.store.redis import key_pattern
 from gateway.testing.redis import RedisServer
+from gateway.testing.tcpproxy import CuttableProxy
 from tests.conftest import BackgroundLoop, config_from, serve_app
-from tests.db.tcpproxy import CuttableProxy
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/app"
@@ -151,7 +152,7 @@ def test_redis_losing_everything_changes_no_revocation(
     creds = shared.issue()
     revoke(background_loop, shared)
     with redis.Redis.from_url(redis_url) as client:  # wipe this gateway's keys: nothing to wipe
-        stale = list(client.scan_iter(match=f"{redis_prefix}*"))
+        stale = list(client.scan_iter(match=key_pattern(redis_prefix)))
         if stale:
             client.delete(*stale)
     assert shared.caller(creds) == "InvalidClientTokenId"

@@ -29,6 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from gateway.store.base import GENERATION_KEY
+from gateway.store.redis import redis_key
 from gateway.testing.redis import RedisServer, backdate_generation
 from gateway.testing.saml import SAMLTestIdP
 from tests.conftest import BackgroundLoop, config_from, serve_app
@@ -57,7 +58,7 @@ class Replicas:
         as issued before it (and is refused, rightly), so wait for the next second.
         """
         with self.server.client() as client:
-            raw = client.get(PREFIX + GENERATION_KEY)
+            raw = client.get(redis_key(PREFIX, GENERATION_KEY))
         assert raw is not None, "the replicas start a generation as soon as they reach the store"
         started = int(raw.decode().rsplit(":", 1)[1]) / 1000
         while time.time() < math.floor(started) + 1:

@@ -2,7 +2,9 @@
 
 A misbehaving upstream (aiohttp on loopback) cuts a response mid-stream, or trickles it within its
 read timeout; a client stalls its upload. The audit event of each is a failure with its code, not
-the upstream's 200; and a client whose upload waits on a slow upstream is not timed out for it.
+the upstream's 200; and a client whose upload waits on a slow upstream is not timed out for it. An
+S3 upstream that resets before answering, hangs, or refuses connections is answered 502 or 504 in
+S3's XML, naming nothing internal.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from gateway import keys
-from tests.conftest import BackgroundLoop, config_from, read_until_closed, serve_app
+from tests.conftest import BackgroundLoop, config_from, free_port, read_until_closed, serve_app
 
 ACCOUNT = "123456789012"
 MIB = 1024 * 1024
@@ -55,7 +57,18 @@ async def _upstream_app() -> web.Application:
             digest.update(piece)
         return web.json_response({"sha256": digest.hexdigest()})
 
+    async def reset(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        request.transport.abort()  # the connection reset before any response byte
+        return web.Response()
+
+    async def hang(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(30)  # no response head within the upstream's read timeout
+        return web.Response()
+
     app = web.Application(client_max_size=64 * MIB)
+    app.router.add_get("/reset/{tail:.*}", reset)
+    app.router.add_get("/hang/{tail:.*}", hang)
     app.router.add_get("/cut/{tail:.*}", cut)
     app.router.add_get("/trickle/{tail:.*}", trickle)
     app.router.add_post("/upload/{tail:.*}", slow_reader)
@@ -121,7 +134,11 @@ def faulty(background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFac
                             "document": {
                                 "Version": "2012-10-17",
                                 "Statement": [
-                                    {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}
+                                    {
+                                        "Effect": "Allow",
+                                        "Action": ["execute-api:Invoke", "s3:GetObject"],
+                                        "Resource": "*",
+                                    }
                                 ],
                             },
                         }
@@ -138,6 +155,23 @@ def faulty(background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFac
                     **common,
                 },
                 {"name": "upload", "match": {"path_prefix": "/upload"}, **common},
+                # S3 upstreams (S3's error dialect): one resetting, one hanging, one refusing.
+                *(
+                    {
+                        "name": f"s3-{name}",
+                        "match": {"hosts": [f"{name}.s3.test"]},
+                        "target": target,
+                        "service": "s3",
+                        "mapping": "s3",
+                        "auth": "none",
+                        "read_timeout": 0.5,
+                    }
+                    for name, target in (
+                        ("reset", f"http://127.0.0.1:{upstream_port}/reset"),
+                        ("hang", f"http://127.0.0.1:{upstream_port}/hang"),
+                        ("refused", f"http://127.0.0.1:{free_port()}"),
+                    )
+                ),
             ],
         }
     )
@@ -211,3 +245,22 @@ def test_a_client_stalling_its_upload_through_the_proxy_is_request_timeout(fault
     status, headers, answer = _exchange(faulty, head, body[: 64 * 1024])
     assert (status, json.loads(answer)["__type"]) == (400, "RequestTimeout")
     assert faulty.event(headers["x-amzn-requestid"])["errorCode"] == "RequestTimeout"
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "code"),
+    [("reset", 502, "BadGateway"), ("hang", 504, "GatewayTimeout"), ("refused", 502, "BadGateway")],
+)
+def test_an_s3_upstream_resetting_hanging_or_refusing_is_answered_in_s3_xml(
+    faulty: Faulty, name: str, status: int, code: str
+) -> None:
+    host = f"{name}.s3.test"
+    request = AWSRequest(method="GET", url=f"http://{host}/bucket/key")
+    SigV4Auth(faulty.credentials, "s3", "us-east-1").add_auth(request)
+    lines = ["GET /bucket/key HTTP/1.1", f"Host: {host}", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() != "host"]
+    answer_status, headers, body = _exchange(faulty, ("\r\n".join(lines) + "\r\n\r\n").encode())
+    assert answer_status == status
+    assert body.startswith(b"<?xml") and f"<Error><Code>{code}</Code>".encode() in body
+    assert b"127.0.0.1" not in body and b"aiohttp" not in body.lower()  # nothing internal
+    assert faulty.event(headers["x-amzn-requestid"])["errorCode"] == code

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from gateway.errors import ServiceUnavailable
 from gateway.store import Generation, MemoryStore, RedisStore, ReplayGuard, Store
+from gateway.store.redis import key_pattern
 from tests.store.test_store_conformance import StoreFactory
 
 
@@ -80,7 +81,7 @@ async def test_redis_reset_refuses_items_spent_before_it_and_accepts_newer(
         assert await first.spend("replay:a", 60, issued) is True
         assert await second.spend("replay:a", 60, issued) is False
         old = second.known
-        await raw.delete(*[k async for k in raw.scan_iter(match=f"{redis_prefix}*")])  # the reset
+        await raw.delete(*[k async for k in raw.scan_iter(match=key_pattern(redis_prefix))])  # the reset
         with caplog.at_level(logging.WARNING, logger="gateway.store.replay"):
             # Both replicas remember the old generation; the store's answer makes them learn the new.
             assert await first.spend("replay:a", 60, issued) is False

@@ -12,6 +12,7 @@ from gateway.config import SecretRef, StoreSettings
 from gateway.errors import ConfigError, ServiceUnavailable
 from gateway.store import CircuitBreaker, MemoryStore, RedisStore, Store, open_store
 from gateway.store.base import GENERATION_KEY
+from gateway.store.redis import key_pattern, redis_key
 
 
 def _closed_port() -> int:
@@ -66,8 +67,9 @@ async def test_redis_keys_carry_prefix(redis_url: str, redis_run_prefix: str) ->
     await store.append_event("audit", {"x": "1"})
     raw = aioredis.Redis.from_url(redis_url)
     try:
-        assert await raw.get(prefix + "k") == b"v"
-        assert await raw.xlen(prefix + "audit") == 1
+        # {PREFIX}:NAME: the prefix (less its trailing colon) is the key's hash tag.
+        assert await raw.get("{" + prefix[:-1] + "}:k") == b"v"
+        assert await raw.xlen("{" + prefix[:-1] + "}:audit") == 1
     finally:
         await raw.aclose()  # type: ignore[attr-defined, unused-ignore]  # stale types-redis stubs
         await store.close()
@@ -172,7 +174,7 @@ async def test_redis_reset_starts_a_new_generation(redis_url: str, redis_prefix:
         old = await store.generation()
         assert await store.add_once_in("replay:a", 60, old) is True
         # Everything under the prefix gone, as after a restart without persistence.
-        await raw.delete(*[k async for k in raw.scan_iter(match=f"{redis_prefix}*")])
+        await raw.delete(*[k async for k in raw.scan_iter(match=key_pattern(redis_prefix))])
         assert await store.add_once_in("replay:a", 60, old) is None  # the mark was not recreated
         new = await store.generation()
         assert new.id != old.id and new.started >= old.started
@@ -186,10 +188,10 @@ async def test_redis_unreadable_generation_fails_closed(redis_url: str, redis_pr
     store = RedisStore.from_url(redis_url, prefix=redis_prefix)
     raw = aioredis.Redis.from_url(redis_url)
     try:
-        await raw.set(redis_prefix + GENERATION_KEY, b"not a generation")
+        await raw.set(redis_key(redis_prefix, GENERATION_KEY), b"not a generation")
         with pytest.raises(ServiceUnavailable, match="generation marker is unreadable"):
             await store.generation()
-        await raw.delete(redis_prefix + GENERATION_KEY)  # the operator's fix
+        await raw.delete(redis_key(redis_prefix, GENERATION_KEY))  # the operator's fix
         assert (await store.generation()).started > 0
     finally:
         await raw.aclose()  # type: ignore[attr-defined, unused-ignore]  # stale types-redis stubs

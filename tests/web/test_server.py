@@ -24,7 +24,7 @@ from gateway.config import GatewayConfig, parse_config
 from gateway.logs import JsonFormatter
 from gateway.plugin_host import PluginHost
 from gateway.web.server import GatewayRunner
-from tests.conftest import config_from, serve_app
+from tests.conftest import config_from, eventually, serve_app
 
 FORM = "Content-Type: application/x-www-form-urlencoded\r\n"
 BIG = b"POST / HTTP/1.1\r\nHost: x\r\n" + FORM.encode() + b"Content-Length: 300000\r\n\r\n" + b"a" * 300000
@@ -230,3 +230,35 @@ async def test_a_failure_past_the_middleware_is_an_aws_shaped_500(logged: Logs) 
     (line,) = [json.loads(x) for x in logged() if "request failed outside the application" in x]
     assert (line["method"], line["path"], line["code"]) == ("GET", "/broken", "InternalFailure")
     assert "s3cr3t" not in "\n".join(logged())
+
+
+async def test_connections_beyond_the_limit_get_503_and_the_rest_are_served(logged: Logs) -> None:
+    config = config_from(
+        {"account_id": "123456789012", "audit": {"sink": "none"}, "listen": {"max_connections": 3}}
+    )
+    runner, port, _ = await serve_app(config)
+    try:
+        held = [await _connect(port) for _ in range(3)]  # idle: they only hold their places
+        reader, writer = await _connect(port)
+        refused = await _read_all(reader)
+        assert refused.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1\r\n" in refused
+        writer.close()
+        # The held ones still work; one closed frees a place for a newcomer.
+        r, w = held[0]
+        w.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (await _read_all(r)).startswith(b"HTTP/1.1 200 ")
+        w.close()
+
+        async def served() -> bool:
+            reader, writer = await _connect(port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = await _read_all(reader)
+            writer.close()
+            return answer.startswith(b"HTTP/1.1 200 ")
+
+        await eventually(served, what="a newcomer is served once a place is free")
+        for _, w in held[1:]:
+            w.close()
+    finally:
+        await runner.cleanup()
+    assert sum("connection limit reached" in line for line in logged()) == 1

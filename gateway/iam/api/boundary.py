@@ -8,30 +8,26 @@ users only under a given boundary, as on AWS.
 
 from __future__ import annotations
 
-import re
-
-from gateway.errors import InvalidInput, NoSuchEntity
+from gateway.errors import NoSuchEntity
 from gateway.iam.api.action import ActionContext
 from gateway.iam.api.params import Param, arn
+from gateway.iam.api.policies import check_policy_arn, find_policy
 from gateway.iam.permissions import ContextValue
 
 __all__ = ["BOUNDARY", "boundary_context", "require_boundary"]
 
 BOUNDARY = Param("PermissionsBoundary", arn, "the ARN of a managed policy that bounds the entity")
-_POLICY_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(?:\d{12}|aws):policy/(?:[\x21-\x7e]*/)?[\w+=,.@-]{1,128}$")
 
 
 def boundary_context(boundary: str | None) -> dict[str, ContextValue]:
     """The condition keys a call setting ``boundary`` is decided with (and ARN syntax checked)."""
     if boundary is None:
         return {}
-    if not _POLICY_ARN_RE.match(boundary):
-        raise InvalidInput(f"ARN {boundary[:256]} is not valid.")
-    return {"iam:PermissionsBoundary": boundary}
+    return {"iam:PermissionsBoundary": check_policy_arn(boundary)}
 
 
 async def require_boundary(ctx: ActionContext, boundary: str) -> None:
     """``NoSuchEntity`` unless ``boundary`` names a managed policy (configured or in the database)."""
-    if ctx.snapshot.policy(boundary) is not None or await ctx.tx.policies.get_by_arn(boundary) is not None:
+    if await find_policy(ctx, boundary) is not None:
         return
     raise NoSuchEntity(f"Scope ARN: {boundary} does not exist or is not attachable.")

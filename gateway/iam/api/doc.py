@@ -35,9 +35,9 @@ perform: iam:ACTION on resource: ARN") and nothing is changed. Entities are auth
 ARN with their path (`arn:aws:iam::ACCOUNT:user/PATH/NAME`); a name that does not exist is
 authorized on `user/NAME` first, then answered `NoSuchEntity`.
 
-**Configuration-declared entities.** Roles and managed policies from the YAML file are read-only
-through the API: changing one answers `UnmodifiableEntity` (400), creating an entity with the
-name of one `EntityAlreadyExists` (409).
+**Configuration-declared entities.** Users, groups, roles and managed policies from the YAML file
+are read-only through the API: changing one answers `UnmodifiableEntity` (400), creating an
+entity with the name of one `EntityAlreadyExists` (409).
 
 **Parameters** are checked as IAM checks them: a value outside its pattern or length is
 `ValidationError` (400) naming the parameter (`Value at 'userName' failed to satisfy

@@ -39,18 +39,11 @@ Noun = Literal["user", "group", "role", "policy"]
 def declared(snapshot: CatalogSnapshot, noun: Noun, name: str) -> Declared | None:
     """The entity ``name`` of kind ``noun`` if the configuration file declares it.
 
-    Roles and managed policies come from the YAML; the catalog marks them ``source == "config"``.
-    Users and groups are the database's alone until the catalog carries configuration-declared
-    ones too (then they are looked up here, in this one place).
+    The catalog knows where each user, group, role and managed policy comes from
+    (:meth:`CatalogSnapshot.source_of`, names compared case-insensitively as IAM does): a name the
+    YAML declares is taken (the collision rule of :mod:`gateway.iam.records`).
     """
-    if noun == "role":
-        role = snapshot.role_named(name)
-        found = role is not None and role.source == "config"
-    elif noun == "policy":
-        found = any(p.name == name and p.source == "config" for p in snapshot.policies.values())
-    else:
-        found = False
-    return Declared(noun, name) if found else None
+    return Declared(noun, name) if snapshot.source_of(noun, name) == "config" else None
 
 
 def list_resource(ctx: ActionContext, resource: str, path_prefix: str | None) -> Resource:
@@ -62,14 +55,28 @@ async def user_resource(ctx: ActionContext, name: str) -> Resource:
     """The user ``name``: its ARN (with its path), or ``user/NAME`` when there is no such user
     (authorized first; the handler then answers NoSuchEntity)."""
     record = await ctx.tx.users.get(name)
-    arn = record.arn if record is not None else iam_arn(ctx.account_id, "user", "/", name)
+    configured = ctx.snapshot.user_named(name)
+    arn = (
+        record.arn
+        if record is not None
+        else configured.arn
+        if configured is not None
+        else iam_arn(ctx.account_id, "user", "/", name)
+    )
     return Resource(arn, USER, declared=declared(ctx.snapshot, "user", name))
 
 
 async def group_resource(ctx: ActionContext, name: str) -> Resource:
     """The group ``name``: its ARN, or ``group/NAME`` when there is no such group."""
     record = await ctx.tx.groups.get(name)
-    arn = record.arn if record is not None else iam_arn(ctx.account_id, "group", "/", name)
+    configured = next((g for g in ctx.snapshot.groups.values() if g.name == name), None)
+    arn = (
+        record.arn
+        if record is not None
+        else configured.arn
+        if configured is not None
+        else iam_arn(ctx.account_id, "group", "/", name)
+    )
     return Resource(arn, GROUP, declared=declared(ctx.snapshot, "group", name))
 
 

@@ -11,13 +11,39 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType, ModuleType
 
-from gateway.iam.api import access_keys, groups, inline, users
+from gateway.iam.api import (
+    access_keys,
+    attachments,
+    details,
+    groups,
+    inline,
+    instance_profiles,
+    oidc_providers,
+    policies,
+    role_policies,
+    roles,
+    saml_providers,
+    users,
+)
 from gateway.iam.api.action import IamAction
 
 __all__ = ["ACTIONS", "FAMILIES"]
 
 #: The action families, in the order the documentation lists them.
-FAMILIES: tuple[ModuleType, ...] = (users, access_keys, groups, inline)
+FAMILIES: tuple[ModuleType, ...] = (
+    users,
+    access_keys,
+    groups,
+    inline,
+    policies,
+    attachments,
+    roles,
+    role_policies,
+    instance_profiles,
+    oidc_providers,
+    saml_providers,
+    details,
+)
 
 
 def _collect() -> Mapping[str, IamAction]:

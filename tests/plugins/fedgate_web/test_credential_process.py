@@ -75,11 +75,21 @@ def _set_expiration(home: Path, profile: str, moved: Callable[[datetime], dateti
     return str(data["credentials"]["AccessKeyId"])
 
 
+@pytest.mark.timeout(150)  # several `fedgate credential-process` runs, each a fresh Python process
 async def test_boto3_uses_credential_process(live: Live, browser: Browser, home: Path) -> None:
     profile = await _login(live, browser, "work")
     config = (home / ".aws" / "config").read_text()
     assert "[profile work]" in config
     assert f"{Path(sys.executable).with_name('fedgate')} credential-process --profile work" in config
+    assert f"endpoint_url = {live.url}" in config
+
+    # The profile alone sends the call to the gateway: no endpoint given, none of AWS reached.
+    def caller_from_profile() -> dict[str, Any]:
+        sts = boto3.Session(profile_name="work").client("sts", config=Config(retries={"max_attempts": 1}))
+        assert sts.meta.endpoint_url == live.url
+        return sts.get_caller_identity()  # type: ignore[no-any-return]
+
+    assert (await asyncio.to_thread(caller_from_profile))["Account"] == ACCOUNT
 
     identity = await asyncio.to_thread(_caller, live, "work")
     assert identity["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/developer/alice"

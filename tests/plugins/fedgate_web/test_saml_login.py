@@ -404,3 +404,35 @@ async def test_replayed_idp_initiated_post_is_refused(start: Start) -> None:
         assert status == 200
         status, page, _ = await post_acs(second, live, saml_response)
     assert status == 403 and "already used" in page
+
+
+async def test_the_chooser_says_why_each_role_is_not_offered(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each role left out is logged with the reason; a sign-in offered none is audited as refused."""
+    live = await start()
+    async with client() as http:
+        _, query = await begin(http, live)
+        request_id = request_xml(query).get("ID", "")
+        with caplog.at_level("INFO", logger="fedgate_web.runtime"):
+            status, page, _ = await post_acs(
+                http, live, live.response(in_response_to=request_id), query["RelayState"][0]
+            )
+        assert status == 200
+        why = {r.role: r.why for r in caplog.records if r.getMessage() == "role not offered"}  # type: ignore[attr-defined]
+        assert set(why) == {ADMIN}  # developer and reader are offered
+        assert "did not grant it" in why[ADMIN]
+
+        # An IdP that grants only a role the gateway does not have: nothing to offer, and why.
+        _, query = await begin(http, live)
+        request_id = request_xml(query).get("ID", "")
+        nothing = live.response(
+            in_response_to=request_id, roles=[(f"arn:aws:iam::{ACCOUNT}:role/gone", PROVIDER_ARN)]
+        )
+        status, page, _ = await post_acs(http, live, nothing, query["RelayState"][0])
+        assert status == 200 and "No roles available" in page
+    events = [json.loads(line) for line in live.audit_path.read_text().splitlines()]
+    (refused,) = [e for e in events if e.get("errorCode") == "AccessDenied"]
+    assert refused["eventName"] == "AssumeRoleWithSAML" and refused["userIdentity"]["type"] == "SAMLUser"
+    assert refused["errorMessage"].startswith("No role can be offered.")
+    assert f"{DEVELOPER}: the identity provider did not grant it" in refused["errorMessage"]

@@ -1,4 +1,4 @@
-"""A TCP proxy a test can cut: the database "goes away" for one client without touching the server.
+"""A TCP proxy a test can cut: a server "goes away" for one client without touching the server.
 
 The shared PostgreSQL must keep running for everyone; putting this proxy between fedgate and it
 lets a test drop every connection and refuse new ones (:meth:`CuttableProxy.cut`), then let them
@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import final
 from urllib.parse import urlsplit, urlunsplit
 
+__all__ = ["CuttableProxy"]
 
+
+@final
 class CuttableProxy:
     """Forwards 127.0.0.1:<port> to ``target_host:target_port`` until cut."""
 
