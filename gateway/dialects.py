@@ -34,6 +34,7 @@ _S3_CODES: dict[str, tuple[str, int]] = {
     "MissingParameter": ("InvalidRequest", 400),
     "ValidationError": ("InvalidRequest", 400),
     "InternalFailure": ("InternalError", 500),
+    "RequestEntityTooLarge": ("MaxMessageLengthExceeded", 400),
 }
 _INVALID_XML_CHARS = {c: None for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)}
 

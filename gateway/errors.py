@@ -33,6 +33,7 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── RequestTimeTooSkewed
         ├── InvalidAccessKeyId
         ├── InvalidClientTokenId
+        │   └── UnreadableSessionToken   the token does not open at all (S3: InvalidToken)
         ├── IncompleteBody               an aws-chunked body ended early or disagrees with its length
         ├── NoSuchEntity                 IAM: the named role (or other entity) does not exist; 404
         ├── EntityAlreadyExists          IAM: an entity of that name (or id) exists already; 409
@@ -41,6 +42,11 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── UnmodifiableEntity           IAM: the entity is declared in the configuration file
         ├── InvalidInput                 IAM: a value of the right shape that cannot be used
         ├── ContentSHA256Mismatch        a streamed body does not match x-amz-content-sha256
+        ├── BadDigest                    S3: a body does not match its x-amz-checksum-* or Content-MD5
+        ├── InvalidRequest               S3: a request S3 refuses as a whole (a malformed checksum...)
+        ├── InvalidToken                 S3: the session token is malformed
+        ├── InvalidDigest                S3: a Content-MD5 that is not an MD5
+        ├── MalformedXML                 S3: a request body that is not the XML the operation takes
         ├── MissingContentLength         411: an upload without a length the upstream can be told
         ├── BadRequest                   a request HTTP itself could not parse
         ├── RequestHeaderSectionTooLarge a request line or header over the server's limits
@@ -63,6 +69,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDenied",
+    "BadDigest",
     "BadGateway",
     "BadRequest",
     "ClientClosedRequest",
@@ -85,11 +92,15 @@ __all__ = [
     "InvalidAccessKeyId",
     "InvalidAction",
     "InvalidClientTokenId",
+    "InvalidDigest",
     "InvalidIdentityToken",
     "InvalidInput",
     "InvalidParameterValue",
+    "InvalidRequest",
+    "InvalidToken",
     "LimitExceeded",
     "MalformedPolicyDocument",
+    "MalformedXML",
     "MethodNotAllowed",
     "MissingAuthenticationToken",
     "MissingContentLength",
@@ -106,6 +117,7 @@ __all__ = [
     "ServiceUnavailable",
     "SignatureDoesNotMatch",
     "UnmodifiableEntity",
+    "UnreadableSessionToken",
     "ValidationError",
 ]
 
@@ -228,6 +240,14 @@ class InvalidClientTokenId(_SenderError):
     status = 403
 
 
+class UnreadableSessionToken(InvalidClientTokenId):
+    """The session token does not open (garbled, tampered with, sealed under an unknown key).
+
+    STS answers it as every invalid token, ``InvalidClientTokenId``; S3 tells it apart as
+    ``InvalidToken``, so the proxy does too.
+    """
+
+
 class InternalFailure(ServiceError):
     code = "InternalFailure"
     status = 500
@@ -302,6 +322,36 @@ class ContentSHA256Mismatch(_SenderError):
     """The body that arrived is not the one whose hash the signature covers."""
 
     code = "XAmzContentSHA256Mismatch"
+
+
+class BadDigest(_SenderError):
+    """S3: the body does not match the checksum (``x-amz-checksum-*``, ``Content-MD5``) it came with."""
+
+    code = "BadDigest"
+
+
+class InvalidRequest(_SenderError):
+    """S3: a request refused as a whole, such as a malformed checksum or two checksums at once."""
+
+    code = "InvalidRequest"
+
+
+class InvalidToken(_SenderError):
+    """S3: the session token is malformed or otherwise invalid (STS says ``InvalidClientTokenId``)."""
+
+    code = "InvalidToken"
+
+
+class InvalidDigest(_SenderError):
+    """S3: the ``Content-MD5`` header is not the base64 of an MD5 digest."""
+
+    code = "InvalidDigest"
+
+
+class MalformedXML(_SenderError):
+    """S3: the request body is not well-formed, or not the document the operation takes."""
+
+    code = "MalformedXML"
 
 
 class MissingContentLength(_SenderError):

@@ -31,7 +31,12 @@ from gateway.credentials.claims import (
 )
 from gateway.credentials.keyring import MAX_TOKEN_CHARS, KeyRing, invalid_token
 from gateway.credentials.revocation import ROLE, Revocations, RevocationWriter
-from gateway.errors import ExpiredRequestToken, PackedPolicyTooLarge
+from gateway.errors import (
+    ExpiredRequestToken,
+    InvalidClientTokenId,
+    PackedPolicyTooLarge,
+    UnreadableSessionToken,
+)
 from gateway.policy import minify
 
 #: How many opened session tokens are remembered by default (each about 2 KiB of claims).
@@ -224,7 +229,10 @@ class CredentialService:
         if claims is not None:
             opened.move_to_end(session_token)
             return claims
-        plaintext = self._keyring.unseal(session_token)
+        try:
+            plaintext = self._keyring.unseal(session_token)
+        except InvalidClientTokenId:
+            raise UnreadableSessionToken("The security token included in the request is invalid.") from None
         try:
             claims = _unpack(plaintext)
         except (ValueError, zlib.error):

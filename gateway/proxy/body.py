@@ -10,6 +10,9 @@ turns out to be wrong; it aborts instead. Three modes:
   only after that chunk's signature (and at the end the trailer) verified;
 * otherwise the bytes pass as they are, counted against the declared length.
 
+Whatever the mode, an ``x-amz-checksum-*`` the request claims for its (decoded) body is computed
+on the way and checked at the end (S3's ``BadDigest`` when it differs).
+
 Memory stays bounded by one client read plus one chunk, whatever the body's size.
 """
 
@@ -17,11 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import final
 
 from gateway.errors import ContentSHA256Mismatch, IncompleteBody, ServiceError
 from gateway.sigv4 import EMPTY_SHA256
+from gateway.sigv4.checksums import ExpectedChecksum
 from gateway.sigv4.chunked import ChunkedDecoder
 from gateway.sigv4.model import StreamingContext
 
@@ -34,7 +38,8 @@ class BodyGuard:
 
     ``expected_sha256`` is a lowercase hex digest to check, or ``None``; ``streaming`` an
     ``aws-chunked`` context to decode, or ``None``; ``length`` the declared length of the wire body
-    (``Content-Length``), or ``None``. After the iterator failed, :attr:`error` holds why: a check
+    (``Content-Length``), or ``None``; ``checksum`` an ``x-amz-checksum-*`` claim on the (decoded)
+    body, or ``None``. After the iterator failed, :attr:`error` holds why: a check
     that failed, or a :class:`ServiceError` the source raised (a stalled client's RequestTimeout).
     """
 
@@ -45,6 +50,7 @@ class BodyGuard:
         expected_sha256: str | None = None,
         streaming: StreamingContext | None = None,
         length: int | None = None,
+        checksum: ExpectedChecksum | None = None,
     ) -> None:
         if expected_sha256 is not None and streaming is not None:
             raise ValueError("a body is either hashed or aws-chunked, not both")
@@ -53,11 +59,19 @@ class BodyGuard:
         self._hash = hashlib.sha256() if expected_sha256 is not None else None
         self._decoder = ChunkedDecoder(streaming) if streaming is not None else None
         self._length = length
+        self._checksum = checksum
         self.received = 0
         self.error: ServiceError | None = None
+        #: An aws-chunked body's verified trailing headers, once the whole body has passed.
+        self.trailers: Mapping[str, str] = {}
 
     def precheck(self) -> None:
-        """Checks possible before any byte is sent: an empty body against its claimed hash."""
+        """Checks possible before any byte is sent: an empty body against its claimed hash and checksum."""
+        if self._length == 0 and self._checksum is not None:
+            try:
+                self._checksum.check()
+            except ServiceError as exc:
+                self._fail(exc)
         if self._length == 0 and self._expected is not None and self._expected != EMPTY_SHA256:
             self._fail(
                 ContentSHA256Mismatch(
@@ -77,9 +91,15 @@ class BodyGuard:
             self._hash.update(piece)
         if self._decoder is not None:
             try:
-                return self._decoder.feed(piece)
+                pieces = self._decoder.feed(piece)
             except ServiceError as exc:
                 self._fail(exc)
+            if self._checksum is not None:
+                for decoded in pieces:
+                    self._checksum.update(decoded)
+            return pieces
+        if self._checksum is not None:
+            self._checksum.update(piece)
         return [piece]
 
     def _finish(self) -> None:
@@ -97,7 +117,12 @@ class BodyGuard:
             )
         if self._decoder is not None:
             try:
-                self._decoder.finish()
+                self.trailers = self._decoder.finish()
+            except ServiceError as exc:
+                self._fail(exc)
+        if self._checksum is not None:
+            try:
+                self._checksum.check()
             except ServiceError as exc:
                 self._fail(exc)
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from gateway.secretref import SecretRef
 
 __all__ = [
+    "ForwardedHeader",
     "ProxySettings",
     "RouteSettings",
     "UpstreamCredentials",
@@ -30,6 +31,7 @@ _HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _SCOPE_RE = re.compile(r"^[a-z0-9-]{1,64}$")
 _METHODS = frozenset(("*", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 _SOURCES = ("path.", "query.", "header.")
+ForwardedHeader = Literal["X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"]
 
 
 class _Model(BaseModel):
@@ -196,6 +198,21 @@ class UpstreamSettings(_Model):
         default=100, ge=1, le=10000, description="Pooled connections to the upstream."
     )
     websocket: bool = Field(default=False, description="Pass WebSocket upgrades through after authorization.")
+    allow_sigv2: bool = Field(
+        default=False,
+        description="s3: accept Signature Version 2 (the 'AWS key:signature' header and AWSAccessKeyId "
+        "presigned URLs, with the session token as x-amz-security-token), still the default of some "
+        "clients (aws CLI v1 s3 presign, s3cmd signurl). SigV2 signs no body and uses HMAC-SHA1. Off: "
+        "such requests are refused with InvalidRequest saying how to ask the client for SigV4.",
+    )
+    forwarded_headers: list[ForwardedHeader] | None = Field(
+        default=None,
+        description="The forwarding headers fedgate sets on requests to this upstream (any client-sent "
+        "ones are always stripped): X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto. Default: "
+        "X-Forwarded-For and X-Forwarded-Proto with auth resign, since SigV4-verifying stores (SeaweedFS "
+        "is one) check the signature against X-Forwarded-Host instead of the Host fedgate signed; all "
+        "three otherwise. [] sends none.",
+    )
     max_buffered_body: int = Field(
         default=10 * 1024 * 1024,
         ge=0,
@@ -246,6 +263,8 @@ class UpstreamSettings(_Model):
             raise ValueError("credentials are required when auth is resign")
         if self.mapping == "routes" and not self.routes:
             raise ValueError("routes must list at least one route when mapping is routes")
+        if self.allow_sigv2 and self.mapping != "s3":
+            raise ValueError("allow_sigv2 is for s3 mappings only")
         if self.strip_prefix and self.match.path_prefix == "/":
             raise ValueError("strip_prefix needs a match.path_prefix other than /")
         return self

@@ -1,11 +1,12 @@
 """The aiohttp adapter of the reverse proxy: dispatch, authorize, forward, stream back, audit.
 
 :func:`proxy_dispatch` (a middleware) sends every request that matches an upstream to
-:func:`proxy_request`, whatever route the gateway's own router picked (``/`` is STS only when no
-upstream takes the request). A request is authenticated and authorized completely before any byte
-goes upstream; a denied one is answered AccessDenied and never reaches it. Allowed requests are
-forwarded with bodies streamed both ways (see :mod:`gateway.proxy.body` for what is checked on
-the way), through one pooled client session per upstream.
+:func:`proxy_request`, whatever route the gateway's own router picked, except STS and IAM calls
+(by the service they are signed for, or unsigned Query calls on ``/``) and unsigned probes. A
+request is authenticated and authorized completely before any byte goes upstream; a denied one
+is answered AccessDenied and never reaches it. Allowed requests are forwarded with bodies
+streamed both ways (see :mod:`gateway.proxy.body` for what is checked on the way), through one
+pooled client session per upstream.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from aiohttp import web
 from yarl import URL
 
 from gateway import keys
-from gateway.authn import authenticate, open_session
+from gateway.authn import Authenticated, authenticate, open_session
 from gateway.calls import CallRecord
 from gateway.errors import (
     AccessDenied,
@@ -32,29 +33,41 @@ from gateway.errors import (
     GatewayTimeout,
     IncompleteBody,
     InvalidParameterValue,
+    InvalidRequest,
+    InvalidToken,
     MissingContentLength,
     NotFound,
+    RequestEntityTooLarge,
     ServiceError,
+    UnreadableSessionToken,
 )
 from gateway.iam import permissions
 from gateway.iam.caller import Caller
 from gateway.proxy.body import BodyGuard
+from gateway.proxy.deletes import MAX_DELETE_BODY, plan_deletes, with_content_md5
 from gateway.proxy.headers import forwarded_headers, request_headers, response_headers
 from gateway.proxy.mapping import Mapped, ProxyRequest
 from gateway.proxy.paths import join_path
-from gateway.proxy.query import QueryParam, encode_query, parse_query
+from gateway.proxy.query import QueryParam, encode_query, hoist_headers, parse_query
 from gateway.proxy.runtime import ProxyRuntime
-from gateway.proxy.s3 import signature_context
+from gateway.proxy.s3 import S3Mapping, signature_context
+from gateway.proxy.sigv2 import authenticate_v2
+from gateway.proxy.sigv2 import refused as sigv2_refused
 from gateway.proxy.upstream import Selection, Upstream
 from gateway.proxy.websocket import relay_websocket
 from gateway.sigv4 import (
     QUERY_AUTH_PARAMETERS,
+    STREAMING_UNSIGNED_PAYLOAD_TRAILER,
     UNSIGNED_PAYLOAD,
     HttpRequest,
     Verified,
     sign,
     signature_form,
+    signed_service,
 )
+from gateway.sigv4.checksums import ExpectedChecksum, expected_checksum
+from gateway.sigv4.chunked import TrailerFramer
+from gateway.sigv4.sigv2 import SIGV2_QUERY_PARAMETERS, is_sigv2
 from gateway.web.middleware import CLIENT_ABORTS, service_error
 from gateway.web.request import call_record, http_request, raw_headers
 
@@ -94,15 +107,41 @@ def _host(request: web.Request) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+# Services fedgate answers itself, on the Query API at /.
+_QUERY_SERVICES = frozenset(("sts", "iam"))
+_PROBES = frozenset(("/healthz", "/readyz"))
+_FORM = "application/x-www-form-urlencoded"
+
+
 @web.middleware
 async def proxy_dispatch(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Route requests that match an upstream to the proxy; leave the rest to the router."""
+    """Route requests that match an upstream to the proxy; leave the rest to the router.
+
+    The service a request is signed for decides first, so one base URL serves every service
+    (``AWS_ENDPOINT_URL``): STS and IAM calls on ``/`` go to the Query API whatever the upstreams
+    match, and so do unsigned Query calls there (AssumeRoleWithWebIdentity, AssumeRoleWithSAML);
+    unsigned probes (``/healthz``, ``/readyz``) are never an upstream's.
+    """
     runtime = request.app.get(keys.PROXY)
     if runtime is not None and runtime.table:
-        selection = runtime.table.select(_host(request), request.raw_path.partition("?")[0])
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        service = signed_service(request.headers.get("Authorization"), raw_query)
+        if service is None:
+            if raw_path in _PROBES or (raw_path == "/" and _unsigned_query_call(request, raw_query)):
+                return await handler(request)
+        elif service in _QUERY_SERVICES and raw_path == "/":
+            return await handler(request)
+        selection = runtime.table.select(_host(request), raw_path, service)
         if selection is not None:
             return await proxy_request(request, runtime, selection)
     return await handler(request)
+
+
+def _unsigned_query_call(request: web.Request, raw_query: str) -> bool:
+    # An unsigned Query call: its Action in the query, or a form body (S3 never POSTs a form to /).
+    if raw_query.startswith("Action=") or "&Action=" in raw_query:
+        return True
+    return request.method == "POST" and request.content_type == _FORM
 
 
 # Headers a client may legitimately repeat; the mappings never read them as condition keys.
@@ -155,26 +194,32 @@ async def proxy_request(
         headers = raw_headers(request)
         header_map = _header_map(headers)
         http = http_request(request, headers=headers)
+        is_s3 = upstream.mapping.dialect == "s3"
+        v2 = is_s3 and is_sigv2(header_map.get("authorization"), http.raw_query)
+        if v2 and not upstream.settings.allow_sigv2:
+            raise sigv2_refused()
         # The client's presigned-URL parameters are spent here: mappings and the upstream never see them.
-        query = tuple(p for p in parse_query(http.raw_query) if p.name not in QUERY_AUTH_PARAMETERS)
-        body: bytes | None = None
-        opened = None
-        if _body_hash_needed(http, header_map, upstream):
-            # Signature present and well formed, session valid: before buffering a body.
-            opened = await open_session(http, runtime.credentials, now=now, access_keys=runtime.access_keys)
-            body = await _read_bounded(request, upstream.settings.max_buffered_body)
-            http = replace(http, payload_sha256=hashlib.sha256(body).hexdigest())
-        auth = await authenticate(
-            http,
-            runtime.credentials,
-            now=now,
-            region=upstream.region,
-            service=upstream.service,
-            keys=runtime.verify_keys,
-            access_keys=runtime.access_keys,
-            normalize_path=upstream.normalize_path,
-            opened=opened,
-        )
+        spent = SIGV2_QUERY_PARAMETERS if v2 else QUERY_AUTH_PARAMETERS
+        query = tuple(p for p in parse_query(http.raw_query) if p.name not in spent)
+        if query and is_s3:
+            query, hoisted = hoist_headers(query)
+            if hoisted:
+                for name, value in hoisted:
+                    if name in header_map:
+                        raise InvalidParameterValue(f"The header {name[:64]} is given more than once.")
+                    header_map[name] = value
+                headers += tuple(hoisted)
+        # DeleteObjects names its keys in the body: read it (bounded) to authorize each one.
+        multi_delete = is_s3 and request.method == "POST" and any(p.name == "delete" for p in query)
+        try:
+            auth, body = await _authenticate(
+                request, runtime, upstream, http, header_map, v2, multi_delete, now
+            )
+        except UnreadableSessionToken:
+            # S3 tells a token that does not open (InvalidToken) from an unknown key (InvalidAccessKeyId).
+            if is_s3:
+                raise InvalidToken("The provided token is malformed or otherwise invalid.") from None
+            raise
         caller, verified = auth.caller, auth.verified
         record.caller, record.session = caller, caller.session
         mapped = upstream.mapping.map(
@@ -183,15 +228,35 @@ async def proxy_request(
         record.resources = [(check.action, check.resource) for check in mapped.checks]
         snapshot = runtime.catalog.snapshot
         context = permissions.session_context(snapshot, caller, record.transport, region=upstream.region)
-        if upstream.mapping.dialect == "s3":
-            context.update(signature_context(verified.info, verified.payload_hash, now))
-        decision = permissions.decide(snapshot, caller, mapped.checks, context)
-        outcome["decision"] = decision.kind
-        if not decision.allowed:
-            outcome["deniedBy"] = decision.denied_by
-            raise AccessDenied(permissions.denied_message(caller, decision))
+        if is_s3:
+            version = "AWS" if v2 else "AWS4-HMAC-SHA256"
+            context.update(signature_context(verified.info, verified.payload_hash, now, version=version))
+        rewrite: Callable[[bytes], bytes | None] | None = None
+        if mapped.delete_objects:
+            if body is None or verified.streaming is not None:
+                raise InvalidRequest("DeleteObjects takes its XML body whole, not aws-chunked.")
+            plan = plan_deletes(snapshot, caller, context, mapped.path.removeprefix("/"), body, header_map)
+            record.resources = [(check.action, check.resource) for check in plan.checks]
+            outcome.update(plan.outcome)
+            if plan.body is None:
+                return web.Response(body=plan.result, content_type="application/xml")
+            body, headers, rewrite = plan.body, with_content_md5(headers, plan.content_md5), plan.merge
+            checksum = None
+        else:
+            decision = permissions.decide(snapshot, caller, mapped.checks, context)
+            outcome["decision"] = decision.kind
+            if not decision.allowed:
+                outcome["deniedBy"] = decision.denied_by
+                raise AccessDenied(permissions.denied_message(caller, decision))
+            checksum = (
+                expected_checksum(header_map.items())
+                if request.body_exists or request.method not in _NO_BODY_METHODS
+                else None
+            )
         # Past this point the request is authorized; only now may anything go upstream.
         authorized = _Authorized(
+            checksum=checksum,
+            rewrite=rewrite,
             upstream=upstream,
             mapped=mapped,
             caller=caller,
@@ -212,6 +277,47 @@ async def proxy_request(
         error = None  # as in the Query endpoint: no cycle through this frame
 
 
+async def _authenticate(
+    request: web.Request,
+    runtime: ProxyRuntime,
+    upstream: Upstream,
+    http: HttpRequest,
+    header_map: dict[str, str],
+    v2: bool,
+    multi_delete: bool,
+    now: float,
+) -> tuple[Authenticated, bytes | None]:
+    """The verified signature and session, and the body when it had to be read whole for that."""
+    if v2:
+        mapping = upstream.mapping
+        bucket = mapping.virtual_bucket(_host(request)) if isinstance(mapping, S3Mapping) else None
+        auth = await authenticate_v2(
+            http, runtime.credentials, now=now, region=upstream.region, bucket=bucket
+        )
+        body = await _read_bounded(request, MAX_DELETE_BODY) if multi_delete else None
+        return auth, body
+    body = None
+    opened = None
+    if multi_delete or _body_hash_needed(http, header_map, upstream):
+        # Signature present and well formed, session valid: before buffering a body.
+        opened = await open_session(http, runtime.credentials, now=now, access_keys=runtime.access_keys)
+        limit = MAX_DELETE_BODY if multi_delete else upstream.settings.max_buffered_body
+        body = await _read_bounded(request, limit)
+        http = replace(http, payload_sha256=hashlib.sha256(body).hexdigest())
+    auth = await authenticate(
+        http,
+        runtime.credentials,
+        now=now,
+        region=upstream.region,
+        service=upstream.service,
+        keys=runtime.verify_keys,
+        access_keys=runtime.access_keys,
+        normalize_path=upstream.normalize_path,
+        opened=opened,
+    )
+    return auth, body
+
+
 def _body_hash_needed(http: HttpRequest, header_map: dict[str, str], upstream: Upstream) -> bool:
     # The signature covers the body itself only when no x-amz-content-sha256 names it (or a literal)
     # and this is not an S3 presigned URL, which covers UNSIGNED-PAYLOAD.
@@ -220,16 +326,17 @@ def _body_hash_needed(http: HttpRequest, header_map: dict[str, str], upstream: U
     return not (upstream.service == "s3" and signature_form(http) == "query")
 
 
+_TOO_LARGE = "The request body is larger than this request may buffer (send x-amz-content-sha256)."
+
+
 async def _read_bounded(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
-        raise InvalidParameterValue("The request body is too large to verify without x-amz-content-sha256.")
+        raise RequestEntityTooLarge(_TOO_LARGE)
     data = bytearray()
     async for piece in request.content.iter_chunked(_PIECE):
         data += piece
         if len(data) > limit:
-            raise InvalidParameterValue(
-                "The request body is too large to verify without x-amz-content-sha256."
-            )
+            raise RequestEntityTooLarge(_TOO_LARGE)
     return bytes(data)
 
 
@@ -246,13 +353,23 @@ async def _client_body(request: web.Request) -> AsyncIterator[bytes]:
         raise IncompleteBody("The request body ended before it was complete.") from None
 
 
+async def _framed(guard: BodyGuard, framer: TrailerFramer) -> AsyncIterator[bytes]:
+    """The checked body re-framed with its (verified) trailer; the trailer goes last."""
+    async for piece in guard:
+        for chunk in framer.feed(piece):
+            yield chunk
+    yield framer.finish(guard.trailers[framer.name])
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class _Authorized:
     """A request that passed every check, and what forwarding it needs.
 
     ``query`` and ``headers`` are exactly what the policy saw (presigned-URL parameters removed);
-    ``body`` is the buffered body when the signature covered it, else ``None`` (it streams).
+    ``body`` is the buffered body when the signature covered it, else ``None`` (it streams);
+    ``checksum`` the ``x-amz-checksum-*`` the body claims, checked as it passes; ``rewrite`` turns
+    a successful upstream answer into the client's (DeleteObjects merges its denied keys).
     """
 
     upstream: Upstream
@@ -264,6 +381,8 @@ class _Authorized:
     body: bytes | None
     client_ip: str
     now: float
+    checksum: ExpectedChecksum | None = None
+    rewrite: Callable[[bytes], bytes | None] | None = None
 
 
 async def _forward(
@@ -292,28 +411,55 @@ async def _forward(
         set_headers=mapped.set_headers,
     )
     out.append(("Host", upstream.target_host))
-    out.extend(forwarded_headers(client_ip=authorized.client_ip, host=request.host, proto=request.scheme))
+    if upstream.forwarded:
+        out.extend(
+            forwarded_headers(
+                upstream.forwarded, client_ip=authorized.client_ip, host=request.host, proto=request.scheme
+            )
+        )
 
     # What the upstream is told about the body, and how it is checked on the way.
     guard: BodyGuard | None = None
     upstream_hash = UNSIGNED_PAYLOAD
     length: int | None = None
+    checksum = authorized.checksum
     if body is not None:
         length = len(body)
         upstream_hash = hashlib.sha256(body).hexdigest()
+        if checksum is not None:
+            checksum.update(body)
+            checksum.check()
         data: AsyncIterator[bytes] | None = _buffered(body) if body else None
     elif streaming is not None:
         length = streaming.decoded_length
         if length is None:
             raise MissingContentLength("You must provide the x-amz-decoded-content-length header.")
-        guard = BodyGuard(_client_body(request), streaming=streaming, length=request.content_length)
+        guard = BodyGuard(
+            _client_body(request), streaming=streaming, length=request.content_length, checksum=checksum
+        )
         data = aiter(guard)
+        if streaming.trailer_names and settings.auth == "resign" and upstream.signing_service == "s3":
+            # Keep the trailing checksum for the upstream to check too: re-framed, since the
+            # client's chunk signatures are bound to the client's key.
+            framer = TrailerFramer(length, streaming.trailer_names[0])
+            out.extend(
+                (
+                    ("Content-Encoding", "aws-chunked"),
+                    ("x-amz-decoded-content-length", str(length)),
+                    ("x-amz-trailer", framer.name),
+                )
+            )
+            upstream_hash, length, data = (
+                STREAMING_UNSIGNED_PAYLOAD_TRAILER,
+                framer.wire_length,
+                _framed(guard, framer),
+            )
     elif request.body_exists or request.method not in _NO_BODY_METHODS:
         length = request.content_length
         expected = verified.payload_hash if verified.payload_signed and not verified.payload_checked else None
         if expected is not None:
             upstream_hash = expected
-        guard = BodyGuard(_client_body(request), expected_sha256=expected, length=length)
+        guard = BodyGuard(_client_body(request), expected_sha256=expected, length=length, checksum=checksum)
         guard.precheck()
         data = aiter(guard) if request.body_exists else None
     else:
@@ -381,7 +527,38 @@ async def _forward(
         outcome["statusCode"] = upstream_response.status
         if guard is not None and guard.error is not None:
             raise guard.error
+        if authorized.rewrite is not None and upstream_response.status == 200:
+            return await _relay_rewritten(upstream, upstream_response, authorized.rewrite), None
         return await _relay_response(request, upstream, upstream_response)
+
+
+_MAX_REWRITTEN = 8 * 1024 * 1024
+
+
+async def _relay_rewritten(
+    upstream: Upstream,
+    upstream_response: aiohttp.ClientResponse,
+    rewrite: Callable[[bytes], bytes | None],
+) -> web.Response:
+    """The upstream's (bounded) answer, rewritten for the client; BadGateway if it cannot be."""
+    data = bytearray()
+    try:
+        async for piece in upstream_response.content.iter_chunked(_PIECE):
+            data += piece
+            if len(data) > _MAX_REWRITTEN:
+                raise BadGateway("The upstream's answer is larger than expected.")
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise _upstream_error(upstream, exc) from None
+    body = rewrite(bytes(data))
+    if body is None:
+        raise BadGateway("The upstream's answer could not be read.")
+    response = web.Response(status=200, body=body, content_type="application/xml")
+    for name, value in response_headers(
+        [(k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream_response.raw_headers]
+    ):
+        if name.lower() not in ("content-length", "content-type", "content-encoding", "content-md5"):
+            response.headers.add(name, value)
+    return response
 
 
 def _upstream_error(upstream: Upstream, exc: BaseException) -> ServiceError:

@@ -3,15 +3,25 @@
 Requests lose hop-by-hop headers (and any named in ``Connection``), the client's credentials
 (``Authorization``, ``X-Amz-Security-Token``, the SigV4 date and payload headers), client-supplied
 forwarding and identity headers (an upstream must only ever see fedgate's), and, for a decoded
-``aws-chunked`` body, its framing headers. fedgate then adds ``Host``, ``X-Forwarded-*`` and the
-upstream's own authentication. Responses lose hop-by-hop headers only.
+``aws-chunked`` body, its framing headers. fedgate then adds ``Host``, the ``X-Forwarded-*``
+headers the upstream is configured for (``forwarded_headers``; by default no ``X-Forwarded-Host``
+to an upstream fedgate re-signs for, whose signature check would read it as the signed host) and
+the upstream's own authentication. Responses lose hop-by-hop headers only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Final
 
-__all__ = ["HOP_BY_HOP", "forwarded_headers", "request_headers", "response_headers"]
+__all__ = [
+    "DEFAULT_FORWARDED",
+    "DEFAULT_FORWARDED_RESIGN",
+    "HOP_BY_HOP",
+    "forwarded_headers",
+    "request_headers",
+    "response_headers",
+]
 
 #: RFC 9110 section 7.6.1 and the de facto ones proxies drop.
 HOP_BY_HOP = frozenset(
@@ -80,9 +90,17 @@ def request_headers(
     return out
 
 
-def forwarded_headers(*, client_ip: str, host: str, proto: str) -> list[tuple[str, str]]:
-    """``X-Forwarded-For``/``-Host``/``-Proto`` as fedgate asserts them."""
-    return [("X-Forwarded-For", client_ip), ("X-Forwarded-Host", host), ("X-Forwarded-Proto", proto)]
+#: What fedgate sends by default: all three, but X-Forwarded-Host to an upstream it re-signs for.
+DEFAULT_FORWARDED: Final = ("X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto")
+DEFAULT_FORWARDED_RESIGN: Final = ("X-Forwarded-For", "X-Forwarded-Proto")
+
+
+def forwarded_headers(
+    names: Sequence[str], *, client_ip: str, host: str, proto: str
+) -> list[tuple[str, str]]:
+    """The forwarding headers in ``names`` (``X-Forwarded-For``/``-Host``/``-Proto``): fedgate's values."""
+    values = {"X-Forwarded-For": client_ip, "X-Forwarded-Host": host, "X-Forwarded-Proto": proto}
+    return [(name, values[name]) for name in names]
 
 
 def response_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -54,12 +54,17 @@ class ProxyRequest:
 
 @dataclass(frozen=True, slots=True)
 class Mapped:
-    """What a mapping decided: the operation name (for audit), the checks, and what to forward."""
+    """What a mapping decided: the operation name (for audit), the checks, and what to forward.
+
+    ``delete_objects`` marks S3's multi-object delete, whose checks (one per key) come from the
+    body: ``checks`` is then empty and :mod:`gateway.proxy.deletes` decides.
+    """
 
     operation: str
     checks: tuple[Check, ...]
     path: str
     set_headers: tuple[tuple[str, str], ...] = ()
+    delete_objects: bool = False
 
 
 class Mapping(Protocol):

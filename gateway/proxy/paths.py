@@ -9,7 +9,9 @@ upstreams disagree on are refused outright (fail closed):
 * an encoded slash (``%2F``) where segments matter (everywhere but an S3 key, where AWS itself
   reads ``%2F`` as ``/``);
 * a decoded segment still holding a percent escape (``%252e`` decodes to ``%2e``): an upstream
-  that decodes twice would see something else;
+  that decodes twice would see something else (but in an S3 key, which S3 decodes exactly once, a
+  literal ``%2F`` is just three characters of the key, sent ``%252F`` by botocore and the JS SDK;
+  only a literal ``%2e`` stays refused there, which a second decoding would make a dot segment);
 * control characters, invalid UTF-8, a path not starting with ``/``, or an oversized path.
 """
 
@@ -25,6 +27,8 @@ __all__ = ["MAX_PATH_LEN", "decode_path", "encode_segments", "join_path"]
 MAX_PATH_LEN = 8192
 _UNRESERVED = "-_.~"
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+# In an S3 key a literal escape is text, but never one that a second decoding makes a dot.
+_DOT_ESCAPE = re.compile(r"%2[Ee]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -37,7 +41,8 @@ def decode_path(raw_path: str, *, encoded_slash: bool = False) -> tuple[str, ...
 
     ``/a/b`` gives ``("a", "b")``, ``/`` gives ``()``, and a trailing slash gives a last empty
     segment (``/a/`` is ``("a", "")``). With ``encoded_slash`` (S3 keys) a ``%2F`` splits a segment
-    as a literal ``/`` would; otherwise it is refused. Raises :class:`InvalidParameterValue`.
+    as a literal ``/`` would, and a segment may decode to text holding an escape (the key
+    ``a%2Fb`` is sent ``a%252Fb``); otherwise both are refused. Raises :class:`InvalidParameterValue`.
     """
     if not raw_path.startswith("/"):
         raise _bad("it must start with /")
@@ -52,7 +57,7 @@ def decode_path(raw_path: str, *, encoded_slash: bool = False) -> tuple[str, ...
                 decoded = unquote(raw, errors="strict")
             except UnicodeDecodeError:
                 raise _bad("it is not valid percent-encoded UTF-8") from None
-            if "%" in decoded and _ESCAPE.search(decoded):
+            if "%" in decoded and (_DOT_ESCAPE if encoded_slash else _ESCAPE).search(decoded):
                 raise _bad("it is percent-encoded more than once")
         else:
             decoded = raw

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from gateway.errors import InvalidParameterValue
 from gateway.sigv4 import MAX_QUERY_LEN, MAX_QUERY_PARAMS, QUERY_AUTH_PARAMETERS, percent_decode
 
-__all__ = ["QueryParam", "encode_query", "parse_query"]
+__all__ = ["QueryParam", "encode_query", "hoist_headers", "parse_query"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,30 @@ def parse_query(raw_query: str) -> tuple[QueryParam, ...]:
     if len(params) > MAX_QUERY_PARAMS:
         raise InvalidParameterValue("The query string has too many parameters.")
     return tuple(params)
+
+
+def hoist_headers(
+    params: tuple[QueryParam, ...],
+) -> tuple[tuple[QueryParam, ...], tuple[tuple[str, str], ...]]:
+    """S3's hoisted headers: ``x-amz-*`` query parameters of a presigned URL, read as headers.
+
+    Presigners (the JavaScript SDK's, for one) move ``x-amz-checksum-crc32``,
+    ``x-amz-sdk-checksum-algorithm``, ``x-amz-checksum-mode``, ``X-Amz-Content-Sha256`` and the
+    like into the query, and S3 honours them exactly as headers. So the mapping and the policy see
+    them as headers (an ``x-amz-acl`` there meets the same conditions) and the upstream receives
+    them as headers. Returns the remaining parameters and the hoisted ``(lowercase name, value)``
+    pairs; the SigV4 parameters themselves are left for the caller to drop.
+    """
+    if not any(p.name[:6].lower() == "x-amz-" for p in params):
+        return params, ()
+    kept: list[QueryParam] = []
+    hoisted: list[tuple[str, str]] = []
+    for p in params:
+        if p.name[:6].lower() == "x-amz-" and p.name not in QUERY_AUTH_PARAMETERS:
+            hoisted.append((p.name.lower(), p.value))
+        else:
+            kept.append(p)
+    return tuple(kept), tuple(hoisted)
 
 
 def encode_query(params: tuple[QueryParam, ...] | list[QueryParam]) -> str:

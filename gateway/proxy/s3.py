@@ -5,8 +5,9 @@ Buckets come from the path (``/bucket/key``) or, with a ``virtual_host_suffix``,
 key the policy saw. Resources are ``arn:aws:s3:::bucket`` and ``arn:aws:s3:::bucket/key``.
 
 Fail closed: a subresource or query parameter this table does not know, two subresources at once,
-a malformed bucket name or copy source, and multi-object delete (its keys are in the body) are
-refused with AccessDenied rather than forwarded with a guess.
+and a malformed bucket name or copy source are refused with AccessDenied rather than forwarded
+with a guess. Multi-object delete names its keys in the body: it maps to no check here, and
+:mod:`gateway.proxy.deletes` authorizes each key.
 """
 
 from __future__ import annotations
@@ -145,6 +146,12 @@ class S3Mapping:
     def __init__(self, *, virtual_host_suffix: str | None = None) -> None:
         self._suffix = f".{virtual_host_suffix}" if virtual_host_suffix else None
 
+    def virtual_bucket(self, host: str) -> str | None:
+        """The bucket a virtual-hosted ``host`` names, or ``None`` for path style."""
+        if self._suffix is not None and host.endswith(self._suffix):
+            return host[: -len(self._suffix)]
+        return None
+
     def map(self, request: ProxyRequest) -> Mapped:
         segments = request.segments
         bucket: str | None
@@ -175,10 +182,12 @@ class S3Mapping:
         if subresources:
             (sub,) = subresources
             found = _BUCKET_SUB.get((method, sub))
-            if found is None or found[1] == "DeleteObjects":
-                # DeleteObjects names its keys in the body; it would need one check per key.
+            if found is None:
                 raise AccessDenied("This operation is not supported through the proxy.")
             action, operation = found
+            if operation == "DeleteObjects":
+                # The keys are in the body: one check per key, decided by gateway.proxy.deletes.
+                return Mapped(operation, (), path, delete_objects=True)
             context = _list_context(request) if sub in ("uploads", "versions") else {}
             return Mapped(operation, (Check(f"s3:{action}", bucket_arn(bucket), context),), path)
         if method in ("GET", "HEAD"):
@@ -354,12 +363,15 @@ def _copy_source(header: str) -> tuple[Check, str]:
     return Check(action, object_arn(bucket, key), context), canonical
 
 
-def signature_context(info: SignatureInfo, payload_hash: str, now: float) -> dict[str, str | Sequence[str]]:
-    """S3's signature condition keys: ``s3:authType``, ``s3:signatureversion``, ``s3:signatureAge``..."""
+def signature_context(
+    info: SignatureInfo, payload_hash: str, now: float, *, version: str = "AWS4-HMAC-SHA256"
+) -> dict[str, str | Sequence[str]]:
+    """S3's signature condition keys: ``s3:authType``, ``s3:signatureversion`` (``AWS`` for SigV2),
+    ``s3:signatureAge``..."""
     age_ms = max(0, int((now - info.amz_date.timestamp()) * 1000))
     return {
         "s3:authType": "REST-HEADER" if info.form == "header" else "REST-QUERY-STRING",
-        "s3:signatureversion": "AWS4-HMAC-SHA256",
+        "s3:signatureversion": version,
         "s3:signatureAge": str(age_ms),
         "s3:x-amz-content-sha256": payload_hash,
     }

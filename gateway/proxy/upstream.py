@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from gateway.errors import ConfigError, InvalidParameterValue
 from gateway.proxy.apigw import ApiGatewayMapping
 from gateway.proxy.config import UpstreamSettings
+from gateway.proxy.headers import DEFAULT_FORWARDED, DEFAULT_FORWARDED_RESIGN
 from gateway.proxy.mapping import Mapping, RouteTable
 from gateway.proxy.paths import decode_path
 from gateway.proxy.s3 import S3Mapping
@@ -65,6 +66,14 @@ class Upstream:
         else:
             self.mapping = RouteTable(settings.routes, region=self.region, account=account)
         self.credentials = _resolve(settings) if settings.auth == "resign" else None
+        configured = settings.forwarded_headers
+        self.forwarded: tuple[str, ...] = (
+            tuple(configured)
+            if configured is not None
+            else DEFAULT_FORWARDED_RESIGN
+            if settings.auth == "resign"
+            else DEFAULT_FORWARDED
+        )
 
     @property
     def normalize_path(self) -> bool:
@@ -146,18 +155,23 @@ class UpstreamTable:
     def __bool__(self) -> bool:
         return bool(self.upstreams)
 
-    def select(self, host: str, raw_path: str) -> Selection | None:
+    def select(self, host: str, raw_path: str, service: str | None = None) -> Selection | None:
         """The upstream for a request to ``host`` (lowercase, no port) and wire path ``raw_path``.
 
         ``None`` when no upstream takes it (the gateway's own routes then apply). A path that an
         upstream taking this host must refuse gives a selection carrying the error, so it is
         answered in that upstream's dialect rather than falling through to another route.
+        ``service`` is the service the request is signed for (:func:`gateway.sigv4.signed_service`):
+        when upstreams of that service take the host, only they are candidates, so one host can
+        serve several services (``AWS_ENDPOINT_URL``).
         """
         candidates = [
             u
             for u in self.upstreams
             if not u.settings.match.hosts or any(host_matches(p, host) for p in u.settings.match.hosts)
         ]
+        if service:
+            candidates = [u for u in candidates if u.service == service] or candidates
         if not candidates:
             return None
         try:

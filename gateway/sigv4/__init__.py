@@ -62,7 +62,7 @@ from gateway.sigv4.model import (
     StreamingContext,
     Verified,
 )
-from gateway.sigv4.parse import QUERY_AUTH_PARAMETERS, parse_signature, signature_form
+from gateway.sigv4.parse import QUERY_AUTH_PARAMETERS, parse_signature, signature_form, signed_service
 from gateway.sigv4.sign import UNSIGNABLE_HEADERS, sign
 from gateway.sigv4.verify import check_scope, check_time, payload_hash, verify
 
@@ -101,6 +101,7 @@ __all__ = [
     "sign",
     "sign_chunked",
     "signature_form",
+    "signed_service",
     "streaming_context",
     "string_to_sign",
     "uri_encode",

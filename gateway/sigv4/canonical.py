@@ -9,6 +9,7 @@ the same way, exactly as AWS does.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Collection, Sequence
 from string import ascii_letters, digits
 from urllib.parse import quote, unquote, unquote_to_bytes
@@ -33,6 +34,9 @@ _PATH_SAFE = _UNRESERVED + "/"
 _PATH_SAFE_OR_PERCENT = _PATH_SAFE + "%"
 # Escapes that survive decode-then-UriEncode unchanged: uppercase hex, not of an unreserved byte or '/'.
 _CANONICAL_PATH_ESCAPES = frozenset(f"{b:02X}" for b in range(256) if chr(b) not in _PATH_SAFE)
+# ... and in S3's single-encoding mode an encoded slash, which S3 signs as sent.
+_S3_PATH_ESCAPES = _CANONICAL_PATH_ESCAPES | {"2F"}
+_ENCODED_SLASH = re.compile("%2[Ff]")
 
 MISMATCH_MESSAGE = (
     "The request signature we calculated does not match the signature you provided. "
@@ -121,7 +125,8 @@ def canonical_uri(raw_path: str, *, normalize_path: bool = True) -> str:
     ``normalize_path=True`` is every service but S3: dot segments are removed, slashes collapsed and
     the (already encoded) wire path is encoded once more, so ``%20`` becomes ``%2520``.
     ``normalize_path=False`` is S3: the path is percent-decoded once (to bytes) and ``UriEncode``-d
-    with ``/`` kept, so the canonical form is single-encoded and segments are taken literally.
+    with ``/`` kept, so the canonical form is single-encoded and segments are taken literally; an
+    encoded slash (``%2F``) stays one, as S3 signs the path exactly as sent.
     """
     if normalize_path:
         return _uri_encode_path(remove_dot_segments(raw_path))
@@ -129,15 +134,22 @@ def canonical_uri(raw_path: str, *, normalize_path: bool = True) -> str:
         return "/"
     if _is_canonically_escaped(raw_path):
         return raw_path
+    if "%2F" in raw_path or "%2f" in raw_path:
+        # S3 signs the path as sent: an encoded slash stays an encoded slash, never a separator.
+        return "%2F".join(_s3_encode(piece) for piece in _ENCODED_SLASH.split(raw_path))
+    return _s3_encode(raw_path)
+
+
+def _s3_encode(raw: str) -> str:
     # Byte-level, so an escape of a non-UTF-8 byte survives exactly as the fast path keeps it.
-    return quote(unquote_to_bytes(raw_path), safe="/")
+    return quote(unquote_to_bytes(raw), safe="/")
 
 
 def _is_canonically_escaped(path: str) -> bool:
     # S3 clients send paths already UriEncode-d; recognising that spares a decode and re-encode.
     if path.rstrip(_PATH_SAFE_OR_PERCENT):
         return False
-    return all(piece[:2] in _CANONICAL_PATH_ESCAPES for piece in path.split("%")[1:])
+    return all(piece[:2] in _S3_PATH_ESCAPES for piece in path.split("%")[1:])
 
 
 def canonical_headers(headers: Sequence[tuple[str, str]], signed_headers: Sequence[str]) -> str:

@@ -28,14 +28,13 @@ end of the upstream request until ``finish()`` has returned.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Final, Protocol, final
+from typing import Final, final
 
 from gateway.errors import IncompleteBody, InvalidParameterValue, ServiceError, SignatureDoesNotMatch
+from gateway.sigv4.checksums import CHECKSUM_HEADERS, check_digest, checksum_value, new_checksum, value_length
 from gateway.sigv4.model import (
     EMPTY_SHA256,
     STREAMING_AWS4_HMAC_SHA256_PAYLOAD,
@@ -53,6 +52,7 @@ __all__ = [
     "MAX_TRAILER_LEN",
     "STREAMING_PAYLOADS",
     "ChunkedDecoder",
+    "TrailerFramer",
     "checksum_value",
     "encode_unsigned_chunked",
     "sign_chunked",
@@ -73,10 +73,8 @@ MAX_CHUNK_SIZE: Final = 16 * 1024 * 1024
 MAX_CHUNK_LINE: Final = 4096
 #: Largest trailer section (all lines together).
 MAX_TRAILER_LEN: Final = 4096
-#: Trailing checksum headers that can be checked without a C extension.
-CHECKSUM_TRAILERS: Final = frozenset(("x-amz-checksum-crc32", "x-amz-checksum-sha1", "x-amz-checksum-sha256"))
-# Known to S3 but not computable here without a C extension (CRC32C, CRC64/NVME): refused clearly.
-_UNSUPPORTED_CHECKSUMS = frozenset(("x-amz-checksum-crc32c", "x-amz-checksum-crc64nvme"))
+#: Trailing checksum headers: every flexible checksum S3 defines (see :mod:`.checksums`).
+CHECKSUM_TRAILERS: Final = CHECKSUM_HEADERS
 
 _TRAILER_SIGNATURE = "x-amz-trailer-signature"
 _CHUNK_SIGNATURE = b"chunk-signature="
@@ -86,47 +84,6 @@ _DIGITS = "0123456789"
 _CRLF = b"\r\n"
 _MAX_SIZE_DIGITS = 16
 _MAX_LENGTH_DIGITS = 19  # fits a signed 64-bit integer, as S3's own limit does
-
-
-class _Checksum(Protocol):
-    def update(self, data: bytes, /) -> None: ...
-
-    def digest(self) -> bytes: ...
-
-
-@final
-class _Crc32:
-    __slots__ = ("_value",)
-
-    def __init__(self) -> None:
-        self._value = 0
-
-    def update(self, data: bytes, /) -> None:
-        self._value = zlib.crc32(data, self._value)
-
-    def digest(self) -> bytes:
-        return self._value.to_bytes(4, "big")
-
-
-def _new_checksum(name: str) -> _Checksum:
-    if name == "x-amz-checksum-crc32":
-        return _Crc32()
-    if name == "x-amz-checksum-sha1":
-        return hashlib.sha1()  # noqa: S324 - an integrity checksum S3 defines, not a signature
-    if name == "x-amz-checksum-sha256":
-        return hashlib.sha256()
-    if name in _UNSUPPORTED_CHECKSUMS:
-        raise InvalidParameterValue(
-            f"The trailing checksum {name} is not supported; use CRC32, SHA1 or SHA256."
-        )
-    raise InvalidParameterValue("The x-amz-trailer header names an unknown trailing header.")
-
-
-def checksum_value(name: str, data: bytes) -> str:
-    """The base64 value of the trailing checksum header ``name`` (``x-amz-checksum-crc32``...) of ``data``."""
-    checksum = _new_checksum(name)
-    checksum.update(data)
-    return base64.b64encode(checksum.digest()).decode("ascii")
 
 
 def _header(request: HttpRequest, name: str) -> str | None:
@@ -165,6 +122,7 @@ def streaming_context(
             raise InvalidParameterValue("The x-amz-trailer header must name exactly one trailing checksum.")
         if not payload_hash.endswith("-TRAILER"):
             raise InvalidParameterValue("A trailer was declared for a payload without trailing headers.")
+        new_checksum(names[0])  # an unknown name is refused before any body byte is read
     return StreamingContext(
         payload_hash=payload_hash,
         seed_signature=info.signature,
@@ -222,7 +180,7 @@ class ChunkedDecoder:
             raise ValueError("max_chunk_size must be positive")
         self._ctx = context
         self._max_chunk_size = max_chunk_size
-        self._checksum = _new_checksum(context.trailer_names[0]) if context.trailer_names else None
+        self._checksum = new_checksum(context.trailer_names[0]) if context.trailer_names else None
         self._prefix = f"AWS4-HMAC-SHA256-PAYLOAD\n{context.timestamp}\n{context.scope}\n"
         self._previous = context.seed_signature
         self._buf = bytearray()
@@ -434,9 +392,7 @@ class ChunkedDecoder:
             raise _fail_grammar("the trailing headers differ from those x-amz-trailer declared")
         if self._checksum is not None:
             name, value = fields[0]
-            computed = base64.b64encode(self._checksum.digest())
-            if not hmac.compare_digest(computed, value.encode("ascii")):
-                raise InvalidParameterValue(f"The {name} trailer does not match the payload.")
+            check_digest(name, value, self._checksum.digest())
         self._trailers = dict(fields)
 
 
@@ -493,3 +449,54 @@ def encode_unsigned_chunked(chunks: Iterable[bytes], trailer: Sequence[tuple[str
         if data:
             yield f"{len(data):x}\r\n".encode("ascii") + data + _CRLF
     yield b"0\r\n" + _trailer_block(trailer).replace("\n", "\r\n").encode("ascii") + _CRLF
+
+
+@final
+class TrailerFramer:
+    """Re-frame a decoded body as ``STREAMING-UNSIGNED-PAYLOAD-TRAILER`` for an upstream, streaming.
+
+    A proxy re-signing an ``aws-chunked`` upload with a trailing checksum cannot pass the client's
+    chunk signatures on (they are bound to the client's key), but can keep the trailer, so the
+    upstream checks the checksum too. Chunks are of a fixed ``chunk_size`` (the last one shorter),
+    so the wire length (:attr:`wire_length`, the ``Content-Length`` to announce) is known from the
+    decoded length before the first byte: ``feed`` the decoded pieces, then ``finish`` with the
+    verified trailer value. Holds less than one chunk.
+    """
+
+    __slots__ = ("_buf", "_size", "name", "wire_length")
+
+    def __init__(self, decoded_length: int, trailer_name: str, *, chunk_size: int = 64 * 1024) -> None:
+        if chunk_size < 1 or decoded_length < 0:
+            raise ValueError("chunk_size must be positive and decoded_length not negative")
+        self.name = trailer_name
+        self._size = chunk_size
+        self._buf = bytearray()
+        full, rest = divmod(decoded_length, chunk_size)
+        frame = len(f"{chunk_size:x}") + 4 + chunk_size
+        last = len(f"{rest:x}") + 4 + rest if rest else 0
+        trailer = len(trailer_name) + 1 + value_length(trailer_name) + 2
+        self.wire_length = full * frame + last + 3 + trailer + 2
+
+    def _chunk(self, data: bytes | bytearray | memoryview) -> bytes:
+        return b"".join((f"{len(data):x}\r\n".encode("ascii"), data, _CRLF))
+
+    def feed(self, piece: bytes) -> list[bytes]:
+        """The whole chunks ``piece`` completes."""
+        self._buf += piece
+        size = self._size
+        if len(self._buf) < size:
+            return []
+        out = []
+        with memoryview(self._buf) as view:
+            start = 0
+            while len(self._buf) - start >= size:
+                out.append(self._chunk(view[start : start + size]))
+                start += size
+        del self._buf[:start]
+        return out
+
+    def finish(self, trailer_value: str) -> bytes:
+        """The last chunk, the final one and the trailer."""
+        last = self._chunk(self._buf) if self._buf else b""
+        self._buf = bytearray()
+        return last + f"0\r\n{self.name}:{trailer_value}\r\n\r\n".encode("ascii")

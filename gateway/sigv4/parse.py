@@ -44,7 +44,7 @@ from gateway.sigv4.model import (
     SignatureInfo,
 )
 
-__all__ = ["QUERY_AUTH_PARAMETERS", "parse_amz_date", "parse_signature", "signature_form"]
+__all__ = ["QUERY_AUTH_PARAMETERS", "parse_amz_date", "parse_signature", "signature_form", "signed_service"]
 
 _HEX = "0123456789abcdef"
 _DIGITS = "0123456789"
@@ -94,6 +94,32 @@ def signature_form(request: HttpRequest) -> Literal["header", "query"] | None:
         n in QUERY_AUTH_PARAMETERS for n, _ in parse_query(request.raw_query)
     ):
         return "query"
+    return None
+
+
+def signed_service(authorization: str | None, raw_query: str) -> str | None:
+    """The service a request claims to be signed for, from its credential scope; ``None`` if unsigned.
+
+    A cheap, unvalidated peek for routing (one URL serving STS, IAM and proxied services, as
+    ``AWS_ENDPOINT_URL`` wants): the ``Credential=`` of a SigV4 ``Authorization`` header or the
+    ``X-Amz-Credential`` of a presigned URL; SigV2 (``AWS key:signature``, ``AWSAccessKeyId``)
+    exists only for S3. ``""`` when the request is signed but no service can be read.
+    :func:`parse_signature` and :func:`~gateway.sigv4.verify` still decide everything.
+    """
+    if authorization is not None:
+        if authorization.startswith("AWS "):
+            return "s3"
+        _, found, rest = authorization.partition("Credential=")
+        parts = rest.partition(",")[0].strip().split("/") if found else []
+        return parts[3] if len(parts) == 5 else ""
+    if not raw_query:
+        return None
+    _, found, rest = raw_query.partition("X-Amz-Credential=")
+    if found:
+        parts = rest.partition("&")[0].replace("%2F", "/").replace("%2f", "/").split("/")
+        return parts[3] if len(parts) == 5 else ""
+    if "AWSAccessKeyId=" in raw_query:
+        return "s3"
     return None
 
 

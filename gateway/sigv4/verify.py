@@ -12,7 +12,7 @@ from gateway.errors import (
     RequestTimeTooSkewed,
     SignatureDoesNotMatch,
 )
-from gateway.sigv4.canonical import MISMATCH_MESSAGE, canonical_request, string_to_sign
+from gateway.sigv4.canonical import MISMATCH_MESSAGE, canonical_request, parse_query, string_to_sign
 from gateway.sigv4.chunked import streaming_context
 from gateway.sigv4.keys import SigningKeyCache, derive_signing_key, hmac_hex
 from gateway.sigv4.model import (
@@ -87,6 +87,13 @@ def payload_hash(request: HttpRequest, info: SignatureInfo) -> tuple[str, bool]:
     ``UNSIGNED-PAYLOAD`` and everything else covers the body, so ``payload_sha256`` is required.
     """
     declared = _content_sha256_header(request) if "x-amz-content-sha256" in info.signed_headers else None
+    if info.form == "query" and "X-Amz-Content-Sha256=" in request.raw_query:
+        # A presigned URL may carry the header in its (signed) query instead: the JavaScript SDK's
+        # presigner puts X-Amz-Content-Sha256=UNSIGNED-PAYLOAD there.
+        hoisted = [v for n, v in parse_query(request.raw_query) if n == "X-Amz-Content-Sha256"]
+        if len(hoisted) > 1 or (declared is not None and hoisted):
+            raise InvalidParameterValue("The request gives X-Amz-Content-Sha256 more than once.")
+        declared = hoisted[0].strip() if hoisted else declared
     if declared is not None:
         if len(declared) == 64 and not declared.strip(_HEX_ANY_CASE):
             computed = request.payload_sha256

@@ -136,10 +136,19 @@ def s3_policy() -> dict[str, Any]:
                 "Condition": {"StringLike": {"s3:prefix": "public/*"}},
             },
             {
+                "Sid": "SimulateOnTheSameEndpoint",
+                "Effect": "Allow",
+                "Action": "iam:SimulateCustomPolicy",
+                "Resource": "*",
+            },
+            {
                 "Sid": "KeepIsKept",
                 "Effect": "Deny",
                 "Action": "s3:DeleteObject",
-                "Resource": f"arn:aws:s3:::{BUCKET}/public/keep/*",
+                "Resource": [
+                    f"arn:aws:s3:::{BUCKET}/public/keep/*",
+                    f"arn:aws:s3:::{BUCKET}/public/*/kept-*",
+                ],
             },
         ],
     }
@@ -213,6 +222,11 @@ def gateway(
 @pytest.fixture(scope="module")
 def session_credentials(gateway: ProxyGateway, issuer: OIDCTestIssuer) -> dict[str, str]:
     """Credentials for the s3-app role from AssumeRoleWithWebIdentity against fedgate."""
+    return assume_role(gateway, issuer)
+
+
+def assume_role(gateway: ProxyGateway, issuer: OIDCTestIssuer) -> dict[str, str]:
+    """Credentials for the s3-app role from AssumeRoleWithWebIdentity against ``gateway``."""
     sts = boto3.client(
         "sts",
         endpoint_url=gateway.sts_url,

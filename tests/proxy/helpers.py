@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from gateway.sigv4 import HttpRequest, sign
+from gateway.sigv4 import HttpRequest, derive_signing_key, sign
+from gateway.sigv4.chunked import checksum_value, sign_chunked
 
 
 @dataclass
@@ -98,3 +99,54 @@ def signed(
     )
     target = out.raw_path + (f"?{out.raw_query}" if out.raw_query else "")
     return target, list(out.headers)
+
+
+def chunked_put(
+    port: int,
+    creds: dict[str, str],
+    key: str,
+    chunks: list[bytes],
+    *,
+    trailer: bool = False,
+    tamper: int | None = None,
+    bucket: str = "data",
+) -> Reply:
+    """An aws-chunked, chunk-signed PUT of ``chunks`` (with a CRC32 trailer when ``trailer``),
+    one byte flipped at wire offset ``tamper`` when given."""
+    payload = b"".join(chunks)
+    literal = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" + ("-TRAILER" if trailer else "")
+    headers = [
+        ("Content-Encoding", "aws-chunked"),
+        ("x-amz-decoded-content-length", str(len(payload))),
+    ]
+    trailers = (
+        [("x-amz-checksum-crc32", checksum_value("x-amz-checksum-crc32", payload))] if trailer else None
+    )
+    if trailer:
+        headers.append(("x-amz-trailer", "x-amz-checksum-crc32"))
+    # The wire length depends only on sizes, so sign once with a dummy body to learn it.
+    target, signed_headers = signed(
+        creds,
+        "PUT",
+        f"/{bucket}/{key}",
+        host=f"localhost:{port}",
+        headers=headers,
+        payload_hash=literal,
+    )
+    auth = dict(signed_headers)["Authorization"]
+    seed = auth.rsplit("Signature=", 1)[1]
+    date = dict(signed_headers)["X-Amz-Date"]
+    signing_key = derive_signing_key(creds["aws_secret_access_key"], date[:8], "us-east-1", "s3")
+    body = b"".join(
+        sign_chunked(
+            chunks,
+            signing_key=signing_key,
+            seed_signature=seed,
+            scope=f"{date[:8]}/us-east-1/s3/aws4_request",
+            timestamp=date,
+            trailer=trailers,
+        )
+    )
+    if tamper is not None:
+        body = body[:tamper] + bytes([body[tamper] ^ 1]) + body[tamper + 1 :]
+    return send(port, "PUT", target, [*signed_headers, ("Content-Length", str(len(body)))], body)

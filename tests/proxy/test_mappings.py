@@ -90,7 +90,7 @@ def test_s3_copy_checks_the_source_and_canonicalises_it() -> None:
 @pytest.mark.parametrize(
     ("method", "path", "query"),
     [
-        ("POST", "/bk1", "delete"),
+        ("POST", "/bk1/k", "delete"),
         ("GET", "/bk1/k", "unknown-subresource"),
         ("GET", "/bk1/k", "acl&tagging"),
         ("PATCH", "/bk1/k", ""),
@@ -99,6 +99,11 @@ def test_s3_copy_checks_the_source_and_canonicalises_it() -> None:
 def test_s3_unknown_operations_fail_closed(method: str, path: str, query: str) -> None:
     with pytest.raises(AccessDenied):
         _s3(method, path, query)
+
+
+def test_s3_delete_objects_is_decided_per_key_from_the_body() -> None:
+    operation, checks, _ = _s3("POST", "/bk1", "delete")
+    assert (operation, checks) == ("DeleteObjects", [])
 
 
 def test_s3_bad_bucket_names() -> None:
@@ -117,6 +122,9 @@ def test_ambiguous_paths_are_refused(raw: str) -> None:
 
 def test_encoded_slash_only_where_allowed() -> None:
     assert decode_path("/a%2Fb", encoded_slash=True) == ("a", "b")
+    assert decode_path("/a/b%252Fc", encoded_slash=True) == ("a", "b%2Fc")  # the key's own "%2F"
+    with pytest.raises(InvalidParameterValue):
+        decode_path("/a/b%252Fc")
     with pytest.raises(InvalidParameterValue):
         decode_path("/a%2Fb")
     assert encode_segments(decode_path("/x/%7E%41 b/", encoded_slash=False)) == "/x/~A%20b/"

@@ -90,14 +90,14 @@ def test_wrong_scope_or_time_is_refused(
     assert (reply.status, reply.code) == (status, code)
 
 
-def test_unknown_or_garbled_token_is_invalid_access_key(
+def test_garbled_token_is_invalid_token_and_unknown_key_invalid_access_key(
     gateway: ProxyGateway, session_credentials: dict[str, str], quiet_upstream: None
 ) -> None:
     garbled = {
         **session_credentials,
         "aws_session_token": session_credentials["aws_session_token"][:-4] + "AAAA",
     }
-    assert _get(gateway, garbled, f"/{BUCKET}/public/a").code == "InvalidAccessKeyId"
+    assert _get(gateway, garbled, f"/{BUCKET}/public/a").code == "InvalidToken"
     other_key = {**session_credentials, "aws_access_key_id": "ASIAAAAAAAAAAAAAAAAA"}
     assert _get(gateway, other_key, f"/{BUCKET}/public/a").code == "InvalidAccessKeyId"
 

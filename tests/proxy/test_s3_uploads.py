@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from gateway.sigv4 import derive_signing_key
-from gateway.sigv4.chunked import checksum_value, encode_unsigned_chunked, sign_chunked
+from gateway.sigv4.chunked import checksum_value, encode_unsigned_chunked
 from tests.proxy.conftest import BUCKET, Moto, ProxyGateway, s3_client
-from tests.proxy.helpers import send, signed
+from tests.proxy.helpers import chunked_put, send, signed
 
 MIB = 1024 * 1024
 
@@ -98,61 +97,13 @@ def test_tampered_presigned_url_is_refused(presigner: Any, moto: Moto) -> None:
     assert moto.log.since(mark) == []
 
 
-def _chunked_put(
-    gateway: ProxyGateway,
-    creds: dict[str, str],
-    key: str,
-    chunks: list[bytes],
-    *,
-    trailer: bool = False,
-    tamper: int | None = None,
-) -> Any:
-    payload = b"".join(chunks)
-    literal = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" + ("-TRAILER" if trailer else "")
-    headers = [
-        ("Content-Encoding", "aws-chunked"),
-        ("x-amz-decoded-content-length", str(len(payload))),
-    ]
-    trailers = (
-        [("x-amz-checksum-crc32", checksum_value("x-amz-checksum-crc32", payload))] if trailer else None
-    )
-    if trailer:
-        headers.append(("x-amz-trailer", "x-amz-checksum-crc32"))
-    # The wire length depends only on sizes, so sign once with a dummy body to learn it.
-    target, signed_headers = signed(
-        creds,
-        "PUT",
-        f"/{BUCKET}/{key}",
-        host=f"localhost:{gateway.port}",
-        headers=headers,
-        payload_hash=literal,
-    )
-    auth = dict(signed_headers)["Authorization"]
-    seed = auth.rsplit("Signature=", 1)[1]
-    date = dict(signed_headers)["X-Amz-Date"]
-    signing_key = derive_signing_key(creds["aws_secret_access_key"], date[:8], "us-east-1", "s3")
-    body = b"".join(
-        sign_chunked(
-            chunks,
-            signing_key=signing_key,
-            seed_signature=seed,
-            scope=f"{date[:8]}/us-east-1/s3/aws4_request",
-            timestamp=date,
-            trailer=trailers,
-        )
-    )
-    if tamper is not None:
-        body = body[:tamper] + bytes([body[tamper] ^ 1]) + body[tamper + 1 :]
-    return send(gateway.port, "PUT", target, [*signed_headers, ("Content-Length", str(len(body)))], body)
-
-
 @pytest.mark.parametrize("trailer", [False, True])
 def test_chunk_signed_upload(
     gateway: ProxyGateway, session_credentials: dict[str, str], moto: Moto, trailer: bool
 ) -> None:
     chunks = [b"x" * 65536, b"y" * 65536, b"z" * 100]
     key = f"public/chunked-{trailer}.bin"
-    reply = _chunked_put(gateway, session_credentials, key, chunks, trailer=trailer)
+    reply = chunked_put(gateway.port, session_credentials, key, chunks, trailer=trailer)
     assert reply.status == 200, reply.body
     assert moto.client().get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"".join(chunks)
 
@@ -161,7 +112,7 @@ def test_tampered_chunk_never_completes_upstream(
     gateway: ProxyGateway, session_credentials: dict[str, str], moto: Moto
 ) -> None:
     chunks = [b"x" * 65536, b"y" * 65536, b"z" * 100]
-    reply = _chunked_put(gateway, session_credentials, "public/tampered.bin", chunks, tamper=70000)
+    reply = chunked_put(gateway.port, session_credentials, "public/tampered.bin", chunks, tamper=70000)
     assert reply.status == 403
     assert reply.code == "SignatureDoesNotMatch"
     keys = [o["Key"] for o in moto.client().list_objects_v2(Bucket=BUCKET).get("Contents", [])]

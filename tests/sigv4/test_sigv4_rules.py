@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -30,6 +31,7 @@ from gateway.sigv4 import (
     parse_signature,
     sign,
     signature_form,
+    signed_service,
     verify,
 )
 
@@ -360,8 +362,16 @@ def test_canonicalisation_equivalences() -> None:
 def test_s3_path_fast_path_agrees_with_decode_encode(path: str) -> None:
     from urllib.parse import quote, unquote_to_bytes
 
-    slow = quote(unquote_to_bytes(path), safe="/")
+    # Decode-then-encode each piece between encoded slashes, which S3 keeps as sent.
+    pieces = re.split("%2[Ff]", path)
+    slow = "%2F".join(quote(unquote_to_bytes(piece), safe="/") for piece in pieces)
     assert canonical_uri(path, normalize_path=False) == (slow or "/")
+
+
+def test_s3_encoded_slash_is_signed_as_sent() -> None:
+    assert canonical_uri("/bk/a%2Fb", normalize_path=False) == "/bk/a%2Fb"
+    assert canonical_uri("/bk/a%2fb%7e", normalize_path=False) == "/bk/a%2Fb~"
+    assert canonical_uri("/bk/a%252Fb", normalize_path=False) == "/bk/a%252Fb"
 
 
 _segment = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="/?#"), max_size=8)
@@ -395,3 +405,29 @@ def test_sign_verify_round_trip(
     check(out, service=service, normalize_path=not s3)
     with pytest.raises(SignatureDoesNotMatch):
         check(replace(out, method="POST"), service=service, normalize_path=not s3)
+
+
+@pytest.mark.parametrize(
+    ("authorization", "query", "service"),
+    [
+        (
+            "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/sts/aws4_request, SignedHeaders=host, "
+            "Signature=x",
+            "",
+            "sts",
+        ),
+        (
+            None,
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20260101%2Fus-east-1%2Fs3%2Faws4_request",
+            "s3",
+        ),
+        ("AWS AKID:c2ln", "", "s3"),
+        (None, "AWSAccessKeyId=AKID&Expires=1&Signature=x", "s3"),
+        ("AWS4-HMAC-SHA256 garbage", "", ""),
+        ("Bearer x", "", ""),
+        (None, "Action=AssumeRoleWithWebIdentity", None),
+        (None, "", None),
+    ],
+)
+def test_signed_service(authorization: str | None, query: str, service: str | None) -> None:
+    assert signed_service(authorization, query) == service
