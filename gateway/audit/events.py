@@ -30,7 +30,7 @@ from gateway.errors import ServiceError
 from gateway.iam.caller import Caller
 from gateway.identity import Identity
 from gateway.plugin_host import PluginHost
-from gateway.sts.service import AssumedRole
+from gateway.sts.service import AssumedRole, RoleSession
 
 __all__ = [
     "EVENT_VERSION",
@@ -94,6 +94,10 @@ SAFE_PARAMETERS = frozenset(
         "thumbprintList",
         "url",
         "versionId",
+        # AssumeRole's (tags above): never TokenCode (an MFA code) nor ExternalId.
+        "transitiveTagKeys",
+        "sourceIdentity",
+        "serialNumber",
     }
 )
 _MAX_USER_AGENT = 512
@@ -179,9 +183,8 @@ def user_identity(call: CallRecord) -> dict[str, Any]:
     return shape
 
 
-def assumed_role_elements(assumed: AssumedRole) -> dict[str, Any]:
+def assumed_role_elements(assumed: RoleSession) -> dict[str, Any]:
     """The response elements of a successful AssumeRole* call (and a sign-in's minting)."""
-    identity = assumed.identity
     out: dict[str, Any] = {
         "credentials": {
             "accessKeyId": assumed.credentials.access_key_id,
@@ -190,6 +193,10 @@ def assumed_role_elements(assumed: AssumedRole) -> dict[str, Any]:
         "assumedRoleUser": {"arn": assumed.assumed_role_arn, "assumedRoleId": assumed.assumed_role_id},
         "packedPolicySize": assumed.packed_policy_size,
     }
+    if not isinstance(assumed, AssumedRole):  # AssumeRole: a signed caller, no federated identity
+        out["sourceIdentity"] = assumed.source_identity
+        return out
+    identity = assumed.identity
     if identity.kind == "saml":
         out.update(
             {

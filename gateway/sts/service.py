@@ -14,7 +14,7 @@ import binascii
 import json
 import math
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, final
 
@@ -30,11 +30,18 @@ from gateway.errors import (
 )
 from gateway.iam.caller import Caller
 from gateway.iam.catalog import Catalog, CatalogSnapshot
-from gateway.iam.trust import decide_trust, idp_grants
+from gateway.iam.trust import (
+    assume_role_actions,
+    assume_role_context,
+    decide_assume_role,
+    decide_trust,
+    idp_grants,
+)
 from gateway.identity import Identity, IdentityProvider
 from gateway.jsonlimits import loads as bounded_loads
 from gateway.policy import Policy, minify, parse_policy
 from gateway.sts.params import (
+    AssumeRoleParams,
     AssumeRoleWithSAMLParams,
     AssumeRoleWithWebIdentityParams,
     QueryParams,
@@ -42,16 +49,31 @@ from gateway.sts.params import (
 )
 
 __all__ = [
+    "CHAINED_SESSION_LIMIT",
     "AssumedRole",
     "CallerIdentity",
+    "MfaVerifier",
+    "RoleSession",
     "SessionArgs",
     "StsService",
+    "refuse_mfa",
 ]
 
 # AWS reports PackedPolicySize as a percentage of an undisclosed limit on the compressed session
 # policy and tags; fedgate uses 2,048 compressed bytes.
 PACKED_LIMIT_BYTES = 2048
 _MAX_PEEK_CHARS = 20000
+#: The longest session role chaining may ask for, in seconds (AWS's fixed one hour).
+CHAINED_SESSION_LIMIT = 3600
+
+#: Checks an MFA code for ``AssumeRole``'s SerialNumber and TokenCode: returns when ``token_code`` is
+#: a current, unspent code of the caller's device ``serial_number``, raises AccessDenied otherwise.
+MfaVerifier = Callable[[Caller, str, str | None], Awaitable[None]]
+
+
+async def refuse_mfa(caller: Caller, serial_number: str, token_code: str | None) -> None:
+    """The verifier while fedgate has no MFA devices: every code is refused."""
+    raise AccessDenied("MultiFactorAuthentication failed: no MFA device is registered to check codes with.")
 
 
 class SessionArgs(Protocol):
@@ -76,14 +98,22 @@ class _SessionRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class AssumedRole:
-    """The result of a successful AssumeRole* call."""
+class RoleSession:
+    """The result of a successful AssumeRole* call: the new session's credentials and names."""
 
     credentials: IssuedCredentials
     assumed_role_arn: str
     assumed_role_id: str
-    identity: Identity
     packed_policy_size: int | None
+    source_identity: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AssumedRole(RoleSession):
+    """A session assumed by a federated identity (AssumeRoleWithWebIdentity, AssumeRoleWithSAML,
+    a browser or CLI sign-in), with the identity that assumed it."""
+
+    identity: Identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +136,13 @@ class StsService:
         credentials: CredentialService,
         *,
         clock: Callable[[], float],
+        verify_mfa: MfaVerifier = refuse_mfa,
     ) -> None:
         self._catalog = catalog
         self._credentials = credentials
         self._clock = clock
         self._configured = tuple(providers)
+        self._verify_mfa = verify_mfa
         self._oidc_by_issuer: dict[str, IdentityProvider] = {}
         self._saml_by_arn: dict[str, IdentityProvider] = {}
         self.use_api_providers(())
@@ -248,7 +280,113 @@ class StsService:
             identity_claims=dict(identity.condition_keys),
         )
         claims = issued.claims
-        return AssumedRole(issued, claims.assumed_role_arn, claims.assumed_role_id, identity, packed)
+        return AssumedRole(
+            credentials=issued,
+            assumed_role_arn=claims.assumed_role_arn,
+            assumed_role_id=claims.assumed_role_id,
+            packed_policy_size=packed,
+            source_identity=claims.source_identity,
+            identity=identity,
+        )
+
+    async def assume_role(self, params: QueryParams, caller: Caller, call: CallRecord) -> RoleSession:
+        """``AssumeRole``: a signed caller (a role session, a user) gets a session of another role.
+
+        A caller that is itself a role session is *chaining*: its session is capped at one hour, its
+        transitive tags pass to the new session (and may not be passed again), its source identity
+        is kept (and may not be changed), and the new session records the chain it descends from,
+        so revoking the sessions of any role on the chain revokes it too.
+        """
+        args = AssumeRoleParams.parse(params)
+        snapshot = self._catalog.snapshot
+        call.request_parameters = {
+            "roleArn": args.role_arn,
+            "roleSessionName": args.role_session_name,
+            "durationSeconds": args.duration_seconds,
+            "policyArns": list(args.policy_arns) or None,
+            "policy": args.policy,
+            "tags": [{"key": k, "value": v} for k, v in args.tags.items()] or None,
+            "transitiveTagKeys": list(args.transitive_tag_keys) or None,
+            "sourceIdentity": args.source_identity,
+            "serialNumber": args.serial_number,
+        }
+        session_policy = _session_policy(snapshot, args.policy, args.policy_arns)
+        parent = caller.session
+        inherited = _transitive_tags(parent)
+        clash = sorted(k for k in args.tags if k.lower() in {i.lower() for i in inherited})
+        if clash:
+            raise InvalidParameterValue(
+                f"The session tag {clash[0]} is a transitive tag of the calling session "
+                "and cannot be overridden"
+            )
+        source_identity = args.source_identity
+        if parent is not None and parent.source_identity is not None:
+            if source_identity not in (None, parent.source_identity):
+                raise AccessDenied(
+                    "The source identity cannot be changed: the calling session's source identity "
+                    f"is {parent.source_identity}"
+                )
+            source_identity = parent.source_identity
+        mfa = False
+        if args.serial_number is not None or args.token_code is not None:
+            if args.serial_number is None:
+                raise ValidationError("TokenCode needs SerialNumber")
+            await self._verify_mfa(caller, args.serial_number, args.token_code)
+            mfa = True
+        tags = {**inherited, **args.tags}
+        transitive = list(inherited)
+        transitive += [k for k in args.transitive_tag_keys if k not in transitive]
+        role = snapshot.role(args.role_arn)
+        if role is not None:
+            call.resources.append(("AWS::IAM::Role", args.role_arn))
+        context = assume_role_context(
+            caller,
+            session_name=args.role_session_name,
+            tags=args.tags,
+            transitive_tag_keys=args.transitive_tag_keys,
+            source_identity=source_identity,
+            external_id=args.external_id,
+            mfa_present=mfa or (parent is not None and parent.mfa_authenticated),
+        )
+        actions = assume_role_actions(tagged=bool(tags), source_identity=source_identity is not None)
+        trust = decide_assume_role(role, caller, actions=actions, context=context)
+        if not trust.allowed or role is None:
+            # Unknown and forbidden roles are refused alike, so roles cannot be enumerated.
+            raise AccessDenied(caller.not_authorized(trust.action, args.role_arn))
+        duration = args.duration_seconds
+        if parent is not None and duration > CHAINED_SESSION_LIMIT:
+            raise ValidationError(
+                "The requested DurationSeconds exceeds the 1 hour session limit "
+                "for roles assumed by role chaining."
+            )
+        if duration > role.max_session_duration:
+            raise ValidationError(
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+            )
+        packed = _packed_size(session_policy, args.policy, tags)
+        issued = self._credentials.issue(
+            account_id=snapshot.account_id,
+            role_arn=role.arn,
+            role_name=role.name,
+            session_name=args.role_session_name,
+            duration_seconds=duration,
+            now=call.now,
+            session_policy=args.policy or None,
+            policy_arns=args.policy_arns,
+            tags=tags,
+            transitive_tag_keys=transitive,
+            source_identity=source_identity,
+            mfa_authenticated=mfa,
+            chain=_chain_of(parent),
+        )
+        claims = issued.claims
+        return RoleSession(
+            credentials=issued,
+            assumed_role_arn=claims.assumed_role_arn,
+            assumed_role_id=claims.assumed_role_id,
+            packed_policy_size=packed,
+            source_identity=claims.source_identity,
+        )
 
     def get_caller_identity(self, caller: Caller) -> CallerIdentity:
         """``GetCallerIdentity`` for a verified caller (a session or an IAM user): always allowed,
@@ -262,6 +400,25 @@ class StsService:
             # Naming the issuer helps operators; it is not secret and not the token.
             raise InvalidIdentityToken(f"No OpenIDConnect provider found in your account for {issuer[:256]}")
         return provider
+
+
+def _transitive_tags(parent: SessionClaims | None) -> dict[str, str]:
+    """The tags a chained session inherits: the calling session's transitive ones."""
+    if parent is None:
+        return {}
+    return {k: parent.tags[k] for k in parent.transitive_tag_keys if k in parent.tags}
+
+
+def _chain_of(parent: SessionClaims | None) -> tuple[tuple[str, float], ...]:
+    """What a session assumed by ``parent`` descends from: ``parent``'s chain and ``parent``,
+    one entry per role (its earliest issue time), oldest first."""
+    if parent is None:
+        return ()
+    earliest: dict[str, float] = {}
+    for role_arn, issued_at in (*parent.chain, (parent.role_arn, parent.issued_at)):
+        known = earliest.get(role_arn)
+        earliest[role_arn] = issued_at if known is None else min(known, issued_at)
+    return tuple(earliest.items())
 
 
 def _session_policy(

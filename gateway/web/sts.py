@@ -7,8 +7,9 @@ from types import MappingProxyType
 
 from gateway import keys
 from gateway.audit.events import assumed_role_elements
+from gateway.iam.callers import Caller, session_caller
 from gateway.sts.params import API_VERSION
-from gateway.sts.service import AssumedRole
+from gateway.sts.service import RoleSession
 from gateway.sts.xml import NAMESPACE, XmlValue
 from gateway.web.actions import QueryAction, QueryActions, QueryCall
 from gateway.web.query import authenticate_call
@@ -44,13 +45,29 @@ async def _assume_role_with_saml(call: QueryCall) -> Mapping[str, XmlValue]:
     }
 
 
+async def _caller(call: QueryCall) -> Caller:
+    """The signed caller of ``call``, as the STS service decides with it."""
+    claims = await authenticate_call(call, service="sts")
+    app = call.request.app
+    return session_caller(
+        app[keys.CATALOG].snapshot, claims, call.record.transport, region=app[keys.CONFIG].region
+    )
+
+
+async def _assume_role(call: QueryCall) -> Mapping[str, XmlValue]:
+    caller = await _caller(call)
+    assumed = await call.request.app[keys.STS].assume_role(call.params, caller, call.record)
+    call.record.response_elements = assumed_role_elements(assumed)
+    return {**_assumed_fields(assumed), "SourceIdentity": assumed.source_identity}
+
+
 async def _get_caller_identity(call: QueryCall) -> Mapping[str, XmlValue]:
     caller = await authenticate_call(call, service="sts")
     identity = call.request.app[keys.STS].get_caller_identity(caller)
     return {"UserId": identity.user_id, "Account": identity.account, "Arn": identity.arn}
 
 
-def _assumed_fields(assumed: AssumedRole) -> dict[str, XmlValue]:
+def _assumed_fields(assumed: RoleSession) -> dict[str, XmlValue]:
     creds = assumed.credentials
     return {
         "Credentials": {
@@ -68,6 +85,7 @@ ACTIONS: QueryActions = MappingProxyType(
     {
         (API_VERSION, name): QueryAction(handler, NAMESPACE, _SOURCE)
         for name, handler in (
+            ("AssumeRole", _assume_role),
             ("AssumeRoleWithWebIdentity", _assume_role_with_web_identity),
             ("AssumeRoleWithSAML", _assume_role_with_saml),
             ("GetCallerIdentity", _get_caller_identity),

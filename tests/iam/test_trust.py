@@ -6,9 +6,10 @@ from dataclasses import replace
 from typing import Any
 
 from gateway.context import Transport
+from gateway.iam.callers import Caller
 from gateway.iam.catalog import build_snapshot
 from gateway.iam.records import CatalogRecords, RoleRecord
-from gateway.iam.trust import decide_trust, required_actions, trust_context
+from gateway.iam.trust import decide_assume_role, decide_trust, required_actions, trust_context
 from gateway.identity import Identity
 
 ACCOUNT = "123456789012"
@@ -100,3 +101,61 @@ def test_the_request_facts_reach_the_trust_policy() -> None:
     assert decide_trust(only_here, WEB, session_name="s", transport=HERE).allowed
     elsewhere = replace(HERE, source_ip="203.0.113.9")
     assert not decide_trust(only_here, WEB, session_name="s", transport=elsewhere).allowed
+
+
+def _caller(identity: list[dict[str, Any]], session: list[dict[str, Any]] | None = None) -> Caller:
+    from gateway.policy import PolicySet, parse_policy
+
+    def doc(statements: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"Version": "2012-10-17", "Statement": statements}
+
+    return Caller(
+        arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/caller/s",
+        principal_id="AROAEXAMPLE:s",
+        account_id=ACCOUNT,
+        principal={
+            "AWS": [f"arn:aws:sts::{ACCOUNT}:assumed-role/caller/s", f"arn:aws:iam::{ACCOUNT}:role/caller"]
+        },
+        policies=PolicySet(
+            identity=[parse_policy(doc(identity), kind="identity", name="id")] if identity else [],
+            session=[parse_policy(doc(session), kind="session", name="sp")] if session is not None else None,
+        ),
+    )
+
+
+def _aws_trust(principal: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}],
+    }
+
+
+ALLOW_ASSUME = [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]
+ALLOW_S3 = [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]
+
+
+def _decide(trust_principal: str, caller: Caller) -> bool:
+    target = role("target", _aws_trust(trust_principal))
+    return decide_assume_role(target, caller, actions=("sts:AssumeRole",), context={}).allowed
+
+
+def test_trust_in_the_account_delegates_to_the_callers_identity_policy() -> None:
+    for principal in (f"arn:aws:iam::{ACCOUNT}:root", ACCOUNT):
+        assert not _decide(principal, _caller([]))
+        assert _decide(principal, _caller(ALLOW_ASSUME))
+        assert not _decide(principal, _caller(ALLOW_ASSUME, session=ALLOW_S3))
+    assert not _decide("arn:aws:iam::210987654321:root", _caller(ALLOW_ASSUME))
+
+
+def test_trust_in_the_role_grants_within_the_session_policy_and_the_session_arn_grants_alone() -> None:
+    by_role = f"arn:aws:iam::{ACCOUNT}:role/caller"
+    assert _decide(by_role, _caller([]))
+    assert not _decide(by_role, _caller([], session=ALLOW_S3))
+    by_session = f"arn:aws:sts::{ACCOUNT}:assumed-role/caller/s"
+    assert _decide(by_session, _caller([], session=ALLOW_S3))
+    assert not _decide(f"arn:aws:sts::{ACCOUNT}:assumed-role/caller/other", _caller(ALLOW_ASSUME))
+
+
+def test_an_unknown_role_is_refused_to_a_signed_caller() -> None:
+    refused = decide_assume_role(None, _caller(ALLOW_ASSUME), actions=("sts:AssumeRole",), context={})
+    assert not refused.allowed and refused.action == "sts:AssumeRole"
