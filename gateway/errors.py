@@ -33,6 +33,7 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── RequestTimeTooSkewed
         ├── InvalidAccessKeyId
         ├── InvalidClientTokenId
+        ├── InvalidAuthorizationMessage  DecodeAuthorizationMessage: not a message fedgate encoded
         ├── IncompleteBody               an aws-chunked body ended early or disagrees with its length
         ├── NoSuchEntity                 IAM: the named role (or other entity) does not exist; 404
         ├── EntityAlreadyExists          IAM: an entity of that name (or id) exists already; 409
@@ -84,6 +85,7 @@ __all__ = [
     "InternalFailure",
     "InvalidAccessKeyId",
     "InvalidAction",
+    "InvalidAuthorizationMessage",
     "InvalidClientTokenId",
     "InvalidIdentityToken",
     "InvalidInput",
@@ -226,6 +228,10 @@ class InvalidAccessKeyId(_SenderError):
 class InvalidClientTokenId(_SenderError):
     code = "InvalidClientTokenId"
     status = 403
+
+
+class InvalidAuthorizationMessage(_SenderError):
+    code = "InvalidAuthorizationMessageException"
 
 
 class InternalFailure(ServiceError):

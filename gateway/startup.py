@@ -43,6 +43,8 @@ from gateway.db import start_database
 from gateway.errors import ConfigError, ServiceError
 from gateway.iam.accesskeys import AccessKeys
 from gateway.iam.federation import ApiProviders
+from gateway.iam.catalog import Catalog
+from gateway.iam.denial import AuthorizationMessages
 from gateway.iam.records import records_from_config
 from gateway.iam.sync import CatalogFeed
 from gateway.identity import IdentityProvider, ProviderContext
@@ -194,6 +196,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _credentials_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.CREDENTIALS] = CredentialService(app[keys.KEYRING], app[keys.DATABASE].revocations)
+    app[keys.AUTHORIZATION_MESSAGES] = AuthorizationMessages(app[keys.KEYRING])
     app[keys.SIGNING_KEYS] = SigningKeyCache()
     yield
 
@@ -255,7 +258,13 @@ def _make_sts_ctx(clock: Callable[[], float]) -> ServiceContext:
             app[keys.AUDIT_SINK] = sink
         app[keys.AUDITOR] = Auditor(host, account_id=config.account_id, region=config.region)
         providers = app[keys.PROVIDERS]
-        app[keys.STS] = StsService(app[keys.CATALOG], providers, app[keys.CREDENTIALS], clock=clock)
+        app[keys.STS] = StsService(
+            app[keys.CATALOG],
+            providers,
+            app[keys.CREDENTIALS],
+            clock=clock,
+            messages=app[keys.AUTHORIZATION_MESSAGES],
+        )
         try:
             yield
         finally:
@@ -304,6 +313,7 @@ def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:
             credentials=app[keys.CREDENTIALS],
             catalog=app[keys.CATALOG],
             access_keys=app[keys.ACCESS_KEYS],
+            messages=app[keys.AUTHORIZATION_MESSAGES],
             verify_keys=app[keys.SIGNING_KEYS],
             clock=clock,
             signer=signer,

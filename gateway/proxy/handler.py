@@ -26,7 +26,6 @@ from gateway import keys
 from gateway.authn import authenticate, open_session
 from gateway.calls import CallRecord
 from gateway.errors import (
-    AccessDenied,
     BadGateway,
     ClientClosedRequest,
     GatewayTimeout,
@@ -189,7 +188,21 @@ async def proxy_request(
         outcome["decision"] = decision.kind
         if not decision.allowed:
             outcome["deniedBy"] = decision.denied_by
-            raise AccessDenied(permissions.denied_message(caller, decision))
+            seen = next(
+                (
+                    {**context, **c.context}
+                    for c in mapped.checks
+                    if (c.action, c.resource) == (decision.action, decision.resource)
+                ),
+                context,
+            )
+            raise runtime.messages.denied(
+                permissions.denied_message(caller, decision),
+                decision,
+                principal_id=caller.user_id,
+                principal_arn=caller.arn,
+                context=seen,
+            )
         # Past this point the request is authorized; only now may anything go upstream.
         authorized = _Authorized(
             upstream=upstream,

@@ -30,6 +30,7 @@ from gateway.errors import (
 )
 from gateway.iam.caller import Caller
 from gateway.iam.catalog import Catalog, CatalogSnapshot
+from gateway.iam.denial import AuthorizationMessages
 from gateway.iam.trust import (
     assume_role_actions,
     assume_role_context,
@@ -136,9 +137,11 @@ class StsService:
         credentials: CredentialService,
         *,
         clock: Callable[[], float],
+        messages: AuthorizationMessages,
         verify_mfa: MfaVerifier = refuse_mfa,
     ) -> None:
         self._catalog = catalog
+        self._messages = messages
         self._credentials = credentials
         self._clock = clock
         self._configured = tuple(providers)
@@ -387,6 +390,20 @@ class StsService:
             packed_policy_size=packed,
             source_identity=claims.source_identity,
         )
+
+    def decode_authorization_message(self, params: QueryParams, caller: Caller) -> str:
+        """``DecodeAuthorizationMessage``: the explanation an AccessDenied carried, as AWS's
+        ``DecodedMessage`` JSON, for a caller allowed ``sts:DecodeAuthorizationMessage``."""
+        encoded = params.require("EncodedMessage")
+        if not 1 <= len(encoded) <= 10240:
+            raise ValidationError(
+                "1 validation error detected: Value at 'encodedMessage' failed to satisfy constraint: "
+                "Member must have length between 1 and 10240"
+            )
+        action = "sts:DecodeAuthorizationMessage"
+        if not caller.decide(action, "*").allowed:
+            raise AccessDenied(caller.not_authorized(action, "*"))
+        return self._messages.decode(encoded)
 
     def get_caller_identity(self, caller: Caller) -> CallerIdentity:
         """``GetCallerIdentity`` for a verified caller (a session or an IAM user): always allowed,

@@ -66,9 +66,13 @@ class _SignedCaller:
             decision = permissions.decide(snapshot, caller, [check], context)
             if not decision.allowed:
                 explicit = " with an explicit deny" if decision.kind == "explicitDeny" else ""
-                raise AccessDenied(
+                raise self._call.request.app[keys.AUTHORIZATION_MESSAGES].denied(
                     f"User: {self.arn} is not authorized to perform: {check.action} on resource: "
-                    f"{check.resource}{explicit}"
+                    f"{check.resource}{explicit}",
+                    decision,
+                    principal_id=claims.assumed_role_id,
+                    principal_arn=claims.assumed_role_arn,
+                    context={**context, **check.context},
                 )
 
 

@@ -61,6 +61,11 @@ async def _assume_role(call: QueryCall) -> Mapping[str, XmlValue]:
     return {**_assumed_fields(assumed), "SourceIdentity": assumed.source_identity}
 
 
+async def _decode_authorization_message(call: QueryCall) -> Mapping[str, XmlValue]:
+    caller = await _caller(call)
+    return {"DecodedMessage": call.request.app[keys.STS].decode_authorization_message(call.params, caller)}
+
+
 async def _get_caller_identity(call: QueryCall) -> Mapping[str, XmlValue]:
     caller = await authenticate_call(call, service="sts")
     identity = call.request.app[keys.STS].get_caller_identity(caller)
@@ -88,6 +93,7 @@ ACTIONS: QueryActions = MappingProxyType(
             ("AssumeRole", _assume_role),
             ("AssumeRoleWithWebIdentity", _assume_role_with_web_identity),
             ("AssumeRoleWithSAML", _assume_role_with_saml),
+            ("DecodeAuthorizationMessage", _decode_authorization_message),
             ("GetCallerIdentity", _get_caller_identity),
         )
     }

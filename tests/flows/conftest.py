@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -178,3 +180,19 @@ def aws_cli() -> str:
     if not path.exists():
         pytest.fail(f"the aws CLI is not installed at {path}; run `make install`", pytrace=False)
     return str(path)
+
+
+def decode_with_cli(url: str, env: dict[str, str], blob: str, clean_env: dict[str, str]) -> dict[str, Any]:
+    """``aws sts decode-authorization-message`` as a user runs it; the DecodedMessage, parsed."""
+    command = [aws_cli(), "sts", "decode-authorization-message", "--endpoint-url", url]
+    command += ["--encoded-message", blob, "--output", "json"]
+    out = subprocess.run(
+        command,
+        env={**clean_env, **env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    decoded: dict[str, Any] = json.loads(json.loads(out.stdout)["DecodedMessage"])
+    return decoded

@@ -21,9 +21,10 @@ from botocore.exceptions import ClientError
 
 from gateway import keys
 from gateway.credentials import SessionClaims
+from gateway.iam.denial import MARKER
 from gateway.testing import OIDCTestIssuer
 from tests.conftest import BackgroundLoop, config_from, serve_app
-from tests.flows.conftest import ACCOUNT, LiveGateway, provider_arn
+from tests.flows.conftest import ACCOUNT, LiveGateway, decode_with_cli, provider_arn
 
 ARN = f"arn:aws:iam::{ACCOUNT}"
 WEB, A, B = f"{ARN}:role/web", f"{ARN}:role/role-a", f"{ARN}:role/role-b"
@@ -357,6 +358,40 @@ def test_every_assume_role_error_code(
         with pytest.raises(ClientError) as exc:
             sts.assume_role(**kwargs)
         assert _error(exc)[0] == code, kwargs
+
+
+def test_the_cli_decodes_why_the_iam_api_denied(
+    chain_gateway: LiveGateway, issuer: OIDCTestIssuer, clean_aws_env: dict[str, str]
+) -> None:
+    web = _web_session(chain_gateway, issuer)
+    iam = boto3.client(
+        "iam",
+        endpoint_url=chain_gateway.url,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}),
+        **web,
+    )
+    with pytest.raises(ClientError) as exc:
+        iam.simulate_custom_policy(
+            PolicyInputList=[json.dumps(_allow("s3:GetObject"))], ActionNames=["s3:GetObject"]
+        )
+    code, message = _error(exc)
+    assert code == "AccessDenied"
+    text, _, blob = message.rpartition(MARKER)
+    assert text.startswith(f"User: arn:aws:sts::{ACCOUNT}:assumed-role/web/web-session is not authorized")
+    hop_a = _creds(chain_gateway.sts(**web).assume_role(RoleArn=A, RoleSessionName="decoder"))
+    env = {
+        "AWS_ACCESS_KEY_ID": hop_a["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": hop_a["aws_secret_access_key"],
+        "AWS_SESSION_TOKEN": hop_a["aws_session_token"],
+    }
+    decoded = decode_with_cli(chain_gateway.url, env, blob, clean_aws_env)
+    assert decoded["allowed"] is False and decoded["explicitDeny"] is False
+    assert decoded["context"]["action"] == "iam:SimulateCustomPolicy"
+    assert decoded["context"]["resource"] == "*"
+    assert decoded["context"]["principal"]["arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/web/web-session"
+    keys_seen = {item["key"] for item in decoded["context"]["conditions"]["items"]}
+    assert {"aws:PrincipalTag/team", "aws:SourceIp", "aws:MultiFactorAuthPresent"} <= keys_seen
 
 
 def test_unsigned_assume_role_is_refused(chain_gateway: LiveGateway, clean_aws_env: dict[str, str]) -> None:
