@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import math
+import re
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ __all__ = [
 # policy and tags; fedgate uses 2,048 compressed bytes.
 PACKED_LIMIT_BYTES = 2048
 _MAX_PEEK_CHARS = 20000
+_KEY_ID_CHARS = re.compile(r"^\w+$", re.ASCII)
+# What new_access_key_id (and the IAM API's long-term keys) produce: a prefix and 16 base32 characters.
+_ISSUED_KEY_ID = re.compile(r"^(ASIA|AKIA)[A-Z2-7]{16}$")
 #: The longest session role chaining may ask for, in seconds (AWS's fixed one hour).
 CHAINED_SESSION_LIMIT = 3600
 
@@ -404,6 +408,28 @@ class StsService:
         if not caller.decide(action, "*").allowed:
             raise AccessDenied(caller.not_authorized(action, "*"))
         return self._messages.decode(encoded)
+
+    def get_access_key_info(self, params: QueryParams, caller: Caller) -> str:
+        """``GetAccessKeyInfo``: the account an access key id belongs to.
+
+        Like AWS, the answer says nothing of the key's state (active, expired, deleted): it is read
+        from the key id's shape, with no lookup. Every ``ASIA`` (session) or ``AKIA`` (long-term) key
+        id of the shape fedgate issues belongs to this gateway's account; any other well-formed key
+        id is one fedgate never issued, answered InvalidParameterValue. The caller needs
+        ``sts:GetAccessKeyInfo``.
+        """
+        key_id = params.require("AccessKeyId")
+        if not 16 <= len(key_id) <= 128 or not _KEY_ID_CHARS.match(key_id):
+            raise ValidationError(
+                "1 validation error detected: Value at 'accessKeyId' failed to satisfy constraint: "
+                "Member must satisfy regular expression pattern: [\\w]* and have length between 16 and 128"
+            )
+        action = "sts:GetAccessKeyInfo"
+        if not caller.decide(action, "*").allowed:
+            raise AccessDenied(caller.not_authorized(action, "*"))
+        if not _ISSUED_KEY_ID.match(key_id):
+            raise InvalidParameterValue(f"The access key ID {key_id[:128]} was not issued by this service.")
+        return self._catalog.snapshot.account_id
 
     def get_caller_identity(self, caller: Caller) -> CallerIdentity:
         """``GetCallerIdentity`` for a verified caller (a session or an IAM user): always allowed,

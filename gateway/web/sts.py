@@ -66,6 +66,11 @@ async def _decode_authorization_message(call: QueryCall) -> Mapping[str, XmlValu
     return {"DecodedMessage": call.request.app[keys.STS].decode_authorization_message(call.params, caller)}
 
 
+async def _get_access_key_info(call: QueryCall) -> Mapping[str, XmlValue]:
+    caller = await _caller(call)
+    return {"Account": call.request.app[keys.STS].get_access_key_info(call.params, caller)}
+
+
 async def _get_caller_identity(call: QueryCall) -> Mapping[str, XmlValue]:
     caller = await authenticate_call(call, service="sts")
     identity = call.request.app[keys.STS].get_caller_identity(caller)
@@ -94,6 +99,7 @@ ACTIONS: QueryActions = MappingProxyType(
             ("AssumeRoleWithWebIdentity", _assume_role_with_web_identity),
             ("AssumeRoleWithSAML", _assume_role_with_saml),
             ("DecodeAuthorizationMessage", _decode_authorization_message),
+            ("GetAccessKeyInfo", _get_access_key_info),
             ("GetCallerIdentity", _get_caller_identity),
         )
     }

@@ -67,7 +67,8 @@ def chain_config(issuer: OIDCTestIssuer) -> dict[str, Any]:
         {
             "name": "assume-by-account",
             "document": _allow("sts:AssumeRole", "sts:TagSession", resource=f"{ARN}:role/by-*"),
-        }
+        },
+        {"name": "key-info", "document": _allow("sts:GetAccessKeyInfo")},
     ]
     return {
         "account_id": ACCOUNT,
@@ -392,6 +393,29 @@ def test_the_cli_decodes_why_the_iam_api_denied(
     assert decoded["context"]["principal"]["arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/web/web-session"
     keys_seen = {item["key"] for item in decoded["context"]["conditions"]["items"]}
     assert {"aws:PrincipalTag/team", "aws:SourceIp", "aws:MultiFactorAuthPresent"} <= keys_seen
+
+
+def test_get_access_key_info(
+    chain_gateway: LiveGateway, issuer: OIDCTestIssuer, clean_aws_env: dict[str, str]
+) -> None:
+    web = _web_session(chain_gateway, issuer)
+    sts = _unchecked_sts(chain_gateway, web)
+    for key_id in (web["aws_access_key_id"], "ASIAAAAAAAAAAAAAAAAA", "AKIAIOSFODNN7EXAMPLE"):
+        assert sts.get_access_key_info(AccessKeyId=key_id)["Account"] == ACCOUNT
+    for key_id, code in (
+        ("ASIA1111111111111111", "InvalidParameterValue"),  # not a shape fedgate issues
+        ("AROAAAAAAAAAAAAAAAAA", "InvalidParameterValue"),  # a role id, not an access key
+        ("ASIA-not-a-key-id!!", "ValidationError"),
+        ("ASIA", "ValidationError"),
+    ):
+        with pytest.raises(ClientError) as exc:
+            sts.get_access_key_info(AccessKeyId=key_id)
+        assert _error(exc)[0] == code, key_id
+    hop_a = _creds(chain_gateway.sts(**web).assume_role(RoleArn=A, RoleSessionName="no-key-info"))
+    with pytest.raises(ClientError) as exc:
+        chain_gateway.sts(**hop_a).get_access_key_info(AccessKeyId=web["aws_access_key_id"])
+    code, message = _error(exc)
+    assert code == "AccessDenied" and "sts:GetAccessKeyInfo" in message
 
 
 def test_unsigned_assume_role_is_refused(chain_gateway: LiveGateway, clean_aws_env: dict[str, str]) -> None:
