@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
@@ -24,7 +27,7 @@ from gateway.credentials import SessionClaims
 from gateway.iam.denial import MARKER
 from gateway.testing import OIDCTestIssuer
 from tests.conftest import BackgroundLoop, config_from, serve_app
-from tests.flows.conftest import ACCOUNT, LiveGateway, decode_with_cli, provider_arn
+from tests.flows.conftest import ACCOUNT, LiveGateway, aws_cli, decode_with_cli, provider_arn
 
 ARN = f"arn:aws:iam::{ACCOUNT}"
 WEB, A, B = f"{ARN}:role/web", f"{ARN}:role/role-a", f"{ARN}:role/role-b"
@@ -418,10 +421,62 @@ def test_get_access_key_info(
     assert code == "AccessDenied" and "sts:GetAccessKeyInfo" in message
 
 
-def test_unsigned_assume_role_is_refused(chain_gateway: LiveGateway, clean_aws_env: dict[str, str]) -> None:
-    import boto3
-    from botocore.config import Config
+def _profiles(
+    gateway: LiveGateway, issuer: OIDCTestIssuer, tmp_path: Path, *, endpoint_in_config: bool
+) -> Path:
+    token = tmp_path / "web-identity-token"
+    token.write_text(issuer.mint(TAGS_CLAIM))
+    endpoint = f"endpoint_url = {gateway.url}\n" if endpoint_in_config else ""
+    config = tmp_path / "config"
+    config.write_text(
+        "[profile web]\n"
+        f"role_arn = {WEB}\n"
+        f"web_identity_token_file = {token}\n"
+        "role_session_name = web-profile\n"
+        f"{endpoint}"
+        "\n[profile chained]\n"
+        f"role_arn = {A}\n"
+        "source_profile = web\n"
+        "role_session_name = chained-profile\n"
+        "duration_seconds = 900\n"
+        f"{endpoint}"
+    )
+    return config
 
+
+@pytest.mark.parametrize("endpoint_in_config", [True, False], ids=["endpoint_url", "AWS_ENDPOINT_URL_STS"])
+def test_a_source_profile_chain_works_with_boto3_and_the_cli_unchanged(
+    chain_gateway: LiveGateway,
+    issuer: OIDCTestIssuer,
+    clean_aws_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    endpoint_in_config: bool,
+) -> None:
+    config = _profiles(chain_gateway, issuer, tmp_path, endpoint_in_config=endpoint_in_config)
+    env = dict(clean_aws_env, AWS_CONFIG_FILE=str(config), AWS_PROFILE="chained")
+    if not endpoint_in_config:
+        env["AWS_ENDPOINT_URL_STS"] = chain_gateway.url
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    session = boto3.Session(botocore_session=botocore.session.Session())
+    credentials = session.get_credentials()
+    assert credentials is not None and credentials.method == "assume-role"
+    identity = session.client("sts", config=Config(retries={"max_attempts": 1})).get_caller_identity()
+    assert identity["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/role-a/chained-profile"
+
+    out = subprocess.run(
+        [aws_cli(), "sts", "get-caller-identity", "--output", "json"],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/role-a/chained-profile"
+
+
+def test_unsigned_assume_role_is_refused(chain_gateway: LiveGateway, clean_aws_env: dict[str, str]) -> None:
     sts = boto3.client(
         "sts",
         endpoint_url=chain_gateway.url,
