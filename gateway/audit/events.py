@@ -28,6 +28,7 @@ from gateway.calls import CallRecord
 from gateway.credentials import SessionClaims
 from gateway.errors import ServiceError
 from gateway.iam.caller import Caller
+from gateway.iam.denial import MARKER
 from gateway.identity import Identity
 from gateway.plugin_host import PluginHost
 from gateway.sts.service import AssumedRole, RoleSession
@@ -258,7 +259,9 @@ def build_event(
     }
     if error is not None:
         event["errorCode"] = error.code
-        event["errorMessage"] = error.message[:_MAX_ERROR_MESSAGE]
+        # The sealed explanation an AccessDenied ends with is for the caller to decode; the event
+        # already says how the call was decided.
+        event["errorMessage"] = error.message.partition(" " + MARKER)[0][:_MAX_ERROR_MESSAGE]
     if additional is not None:
         event["additionalEventData"] = dict(additional)
     return event

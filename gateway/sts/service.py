@@ -17,7 +17,7 @@ import re
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, final
+from typing import Any, Protocol, final
 
 from gateway.calls import CallRecord
 from gateway.credentials import CredentialService, IssuedCredentials
@@ -30,7 +30,7 @@ from gateway.errors import (
     ValidationError,
 )
 from gateway.iam.caller import Caller
-from gateway.iam.catalog import Catalog, CatalogSnapshot
+from gateway.iam.catalog import Catalog, CatalogSnapshot, Role
 from gateway.iam.denial import AuthorizationMessages
 from gateway.iam.trust import (
     assume_role_actions,
@@ -180,11 +180,7 @@ class StsService:
         args = AssumeRoleWithWebIdentityParams.parse(params)
         snapshot = self._catalog.snapshot
         call.request_parameters = {
-            "roleArn": args.role_arn,
-            "roleSessionName": args.role_session_name,
-            "durationSeconds": args.duration_seconds,
-            "policyArns": list(args.policy_arns) or None,
-            "policy": args.policy,
+            **_request_parameters(args, args.role_session_name),
             "providerId": args.provider_id,
         }
         session_policy = _session_policy(snapshot, args.policy, args.policy_arns)
@@ -198,11 +194,8 @@ class StsService:
         args = AssumeRoleWithSAMLParams.parse(params)
         snapshot = self._catalog.snapshot
         call.request_parameters = {
-            "roleArn": args.role_arn,
+            **_request_parameters(args, None),
             "principalArn": args.principal_arn,
-            "durationSeconds": args.duration_seconds,
-            "policyArns": list(args.policy_arns) or None,
-            "policy": args.policy,
         }
         session_policy = _session_policy(snapshot, args.policy, args.policy_arns)
         provider = self._saml_by_arn.get(args.principal_arn)
@@ -262,10 +255,7 @@ class StsService:
         if not trust.allowed or role is None:
             raise trust.error()
         tags = dict(identity.session_tags)
-        if args.duration_seconds > role.max_session_duration:
-            raise ValidationError(
-                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-            )
+        _within_max_session_duration(role, args.duration_seconds)
         duration = _effective_duration(args.duration_seconds, identity, call.now)
         packed = _packed_size(session_policy, policy, tags)
         issued = self._credentials.issue(
@@ -307,11 +297,7 @@ class StsService:
         args = AssumeRoleParams.parse(params)
         snapshot = self._catalog.snapshot
         call.request_parameters = {
-            "roleArn": args.role_arn,
-            "roleSessionName": args.role_session_name,
-            "durationSeconds": args.duration_seconds,
-            "policyArns": list(args.policy_arns) or None,
-            "policy": args.policy,
+            **_request_parameters(args, args.role_session_name),
             "tags": [{"key": k, "value": v} for k, v in args.tags.items()] or None,
             "transitiveTagKeys": list(args.transitive_tag_keys) or None,
             "sourceIdentity": args.source_identity,
@@ -366,10 +352,7 @@ class StsService:
                 "The requested DurationSeconds exceeds the 1 hour session limit "
                 "for roles assumed by role chaining."
             )
-        if duration > role.max_session_duration:
-            raise ValidationError(
-                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-            )
+        _within_max_session_duration(role, duration)
         packed = _packed_size(session_policy, args.policy, tags)
         issued = self._credentials.issue(
             account_id=snapshot.account_id,
@@ -443,6 +426,24 @@ class StsService:
             # Naming the issuer helps operators; it is not secret and not the token.
             raise InvalidIdentityToken(f"No OpenIDConnect provider found in your account for {issuer[:256]}")
         return provider
+
+
+def _request_parameters(args: SessionArgs, session_name: str | None) -> dict[str, Any]:
+    """What every AssumeRole* call records of its request (``None`` values are left out later)."""
+    return {
+        "roleArn": args.role_arn,
+        "roleSessionName": session_name,
+        "durationSeconds": args.duration_seconds,
+        "policyArns": list(args.policy_arns) or None,
+        "policy": args.policy,
+    }
+
+
+def _within_max_session_duration(role: Role, requested: int) -> None:
+    if requested > role.max_session_duration:
+        raise ValidationError(
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+        )
 
 
 def _transitive_tags(parent: SessionClaims | None) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -154,24 +153,6 @@ def gateway(
     url = f"http://127.0.0.1:{port}"
     yield LiveGateway(url=url, app=app, audit_path=audit_path, loop=background_loop)
     background_loop.run(runner.cleanup())
-
-
-@pytest.fixture()
-def clean_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    """An environment with no AWS configuration leaking in from the machine."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    env = {
-        "AWS_CONFIG_FILE": str(tmp_path / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "HOME": str(tmp_path),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
 
 
 def aws_cli() -> str:

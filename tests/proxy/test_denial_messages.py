@@ -9,7 +9,6 @@ which statement decided, on which action and resource, with which condition keys
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,23 +26,6 @@ from tests.flows.conftest import decode_with_cli
 from tests.proxy.conftest import ACCOUNT, BUCKET, ROLE, Moto, ProxyGateway, proxy_config, s3_client, s3_policy
 
 DECODER = f"arn:aws:iam::{ACCOUNT}:role/decoder"
-
-
-@pytest.fixture()
-def clean_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    """No AWS configuration from the machine, for boto3 here and the aws CLI's child process."""
-    for name in [n for n in os.environ if n.startswith("AWS_")]:
-        monkeypatch.delenv(name)
-    env = {
-        "AWS_CONFIG_FILE": str(tmp_path / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "HOME": str(tmp_path),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
 
 
 def _federated(issuer: OIDCTestIssuer) -> dict[str, Any]:
@@ -161,6 +143,14 @@ def test_the_cli_decodes_why_the_proxy_denied(
     conditions = _conditions(implicit)
     assert conditions["aws:PrincipalTag/team"] == ["storage"]
     assert conditions["aws:PrincipalArn"] == [ROLE]
+    # The audit trail tells the denial without the sealed blob (the event says how it was decided).
+    [event] = [
+        e
+        for e in map(json.loads, gateway.audit_path.read_text().splitlines())
+        if e.get("errorCode") == "AccessDenied" and e["eventName"] == "GetObject"
+    ]
+    assert "is not authorized to perform: s3:GetObject" in event["errorMessage"]
+    assert MARKER not in event["errorMessage"]
     # Nothing that signed the request is in the message.
     text = json.dumps(implicit)
     assert app["AWS_SESSION_TOKEN"] not in text and app["AWS_SECRET_ACCESS_KEY"] not in text
