@@ -11,26 +11,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-import math
 import re
-import zlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, final
+from typing import final
 
 from gateway.calls import CallRecord
 from gateway.credentials import CredentialService, IssuedCredentials
 from gateway.errors import (
     AccessDenied,
-    ExpiredToken,
     InvalidIdentityToken,
     InvalidParameterValue,
-    PackedPolicyTooLarge,
     ValidationError,
 )
 from gateway.iam.caller import Caller
-from gateway.iam.catalog import Catalog, CatalogSnapshot, Role
+from gateway.iam.catalog import Catalog, CatalogSnapshot
 from gateway.iam.denial import AuthorizationMessages
 from gateway.iam.trust import (
     assume_role_actions,
@@ -41,13 +36,24 @@ from gateway.iam.trust import (
 )
 from gateway.identity import Identity, IdentityProvider
 from gateway.jsonlimits import loads as bounded_loads
-from gateway.policy import Policy, minify, parse_policy
+from gateway.policy import Policy
 from gateway.sts.params import (
     AssumeRoleParams,
     AssumeRoleWithSAMLParams,
     AssumeRoleWithWebIdentityParams,
     QueryParams,
     parse_session_name,
+)
+from gateway.sts.sessions import (
+    CHAINED_SESSION_LIMIT,
+    SessionArgs,
+    chain_of,
+    effective_duration,
+    inherited_tags,
+    packed_size,
+    request_parameters,
+    session_policy_of,
+    within_max_session_duration,
 )
 
 __all__ = [
@@ -61,15 +67,10 @@ __all__ = [
     "refuse_mfa",
 ]
 
-# AWS reports PackedPolicySize as a percentage of an undisclosed limit on the compressed session
-# policy and tags; fedgate uses 2,048 compressed bytes.
-PACKED_LIMIT_BYTES = 2048
 _MAX_PEEK_CHARS = 20000
 _KEY_ID_CHARS = re.compile(r"^\w+$", re.ASCII)
 # What new_access_key_id (and the IAM API's long-term keys) produce: a prefix and 16 base32 characters.
 _ISSUED_KEY_ID = re.compile(r"^(ASIA|AKIA)[A-Z2-7]{16}$")
-#: The longest session role chaining may ask for, in seconds (AWS's fixed one hour).
-CHAINED_SESSION_LIMIT = 3600
 
 #: Checks an MFA code for ``AssumeRole``'s SerialNumber and TokenCode: returns when ``token_code`` is
 #: a current, unspent code of the caller's device ``serial_number``, raises AccessDenied otherwise.
@@ -79,19 +80,6 @@ MfaVerifier = Callable[[Caller, str, str | None], Awaitable[None]]
 async def refuse_mfa(caller: Caller, serial_number: str, token_code: str | None) -> None:
     """The verifier while fedgate has no MFA devices: every code is refused."""
     raise AccessDenied("MultiFactorAuthentication failed: no MFA device is registered to check codes with.")
-
-
-class SessionArgs(Protocol):
-    """What every way of assuming a role asks for (the AssumeRole* parameters share these)."""
-
-    @property
-    def role_arn(self) -> str: ...
-    @property
-    def duration_seconds(self) -> int: ...
-    @property
-    def policy(self) -> str | None: ...
-    @property
-    def policy_arns(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,10 +168,10 @@ class StsService:
         args = AssumeRoleWithWebIdentityParams.parse(params)
         snapshot = self._catalog.snapshot
         call.request_parameters = {
-            **_request_parameters(args, args.role_session_name),
+            **request_parameters(args, args.role_session_name),
             "providerId": args.provider_id,
         }
-        session_policy = _session_policy(snapshot, args.policy, args.policy_arns)
+        session_policy = session_policy_of(snapshot, args.policy, args.policy_arns)
         provider = self._oidc_provider_for(args.web_identity_token)
         identity = await provider.authenticate(args.web_identity_token)
         call.identity = identity
@@ -194,10 +182,10 @@ class StsService:
         args = AssumeRoleWithSAMLParams.parse(params)
         snapshot = self._catalog.snapshot
         call.request_parameters = {
-            **_request_parameters(args, None),
+            **request_parameters(args, None),
             "principalArn": args.principal_arn,
         }
-        session_policy = _session_policy(snapshot, args.policy, args.policy_arns)
+        session_policy = session_policy_of(snapshot, args.policy, args.policy_arns)
         provider = self._saml_by_arn.get(args.principal_arn)
         if provider is None:
             raise InvalidIdentityToken(f"SAML provider {args.principal_arn} does not exist in the account")
@@ -255,9 +243,9 @@ class StsService:
         if not trust.allowed or role is None:
             raise trust.error()
         tags = dict(identity.session_tags)
-        _within_max_session_duration(role, args.duration_seconds)
-        duration = _effective_duration(args.duration_seconds, identity, call.now)
-        packed = _packed_size(session_policy, policy, tags)
+        within_max_session_duration(role, args.duration_seconds)
+        duration = effective_duration(args.duration_seconds, identity, call.now)
+        packed = packed_size(session_policy, policy, tags)
         issued = self._credentials.issue(
             account_id=snapshot.account_id,
             role_arn=role_arn,
@@ -297,15 +285,15 @@ class StsService:
         args = AssumeRoleParams.parse(params)
         snapshot = self._catalog.snapshot
         call.request_parameters = {
-            **_request_parameters(args, args.role_session_name),
+            **request_parameters(args, args.role_session_name),
             "tags": [{"key": k, "value": v} for k, v in args.tags.items()] or None,
             "transitiveTagKeys": list(args.transitive_tag_keys) or None,
             "sourceIdentity": args.source_identity,
             "serialNumber": args.serial_number,
         }
-        session_policy = _session_policy(snapshot, args.policy, args.policy_arns)
+        session_policy = session_policy_of(snapshot, args.policy, args.policy_arns)
         parent = caller.session
-        inherited = _transitive_tags(parent)
+        inherited = inherited_tags(parent)
         clash = sorted(k for k in args.tags if k.lower() in {i.lower() for i in inherited})
         if clash:
             raise InvalidParameterValue(
@@ -352,8 +340,8 @@ class StsService:
                 "The requested DurationSeconds exceeds the 1 hour session limit "
                 "for roles assumed by role chaining."
             )
-        _within_max_session_duration(role, duration)
-        packed = _packed_size(session_policy, args.policy, tags)
+        within_max_session_duration(role, duration)
+        packed = packed_size(session_policy, args.policy, tags)
         issued = self._credentials.issue(
             account_id=snapshot.account_id,
             role_arn=role.arn,
@@ -367,7 +355,7 @@ class StsService:
             transitive_tag_keys=transitive,
             source_identity=source_identity,
             mfa_authenticated=mfa,
-            chain=_chain_of(parent),
+            chain=chain_of(parent),
         )
         claims = issued.claims
         return RoleSession(
@@ -426,82 +414,6 @@ class StsService:
             # Naming the issuer helps operators; it is not secret and not the token.
             raise InvalidIdentityToken(f"No OpenIDConnect provider found in your account for {issuer[:256]}")
         return provider
-
-
-def _request_parameters(args: SessionArgs, session_name: str | None) -> dict[str, Any]:
-    """What every AssumeRole* call records of its request (``None`` values are left out later)."""
-    return {
-        "roleArn": args.role_arn,
-        "roleSessionName": session_name,
-        "durationSeconds": args.duration_seconds,
-        "policyArns": list(args.policy_arns) or None,
-        "policy": args.policy,
-    }
-
-
-def _within_max_session_duration(role: Role, requested: int) -> None:
-    if requested > role.max_session_duration:
-        raise ValidationError(
-            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-        )
-
-
-def _transitive_tags(parent: SessionClaims | None) -> dict[str, str]:
-    """The tags a chained session inherits: the calling session's transitive ones."""
-    if parent is None:
-        return {}
-    return {k: parent.tags[k] for k in parent.transitive_tag_keys if k in parent.tags}
-
-
-def _chain_of(parent: SessionClaims | None) -> tuple[tuple[str, float], ...]:
-    """What a session assumed by ``parent`` descends from: ``parent``'s chain and ``parent``,
-    one entry per role (its earliest issue time), oldest first."""
-    if parent is None:
-        return ()
-    earliest: dict[str, float] = {}
-    for role_arn, issued_at in (*parent.chain, (parent.role_arn, parent.issued_at)):
-        known = earliest.get(role_arn)
-        earliest[role_arn] = issued_at if known is None else min(known, issued_at)
-    return tuple(earliest.items())
-
-
-def _session_policy(
-    snapshot: CatalogSnapshot, policy: str | None, policy_arns: Sequence[str]
-) -> Policy | None:
-    parsed = parse_policy(policy, kind="session", name="session-policy") if policy else None
-    for arn in policy_arns:
-        if snapshot.policy(arn) is None:
-            raise InvalidParameterValue(f"Policy {arn[:256]} does not exist or is not attachable.")
-    return parsed
-
-
-def _effective_duration(requested: int, identity: Identity, now: float) -> int:
-    """AWS's rule: the least of the request (already capped by the role), the provider's
-    SessionDuration and the time left before its SessionNotOnOrAfter."""
-    duration = requested
-    if identity.max_session_duration is not None:
-        duration = min(duration, identity.max_session_duration)
-    if identity.session_not_on_or_after is not None:
-        remaining = int(identity.session_not_on_or_after - now)
-        if remaining <= 0:
-            raise ExpiredToken("The identity provider's session has ended (SessionNotOnOrAfter)")
-        duration = min(duration, remaining)
-    return duration
-
-
-def _packed_size(session_policy: Policy | None, raw: str | None, tags: Mapping[str, str]) -> int | None:
-    if session_policy is None and not tags:
-        return None
-    packed = zlib.compress(
-        json.dumps([minify(raw) if raw else "", sorted(tags.items())], separators=(",", ":")).encode()
-    )
-    percent = math.ceil(len(packed) * 100 / PACKED_LIMIT_BYTES)
-    if percent > 100:
-        raise PackedPolicyTooLarge(
-            f"Serialized token too large for session; the session policy and tags use {percent}% "
-            "of the allowed size"
-        )
-    return percent
 
 
 def _issuer_key(issuer: str) -> str:
