@@ -47,9 +47,8 @@ from gateway.sts.params import (
 from gateway.sts.sessions import (
     CHAINED_SESSION_LIMIT,
     SessionArgs,
-    chain_of,
     effective_duration,
-    inherited_tags,
+    inherit,
     packed_size,
     request_parameters,
     session_policy_of,
@@ -293,30 +292,13 @@ class StsService:
         }
         session_policy = session_policy_of(snapshot, args.policy, args.policy_arns)
         parent = caller.session
-        inherited = inherited_tags(parent)
-        clash = sorted(k for k in args.tags if k.lower() in {i.lower() for i in inherited})
-        if clash:
-            raise InvalidParameterValue(
-                f"The session tag {clash[0]} is a transitive tag of the calling session "
-                "and cannot be overridden"
-            )
-        source_identity = args.source_identity
-        if parent is not None and parent.source_identity is not None:
-            if source_identity not in (None, parent.source_identity):
-                raise AccessDenied(
-                    "The source identity cannot be changed: the calling session's source identity "
-                    f"is {parent.source_identity}"
-                )
-            source_identity = parent.source_identity
+        carried = inherit(parent, args.tags, args.transitive_tag_keys, args.source_identity)
         mfa = False
         if args.serial_number is not None or args.token_code is not None:
             if args.serial_number is None:
                 raise ValidationError("TokenCode needs SerialNumber")
             await self._verify_mfa(caller, args.serial_number, args.token_code)
             mfa = True
-        tags = {**inherited, **args.tags}
-        transitive = list(inherited)
-        transitive += [k for k in args.transitive_tag_keys if k not in transitive]
         role = snapshot.role(args.role_arn)
         if role is not None:
             call.resources.append(("AWS::IAM::Role", args.role_arn))
@@ -325,11 +307,13 @@ class StsService:
             session_name=args.role_session_name,
             tags=args.tags,
             transitive_tag_keys=args.transitive_tag_keys,
-            source_identity=source_identity,
+            source_identity=carried.source_identity,
             external_id=args.external_id,
             mfa_present=mfa or (parent is not None and parent.mfa_authenticated),
         )
-        actions = assume_role_actions(tagged=bool(tags), source_identity=source_identity is not None)
+        actions = assume_role_actions(
+            tagged=bool(carried.tags), source_identity=carried.source_identity is not None
+        )
         trust = decide_assume_role(role, caller, actions=actions, context=context)
         if not trust.allowed or role is None:
             # Unknown and forbidden roles are refused alike, so roles cannot be enumerated.
@@ -341,7 +325,7 @@ class StsService:
                 "for roles assumed by role chaining."
             )
         within_max_session_duration(role, duration)
-        packed = packed_size(session_policy, args.policy, tags)
+        packed = packed_size(session_policy, args.policy, carried.tags)
         issued = self._credentials.issue(
             account_id=snapshot.account_id,
             role_arn=role.arn,
@@ -351,11 +335,11 @@ class StsService:
             now=call.now,
             session_policy=args.policy or None,
             policy_arns=args.policy_arns,
-            tags=tags,
-            transitive_tag_keys=transitive,
-            source_identity=source_identity,
+            tags=carried.tags,
+            transitive_tag_keys=carried.transitive_tag_keys,
+            source_identity=carried.source_identity,
             mfa_authenticated=mfa,
-            chain=chain_of(parent),
+            chain=carried.chain,
         )
         claims = issued.claims
         return RoleSession(

@@ -12,10 +12,17 @@ import json
 import math
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.credentials import SessionClaims
-from gateway.errors import ExpiredToken, InvalidParameterValue, PackedPolicyTooLarge, ValidationError
+from gateway.errors import (
+    AccessDenied,
+    ExpiredToken,
+    InvalidParameterValue,
+    PackedPolicyTooLarge,
+    ValidationError,
+)
 from gateway.iam.catalog import CatalogSnapshot, Role
 from gateway.identity import Identity
 from gateway.policy import Policy, minify, parse_policy
@@ -23,10 +30,10 @@ from gateway.policy import Policy, minify, parse_policy
 __all__ = [
     "CHAINED_SESSION_LIMIT",
     "PACKED_LIMIT_BYTES",
+    "Inherited",
     "SessionArgs",
-    "chain_of",
     "effective_duration",
-    "inherited_tags",
+    "inherit",
     "packed_size",
     "request_parameters",
     "session_policy_of",
@@ -72,23 +79,54 @@ def within_max_session_duration(role: Role, requested: int) -> None:
         )
 
 
-def inherited_tags(parent: SessionClaims | None) -> dict[str, str]:
-    """The tags a chained session inherits: the calling session's transitive ones."""
-    if parent is None:
-        return {}
-    return {k: parent.tags[k] for k in parent.transitive_tag_keys if k in parent.tags}
+@dataclass(frozen=True, slots=True)
+class Inherited:
+    """What an AssumeRole session gets from the request and, when chained, from its caller."""
+
+    tags: Mapping[str, str]
+    transitive_tag_keys: tuple[str, ...]
+    source_identity: str | None
+    chain: tuple[tuple[str, float], ...]
 
 
-def chain_of(parent: SessionClaims | None) -> tuple[tuple[str, float], ...]:
-    """What a session assumed by ``parent`` descends from: ``parent``'s chain and ``parent``,
-    one entry per role (its earliest issue time), oldest first."""
+def inherit(
+    parent: SessionClaims | None,
+    tags: Mapping[str, str],
+    transitive_tag_keys: Sequence[str],
+    source_identity: str | None,
+) -> Inherited:
+    """The tags, transitive keys, source identity and chain of a session assumed by ``parent``
+    (``None``: a caller that is no session) with the request's ``tags``, ``transitive_tag_keys``
+    and ``source_identity``.
+
+    A chained session carries its caller's transitive tags, which the request may not pass again
+    (``InvalidParameterValue``), and its caller's source identity, which the request may repeat
+    but not change (``AccessDenied``); it descends from its caller and its caller's chain.
+    """
     if parent is None:
-        return ()
+        return Inherited(dict(tags), tuple(transitive_tag_keys), source_identity, ())
+    carried = {k: parent.tags[k] for k in parent.transitive_tag_keys if k in parent.tags}
+    lowered = {k.lower() for k in carried}
+    clash = sorted(k for k in tags if k.lower() in lowered)
+    if clash:
+        raise InvalidParameterValue(
+            f"The session tag {clash[0]} is a transitive tag of the calling session and cannot be overridden"
+        )
+    if parent.source_identity is not None:
+        if source_identity not in (None, parent.source_identity):
+            raise AccessDenied(
+                "The source identity cannot be changed: the calling session's source identity "
+                f"is {parent.source_identity}"
+            )
+        source_identity = parent.source_identity
+    transitive = list(carried)
+    transitive += [k for k in transitive_tag_keys if k not in transitive]
+    # One entry per role, its earliest session: the most any cutoff of that role can catch.
     earliest: dict[str, float] = {}
     for role_arn, issued_at in (*parent.chain, (parent.role_arn, parent.issued_at)):
         known = earliest.get(role_arn)
         earliest[role_arn] = issued_at if known is None else min(known, issued_at)
-    return tuple(earliest.items())
+    return Inherited({**carried, **tags}, tuple(transitive), source_identity, tuple(earliest.items()))
 
 
 def session_policy_of(
