@@ -264,6 +264,7 @@ def _make_sts_ctx(clock: Callable[[], float]) -> ServiceContext:
             app[keys.CREDENTIALS],
             clock=clock,
             messages=app[keys.AUTHORIZATION_MESSAGES],
+            region=config.region,
         )
         try:
             yield

@@ -14,7 +14,7 @@ verified :class:`~gateway.identity.Identity`, the role session name and the requ
 A SAML identity may only assume roles its IdP granted (the assertion's ``Role`` attribute). A role
 that does not exist is refused exactly like a forbidden one, so roles cannot be enumerated.
 
-``AssumeRole``, made by a signed :class:`~gateway.iam.callers.Caller` (a role session, a user), is
+``AssumeRole``, made by a signed :class:`~gateway.iam.caller.Caller` (a role session, a user), is
 decided by :func:`decide_assume_role`: the role's trust policy is the role's resource policy and the
 caller's own policies take part, as AWS evaluates it. A trust policy naming the caller's session or
 user ARN grants on its own; naming the caller's role ARN grants within the caller's session
@@ -33,7 +33,8 @@ from typing import final
 
 from gateway.context import Transport
 from gateway.errors import AccessDenied
-from gateway.iam.callers import Caller
+from gateway.iam import permissions
+from gateway.iam.caller import Caller
 from gateway.iam.catalog import Role
 from gateway.iam.permissions import ContextValue
 from gateway.identity import Identity
@@ -161,7 +162,7 @@ def assume_role_actions(*, tagged: bool, source_identity: bool) -> tuple[str, ..
 
 
 def assume_role_context(
-    caller: Caller,
+    caller_context: Mapping[str, ContextValue],
     *,
     session_name: str,
     tags: Mapping[str, str],
@@ -172,12 +173,13 @@ def assume_role_context(
 ) -> dict[str, ContextValue]:
     """The condition keys an ``AssumeRole`` request's trust and identity policies see.
 
-    The caller's own keys (``aws:PrincipalArn``, ``aws:PrincipalTag/...``, ``aws:SourceIdentity``
-    of the calling session...), then the request's: ``sts:RoleSessionName``, ``sts:ExternalId``,
-    ``sts:SourceIdentity``, ``aws:RequestTag/...`` and ``aws:TagKeys`` for the tags passed,
-    ``sts:TransitiveTagKeys``, and ``aws:MultiFactorAuthPresent``.
+    The caller's own keys (``caller_context``: ``aws:PrincipalArn``, ``aws:PrincipalTag/...``,
+    ``aws:SourceIdentity`` of the calling session...), then the request's:
+    ``sts:RoleSessionName``, ``sts:ExternalId``, ``sts:SourceIdentity``, ``aws:RequestTag/...`` and
+    ``aws:TagKeys`` for the tags passed, ``sts:TransitiveTagKeys``, and
+    ``aws:MultiFactorAuthPresent``.
     """
-    context: dict[str, ContextValue] = dict(caller.context)
+    context: dict[str, ContextValue] = dict(caller_context)
     context["sts:RoleSessionName"] = session_name
     context["aws:MultiFactorAuthPresent"] = "true" if mfa_present else "false"
     if external_id is not None:
@@ -194,28 +196,34 @@ def assume_role_context(
 
 
 def decide_assume_role(
-    role: Role | None, caller: Caller, *, actions: Sequence[str], context: Mapping[str, ContextValue]
+    role: Role | None,
+    caller: Caller,
+    *,
+    policies: PolicySet,
+    actions: Sequence[str],
+    context: Mapping[str, ContextValue],
 ) -> TrustDecision:
-    """Whether ``caller`` may assume ``role`` (``None``: no such role) for every one of ``actions``.
+    """Whether ``caller``, whose own policies are ``policies``, may assume ``role`` (``None``: no
+    such role) for every one of ``actions``.
 
     The trust policy must allow each action, and then the caller's policies with the trust policy
     in the resource policy's place (see the module docstring); the first refusal is returned.
     """
     if role is None:
         return TrustDecision(False, actions[0])
-    own = caller.policies
-    policies = PolicySet(
-        identity=own.identity, resource=role.trust, boundary=own.boundary, session=own.session
+    combined = PolicySet(
+        identity=policies.identity, resource=role.trust, boundary=policies.boundary, session=policies.session
     )
     same_account = caller.account_id == role.account_id
+    who = permissions.principal(caller)
     decision: Decision | None = None
     for action in actions:
-        request = Request(action=action, resource=role.arn, principal=caller.principal, context=context)
+        request = Request(action=action, resource=role.arn, principal=who, context=context)
         # Unlike other resources, a role is never assumed on identity policies alone: its trust
         # policy must name the caller (by session, role, user or account) first.
         decision = evaluate_trust(role.trust, request)
         if decision.allowed:
-            decision = policies.decide(request, same_account=same_account)
+            decision = combined.decide(request, same_account=same_account)
         if not decision.allowed:
             return TrustDecision(False, action, decision)
     return TrustDecision(True, actions[0], decision)

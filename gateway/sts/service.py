@@ -24,9 +24,11 @@ from gateway.errors import (
     InvalidParameterValue,
     ValidationError,
 )
+from gateway.iam import permissions
 from gateway.iam.caller import Caller
 from gateway.iam.catalog import Catalog, CatalogSnapshot
 from gateway.iam.denial import AuthorizationMessages
+from gateway.iam.permissions import Check, ContextValue
 from gateway.iam.trust import (
     assume_role_actions,
     assume_role_context,
@@ -129,9 +131,11 @@ class StsService:
         *,
         clock: Callable[[], float],
         messages: AuthorizationMessages,
+        region: str,
         verify_mfa: MfaVerifier = refuse_mfa,
     ) -> None:
         self._catalog = catalog
+        self._region = region
         self._messages = messages
         self._credentials = credentials
         self._clock = clock
@@ -303,7 +307,7 @@ class StsService:
         if role is not None:
             call.resources.append(("AWS::IAM::Role", args.role_arn))
         context = assume_role_context(
-            caller,
+            self._context(snapshot, caller, call),
             session_name=args.role_session_name,
             tags=args.tags,
             transitive_tag_keys=args.transitive_tag_keys,
@@ -314,10 +318,11 @@ class StsService:
         actions = assume_role_actions(
             tagged=bool(carried.tags), source_identity=carried.source_identity is not None
         )
-        trust = decide_assume_role(role, caller, actions=actions, context=context)
+        policies = permissions.policy_set(snapshot, caller)
+        trust = decide_assume_role(role, caller, policies=policies, actions=actions, context=context)
         if not trust.allowed or role is None:
             # Unknown and forbidden roles are refused alike, so roles cannot be enumerated.
-            raise AccessDenied(caller.not_authorized(trust.action, args.role_arn))
+            raise AccessDenied(_not_authorized(caller, trust.action, args.role_arn))
         duration = args.duration_seconds
         if parent is not None and duration > CHAINED_SESSION_LIMIT:
             raise ValidationError(
@@ -350,7 +355,7 @@ class StsService:
             source_identity=claims.source_identity,
         )
 
-    def decode_authorization_message(self, params: QueryParams, caller: Caller) -> str:
+    def decode_authorization_message(self, params: QueryParams, caller: Caller, call: CallRecord) -> str:
         """``DecodeAuthorizationMessage``: the explanation an AccessDenied carried, as AWS's
         ``DecodedMessage`` JSON, for a caller allowed ``sts:DecodeAuthorizationMessage``."""
         encoded = params.require("EncodedMessage")
@@ -360,11 +365,10 @@ class StsService:
                 "Member must have length between 1 and 10240"
             )
         action = "sts:DecodeAuthorizationMessage"
-        if not caller.decide(action, "*").allowed:
-            raise AccessDenied(caller.not_authorized(action, "*"))
+        self._authorize(caller, action, call)
         return self._messages.decode(encoded)
 
-    def get_access_key_info(self, params: QueryParams, caller: Caller) -> str:
+    def get_access_key_info(self, params: QueryParams, caller: Caller, call: CallRecord) -> str:
         """``GetAccessKeyInfo``: the account an access key id belongs to.
 
         Like AWS, the answer says nothing of the key's state (active, expired, deleted): it is read
@@ -380,11 +384,23 @@ class StsService:
                 "Member must satisfy regular expression pattern: [\\w]* and have length between 16 and 128"
             )
         action = "sts:GetAccessKeyInfo"
-        if not caller.decide(action, "*").allowed:
-            raise AccessDenied(caller.not_authorized(action, "*"))
+        self._authorize(caller, action, call)
         if not _ISSUED_KEY_ID.match(key_id):
             raise InvalidParameterValue(f"The access key ID {key_id[:128]} was not issued by this service.")
         return self._catalog.snapshot.account_id
+
+    def _context(
+        self, snapshot: CatalogSnapshot, caller: Caller, call: CallRecord
+    ) -> dict[str, ContextValue]:
+        """The global condition keys of ``caller``'s request, as the proxy and the IAM API see them."""
+        return permissions.session_context(snapshot, caller, call.transport, region=self._region)
+
+    def _authorize(self, caller: Caller, action: str, call: CallRecord) -> None:
+        """``caller``'s own policies must allow ``action`` (on ``*``); AccessDenied otherwise."""
+        snapshot = self._catalog.snapshot
+        context = self._context(snapshot, caller, call)
+        if not permissions.decide(snapshot, caller, [Check(action, "*")], context).allowed:
+            raise AccessDenied(_not_authorized(caller, action, "*"))
 
     def get_caller_identity(self, caller: Caller) -> CallerIdentity:
         """``GetCallerIdentity`` for a verified caller (a session or an IAM user): always allowed,
@@ -398,6 +414,11 @@ class StsService:
             # Naming the issuer helps operators; it is not secret and not the token.
             raise InvalidIdentityToken(f"No OpenIDConnect provider found in your account for {issuer[:256]}")
         return provider
+
+
+def _not_authorized(caller: Caller, action: str, resource: str) -> str:
+    """STS's AccessDenied message, as AWS words it."""
+    return f"User: {caller.arn} is not authorized to perform: {action} on resource: {resource}"
 
 
 def _issuer_key(issuer: str) -> str:

@@ -17,7 +17,6 @@ from types import MappingProxyType
 from typing import Any, final
 
 from gateway import keys
-from gateway.errors import AccessDenied
 from gateway.iam import API_VERSION, SimulationParams, permissions, simulate
 from gateway.iam.api import ACTIONS as API_ACTIONS
 from gateway.iam.api import IamAction, execute
@@ -70,8 +69,8 @@ class _SignedCaller:
                     f"User: {self.arn} is not authorized to perform: {check.action} on resource: "
                     f"{check.resource}{explicit}",
                     decision,
-                    principal_id=claims.assumed_role_id,
-                    principal_arn=claims.assumed_role_arn,
+                    principal_id=caller.user_id,
+                    principal_arn=caller.arn,
                     context={**context, **check.context},
                 )
 

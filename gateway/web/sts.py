@@ -7,7 +7,6 @@ from types import MappingProxyType
 
 from gateway import keys
 from gateway.audit.events import assumed_role_elements
-from gateway.iam.callers import Caller, session_caller
 from gateway.sts.params import API_VERSION
 from gateway.sts.service import RoleSession
 from gateway.sts.xml import NAMESPACE, XmlValue
@@ -45,30 +44,22 @@ async def _assume_role_with_saml(call: QueryCall) -> Mapping[str, XmlValue]:
     }
 
 
-async def _caller(call: QueryCall) -> Caller:
-    """The signed caller of ``call``, as the STS service decides with it."""
-    claims = await authenticate_call(call, service="sts")
-    app = call.request.app
-    return session_caller(
-        app[keys.CATALOG].snapshot, claims, call.record.transport, region=app[keys.CONFIG].region
-    )
-
-
 async def _assume_role(call: QueryCall) -> Mapping[str, XmlValue]:
-    caller = await _caller(call)
+    caller = await authenticate_call(call, service="sts")
     assumed = await call.request.app[keys.STS].assume_role(call.params, caller, call.record)
     call.record.response_elements = assumed_role_elements(assumed)
     return {**_assumed_fields(assumed), "SourceIdentity": assumed.source_identity}
 
 
 async def _decode_authorization_message(call: QueryCall) -> Mapping[str, XmlValue]:
-    caller = await _caller(call)
-    return {"DecodedMessage": call.request.app[keys.STS].decode_authorization_message(call.params, caller)}
+    caller = await authenticate_call(call, service="sts")
+    sts = call.request.app[keys.STS]
+    return {"DecodedMessage": sts.decode_authorization_message(call.params, caller, call.record)}
 
 
 async def _get_access_key_info(call: QueryCall) -> Mapping[str, XmlValue]:
-    caller = await _caller(call)
-    return {"Account": call.request.app[keys.STS].get_access_key_info(call.params, caller)}
+    caller = await authenticate_call(call, service="sts")
+    return {"Account": call.request.app[keys.STS].get_access_key_info(call.params, caller, call.record)}
 
 
 async def _get_caller_identity(call: QueryCall) -> Mapping[str, XmlValue]:

@@ -6,11 +6,13 @@ from dataclasses import replace
 from typing import Any
 
 from gateway.context import Transport
-from gateway.iam.callers import Caller
+from gateway.credentials import SessionClaims
+from gateway.iam.caller import Caller
 from gateway.iam.catalog import build_snapshot
 from gateway.iam.records import CatalogRecords, RoleRecord
 from gateway.iam.trust import decide_assume_role, decide_trust, required_actions, trust_context
 from gateway.identity import Identity
+from gateway.policy import PolicySet, parse_policy
 
 ACCOUNT = "123456789012"
 OIDC = f"arn:aws:iam::{ACCOUNT}:oidc-provider/idp.example"
@@ -103,24 +105,32 @@ def test_the_request_facts_reach_the_trust_policy() -> None:
     assert not decide_trust(only_here, WEB, session_name="s", transport=elsewhere).allowed
 
 
-def _caller(identity: list[dict[str, Any]], session: list[dict[str, Any]] | None = None) -> Caller:
-    from gateway.policy import PolicySet, parse_policy
+SESSION = SessionClaims(
+    account_id=ACCOUNT,
+    role_arn=f"arn:aws:iam::{ACCOUNT}:role/caller",
+    role_name="caller",
+    role_id="AROAEXAMPLE",
+    session_name="s",
+    access_key_id="ASIAEXAMPLEEXAMPLE12",
+    secret_access_key="secret",
+    issued_at=0.0,
+    expires_at=3600.0,
+)
+
+
+def _caller(
+    identity: list[dict[str, Any]], session: list[dict[str, Any]] | None = None
+) -> tuple[Caller, PolicySet]:
+    """A session of role ``caller`` whose role allows ``identity`` and whose session policy ``session``."""
 
     def doc(statements: list[dict[str, Any]]) -> dict[str, Any]:
         return {"Version": "2012-10-17", "Statement": statements}
 
-    return Caller(
-        arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/caller/s",
-        principal_id="AROAEXAMPLE:s",
-        account_id=ACCOUNT,
-        principal={
-            "AWS": [f"arn:aws:sts::{ACCOUNT}:assumed-role/caller/s", f"arn:aws:iam::{ACCOUNT}:role/caller"]
-        },
-        policies=PolicySet(
-            identity=[parse_policy(doc(identity), kind="identity", name="id")] if identity else [],
-            session=[parse_policy(doc(session), kind="session", name="sp")] if session is not None else None,
-        ),
+    policies = PolicySet(
+        identity=[parse_policy(doc(identity), kind="identity", name="id")] if identity else [],
+        session=[parse_policy(doc(session), kind="session", name="sp")] if session is not None else None,
     )
+    return Caller.of_session(SESSION), policies
 
 
 def _aws_trust(principal: str) -> dict[str, Any]:
@@ -134,9 +144,10 @@ ALLOW_ASSUME = [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}
 ALLOW_S3 = [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]
 
 
-def _decide(trust_principal: str, caller: Caller) -> bool:
+def _decide(trust_principal: str, caller: tuple[Caller, PolicySet]) -> bool:
     target = role("target", _aws_trust(trust_principal))
-    return decide_assume_role(target, caller, actions=("sts:AssumeRole",), context={}).allowed
+    who, policies = caller
+    return decide_assume_role(target, who, policies=policies, actions=("sts:AssumeRole",), context={}).allowed
 
 
 def test_trust_in_the_account_delegates_to_the_callers_identity_policy() -> None:
@@ -157,5 +168,6 @@ def test_trust_in_the_role_grants_within_the_session_policy_and_the_session_arn_
 
 
 def test_an_unknown_role_is_refused_to_a_signed_caller() -> None:
-    refused = decide_assume_role(None, _caller(ALLOW_ASSUME), actions=("sts:AssumeRole",), context={})
+    who, policies = _caller(ALLOW_ASSUME)
+    refused = decide_assume_role(None, who, policies=policies, actions=("sts:AssumeRole",), context={})
     assert not refused.allowed and refused.action == "sts:AssumeRole"
