@@ -42,9 +42,8 @@ from gateway.credentials import CredentialService, KeyRing
 from gateway.db import start_database
 from gateway.errors import ConfigError, ServiceError
 from gateway.iam.accesskeys import AccessKeys
-from gateway.iam.federation import ApiProviders
-from gateway.iam.catalog import Catalog
 from gateway.iam.denial import AuthorizationMessages
+from gateway.iam.federation import ApiProviders
 from gateway.iam.records import records_from_config
 from gateway.iam.sync import CatalogFeed
 from gateway.identity import IdentityProvider, ProviderContext
