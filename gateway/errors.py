@@ -34,6 +34,7 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── InvalidAccessKeyId
         ├── InvalidClientTokenId
         │   └── UnreadableSessionToken   the token does not open at all (S3: InvalidToken)
+        ├── InvalidAuthorizationMessage  DecodeAuthorizationMessage: not a message fedgate encoded
         ├── IncompleteBody               an aws-chunked body ended early or disagrees with its length
         ├── NoSuchEntity                 IAM: the named role (or other entity) does not exist; 404
         ├── EntityAlreadyExists          IAM: an entity of that name (or id) exists already; 409
@@ -91,6 +92,7 @@ __all__ = [
     "InternalFailure",
     "InvalidAccessKeyId",
     "InvalidAction",
+    "InvalidAuthorizationMessage",
     "InvalidClientTokenId",
     "InvalidDigest",
     "InvalidIdentityToken",
@@ -246,6 +248,10 @@ class UnreadableSessionToken(InvalidClientTokenId):
     STS answers it as every invalid token, ``InvalidClientTokenId``; S3 tells it apart as
     ``InvalidToken``, so the proxy does too.
     """
+
+
+class InvalidAuthorizationMessage(_SenderError):
+    code = "InvalidAuthorizationMessageException"
 
 
 class InternalFailure(ServiceError):

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from gateway.dialects import ErrorDialect
     from gateway.iam.accesskeys import AccessKeys
     from gateway.iam.catalog import Catalog
+    from gateway.iam.denial import AuthorizationMessages
     from gateway.identity import IdentityProvider
     from gateway.plugin_host import PluginHost
     from gateway.proxy.runtime import ProxyRuntime
@@ -28,6 +29,7 @@ __all__ = [
     "ACCESS_KEYS",
     "AUDITOR",
     "AUDIT_SINK",
+    "AUTHORIZATION_MESSAGES",
     "CATALOG",
     "CONFIG",
     "CREDENTIALS",
@@ -55,6 +57,8 @@ KEYRING: web.AppKey[KeyRing] = web.AppKey("keyring")
 #: The IAM database, its revision watcher and this replica's revocation state.
 DATABASE: web.AppKey[DatabaseRuntime] = web.AppKey("database")
 CREDENTIALS: web.AppKey[CredentialService] = web.AppKey("credentials")
+#: Seals and opens the explanations at the end of AccessDenied answers (DecodeAuthorizationMessage).
+AUTHORIZATION_MESSAGES: web.AppKey[AuthorizationMessages] = web.AppKey("authorization_messages")
 PROVIDERS: web.AppKey[list[IdentityProvider]] = web.AppKey("providers")
 #: The IAM catalog (YAML plus database), compiled; read ``.snapshot`` once per request.
 CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")

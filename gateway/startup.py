@@ -42,6 +42,7 @@ from gateway.credentials import CredentialService, KeyRing
 from gateway.db import start_database
 from gateway.errors import ConfigError, ServiceError
 from gateway.iam.accesskeys import AccessKeys
+from gateway.iam.denial import AuthorizationMessages
 from gateway.iam.federation import ApiProviders
 from gateway.iam.records import records_from_config
 from gateway.iam.sync import CatalogFeed
@@ -194,6 +195,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _credentials_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.CREDENTIALS] = CredentialService(app[keys.KEYRING], app[keys.DATABASE].revocations)
+    app[keys.AUTHORIZATION_MESSAGES] = AuthorizationMessages(app[keys.KEYRING])
     app[keys.SIGNING_KEYS] = SigningKeyCache()
     yield
 
@@ -255,7 +257,14 @@ def _make_sts_ctx(clock: Callable[[], float]) -> ServiceContext:
             app[keys.AUDIT_SINK] = sink
         app[keys.AUDITOR] = Auditor(host, account_id=config.account_id, region=config.region)
         providers = app[keys.PROVIDERS]
-        app[keys.STS] = StsService(app[keys.CATALOG], providers, app[keys.CREDENTIALS], clock=clock)
+        app[keys.STS] = StsService(
+            app[keys.CATALOG],
+            providers,
+            app[keys.CREDENTIALS],
+            clock=clock,
+            messages=app[keys.AUTHORIZATION_MESSAGES],
+            region=config.region,
+        )
         try:
             yield
         finally:
@@ -304,6 +313,7 @@ def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:
             credentials=app[keys.CREDENTIALS],
             catalog=app[keys.CATALOG],
             access_keys=app[keys.ACCESS_KEYS],
+            messages=app[keys.AUTHORIZATION_MESSAGES],
             verify_keys=app[keys.SIGNING_KEYS],
             clock=clock,
             signer=signer,

@@ -436,3 +436,21 @@ def audit_events_match_the_schema(monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     monkeypatch.setattr(Auditor, "build", checked)
     yield
     assert not problems, "audit events do not match docs/audit.md:\n" + "\n".join(problems)
+
+
+@pytest.fixture()
+def clean_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """An environment with no AWS configuration leaking in from the machine."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    env = {
+        "AWS_CONFIG_FILE": str(tmp_path / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "HOME": str(tmp_path),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env

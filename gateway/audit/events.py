@@ -28,9 +28,10 @@ from gateway.calls import CallRecord
 from gateway.credentials import SessionClaims
 from gateway.errors import ServiceError
 from gateway.iam.caller import Caller
+from gateway.iam.denial import MARKER
 from gateway.identity import Identity
 from gateway.plugin_host import PluginHost
-from gateway.sts.service import AssumedRole
+from gateway.sts.service import AssumedRole, RoleSession
 
 __all__ = [
     "EVENT_VERSION",
@@ -94,6 +95,10 @@ SAFE_PARAMETERS = frozenset(
         "thumbprintList",
         "url",
         "versionId",
+        # AssumeRole's (tags above): never TokenCode (an MFA code) nor ExternalId.
+        "transitiveTagKeys",
+        "sourceIdentity",
+        "serialNumber",
     }
 )
 _MAX_USER_AGENT = 512
@@ -179,9 +184,8 @@ def user_identity(call: CallRecord) -> dict[str, Any]:
     return shape
 
 
-def assumed_role_elements(assumed: AssumedRole) -> dict[str, Any]:
+def assumed_role_elements(assumed: RoleSession) -> dict[str, Any]:
     """The response elements of a successful AssumeRole* call (and a sign-in's minting)."""
-    identity = assumed.identity
     out: dict[str, Any] = {
         "credentials": {
             "accessKeyId": assumed.credentials.access_key_id,
@@ -190,6 +194,10 @@ def assumed_role_elements(assumed: AssumedRole) -> dict[str, Any]:
         "assumedRoleUser": {"arn": assumed.assumed_role_arn, "assumedRoleId": assumed.assumed_role_id},
         "packedPolicySize": assumed.packed_policy_size,
     }
+    if not isinstance(assumed, AssumedRole):  # AssumeRole: a signed caller, no federated identity
+        out["sourceIdentity"] = assumed.source_identity
+        return out
+    identity = assumed.identity
     if identity.kind == "saml":
         out.update(
             {
@@ -251,7 +259,9 @@ def build_event(
     }
     if error is not None:
         event["errorCode"] = error.code
-        event["errorMessage"] = error.message[:_MAX_ERROR_MESSAGE]
+        # The sealed explanation an AccessDenied ends with is for the caller to decode; the event
+        # already says how the call was decided.
+        event["errorMessage"] = error.message.partition(" " + MARKER)[0][:_MAX_ERROR_MESSAGE]
     if additional is not None:
         event["additionalEventData"] = dict(additional)
     return event

@@ -67,6 +67,9 @@ class SessionClaims:
         source_identity: the source identity, if set.
         mfa_authenticated: whether the provider asserted MFA.
         identity_claims: condition keys such as ``"host/path:sub"`` for policy variables.
+        chain: for a session assumed with another session's credentials (role chaining), the
+            sessions it descends from as ``(role ARN, issued_at)``, oldest first, one per role
+            (its earliest): revoking a role's sessions revokes their descendants too.
     """
 
     account_id: str
@@ -88,12 +91,14 @@ class SessionClaims:
     source_identity: str | None = None
     mfa_authenticated: bool = False
     identity_claims: Mapping[str, ClaimValue] = field(default_factory=dict)
+    chain: tuple[tuple[str, float], ...] = ()
     version: int = CLAIMS_VERSION
 
     def __post_init__(self) -> None:
         # Frozen all the way down: callers may hand in dicts and lists.
         object.__setattr__(self, "policy_arns", tuple(self.policy_arns))
         object.__setattr__(self, "transitive_tag_keys", tuple(self.transitive_tag_keys))
+        object.__setattr__(self, "chain", tuple((str(arn), float(at)) for arn, at in self.chain))
         object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
         object.__setattr__(
             self,
@@ -108,6 +113,11 @@ class SessionClaims:
         """``arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION``: the session's principal."""
         partition = self.role_arn.split(":", 2)[1]
         return f"arn:{partition}:sts::{self.account_id}:assumed-role/{self.role_name}/{self.session_name}"
+
+    @property
+    def chained(self) -> bool:
+        """Whether this session was assumed with another session's credentials (role chaining)."""
+        return bool(self.chain)
 
     @property
     def assumed_role_id(self) -> str:
@@ -134,6 +144,7 @@ _WIRE = {
     "source_identity": "si",
     "mfa_authenticated": "m",
     "identity_claims": "c",
+    "chain": "ch",
 }
 _DEFAULTS: dict[str, Any] = {
     "session_policy": None,
@@ -146,6 +157,7 @@ _DEFAULTS: dict[str, Any] = {
     "source_identity": None,
     "mfa_authenticated": False,
     "identity_claims": {},
+    "chain": (),
 }
 
 
@@ -171,6 +183,7 @@ def encode_claims(claims: SessionClaims) -> bytes:
         "si": claims.source_identity,
         "m": claims.mfa_authenticated,
         "c": {k: v if isinstance(v, str) else list(v) for k, v in claims.identity_claims.items()},
+        "ch": [[arn, _number(at)] for arn, at in claims.chain],
     }
     # Every default is falsy (None, "", False, empty): leave those out.
     out.update((key, value) for key, value in optional.items() if value)
@@ -217,6 +230,19 @@ def decode_claims(data: bytes) -> SessionClaims:
         isinstance(identity_claims, dict)
         and all(isinstance(v, str) or _is_str_list(v) for v in identity_claims.values()),
         "identity_claims",
+    )
+    chain = values["chain"]
+    _expect(
+        isinstance(chain, list | tuple)
+        and all(
+            isinstance(link, list)
+            and len(link) == 2
+            and isinstance(link[0], str)
+            and isinstance(link[1], int | float)
+            and not isinstance(link[1], bool)
+            for link in chain
+        ),
+        "chain",
     )
     account_id, role_name, role_id = _role_facts(values["role_arn"])
     return SessionClaims(account_id=account_id, role_name=role_name, role_id=role_id, **values)

@@ -12,7 +12,10 @@ text of at least 32 bytes serves as a secret.
 The same ring seals secrets at rest (access-key secrets, MFA seeds in the IAM database) with
 :meth:`KeyRing.seal_value`: the associated data then also carries a purpose marker and the caller's
 context (the row the value belongs to), so a value sealed at rest never opens as a session token, nor
-as the value of another row. Rotating the ring keeps such values readable while their key is listed;
+as the value of another row. Encoded authorization messages (the explanation at the end of an
+AccessDenied, read back by ``sts:DecodeAuthorizationMessage``) are sealed with
+:meth:`KeyRing.seal_message` under a purpose of their own, so none opens as a token or a value at
+rest, nor the other way round. Rotating the ring keeps such values readable while their key is listed;
 :meth:`KeyRing.sealed_with` tells which key sealed one, so they can be sealed again under the new key.
 """
 
@@ -47,6 +50,7 @@ _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_-]+$")
 _HKDF_SALT = b"fedgate session-token key v1"
 _AT_REST = b"\x00fedgate at-rest value\x00"
+_AUTHORIZATION_MESSAGE = b"\x00fedgate authorization message\x00"
 
 
 def invalid_token() -> InvalidClientTokenId:
@@ -148,6 +152,14 @@ class KeyRing:
         a key no longer in the ring, tampering); callers translate that for their own use.
         """
         return self._unseal(sealed, _AT_REST + context)
+
+    def seal_message(self, plaintext: bytes) -> str:
+        """Seal an encoded authorization message (see the module docstring)."""
+        return self._seal(plaintext, _AUTHORIZATION_MESSAGE)
+
+    def unseal_message(self, sealed: str) -> bytes:
+        """Open what :meth:`seal_message` sealed; InvalidClientTokenId when it does not open."""
+        return self._unseal(sealed, _AUTHORIZATION_MESSAGE)
 
     def sealed_with(self, sealed: str) -> str | None:
         """The id of the key that sealed ``sealed`` (read from its header, nothing decrypted), or

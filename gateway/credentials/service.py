@@ -152,6 +152,7 @@ class CredentialService:
         source_identity: str | None = None,
         mfa_authenticated: bool = False,
         identity_claims: Mapping[str, ClaimValue | list[str]] | None = None,
+        chain: Iterable[tuple[str, float]] = (),
         now: float | None = None,
     ) -> IssuedCredentials:
         """Mint credentials for a session of ``role_arn`` lasting ``duration_seconds``.
@@ -160,7 +161,8 @@ class CredentialService:
         limits. ``account_id`` and ``role_name`` are implied by the ARN; when given they must agree
         with it. Raises ``ValueError`` for a malformed role ARN or duration, and
         :class:`~gateway.errors.PackedPolicyTooLarge` when the session policy, tags and claims do
-        not fit in a token.
+        not fit in a token. ``chain`` is what a chained session descends from
+        (:attr:`SessionClaims.chain`).
         """
         arn_account, arn_role_name = parse_role_arn(role_arn)
         if account_id not in (None, arn_account) or role_name not in (None, arn_role_name):
@@ -191,6 +193,7 @@ class CredentialService:
             identity_claims={
                 k: v if isinstance(v, str) else tuple(v) for k, v in (identity_claims or {}).items()
             },
+            chain=tuple(chain),
         )
         token = self._keyring.seal(_pack(claims))
         if len(token) > MAX_TOKEN_CHARS:
@@ -210,7 +213,8 @@ class CredentialService:
 
         Raises :class:`~gateway.errors.InvalidClientTokenId` for a token that is oversized,
         garbled, tampered with, sealed under an unknown key, issued for another access key or
-        revoked; :class:`~gateway.errors.ExpiredRequestToken` once it has expired; and
+        revoked (itself, or a session of its chain); :class:`~gateway.errors.ExpiredRequestToken`
+        once it has expired; and
         :class:`~gateway.errors.ServiceUnavailable` while the revocation state is not current.
         """
         claims = self._open(session_token)
@@ -219,8 +223,13 @@ class CredentialService:
             raise invalid_token()
         if now >= claims.expires_at:
             raise ExpiredRequestToken("The security token included in the request is expired")
-        if self._revocations.is_revoked(ROLE, claims.role_arn, claims.issued_at):
+        revocations = self._revocations
+        if revocations.is_revoked(ROLE, claims.role_arn, claims.issued_at):
             raise invalid_token()
+        # A chained session falls with any session it descends from.
+        for role_arn, issued_at in claims.chain:
+            if revocations.is_revoked(ROLE, role_arn, issued_at):
+                raise invalid_token()
         return claims
 
     def _open(self, session_token: str) -> SessionClaims:

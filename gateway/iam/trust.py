@@ -13,22 +13,39 @@ verified :class:`~gateway.identity.Identity`, the role session name and the requ
 
 A SAML identity may only assume roles its IdP granted (the assertion's ``Role`` attribute). A role
 that does not exist is refused exactly like a forbidden one, so roles cannot be enumerated.
+
+``AssumeRole``, made by a signed :class:`~gateway.iam.caller.Caller` (a role session, a user), is
+decided by :func:`decide_assume_role`: the role's trust policy is the role's resource policy and the
+caller's own policies take part, as AWS evaluates it. A trust policy naming the caller's session or
+user ARN grants on its own; naming the caller's role ARN grants within the caller's session
+policies; naming the account (``arn:aws:iam::ACCOUNT:root`` or the bare id) only delegates, so the
+caller's identity policies must allow the action on the role too. ``sts:TagSession`` is required
+when session tags are passed or transitive tags are carried along the chain, and
+``sts:SetSourceIdentity`` when a source identity is set or carried.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import final
 
 from gateway.context import Transport
 from gateway.errors import AccessDenied
+from gateway.iam import permissions
+from gateway.iam.caller import Caller
 from gateway.iam.catalog import Role
+from gateway.iam.permissions import ContextValue
 from gateway.identity import Identity
-from gateway.policy import Decision, Request, evaluate_trust
+from gateway.policy import Decision, PolicySet, Request, evaluate_trust
 
 __all__ = [
+    "ASSUME_ROLE",
     "TrustDecision",
+    "assume_role_actions",
+    "assume_role_context",
+    "decide_assume_role",
     "decide_trust",
     "federation_action",
     "idp_grants",
@@ -38,6 +55,9 @@ __all__ = [
 
 ASSUME_WITH_SAML = "sts:AssumeRoleWithSAML"
 ASSUME_WITH_WEB_IDENTITY = "sts:AssumeRoleWithWebIdentity"
+ASSUME_ROLE = "sts:AssumeRole"
+TAG_SESSION = "sts:TagSession"
+SET_SOURCE_IDENTITY = "sts:SetSourceIdentity"
 
 
 @final
@@ -124,6 +144,86 @@ def decide_trust(
         decision = evaluate_trust(
             role.trust, Request(action=action, resource=role.arn, principal=principal, context=context)
         )
+        if not decision.allowed:
+            return TrustDecision(False, action, decision)
+    return TrustDecision(True, actions[0], decision)
+
+
+def assume_role_actions(*, tagged: bool, source_identity: bool) -> tuple[str, ...]:
+    """What ``AssumeRole`` needs allowed: ``sts:AssumeRole``, ``sts:TagSession`` when the new
+    session gets tags (passed or carried transitively), ``sts:SetSourceIdentity`` when it gets a
+    source identity (set or carried)."""
+    actions = [ASSUME_ROLE]
+    if tagged:
+        actions.append(TAG_SESSION)
+    if source_identity:
+        actions.append(SET_SOURCE_IDENTITY)
+    return tuple(actions)
+
+
+def assume_role_context(
+    caller_context: Mapping[str, ContextValue],
+    *,
+    session_name: str,
+    tags: Mapping[str, str],
+    transitive_tag_keys: Sequence[str],
+    source_identity: str | None,
+    external_id: str | None,
+    mfa_present: bool,
+) -> dict[str, ContextValue]:
+    """The condition keys an ``AssumeRole`` request's trust and identity policies see.
+
+    The caller's own keys (``caller_context``: ``aws:PrincipalArn``, ``aws:PrincipalTag/...``,
+    ``aws:SourceIdentity`` of the calling session...), then the request's:
+    ``sts:RoleSessionName``, ``sts:ExternalId``, ``sts:SourceIdentity``, ``aws:RequestTag/...`` and
+    ``aws:TagKeys`` for the tags passed, ``sts:TransitiveTagKeys``, and
+    ``aws:MultiFactorAuthPresent``.
+    """
+    context: dict[str, ContextValue] = dict(caller_context)
+    context["sts:RoleSessionName"] = session_name
+    context["aws:MultiFactorAuthPresent"] = "true" if mfa_present else "false"
+    if external_id is not None:
+        context["sts:ExternalId"] = external_id
+    if source_identity is not None:
+        context["sts:SourceIdentity"] = source_identity
+    if tags:
+        context["aws:TagKeys"] = list(tags)
+        for key, value in tags.items():
+            context[f"aws:RequestTag/{key}"] = value
+    if transitive_tag_keys:
+        context["sts:TransitiveTagKeys"] = list(transitive_tag_keys)
+    return context
+
+
+def decide_assume_role(
+    role: Role | None,
+    caller: Caller,
+    *,
+    policies: PolicySet,
+    actions: Sequence[str],
+    context: Mapping[str, ContextValue],
+) -> TrustDecision:
+    """Whether ``caller``, whose own policies are ``policies``, may assume ``role`` (``None``: no
+    such role) for every one of ``actions``.
+
+    The trust policy must allow each action, and then the caller's policies with the trust policy
+    in the resource policy's place (see the module docstring); the first refusal is returned.
+    """
+    if role is None:
+        return TrustDecision(False, actions[0])
+    combined = PolicySet(
+        identity=policies.identity, resource=role.trust, boundary=policies.boundary, session=policies.session
+    )
+    same_account = caller.account_id == role.account_id
+    who = permissions.principal(caller)
+    decision: Decision | None = None
+    for action in actions:
+        request = Request(action=action, resource=role.arn, principal=who, context=context)
+        # Unlike other resources, a role is never assumed on identity policies alone: its trust
+        # policy must name the caller (by session, role, user or account) first.
+        decision = evaluate_trust(role.trust, request)
+        if decision.allowed:
+            decision = combined.decide(request, same_account=same_account)
         if not decision.allowed:
             return TrustDecision(False, action, decision)
     return TrustDecision(True, actions[0], decision)

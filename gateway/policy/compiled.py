@@ -137,7 +137,7 @@ class CompiledStatement:
         conditions: tuple[CompiledCondition, ...],
     ) -> None:
         self.is_deny = stmt.effect == "Deny"
-        self.matched = MatchedStatement(policy, kind, stmt.index, stmt.sid, stmt.effect)
+        self.matched = MatchedStatement(policy, kind, stmt.index, stmt.sid, stmt.effect, stmt)
         actions = stmt.actions if stmt.actions is not None else stmt.not_actions or ()
         self.not_action = stmt.actions is None
         self.action_rx = compile_glob(list(actions), lower=True)

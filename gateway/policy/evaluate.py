@@ -33,6 +33,15 @@ def _compiled(policy: Policy | CompiledPolicy, kind: PolicyKind) -> CompiledPoli
     return cp
 
 
+def _resource(policy: Policy | CompiledPolicy) -> CompiledPolicy:
+    # A role's trust policy is the resource policy of the role for sts:AssumeRole, so a signed
+    # caller's AssumeRole is decided as any other request with a resource policy.
+    cp = policy.compiled if isinstance(policy, Policy) else policy
+    if cp.kind not in ("resource", "trust"):
+        raise ValueError(f'policy "{cp.name}" is a {cp.kind} policy, used as a resource policy')
+    return cp
+
+
 def _first_deny(policies: Sequence[CompiledPolicy], request: Request) -> MatchedStatement | None:
     action = request.action_lower
     for policy in policies:
@@ -74,7 +83,7 @@ class PolicySet:
         session: Sequence[Policy | CompiledPolicy] | None = None,
     ) -> None:
         self.identity = tuple(_compiled(p, "identity") for p in identity)
-        self.resource = (_compiled(resource, "resource"),) if resource is not None else None
+        self.resource = (_resource(resource),) if resource is not None else None
         self.boundary = tuple(_compiled(p, "boundary") for p in boundary) if boundary is not None else None
         self.session = tuple(_compiled(p, "session") for p in session) if session is not None else None
         self._all = self.identity + (self.resource or ()) + (self.boundary or ()) + (self.session or ())

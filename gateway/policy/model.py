@@ -90,13 +90,18 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class MatchedStatement:
-    """A statement that applied to a request."""
+    """A statement that applied to a request.
+
+    ``statement`` is the validated statement itself, for explanations that show what it says
+    (the decoded authorization message); it takes no part in comparisons.
+    """
 
     policy: str
     kind: PolicyKind
     index: int
     sid: str
     effect: Effect
+    statement: Statement | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
         sid = f' "{self.sid}"' if self.sid else ""

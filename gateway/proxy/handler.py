@@ -27,7 +27,6 @@ from gateway import keys
 from gateway.authn import Authenticated, authenticate, open_session
 from gateway.calls import CallRecord
 from gateway.errors import (
-    AccessDenied,
     BadGateway,
     ClientClosedRequest,
     GatewayTimeout,
@@ -247,7 +246,21 @@ async def proxy_request(
             outcome["decision"] = decision.kind
             if not decision.allowed:
                 outcome["deniedBy"] = decision.denied_by
-                raise AccessDenied(permissions.denied_message(caller, decision))
+                seen = next(
+                    (
+                        {**context, **c.context}
+                        for c in mapped.checks
+                        if (c.action, c.resource) == (decision.action, decision.resource)
+                    ),
+                    context,
+                )
+                raise runtime.messages.denied(
+                    permissions.denied_message(caller, decision),
+                    decision,
+                    principal_id=caller.user_id,
+                    principal_arn=caller.arn,
+                    context=seen,
+                )
             checksum = (
                 expected_checksum(header_map.items())
                 if request.body_exists or request.method not in _NO_BODY_METHODS

@@ -11,6 +11,7 @@ import aiohttp
 from gateway.credentials import CredentialService
 from gateway.iam.accesskeys import AccessKeys
 from gateway.iam.catalog import Catalog
+from gateway.iam.denial import AuthorizationMessages
 from gateway.proxy.identity import IdentitySigner
 from gateway.proxy.upstream import UpstreamTable
 from gateway.sigv4 import SigningKeyCache
@@ -24,7 +25,8 @@ class ProxyRuntime:
     """The upstream table, the services every proxied request uses, and one client per upstream.
 
     ``verify_keys`` caches the SigV4 keys of client signatures (shared with the Query endpoint);
-    ``signing_keys`` those of the upstreams' own credentials, for ``auth: resign``.
+    ``signing_keys`` those of the upstreams' own credentials, for ``auth: resign``; ``messages``
+    encodes the explanation every AccessDenied ends with.
     """
 
     table: UpstreamTable
@@ -32,6 +34,7 @@ class ProxyRuntime:
     catalog: Catalog
     verify_keys: SigningKeyCache
     clock: Callable[[], float]
+    messages: AuthorizationMessages
     access_keys: AccessKeys | None = None
     signer: IdentitySigner | None = None
     clients: dict[str, aiohttp.ClientSession] = field(default_factory=dict)

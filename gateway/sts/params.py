@@ -7,6 +7,7 @@ members are structures: ``PolicyArns.member.1.arn``). Everything here is pure an
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from gateway.errors import InvalidParameterValue, MissingParameter, ValidationEr
 __all__ = [
     "MAX_POLICY_ARNS",
     "MAX_SESSION_POLICY_CHARS",
+    "MAX_TAGS",
+    "AssumeRoleParams",
     "AssumeRoleWithSAMLParams",
     "AssumeRoleWithWebIdentityParams",
     "QueryParams",
@@ -23,6 +26,8 @@ __all__ = [
     "parse_policy_arns",
     "parse_session_name",
     "parse_session_policy",
+    "parse_tags",
+    "parse_transitive_tag_keys",
     "role_arn_parameter",
 ]
 
@@ -35,6 +40,14 @@ _POLICY_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}|aws):policy/[\x21-\x7e
 _MEMBER_RE = re.compile(r"^PolicyArns\.member\.(\d{1,3})\.arn$")
 # AWS allows printable characters plus tab, LF and CR in policy documents.
 _POLICY_CHARS_RE = re.compile(r"^[\t\n\r\u0020-\u00ff]*$")
+MAX_TAGS = 50
+_TAG_MEMBER_RE = re.compile(r"^Tags\.member\.(\d{1,3})\.(Key|Value)$")
+_TRANSITIVE_MEMBER_RE = re.compile(r"^TransitiveTagKeys\.member\.(\d{1,3})$")
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
+_EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$", re.ASCII)
+_SOURCE_IDENTITY_RE = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
+_SERIAL_NUMBER_RE = re.compile(r"^[\w+=/:,.@-]{9,256}$", re.ASCII)
+_TOKEN_CODE_RE = re.compile(r"^\d{6}$", re.ASCII)
 # IAM simulations list policies, actions, resources and context entries as members; 512 fields
 # is far beyond any real call while the 256 KiB body cap bounds the work either way.
 _MAX_PARAMS = 512
@@ -238,4 +251,143 @@ class AssumeRoleWithSAMLParams:
             duration_given=raw_duration is not None,
             policy=parse_session_policy(params.get("Policy")),
             policy_arns=parse_policy_arns(params),
+        )
+
+
+def _tag_text(value: str) -> bool:
+    # AWS's pattern [\p{L}\p{Z}\p{N}_.:/=+\-@]*: letters, separators, numbers and a few marks.
+    return all(c in _TAG_PUNCTUATION or unicodedata.category(c)[0] in "LZN" for c in value)
+
+
+def _members(params: QueryParams, prefix: str, pattern: re.Pattern[str]) -> dict[int, dict[str, str]]:
+    found: dict[int, dict[str, str]] = {}
+    for name, value in params.values.items():
+        if not name.startswith(prefix):
+            continue
+        match = pattern.match(name)
+        if match is None:
+            raise ValidationError(f"Unknown parameter {name[:64]}")
+        part = match.group(2) if pattern.groups > 1 else ""
+        found.setdefault(int(match.group(1)), {})[part] = value
+    if sorted(found) != list(range(1, len(found) + 1)):
+        raise ValidationError(f"{prefix} members must be numbered from 1 without gaps")
+    return found
+
+
+def _too_many(name: str, limit: int) -> ValidationError:
+    return ValidationError(
+        f"1 validation error detected: Value at '{name}' failed to satisfy constraint: "
+        f"Member must have length less than or equal to {limit}"
+    )
+
+
+def _tag_key(raw: str, name: str) -> str:
+    _length(name, raw, 1, 128)
+    if not _tag_text(raw):
+        raise ValidationError(
+            f"1 validation error detected: Value at '{_camel(name)}' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+"
+        )
+    return raw
+
+
+def parse_tags(params: QueryParams) -> dict[str, str]:
+    """``Tags.member.N.Key`` / ``.Value``: at most 50 session tags, keys unique ignoring case."""
+    members = _members(params, "Tags", _TAG_MEMBER_RE)
+    if len(members) > MAX_TAGS:
+        raise _too_many("tags", MAX_TAGS)
+    tags: dict[str, str] = {}
+    seen: set[str] = set()
+    for i in sorted(members):
+        member = members[i]
+        if "Key" not in member or "Value" not in member:
+            raise ValidationError(f"Tags.member.{i} needs both a Key and a Value")
+        key = _tag_key(member["Key"], "Tags.member.key")
+        value = _length("Tags.member.value", member["Value"], 0, 256)
+        if not _tag_text(value):
+            raise ValidationError(
+                "1 validation error detected: Value at 'tags.member.value' failed to satisfy "
+                "constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*"
+            )
+        if key.lower() in seen:
+            raise InvalidParameterValue(
+                "Duplicate tag keys found. Please note that Tag keys are case insensitive."
+            )
+        seen.add(key.lower())
+        tags[key] = value
+    return tags
+
+
+def parse_transitive_tag_keys(params: QueryParams, tags: Mapping[str, str]) -> tuple[str, ...]:
+    """``TransitiveTagKeys.member.N``: at most 50 keys, each one of the session tags passed."""
+    members = _members(params, "TransitiveTagKeys", _TRANSITIVE_MEMBER_RE)
+    if len(members) > MAX_TAGS:
+        raise _too_many("transitiveTagKeys", MAX_TAGS)
+    by_lower = {k.lower(): k for k in tags}
+    keys: list[str] = []
+    for i in sorted(members):
+        key = _tag_key(members[i][""], "TransitiveTagKeys.member")
+        found = by_lower.get(key.lower())
+        if found is None:
+            raise InvalidParameterValue(f"The transitive tag key {key} is not among the session tags passed")
+        if found not in keys:
+            keys.append(found)
+    return tuple(keys)
+
+
+def _pattern(name: str, raw: str | None, rx: re.Pattern[str], low: int, high: int, shape: str) -> str | None:
+    if raw is None:
+        return None
+    _length(name, raw, low, high)
+    if not rx.match(raw):
+        raise ValidationError(
+            f"1 validation error detected: Value at '{_camel(name)}' failed to satisfy constraint: "
+            f"Member must satisfy regular expression pattern: {shape}"
+        )
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class AssumeRoleParams:
+    """Validated parameters of ``AssumeRole``."""
+
+    role_arn: str
+    role_session_name: str
+    duration_seconds: int
+    duration_given: bool
+    policy: str | None
+    policy_arns: tuple[str, ...]
+    tags: Mapping[str, str]
+    transitive_tag_keys: tuple[str, ...]
+    source_identity: str | None
+    external_id: str | None
+    serial_number: str | None
+    token_code: str | None
+
+    @classmethod
+    def parse(cls, params: QueryParams) -> AssumeRoleParams:
+        """Validate every parameter; the first problem raises with AWS's code."""
+        role_arn = role_arn_parameter(params.require("RoleArn"))
+        session_name = parse_session_name(params.require("RoleSessionName"))
+        raw_duration = params.get("DurationSeconds")
+        tags = parse_tags(params)
+        return cls(
+            role_arn=role_arn,
+            role_session_name=session_name,
+            duration_seconds=parse_duration(raw_duration),
+            duration_given=raw_duration is not None,
+            policy=parse_session_policy(params.get("Policy")),
+            policy_arns=parse_policy_arns(params),
+            tags=tags,
+            transitive_tag_keys=parse_transitive_tag_keys(params, tags),
+            source_identity=_pattern(
+                "SourceIdentity", params.get("SourceIdentity"), _SOURCE_IDENTITY_RE, 2, 64, "[\\w+=,.@-]*"
+            ),
+            external_id=_pattern(
+                "ExternalId", params.get("ExternalId"), _EXTERNAL_ID_RE, 2, 1224, "[\\w+=,.@:\\/-]*"
+            ),
+            serial_number=_pattern(
+                "SerialNumber", params.get("SerialNumber"), _SERIAL_NUMBER_RE, 9, 256, "[\\w+=/:,.@-]*"
+            ),
+            token_code=_pattern("TokenCode", params.get("TokenCode"), _TOKEN_CODE_RE, 6, 6, "[\\d]*"),
         )

@@ -11,60 +11,76 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-import math
-import zlib
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, final
+from typing import final
 
 from gateway.calls import CallRecord
 from gateway.credentials import CredentialService, IssuedCredentials
 from gateway.errors import (
     AccessDenied,
-    ExpiredToken,
     InvalidIdentityToken,
     InvalidParameterValue,
-    PackedPolicyTooLarge,
     ValidationError,
 )
+from gateway.iam import permissions
 from gateway.iam.caller import Caller
 from gateway.iam.catalog import Catalog, CatalogSnapshot
-from gateway.iam.trust import decide_trust, idp_grants
+from gateway.iam.denial import AuthorizationMessages
+from gateway.iam.permissions import Check, ContextValue
+from gateway.iam.trust import (
+    assume_role_actions,
+    assume_role_context,
+    decide_assume_role,
+    decide_trust,
+    idp_grants,
+)
 from gateway.identity import Identity, IdentityProvider
 from gateway.jsonlimits import loads as bounded_loads
-from gateway.policy import Policy, minify, parse_policy
+from gateway.policy import Policy
 from gateway.sts.params import (
+    AssumeRoleParams,
     AssumeRoleWithSAMLParams,
     AssumeRoleWithWebIdentityParams,
     QueryParams,
     parse_session_name,
 )
+from gateway.sts.sessions import (
+    CHAINED_SESSION_LIMIT,
+    SessionArgs,
+    effective_duration,
+    inherit,
+    packed_size,
+    request_parameters,
+    session_policy_of,
+    within_max_session_duration,
+)
 
 __all__ = [
+    "CHAINED_SESSION_LIMIT",
     "AssumedRole",
     "CallerIdentity",
+    "MfaVerifier",
+    "RoleSession",
     "SessionArgs",
     "StsService",
+    "refuse_mfa",
 ]
 
-# AWS reports PackedPolicySize as a percentage of an undisclosed limit on the compressed session
-# policy and tags; fedgate uses 2,048 compressed bytes.
-PACKED_LIMIT_BYTES = 2048
 _MAX_PEEK_CHARS = 20000
+_KEY_ID_CHARS = re.compile(r"^\w+$", re.ASCII)
+# What new_access_key_id (and the IAM API's long-term keys) produce: a prefix and 16 base32 characters.
+_ISSUED_KEY_ID = re.compile(r"^(ASIA|AKIA)[A-Z2-7]{16}$")
+
+#: Checks an MFA code for ``AssumeRole``'s SerialNumber and TokenCode: returns when ``token_code`` is
+#: a current, unspent code of the caller's device ``serial_number``, raises AccessDenied otherwise.
+MfaVerifier = Callable[[Caller, str, str | None], Awaitable[None]]
 
 
-class SessionArgs(Protocol):
-    """What every way of assuming a role asks for (the AssumeRole* parameters share these)."""
-
-    @property
-    def role_arn(self) -> str: ...
-    @property
-    def duration_seconds(self) -> int: ...
-    @property
-    def policy(self) -> str | None: ...
-    @property
-    def policy_arns(self) -> tuple[str, ...]: ...
+async def refuse_mfa(caller: Caller, serial_number: str, token_code: str | None) -> None:
+    """The verifier while fedgate has no MFA devices: every code is refused."""
+    raise AccessDenied("MultiFactorAuthentication failed: no MFA device is registered to check codes with.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +92,22 @@ class _SessionRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class AssumedRole:
-    """The result of a successful AssumeRole* call."""
+class RoleSession:
+    """The result of a successful AssumeRole* call: the new session's credentials and names."""
 
     credentials: IssuedCredentials
     assumed_role_arn: str
     assumed_role_id: str
-    identity: Identity
     packed_policy_size: int | None
+    source_identity: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AssumedRole(RoleSession):
+    """A session assumed by a federated identity (AssumeRoleWithWebIdentity, AssumeRoleWithSAML,
+    a browser or CLI sign-in), with the identity that assumed it."""
+
+    identity: Identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +130,17 @@ class StsService:
         credentials: CredentialService,
         *,
         clock: Callable[[], float],
+        messages: AuthorizationMessages,
+        region: str,
+        verify_mfa: MfaVerifier = refuse_mfa,
     ) -> None:
         self._catalog = catalog
+        self._region = region
+        self._messages = messages
         self._credentials = credentials
         self._clock = clock
         self._configured = tuple(providers)
+        self._verify_mfa = verify_mfa
         self._oidc_by_issuer: dict[str, IdentityProvider] = {}
         self._saml_by_arn: dict[str, IdentityProvider] = {}
         self.use_api_providers(())
@@ -141,14 +171,10 @@ class StsService:
         args = AssumeRoleWithWebIdentityParams.parse(params)
         snapshot = self._catalog.snapshot
         call.request_parameters = {
-            "roleArn": args.role_arn,
-            "roleSessionName": args.role_session_name,
-            "durationSeconds": args.duration_seconds,
-            "policyArns": list(args.policy_arns) or None,
-            "policy": args.policy,
+            **request_parameters(args, args.role_session_name),
             "providerId": args.provider_id,
         }
-        session_policy = _session_policy(snapshot, args.policy, args.policy_arns)
+        session_policy = session_policy_of(snapshot, args.policy, args.policy_arns)
         provider = self._oidc_provider_for(args.web_identity_token)
         identity = await provider.authenticate(args.web_identity_token)
         call.identity = identity
@@ -159,13 +185,10 @@ class StsService:
         args = AssumeRoleWithSAMLParams.parse(params)
         snapshot = self._catalog.snapshot
         call.request_parameters = {
-            "roleArn": args.role_arn,
+            **request_parameters(args, None),
             "principalArn": args.principal_arn,
-            "durationSeconds": args.duration_seconds,
-            "policyArns": list(args.policy_arns) or None,
-            "policy": args.policy,
         }
-        session_policy = _session_policy(snapshot, args.policy, args.policy_arns)
+        session_policy = session_policy_of(snapshot, args.policy, args.policy_arns)
         provider = self._saml_by_arn.get(args.principal_arn)
         if provider is None:
             raise InvalidIdentityToken(f"SAML provider {args.principal_arn} does not exist in the account")
@@ -223,12 +246,9 @@ class StsService:
         if not trust.allowed or role is None:
             raise trust.error()
         tags = dict(identity.session_tags)
-        if args.duration_seconds > role.max_session_duration:
-            raise ValidationError(
-                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-            )
-        duration = _effective_duration(args.duration_seconds, identity, call.now)
-        packed = _packed_size(session_policy, policy, tags)
+        within_max_session_duration(role, args.duration_seconds)
+        duration = effective_duration(args.duration_seconds, identity, call.now)
+        packed = packed_size(session_policy, policy, tags)
         issued = self._credentials.issue(
             account_id=snapshot.account_id,
             role_arn=role_arn,
@@ -248,7 +268,139 @@ class StsService:
             identity_claims=dict(identity.condition_keys),
         )
         claims = issued.claims
-        return AssumedRole(issued, claims.assumed_role_arn, claims.assumed_role_id, identity, packed)
+        return AssumedRole(
+            credentials=issued,
+            assumed_role_arn=claims.assumed_role_arn,
+            assumed_role_id=claims.assumed_role_id,
+            packed_policy_size=packed,
+            source_identity=claims.source_identity,
+            identity=identity,
+        )
+
+    async def assume_role(self, params: QueryParams, caller: Caller, call: CallRecord) -> RoleSession:
+        """``AssumeRole``: a signed caller (a role session, a user) gets a session of another role.
+
+        A caller that is itself a role session is *chaining*: its session is capped at one hour, its
+        transitive tags pass to the new session (and may not be passed again), its source identity
+        is kept (and may not be changed), and the new session records the chain it descends from,
+        so revoking the sessions of any role on the chain revokes it too.
+        """
+        args = AssumeRoleParams.parse(params)
+        snapshot = self._catalog.snapshot
+        call.request_parameters = {
+            **request_parameters(args, args.role_session_name),
+            "tags": [{"key": k, "value": v} for k, v in args.tags.items()] or None,
+            "transitiveTagKeys": list(args.transitive_tag_keys) or None,
+            "sourceIdentity": args.source_identity,
+            "serialNumber": args.serial_number,
+        }
+        session_policy = session_policy_of(snapshot, args.policy, args.policy_arns)
+        parent = caller.session
+        carried = inherit(parent, args.tags, args.transitive_tag_keys, args.source_identity)
+        mfa = False
+        if args.serial_number is not None or args.token_code is not None:
+            if args.serial_number is None:
+                raise ValidationError("TokenCode needs SerialNumber")
+            await self._verify_mfa(caller, args.serial_number, args.token_code)
+            mfa = True
+        role = snapshot.role(args.role_arn)
+        if role is not None:
+            call.resources.append(("AWS::IAM::Role", args.role_arn))
+        context = assume_role_context(
+            self._context(snapshot, caller, call),
+            session_name=args.role_session_name,
+            tags=args.tags,
+            transitive_tag_keys=args.transitive_tag_keys,
+            source_identity=carried.source_identity,
+            external_id=args.external_id,
+            mfa_present=mfa or (parent is not None and parent.mfa_authenticated),
+        )
+        actions = assume_role_actions(
+            tagged=bool(carried.tags), source_identity=carried.source_identity is not None
+        )
+        policies = permissions.policy_set(snapshot, caller)
+        trust = decide_assume_role(role, caller, policies=policies, actions=actions, context=context)
+        if not trust.allowed or role is None:
+            # Unknown and forbidden roles are refused alike, so roles cannot be enumerated.
+            raise AccessDenied(_not_authorized(caller, trust.action, args.role_arn))
+        duration = args.duration_seconds
+        if parent is not None and duration > CHAINED_SESSION_LIMIT:
+            raise ValidationError(
+                "The requested DurationSeconds exceeds the 1 hour session limit "
+                "for roles assumed by role chaining."
+            )
+        within_max_session_duration(role, duration)
+        packed = packed_size(session_policy, args.policy, carried.tags)
+        issued = self._credentials.issue(
+            account_id=snapshot.account_id,
+            role_arn=role.arn,
+            role_name=role.name,
+            session_name=args.role_session_name,
+            duration_seconds=duration,
+            now=call.now,
+            session_policy=args.policy or None,
+            policy_arns=args.policy_arns,
+            tags=carried.tags,
+            transitive_tag_keys=carried.transitive_tag_keys,
+            source_identity=carried.source_identity,
+            mfa_authenticated=mfa,
+            chain=carried.chain,
+        )
+        claims = issued.claims
+        return RoleSession(
+            credentials=issued,
+            assumed_role_arn=claims.assumed_role_arn,
+            assumed_role_id=claims.assumed_role_id,
+            packed_policy_size=packed,
+            source_identity=claims.source_identity,
+        )
+
+    def decode_authorization_message(self, params: QueryParams, caller: Caller, call: CallRecord) -> str:
+        """``DecodeAuthorizationMessage``: the explanation an AccessDenied carried, as AWS's
+        ``DecodedMessage`` JSON, for a caller allowed ``sts:DecodeAuthorizationMessage``."""
+        encoded = params.require("EncodedMessage")
+        if not 1 <= len(encoded) <= 10240:
+            raise ValidationError(
+                "1 validation error detected: Value at 'encodedMessage' failed to satisfy constraint: "
+                "Member must have length between 1 and 10240"
+            )
+        action = "sts:DecodeAuthorizationMessage"
+        self._authorize(caller, action, call)
+        return self._messages.decode(encoded)
+
+    def get_access_key_info(self, params: QueryParams, caller: Caller, call: CallRecord) -> str:
+        """``GetAccessKeyInfo``: the account an access key id belongs to.
+
+        Like AWS, the answer says nothing of the key's state (active, expired, deleted): it is read
+        from the key id's shape, with no lookup. Every ``ASIA`` (session) or ``AKIA`` (long-term) key
+        id of the shape fedgate issues belongs to this gateway's account; any other well-formed key
+        id is one fedgate never issued, answered InvalidParameterValue. The caller needs
+        ``sts:GetAccessKeyInfo``.
+        """
+        key_id = params.require("AccessKeyId")
+        if not 16 <= len(key_id) <= 128 or not _KEY_ID_CHARS.match(key_id):
+            raise ValidationError(
+                "1 validation error detected: Value at 'accessKeyId' failed to satisfy constraint: "
+                "Member must satisfy regular expression pattern: [\\w]* and have length between 16 and 128"
+            )
+        action = "sts:GetAccessKeyInfo"
+        self._authorize(caller, action, call)
+        if not _ISSUED_KEY_ID.match(key_id):
+            raise InvalidParameterValue(f"The access key ID {key_id[:128]} was not issued by this service.")
+        return self._catalog.snapshot.account_id
+
+    def _context(
+        self, snapshot: CatalogSnapshot, caller: Caller, call: CallRecord
+    ) -> dict[str, ContextValue]:
+        """The global condition keys of ``caller``'s request, as the proxy and the IAM API see them."""
+        return permissions.session_context(snapshot, caller, call.transport, region=self._region)
+
+    def _authorize(self, caller: Caller, action: str, call: CallRecord) -> None:
+        """``caller``'s own policies must allow ``action`` (on ``*``); AccessDenied otherwise."""
+        snapshot = self._catalog.snapshot
+        context = self._context(snapshot, caller, call)
+        if not permissions.decide(snapshot, caller, [Check(action, "*")], context).allowed:
+            raise AccessDenied(_not_authorized(caller, action, "*"))
 
     def get_caller_identity(self, caller: Caller) -> CallerIdentity:
         """``GetCallerIdentity`` for a verified caller (a session or an IAM user): always allowed,
@@ -264,43 +416,9 @@ class StsService:
         return provider
 
 
-def _session_policy(
-    snapshot: CatalogSnapshot, policy: str | None, policy_arns: Sequence[str]
-) -> Policy | None:
-    parsed = parse_policy(policy, kind="session", name="session-policy") if policy else None
-    for arn in policy_arns:
-        if snapshot.policy(arn) is None:
-            raise InvalidParameterValue(f"Policy {arn[:256]} does not exist or is not attachable.")
-    return parsed
-
-
-def _effective_duration(requested: int, identity: Identity, now: float) -> int:
-    """AWS's rule: the least of the request (already capped by the role), the provider's
-    SessionDuration and the time left before its SessionNotOnOrAfter."""
-    duration = requested
-    if identity.max_session_duration is not None:
-        duration = min(duration, identity.max_session_duration)
-    if identity.session_not_on_or_after is not None:
-        remaining = int(identity.session_not_on_or_after - now)
-        if remaining <= 0:
-            raise ExpiredToken("The identity provider's session has ended (SessionNotOnOrAfter)")
-        duration = min(duration, remaining)
-    return duration
-
-
-def _packed_size(session_policy: Policy | None, raw: str | None, tags: Mapping[str, str]) -> int | None:
-    if session_policy is None and not tags:
-        return None
-    packed = zlib.compress(
-        json.dumps([minify(raw) if raw else "", sorted(tags.items())], separators=(",", ":")).encode()
-    )
-    percent = math.ceil(len(packed) * 100 / PACKED_LIMIT_BYTES)
-    if percent > 100:
-        raise PackedPolicyTooLarge(
-            f"Serialized token too large for session; the session policy and tags use {percent}% "
-            "of the allowed size"
-        )
-    return percent
+def _not_authorized(caller: Caller, action: str, resource: str) -> str:
+    """STS's AccessDenied message, as AWS words it."""
+    return f"User: {caller.arn} is not authorized to perform: {action} on resource: {resource}"
 
 
 def _issuer_key(issuer: str) -> str:

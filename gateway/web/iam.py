@@ -17,7 +17,6 @@ from types import MappingProxyType
 from typing import Any, final
 
 from gateway import keys
-from gateway.errors import AccessDenied
 from gateway.iam import API_VERSION, SimulationParams, permissions, simulate
 from gateway.iam.api import ACTIONS as API_ACTIONS
 from gateway.iam.api import IamAction, execute
@@ -66,9 +65,13 @@ class _SignedCaller:
             decision = permissions.decide(snapshot, caller, [check], context)
             if not decision.allowed:
                 explicit = " with an explicit deny" if decision.kind == "explicitDeny" else ""
-                raise AccessDenied(
+                raise self._call.request.app[keys.AUTHORIZATION_MESSAGES].denied(
                     f"User: {self.arn} is not authorized to perform: {check.action} on resource: "
-                    f"{check.resource}{explicit}"
+                    f"{check.resource}{explicit}",
+                    decision,
+                    principal_id=caller.user_id,
+                    principal_arn=caller.arn,
+                    context={**context, **check.context},
                 )
 
 

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from gateway import keys
 from gateway.audit.events import assumed_role_elements
 from gateway.sts.params import API_VERSION
-from gateway.sts.service import AssumedRole
+from gateway.sts.service import RoleSession
 from gateway.sts.xml import NAMESPACE, XmlValue
 from gateway.web.actions import QueryAction, QueryActions, QueryCall
 from gateway.web.query import authenticate_call
@@ -44,13 +44,31 @@ async def _assume_role_with_saml(call: QueryCall) -> Mapping[str, XmlValue]:
     }
 
 
+async def _assume_role(call: QueryCall) -> Mapping[str, XmlValue]:
+    caller = await authenticate_call(call, service="sts")
+    assumed = await call.request.app[keys.STS].assume_role(call.params, caller, call.record)
+    call.record.response_elements = assumed_role_elements(assumed)
+    return {**_assumed_fields(assumed), "SourceIdentity": assumed.source_identity}
+
+
+async def _decode_authorization_message(call: QueryCall) -> Mapping[str, XmlValue]:
+    caller = await authenticate_call(call, service="sts")
+    sts = call.request.app[keys.STS]
+    return {"DecodedMessage": sts.decode_authorization_message(call.params, caller, call.record)}
+
+
+async def _get_access_key_info(call: QueryCall) -> Mapping[str, XmlValue]:
+    caller = await authenticate_call(call, service="sts")
+    return {"Account": call.request.app[keys.STS].get_access_key_info(call.params, caller, call.record)}
+
+
 async def _get_caller_identity(call: QueryCall) -> Mapping[str, XmlValue]:
     caller = await authenticate_call(call, service="sts")
     identity = call.request.app[keys.STS].get_caller_identity(caller)
     return {"UserId": identity.user_id, "Account": identity.account, "Arn": identity.arn}
 
 
-def _assumed_fields(assumed: AssumedRole) -> dict[str, XmlValue]:
+def _assumed_fields(assumed: RoleSession) -> dict[str, XmlValue]:
     creds = assumed.credentials
     return {
         "Credentials": {
@@ -68,8 +86,11 @@ ACTIONS: QueryActions = MappingProxyType(
     {
         (API_VERSION, name): QueryAction(handler, NAMESPACE, _SOURCE)
         for name, handler in (
+            ("AssumeRole", _assume_role),
             ("AssumeRoleWithWebIdentity", _assume_role_with_web_identity),
             ("AssumeRoleWithSAML", _assume_role_with_saml),
+            ("DecodeAuthorizationMessage", _decode_authorization_message),
+            ("GetAccessKeyInfo", _get_access_key_info),
             ("GetCallerIdentity", _get_caller_identity),
         )
     }

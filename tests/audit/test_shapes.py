@@ -16,7 +16,7 @@ from gateway.context import Transport
 from gateway.credentials import IssuedCredentials, SessionClaims, role_id_for
 from gateway.errors import AccessDenied
 from gateway.identity import Identity
-from gateway.sts.service import AssumedRole
+from gateway.sts.service import AssumedRole, RoleSession
 from tests.conftest import audit_validator
 
 ACCOUNT = "123456789012"
@@ -118,11 +118,24 @@ def test_response_elements_name_the_key_never_the_secret() -> None:
         expiration=datetime.fromtimestamp(CLAIMS.expires_at, UTC),
         claims=CLAIMS,
     )
+    names = {
+        "credentials": issued,
+        "assumed_role_arn": CLAIMS.assumed_role_arn,
+        "assumed_role_id": CLAIMS.assumed_role_id,
+        "packed_policy_size": None,
+        "source_identity": None,
+    }
     for identity in (WEB, SAML_ID):
-        assumed = AssumedRole(issued, CLAIMS.assumed_role_arn, CLAIMS.assumed_role_id, identity, None)
+        assumed = AssumedRole(**names, identity=identity)
         call = record(identity=identity, response_elements=assumed_role_elements(assumed))
         text = str(event(call))
         assert CLAIMS.access_key_id in text and "s" * 40 not in text and "token-" not in text
+    # AssumeRole: a signed caller, no federated identity.
+    chained = RoleSession(**{**names, "source_identity": "alice"})
+    elements = assumed_role_elements(chained)
+    assert elements["sourceIdentity"] == "alice" and "provider" not in elements
+    text = str(event(record(session=CLAIMS, response_elements=elements)))
+    assert "s" * 40 not in text and "token-" not in text
 
 
 def test_proxied_events_carry_the_decision_and_failures_their_code() -> None:

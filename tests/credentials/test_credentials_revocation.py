@@ -80,6 +80,21 @@ async def test_revocation_applies_to_sessions_issued_before(ring: KeyRing) -> No
     assert await valid(service, other_role)
 
 
+async def test_a_chained_session_falls_with_any_session_it_descends_from(ring: KeyRing) -> None:
+    service = CredentialService(ring, Revocations.local())
+    # A session of OTHER_ROLE assumed (chained) from a session of ROLE issued at T0.
+    chained = service.issue(
+        role_arn=OTHER_ROLE, session_name="s", duration_seconds=3600, now=T0 + 5, chain=[(ROLE, T0)]
+    )
+    opened = await service.validate(chained.access_key_id, chained.session_token, now=T0 + 100)
+    assert opened.chained and opened.chain == ((ROLE, T0),)
+    await service.revoke_role_sessions(ROLE, before=T0 - 1)  # before the ancestor: no effect
+    assert await valid(service, chained)
+    await service.revoke_role_sessions(ROLE, before=T0 + 1)  # the ancestor, not the chained one
+    assert not await valid(service, chained)
+    assert await valid(service, issue(service, role=OTHER_ROLE, at=T0 + 2))
+
+
 async def test_revoked_error_is_invalid_client_token(ring: KeyRing) -> None:
     service = CredentialService(ring, Revocations.local())
     creds = issue(service)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -154,27 +155,25 @@ def gateway(
     background_loop.run(runner.cleanup())
 
 
-@pytest.fixture()
-def clean_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    """An environment with no AWS configuration leaking in from the machine."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    env = {
-        "AWS_CONFIG_FILE": str(tmp_path / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "HOME": str(tmp_path),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
-
-
 def aws_cli() -> str:
     """The aws CLI installed beside this Python."""
     path = Path(sys.executable).with_name("aws")
     if not path.exists():
         pytest.fail(f"the aws CLI is not installed at {path}; run `make install`", pytrace=False)
     return str(path)
+
+
+def decode_with_cli(url: str, env: dict[str, str], blob: str, clean_env: dict[str, str]) -> dict[str, Any]:
+    """``aws sts decode-authorization-message`` as a user runs it; the DecodedMessage, parsed."""
+    command = [aws_cli(), "sts", "decode-authorization-message", "--endpoint-url", url]
+    command += ["--encoded-message", blob, "--output", "json"]
+    out = subprocess.run(
+        command,
+        env={**clean_env, **env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    decoded: dict[str, Any] = json.loads(json.loads(out.stdout)["DecodedMessage"])
+    return decoded

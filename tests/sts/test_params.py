@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import InvalidParameterValue, MissingParameter, ServiceError, ValidationError
-from gateway.sts.params import AssumeRoleWithWebIdentityParams, collect_params
+from gateway.sts.params import AssumeRoleParams, AssumeRoleWithWebIdentityParams, collect_params
 
 ROLE = "arn:aws:iam::123456789012:role/app"
 
@@ -83,3 +83,60 @@ def test_duplicate_parameter_refused() -> None:
 def test_too_many_parameters_refused() -> None:
     with pytest.raises(ValidationError):
         collect_params((f"P{i}", "v") for i in range(600))
+
+
+def _assume_role(**overrides: str) -> AssumeRoleParams:
+    values = {"Action": "AssumeRole", "RoleArn": ROLE, "RoleSessionName": "session", **overrides}
+    return AssumeRoleParams.parse(collect_params(values.items()))
+
+
+def test_assume_role_tags_transitive_keys_and_identifiers() -> None:
+    args = _assume_role(
+        **{
+            "Tags.member.1.Key": "Équipe",  # tag text is any letter, number or separator
+            "Tags.member.1.Value": "données 2026",
+            "Tags.member.2.Key": "cost-center",
+            "Tags.member.2.Value": "",
+            "TransitiveTagKeys.member.1": "équipe",  # keys match ignoring case, spelled as tagged
+            "SourceIdentity": "alice@example.com",
+            "ExternalId": "arn:partner/build-42",
+            "SerialNumber": "arn:aws:iam::123456789012:mfa/alice",
+            "TokenCode": "123456",
+        }
+    )
+    assert dict(args.tags) == {"Équipe": "données 2026", "cost-center": ""}
+    assert args.transitive_tag_keys == ("Équipe",)
+    assert (args.source_identity, args.external_id) == ("alice@example.com", "arn:partner/build-42")
+    assert (args.serial_number, args.token_code) == ("arn:aws:iam::123456789012:mfa/alice", "123456")
+    plain = _assume_role()
+    assert plain.tags == {} and plain.transitive_tag_keys == () and plain.source_identity is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"Tags.member.1.Key": "a<b", "Tags.member.1.Value": "v"}, ValidationError),
+        ({"Tags.member.1.Key": "k", "Tags.member.1.Value": "v" * 257}, ValidationError),
+        ({"Tags.member.1.Key": "k"}, ValidationError),
+        ({"Tags.member.2.Key": "k", "Tags.member.2.Value": "v"}, ValidationError),
+        ({"Tags.member.1.Kee": "k"}, ValidationError),
+        (
+            {
+                "Tags.member.1.Key": "k",
+                "Tags.member.1.Value": "1",
+                "Tags.member.2.Key": "K",
+                "Tags.member.2.Value": "2",
+            },
+            InvalidParameterValue,
+        ),
+        ({"TransitiveTagKeys.member.1": "absent"}, InvalidParameterValue),
+        ({"SourceIdentity": "has space"}, ValidationError),
+        ({"SourceIdentity": "aws:reserved"}, ValidationError),
+        ({"ExternalId": "x"}, ValidationError),
+        ({"TokenCode": "12345a"}, ValidationError),
+        ({"SerialNumber": "short"}, ValidationError),
+    ],
+)
+def test_assume_role_refuses_what_aws_refuses(overrides: dict[str, str], error: type[ServiceError]) -> None:
+    with pytest.raises(error):
+        _assume_role(**overrides)

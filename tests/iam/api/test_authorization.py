@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from gateway import keys
 from gateway.iam.api import access_keys, groups, inline, users
+from gateway.iam.denial import MARKER
 from tests.iam.api.conftest import ACCOUNT, Api, error_of
 
 DOC = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}'
@@ -107,12 +108,15 @@ def test_a_reader_cannot_write(api: Api, key_id: str, reader: Any, action: str) 
     before = _revision(api)
     with pytest.raises(ClientError) as excinfo:
         getattr(reader, method)(**kwargs)
-    assert error_of(excinfo) == (
+    code, status, message = error_of(excinfo)
+    text, marker, blob = message.partition(" " + MARKER)  # the decodable explanation ends it
+    assert (code, status, text) == (
         "AccessDenied",
         403,
         f"User: arn:aws:sts::{ACCOUNT}:assumed-role/reader/api-test is not authorized to perform: "
         f"iam:{action} on resource: {resource}",
     )
+    assert marker and blob
     assert _revision(api) == before
     event = api.audit.named(action)[-1]
     assert event["errorCode"] == "AccessDenied" and event["readOnly"] is False

@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from gateway import keys
+from gateway.iam.denial import MARKER
 from tests.iam.api.conftest import ACCOUNT, Api, error_of
 
 
@@ -126,12 +127,15 @@ def test_unauthorized_caller_gets_access_denied_and_nothing_changes(api: Api, ad
     nobody = api.client("nobody")
     with pytest.raises(ClientError) as excinfo:
         nobody.create_user(UserName="intruder")
-    assert error_of(excinfo) == (
+    code, status, message = error_of(excinfo)
+    text, marker, blob = message.partition(" " + MARKER)  # the decodable explanation ends it
+    assert (code, status, text) == (
         "AccessDenied",
         403,
         f"User: arn:aws:sts::{ACCOUNT}:assumed-role/nobody/api-test is not authorized to perform: "
         f"iam:CreateUser on resource: arn:aws:iam::{ACCOUNT}:user/intruder",
     )
+    assert marker and blob
     assert "intruder" not in _names(admin)
     with pytest.raises(ClientError) as excinfo:
         nobody.list_users()
