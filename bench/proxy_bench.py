@@ -15,8 +15,9 @@ The client (one aiohttp session in this process) sends the same pool of pre-sign
 same fixed concurrency, to each target in alternating rounds (warm-up, then a timed window); only
 ``200`` responses count, and a forged request is checked to be refused before anything is timed.
 
-Prints requests/s and p50/p99 latency for: the upstream directly, the bare proxy, fedgate, and
-``fedgate serve --workers N``; then the ratio fedgate/bare (target >= 0.85), the latency fedgate
+Prints requests/s and p50/p99 latency for: the upstream directly, the bare proxy, fedgate, fedgate
+with ``metrics.enabled: false`` and ``fedgate serve --workers N`` (metrics merged across workers);
+then the ratio fedgate/bare (target >= 0.85), metrics on/off (what counting costs), the latency fedgate
 adds over the bare proxy and over the direct call, and the workers' scaling. All processes share the
 machine's cores with the client and the upstream, so the scaling is bounded by what is left over.
 """
@@ -118,9 +119,12 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def config(secret: str, upstream_port: int, path: Path) -> None:
+def config(secret: str, upstream_port: int, path: Path, *, metrics: bool = True) -> None:
     doc = {
         "account_id": ACCOUNT,
+        "metrics": {"enabled": metrics},
+        # --workers needs a database its workers share; each server gets its own file.
+        "database": {"url": f"sqlite:///{path.with_suffix('.db')}"},
         "log_level": "WARNING",
         "audit": {"sink": "none"},
         "keyring": {"active": "bench", "keys": [{"id": "bench", "secret": {"value": secret}}]},
@@ -254,16 +258,19 @@ async def drive(
 async def main_async(args: argparse.Namespace) -> int:
     secret = secrets.token_urlsafe(48)
     procs: list[subprocess.Popen[bytes]] = []
-    ports = {name: free_port() for name in ("upstream", "bare", "fedgate", "workers")}
+    ports = {name: free_port() for name in ("upstream", "bare", "fedgate", "unmetered", "workers")}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "fedgate.yaml"
         config(secret, ports["upstream"], cfg)
+        unmetered = Path(tmp) / "unmetered.yaml"
+        config(secret, ports["upstream"], unmetered, metrics=False)
         fedgate = str(VENV_BIN / "fedgate")
         upstream_url = f"http://127.0.0.1:{ports['upstream']}"
         try:
             procs.append(spawn([sys.executable, "-c", UPSTREAM_MAIN, str(ports["upstream"])]))
             procs.append(spawn([sys.executable, "-c", BARE_PROXY_MAIN, str(ports["bare"]), upstream_url]))
             procs.append(spawn([fedgate, "serve", "-c", str(cfg), "--port", str(ports["fedgate"])]))
+            procs.append(spawn([fedgate, "serve", "-c", str(unmetered), "--port", str(ports["unmetered"])]))
             procs.append(
                 spawn(
                     [
@@ -294,6 +301,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     "direct": ports["upstream"],
                     "bare": ports["bare"],
                     "fedgate": ports["fedgate"],
+                    "no metrics": ports["unmetered"],
                     f"fedgate x{args.workers}": ports["workers"],
                 }
                 results: dict[str, list[Result]] = {name: [] for name in targets}
@@ -341,6 +349,7 @@ async def main_async(args: argparse.Namespace) -> int:
         f"p99 {fed.pct(0.99) - direct.pct(0.99):+.2f} ms"
     )
     print(f"workers x{args.workers} / 1 worker: {workers.rps / fed.rps:.2f} on {os.cpu_count()} cores")
+    print(f"metrics on / off: {fed.rps / merged['no metrics'].rps:.2f} (what counting costs)")
     per_round = [f.rps / b.rps for f, b in zip(results["fedgate"], results["bare"], strict=True)]
     print(f"median per-round fedgate/bare: {statistics.median(per_round):.2f}")
     return 0

@@ -20,7 +20,7 @@ from gateway.plugin_host import PluginHost
 from gateway.proxy import handler as proxy
 from gateway.startup import service_contexts
 from gateway.store import Store
-from gateway.web import health, iam, query, sts
+from gateway.web import health, iam, metrics, query, sts
 from gateway.web.middleware import request_context
 
 __all__ = ["create_app"]
@@ -53,6 +53,7 @@ def create_app(
     app[keys.TRUSTED_PROXIES] = TrustedProxies(config.proxy.trusted_proxies)
     app.cleanup_ctx.extend(service_contexts(clock, store=store))
     app.add_routes(health.routes)
+    app.add_routes(metrics.routes)
     app[keys.QUERY_ACTIONS] = {**sts.ACTIONS, **iam.ACTIONS}
     app.add_routes(query.routes)
     app.add_routes(proxy.routes)

@@ -20,7 +20,8 @@ import traceback
 from collections.abc import Sequence
 from datetime import UTC
 from importlib.metadata import version
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gateway.agent.cli import add_agent_command
 from gateway.check_cli import add_check_command
@@ -44,6 +45,8 @@ from gateway.simulate_cli import add_simulate_command
 
 if TYPE_CHECKING:  # aiohttp is imported only by the commands that serve (credential-process starts fast)
     from aiohttp import web
+
+    from gateway.web.tls import TlsFiles
 
 __all__ = [
     "add_config_argument",
@@ -71,8 +74,9 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
         "serve",
         help="run the gateway",
         description="Run the gateway: the STS and IAM Query API on /, the reverse proxy for configured "
-        "upstreams, the /sso/ sign-in pages when configured, and /healthz and /readyz. "
-        "Stops cleanly on SIGINT and SIGTERM.",
+        "upstreams, the /sso/ sign-in pages when configured, /healthz, /readyz and /metrics. "
+        "Stops cleanly on SIGINT and SIGTERM; SIGHUP reloads the configuration (what can change "
+        "without a restart) and the TLS certificate files.",
     )
     add_config_argument(serve)
     serve.add_argument("--host", help="address to bind (overrides listen.host)")
@@ -144,7 +148,7 @@ def _serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
     from gateway.db import target_for
     from gateway.startup import load, preflight
-    from gateway.web.server import run
+    from gateway.web.tls import TlsFiles
 
     config, host = load(args.config)
     database = target_for(config.database)
@@ -158,6 +162,8 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else config.listen.port
     if args.workers > 1:
         config = _shared_secrets(config)
+    # Loaded here, once, so that unusable files are one error before anything is bound or forked.
+    tls = TlsFiles(config.listen.tls) if config.listen.tls is not None else None
     app = create_app(config, host=host)  # here, so a plugin's refusal is said once, not per worker
     sock = _listen(bind_host, port)
     log.info(
@@ -171,8 +177,8 @@ def _serve(args: argparse.Namespace) -> int:
         },
     )
     if args.workers > 1:
-        return _serve_workers(app, sock, args.workers)
-    run(app, sock=sock)
+        return _serve_workers(app, sock, args.workers, args.config, tls)
+    _run_reloadable(app, args.config, tls, sock=sock)
     log.info("fedgate stopped")
     return 0
 
@@ -201,6 +207,21 @@ def _listen(host: str, port: int) -> socket.socket:
         ) from None
     sock.listen(1024)
     return sock
+
+
+def _run_reloadable(app: web.Application, path: str, tls: TlsFiles | None, **where: Any) -> None:
+    """Serve ``app``, reloading ``path`` on SIGHUP."""
+    import asyncio
+
+    from gateway.reload import Reloader
+    from gateway.web.server import run
+
+    reloader = Reloader(app, path)
+    try:
+        run(app, tls=tls, on_hangup=reloader.reload, **where)
+    finally:
+        if reloader.retiring:
+            asyncio.run(reloader.close())
 
 
 def _shared_secrets(config: GatewayConfig) -> GatewayConfig:
@@ -232,17 +253,38 @@ def _shared_secrets(config: GatewayConfig) -> GatewayConfig:
     return config.model_copy(update=update) if update else config
 
 
-def _serve_workers(app: web.Application, sock: socket.socket, workers: int) -> int:
+def _serve_workers(
+    app: web.Application, sock: socket.socket, workers: int, path: str, tls: TlsFiles | None
+) -> int:
     """Serve ``app`` with ``workers`` forked processes accepting on ``sock``, bound here."""
-    import signal
+    from gateway import keys
 
-    from gateway.web.server import run
+    if not app[keys.CONFIG].metrics.enabled:
+        return _fork_workers(app, sock, workers, path, tls, None)
+    from gateway.metrics import multiprocess_directory
+
+    # Every worker maps its samples into this run's directory; a scrape merges them all.
+    with multiprocess_directory() as directory:
+        return _fork_workers(app, sock, workers, path, tls, directory)
+
+
+def _fork_workers(
+    app: web.Application,
+    sock: socket.socket,
+    workers: int,
+    path: str,
+    tls: TlsFiles | None,
+    metrics: Path | None,
+) -> int:
+    import signal
 
     sock.set_inheritable(True)
     # A worker that fails in a way a user can fix writes its one line here; the parent prints each
     # distinct line once.
     reasons_in, reasons_out = os.pipe()
     children: list[int] = []
+    # Until the parent forwards SIGHUP (below) and a worker's loop handles it, it must not kill.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the worker
@@ -250,7 +292,7 @@ def _serve_workers(app: web.Application, sock: socket.socket, workers: int) -> i
             code = 0
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers with SIGTERM
-                run(app, sock=sock)
+                _run_reloadable(app, path, tls, sock=sock)
             except BaseException as exc:
                 reason = explain(exc)
                 if reason is None:
@@ -269,8 +311,14 @@ def _serve_workers(app: web.Application, sock: socket.socket, workers: int) -> i
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM)
 
+    def hangup(signum: int, frame: object) -> None:
+        for child in children:  # each worker reloads the configuration itself
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, hangup)
     status = 0
     for child in children:
         while True:
@@ -279,6 +327,10 @@ def _serve_workers(app: web.Application, sock: socket.socket, workers: int) -> i
                 break
             except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for clarity
                 continue
+        if metrics is not None:
+            from gateway.metrics import worker_exited
+
+            worker_exited(metrics, child)
         exit_code = os.waitstatus_to_exitcode(code)
         if exit_code not in (0, -signal.SIGTERM):
             status = max(status, exit_code if exit_code == 2 else 1)

@@ -34,11 +34,13 @@ from pydantic import (
 from gateway.arns import role_arn
 from gateway.configpath import CONFIG_DIR, ConfigPath, relative_to_config
 from gateway.errors import ConfigError, MalformedPolicyDocument
+from gateway.opsconfig import AccessLogSettings, MetricsSettings, TlsSettings, TracingSettings
 from gateway.proxy.config import ProxySettings, UpstreamSettings
 from gateway.secretref import SecretRef
 
 __all__ = [
     "AccessKeySettings",
+    "AccessLogSettings",
     "AuditSettings",
     "ClusterSettings",
     "DatabaseSettings",
@@ -49,12 +51,15 @@ __all__ = [
     "KeySettings",
     "ListenSettings",
     "ManagedPolicy",
+    "MetricsSettings",
     "ProviderSettings",
     "ProxySettings",
     "RoleSettings",
     "SecretRef",
     "SentinelSettings",
     "StoreSettings",
+    "TlsSettings",
+    "TracingSettings",
     "UpstreamSettings",
     "UserSettings",
     "format_validation_error",
@@ -113,6 +118,9 @@ class ListenSettings(_Model):
         le=1_000_000,
         description="Open client connections per process (each worker has its own); one more is answered "
         "503 with Retry-After and closed, so idle or slow clients cannot use up the file descriptors.",
+    )
+    tls: TlsSettings | None = Field(
+        default=None, description="Serve HTTPS with this certificate and key. Omitted: plain HTTP."
     )
 
 
@@ -619,6 +627,13 @@ class GatewayConfig(_Model):
     proxy: ProxySettings = Field(default_factory=ProxySettings, description="Reverse-proxy settings.")
     upstreams: list[UpstreamSettings] = Field(
         default_factory=list, description="Upstreams the reverse proxy forwards signed requests to."
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings, description="GET /metrics (Prometheus text format)."
+    )
+    tracing: TracingSettings = Field(default_factory=TracingSettings, description="OpenTelemetry tracing.")
+    access_log: AccessLogSettings = Field(
+        default_factory=AccessLogSettings, description="The HTTP access log (JSON lines)."
     )
     disabled_plugins: list[str] = Field(default_factory=list, description="Plugin names not to load.")
     sections: dict[str, BaseModel] = Field(default_factory=dict, description="Plugin-owned sections.")

@@ -3,7 +3,8 @@
 Container health checks call this instead of hard-coding a port: it reads ``listen`` from the
 same file ``fedgate serve`` reads (``-c`` or ``$FEDGATE_CONFIG``), so changing the port in the
 configuration moves the probe with it. ``GET /healthz`` (alive) by default, ``GET /readyz``
-(ready to serve: the store answers) with ``--ready``.
+(ready to serve: the store answers) with ``--ready``; over HTTPS when ``listen.tls`` is set (the
+certificate is not verified: the probe asks this host's own server whether it is up).
 
 The exit status follows Docker's ``HEALTHCHECK`` contract, not the usual CLI one: 0 healthy, 1
 unhealthy, and 1 as well when the probe cannot even be aimed (an unreadable configuration, port 0),
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -64,7 +66,8 @@ def probe_url(
     except ValueError:
         literal = None
     netloc = f"[{target}]" if literal is not None and literal.version == 6 else target
-    return f"http://{netloc}:{listen.port}/{'readyz' if ready else 'healthz'}"
+    scheme = "https" if listen.tls is not None else "http"
+    return f"{scheme}://{netloc}:{listen.port}/{'readyz' if ready else 'healthz'}"
 
 
 def probe(url: str, *, timeout: float) -> str | None:
@@ -72,7 +75,15 @@ def probe(url: str, *, timeout: float) -> str | None:
     # S310: plain http to an address taken from the operator's own configuration, not a request's;
     # never through $HTTP_PROXY, which a gateway reaching identity providers may well have set.
     request = urllib.request.Request(url, method="GET")  # noqa: S310
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    if url.startswith("https://"):
+        # The probe asks the server on this host whether it is up, over loopback, where the name
+        # its certificate carries is not the address probed: it checks liveness, not identity.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(request, timeout=timeout) as response:
             status = response.status

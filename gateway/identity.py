@@ -7,7 +7,7 @@ Identity-provider plugins (OIDC, SAML, third-party) turn a token or assertion in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -134,12 +134,16 @@ class ProviderContext:
         leeway: allowed clock skew in seconds for time-based claims.
         replay: the one-time-use guard over ``store`` (assertions, codes); the host shares one per
             store, and one is made for ``store`` when none is given.
+        report_refresh: call ``report_refresh(provider_name, document, ok)`` after each attempt to
+            load a provider's signing document (``document``: ``jwks``, ``metadata``); the host
+            counts them in its metrics. Cheap and never raises; ignores everything by default.
     """
 
     account_id: str
     store: Store
     leeway: float = 60.0
     replay: ReplayGuard = None  # type: ignore[assignment]  # None only until __post_init__
+    report_refresh: Callable[[str, str, bool], None] = field(default=lambda provider, document, ok: None)
 
     def __post_init__(self) -> None:
         if self.replay is None:

@@ -16,13 +16,16 @@ if TYPE_CHECKING:
     from gateway.iam.accesskeys import AccessKeys
     from gateway.iam.catalog import Catalog
     from gateway.iam.denial import AuthorizationMessages
+    from gateway.iam.sync import CatalogFeed
     from gateway.identity import IdentityProvider
+    from gateway.metrics import Metrics
     from gateway.plugin_host import PluginHost
     from gateway.proxy.runtime import ProxyRuntime
     from gateway.sigv4 import SigningKeyCache
     from gateway.store.base import Store
     from gateway.store.replay import ReplayGuard
     from gateway.sts.service import StsService
+    from gateway.tracing import Tracing
     from gateway.web.actions import QueryActions
 
 __all__ = [
@@ -31,11 +34,13 @@ __all__ = [
     "AUDIT_SINK",
     "AUTHORIZATION_MESSAGES",
     "CATALOG",
+    "CATALOG_FEED",
     "CONFIG",
     "CREDENTIALS",
     "DATABASE",
     "ERROR_DIALECT",
     "KEYRING",
+    "METRICS",
     "PLUGINS",
     "PROVIDERS",
     "PROXY",
@@ -45,6 +50,7 @@ __all__ = [
     "SIGNING_KEYS",
     "STORE",
     "STS",
+    "TRACING",
     "TRUSTED_PROXIES",
 ]
 
@@ -62,6 +68,8 @@ AUTHORIZATION_MESSAGES: web.AppKey[AuthorizationMessages] = web.AppKey("authoriz
 PROVIDERS: web.AppKey[list[IdentityProvider]] = web.AppKey("providers")
 #: The IAM catalog (YAML plus database), compiled; read ``.snapshot`` once per request.
 CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")
+#: What builds the catalog's snapshots from the YAML and the IAM database (a reload hands it new YAML).
+CATALOG_FEED: web.AppKey[CatalogFeed] = web.AppKey("catalog_feed")
 #: Long-term access keys (AKIA...) resolved through CATALOG, their secrets opened with KEYRING.
 ACCESS_KEYS: web.AppKey[AccessKeys] = web.AppKey("access_keys")
 STS: web.AppKey[StsService] = web.AppKey("sts")
@@ -72,6 +80,10 @@ QUERY_ACTIONS: web.AppKey[QueryActions] = web.AppKey("query_actions")
 SIGNING_KEYS: web.AppKey[SigningKeyCache] = web.AppKey("signing_keys")
 TRUSTED_PROXIES: web.AppKey[TrustedProxies] = web.AppKey("trusted_proxies")
 PROXY: web.AppKey[ProxyRuntime] = web.AppKey("proxy")
+#: The application's Prometheus series (absent when ``metrics.enabled`` is false).
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+#: The request tracer (absent unless ``tracing.enabled``).
+TRACING: web.AppKey[Tracing] = web.AppKey("tracing")
 
 # Per request.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)

@@ -7,7 +7,8 @@ that need it, so ``fedgate credential-process`` stays quick to start):
    (minus ``disabled_plugins`` and ``$FEDGATE_DISABLE_PLUGINS``) and validates the file with the
    plugins' models. The configuration module itself knows nothing of plugins being loaded.
 2. :func:`service_contexts` are the application's cleanup contexts, set up in order and unwound in
-   reverse: the store (and the replay guard over it), the key ring and the IAM database (migrated,
+   reverse: the metrics (which the later ones report to), tracing, the store (and the replay guard over
+   it), the key ring and the IAM database (migrated,
    revocations loaded, watched for changes), the credential service, the identity providers, the
    IAM catalog (the YAML's entities and the database's, followed as the database changes) with
    the long-term access keys, the STS service with the audit sink, the OIDC providers created
@@ -26,6 +27,7 @@ the very same function, so a configuration check-config accepts does not fail to
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -47,15 +49,26 @@ from gateway.iam.federation import ApiProviders
 from gateway.iam.records import records_from_config
 from gateway.iam.sync import CatalogFeed
 from gateway.identity import IdentityProvider, ProviderContext
+from gateway.metrics import instrument_engine
 from gateway.plugin_host import PluginHost, disabled_from_env
 from gateway.proxy.identity import IdentitySigner
 from gateway.proxy.runtime import ProxyRuntime
 from gateway.proxy.upstream import UpstreamTable
 from gateway.sigv4 import SigningKeyCache
-from gateway.store import ReplayGuard, Store, open_store
+from gateway.store import RedisStore, ReplayGuard, Store, open_store
 from gateway.sts.service import StsService
+from gateway.tracing import Tracing
+from gateway.web.metrics import metrics_ctx, upstream_trace
 
-__all__ = ["ServiceContext", "load", "load_config", "preflight", "secret_refs", "service_contexts"]
+__all__ = [
+    "ServiceContext",
+    "load",
+    "load_config",
+    "preflight",
+    "provider_context",
+    "secret_refs",
+    "service_contexts",
+]
 
 log = logging.getLogger(__name__)
 ServiceContext = Callable[[web.Application], AsyncIterator[None]]
@@ -147,6 +160,8 @@ def service_contexts(clock: Callable[[], float], *, store: Store | None = None) 
     closed at shutdown like the configured one.
     """
     return [
+        metrics_ctx,
+        _tracing_ctx,
         _make_store_ctx(store),
         _database_ctx,
         _credentials_ctx,
@@ -158,10 +173,25 @@ def service_contexts(clock: Callable[[], float], *, store: Store | None = None) 
     ]
 
 
+async def _tracing_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.CONFIG].tracing
+    if not settings.enabled:
+        yield
+        return
+    tracing = app[keys.TRACING] = Tracing.from_settings(settings)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(tracing.shutdown)  # flushes what is batched
+
+
 def _make_store_ctx(given: Store | None) -> ServiceContext:
     async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = given if given is not None else open_store(app[keys.CONFIG].store)
         app[keys.STORE] = store
+        metrics = app.get(keys.METRICS)
+        if metrics is not None and isinstance(store, RedisStore):
+            store.observer = metrics.store_operation
         replay = app[keys.REPLAY] = ReplayGuard(store)
         try:
             # Learn (or start) the store's generation now, so items issued from the first request
@@ -183,8 +213,17 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     keyring = KeyRing.from_settings(config.keyring)
     app[keys.KEYRING] = keyring
     # A random per-process key must never re-seal what a configured key sealed: it dies with us.
+    metrics = app.get(keys.METRICS)
     runtime = await start_database(
-        config.database, account_id=config.account_id, keyring=keyring, reseal=config.keyring is not None
+        config.database,
+        account_id=config.account_id,
+        keyring=keyring,
+        reseal=config.keyring is not None,
+        instrument=(
+            (lambda db: instrument_engine(metrics, db.engine.sync_engine, db.target.backend))
+            if metrics is not None
+            else None
+        ),
     )
     app[keys.DATABASE] = runtime
     try:
@@ -200,20 +239,23 @@ async def _credentials_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-def _provider_context(app: web.Application) -> ProviderContext:
+def provider_context(app: web.Application) -> ProviderContext:
+    """What the application's identity providers are built with (at start-up, and on reload)."""
     config = app[keys.CONFIG]
+    metrics = app.get(keys.METRICS)
     return ProviderContext(
         account_id=config.account_id,
         store=app[keys.STORE],
         leeway=float(config.clock_skew_seconds),
         replay=app[keys.REPLAY],
+        **({"report_refresh": metrics.provider_refreshed} if metrics is not None else {}),
     )
 
 
 async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     host = app[keys.PLUGINS]
-    context = _provider_context(app)
+    context = provider_context(app)
     providers: list[IdentityProvider] = []
     app[keys.PROVIDERS] = providers
     try:
@@ -233,6 +275,7 @@ async def _catalog_ctx(app: web.Application) -> AsyncIterator[None]:
     database = app[keys.DATABASE]
     feed = CatalogFeed(records_from_config(app[keys.CONFIG]), database.database)
     catalog = app[keys.CATALOG] = await feed.start(database.watcher)
+    app[keys.CATALOG_FEED] = feed  # what a reload gives the YAML's new records to
     usage = database.key_usage
     app[keys.ACCESS_KEYS] = AccessKeys(
         catalog,
@@ -255,7 +298,9 @@ def _make_sts_ctx(clock: Callable[[], float]) -> ServiceContext:
         if config.audit.sink != "none":
             host.register(sink)
             app[keys.AUDIT_SINK] = sink
-        app[keys.AUDITOR] = Auditor(host, account_id=config.account_id, region=config.region)
+        app[keys.AUDITOR] = Auditor(
+            host, account_id=config.account_id, region=config.region, metrics=app.get(keys.METRICS)
+        )
         providers = app[keys.PROVIDERS]
         app[keys.STS] = StsService(
             app[keys.CATALOG],
@@ -281,7 +326,7 @@ async def _api_providers_ctx(app: web.Application) -> AsyncIterator[None]:
     # The OIDC providers created through the IAM API, routed to by STS and kept current.
     database = app[keys.DATABASE]
     providers = ApiProviders(
-        app[keys.PLUGINS], _provider_context(app), database.database, app[keys.STS].use_api_providers
+        app[keys.PLUGINS], provider_context(app), database.database, app[keys.STS].use_api_providers
     )
     await providers.start(database.watcher)
     try:
@@ -318,6 +363,7 @@ def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:
             clock=clock,
             signer=signer,
         )
+        metrics = app.get(keys.METRICS)
         try:
             for upstream in runtime.table.upstreams:
                 u = upstream.settings
@@ -328,6 +374,7 @@ def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:
                     ),
                     auto_decompress=False,
                     cookie_jar=aiohttp.DummyCookieJar(),
+                    trace_configs=[upstream_trace(metrics, upstream.name)] if metrics is not None else None,
                 )
                 runtime.timeouts[upstream.name] = aiohttp.ClientTimeout(
                     total=u.total_timeout, connect=u.connect_timeout, sock_read=u.read_timeout

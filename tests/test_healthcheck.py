@@ -155,6 +155,13 @@ def test_port_override_and_defaults(tmp_path: Path) -> None:
         probe_url(tmp_path / "list.yaml")
 
 
+def test_probe_url_follows_listen_tls(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(
+        'account_id: "123456789012"\nlisten: {port: 8443, tls: {cert_file: /x.pem, key_file: /x.key}}\n'
+    )
+    assert probe_url(tmp_path / "c.yaml", ready=True) == "https://127.0.0.1:8443/readyz"
+
+
 @pytest.mark.parametrize("timeout", ["0", "-1", "nan", "1e9"])
 def test_timeout_must_be_sensible(timeout: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 from gateway.calls import CallRecord
 from gateway.credentials import SessionClaims
@@ -30,8 +30,12 @@ from gateway.errors import ServiceError
 from gateway.iam.caller import Caller
 from gateway.iam.denial import MARKER
 from gateway.identity import Identity
+from gateway.metrics import note_call
 from gateway.plugin_host import PluginHost
 from gateway.sts.service import AssumedRole, RoleSession
+
+if TYPE_CHECKING:
+    from gateway.metrics import Metrics
 
 __all__ = [
     "EVENT_VERSION",
@@ -271,10 +275,13 @@ def build_event(
 class Auditor:
     """Builds audit events (:func:`build_event`) and hands them to the plugin host."""
 
-    def __init__(self, host: PluginHost, *, account_id: str, region: str) -> None:
+    def __init__(
+        self, host: PluginHost, *, account_id: str, region: str, metrics: Metrics | None = None
+    ) -> None:
         self._host = host
         self._account_id = account_id
         self._region = region
+        self._metrics = metrics
 
     def build(
         self,
@@ -299,6 +306,19 @@ class Auditor:
         )
 
     def emit(self, event_name: str, call: CallRecord, error: ServiceError | None, **kw: Any) -> None:
-        """Build the event and hand it to every sink (nothing is built when there is none)."""
+        """Build the event and hand it to every sink (nothing is built when there is none); tell
+        the metrics what was decided."""
+        source = kw.get("source", "sts.amazonaws.com")
+        note_call(source, event_name, error.code if error is not None else None)
+        if self._metrics is not None:
+            additional = kw.get("additional")
+            elements = call.response_elements
+            self._metrics.call_decided(
+                event_name,
+                source,
+                error.code if error is not None else None,
+                decision=additional.get("decision") if additional else None,
+                issued=elements is not None and "credentials" in elements,
+            )
         if self._host.has_audit_sinks():
             self._host.audit_event(self.build(event_name, call, error, **kw))

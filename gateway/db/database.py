@@ -147,6 +147,12 @@ class IamDatabase:
         return self._target
 
     @property
+    def engine(self) -> AsyncEngine:
+        """The SQLAlchemy engine (for instrumentation through its events; statements go through
+        :meth:`read` and :meth:`write`)."""
+        return self._engine
+
+    @property
     def settings(self) -> DatabaseSettings:
         """The ``database:`` settings it was built from."""
         return self._settings

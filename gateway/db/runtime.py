@@ -9,6 +9,7 @@ not current, so a replica never serves signed requests on revocations it has not
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import final
 
@@ -43,16 +44,24 @@ class DatabaseRuntime:
 
 
 async def start_database(
-    settings: DatabaseSettings, *, account_id: str, keyring: KeyRing, reseal: bool = True
+    settings: DatabaseSettings,
+    *,
+    account_id: str,
+    keyring: KeyRing,
+    reseal: bool = True,
+    instrument: Callable[[IamDatabase], None] | None = None,
 ) -> DatabaseRuntime:
     """Open, prepare and start following the database ``settings`` name.
 
     Raises :class:`~gateway.errors.ConfigError` (bad URL), :class:`~gateway.errors.DatabaseError`
     (schema) or :class:`~gateway.errors.DatabaseUnavailable` (cannot connect); on any of them
     nothing is left open. ``reseal`` is off for a key ring made up for this process alone, whose
-    key would be lost with it.
+    key would be lost with it. ``instrument`` is handed the database before its first statement
+    (the metrics listen to its engine's events).
     """
     database = IamDatabase.from_settings(settings, account_id=account_id, keyring=keyring)
+    if instrument is not None:
+        instrument(database)
     try:
         await database.start()
         if reseal:

@@ -80,6 +80,7 @@ class RevisionWatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._down_since: float | None = None
         self._revision: int | None = None
+        self._checked_at: float | None = None
         self._listener: NotificationListener | None = None
         if listen and db.target.backend == "postgresql":
             self._listener = NotificationListener(
@@ -95,6 +96,12 @@ class RevisionWatcher:
     def revision(self) -> int | None:
         """The revision last read (``None`` before the first successful check)."""
         return self._revision
+
+    @property
+    def checked_at(self) -> float | None:
+        """When (monotonic seconds) the revision was last read and every subscriber brought up to
+        it; ``None`` before. How late a change elsewhere can be seen here is ``now - checked_at``."""
+        return self._checked_at
 
     @property
     def listening(self) -> bool:
@@ -191,6 +198,7 @@ class RevisionWatcher:
                     log.warning("database subscriber %s is current again", subscription.name)
                 if subscription.confirmed is not None:
                     subscription.confirmed(started)
+            self._checked_at = started
             return True
 
     def _went_down(self, exc: BaseException, at: float) -> None:

@@ -39,10 +39,12 @@ class CatalogFeed:
         revision = self._catalog.snapshot.revision if self._catalog is not None else None
         return f"CatalogFeed(revision={revision})"
 
-    async def build(self) -> CatalogSnapshot:
-        """A snapshot of the configuration and the database as it is now."""
+    async def build(self, config: CatalogRecords | None = None) -> CatalogSnapshot:
+        """A snapshot of the configuration (``config``, else the one in force) and the database as
+        it is now."""
+        config = config if config is not None else self._config
         stored = await self._db.load()
-        records = merge_records(self._config, records_from_database(stored, self._config.account_id))
+        records = merge_records(config, records_from_database(stored, config.account_id))
         # Compiling every policy is CPU work: off the loop, so requests keep being served meanwhile.
         return await asyncio.to_thread(build_snapshot, records)
 
@@ -53,6 +55,15 @@ class CatalogFeed:
         self._catalog = Catalog(first)
         watcher.subscribe("catalog", self.refresh, revision=first.revision)
         return self._catalog
+
+    def reconfigure(self, config: CatalogRecords, snapshot: CatalogSnapshot) -> None:
+        """Take ``config`` as the YAML's records from now on, with ``snapshot`` (built from it by
+        :meth:`build`) in force (a configuration reload)."""
+        catalog = self._catalog
+        if catalog is None:
+            raise RuntimeError("CatalogFeed.start first")
+        self._config = config
+        catalog.swap(snapshot, rewind=snapshot.revision < catalog.snapshot.revision)
 
     async def refresh(self, revision: int) -> None:
         """Rebuild and swap (the watcher calls this when the revision moves)."""

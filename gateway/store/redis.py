@@ -26,7 +26,8 @@ import asyncio
 import contextlib
 import re
 import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast, final
 
@@ -47,7 +48,11 @@ from gateway.store._common import (
 from gateway.store.base import GENERATION_KEY, Generation
 from gateway.store.breaker import CircuitBreaker
 
-__all__ = ["RedisStore", "key_pattern", "redis_key"]
+__all__ = ["RedisStore", "StoreObserver", "key_pattern", "redis_key"]
+
+#: What :attr:`RedisStore.observer` is told of each operation: its name, the seconds it took, and
+#: what it failed with (the Redis or OS error behind the ServiceUnavailable), or ``None``.
+StoreObserver = Callable[[str, float, BaseException | None], None]
 
 # The window starts at the first increment: a counter left without expiry (PTTL -1) gets one too.
 _INCR = """
@@ -220,6 +225,8 @@ class RedisStore:
         self._initializing: asyncio.Future[Any] | None = None
         self._cluster_known = False
         self._closed = False
+        self.observer: StoreObserver | None = None
+        """Told of every operation: its name, seconds taken, and the failure (or ``None``)."""
 
     @classmethod
     def from_url(
@@ -350,6 +357,22 @@ class RedisStore:
 
     @asynccontextmanager
     async def _boundary(self, operation: str) -> AsyncIterator[None]:
+        observer = self.observer
+        if observer is None:
+            async with self._guarded(operation):
+                yield
+            return
+        started = time.perf_counter()
+        try:
+            async with self._guarded(operation):
+                yield
+        except ServiceUnavailable as exc:
+            observer(operation, time.perf_counter() - started, exc.__cause__ or exc)
+            raise
+        observer(operation, time.perf_counter() - started, None)
+
+    @asynccontextmanager
+    async def _guarded(self, operation: str) -> AsyncIterator[None]:
         if self._closed:
             raise ServiceUnavailable("The store is closed.")
         self._breaker.before(operation)

@@ -6,7 +6,9 @@ names through ``keys.ERROR_DIALECT``). aiohttp's own errors become theirs too
 (:func:`service_error`): an ``HTTPException`` of 400 or more (a body over ``client_max_size``, a
 404 from a plugin) and a client that went away mid-body, which is logged without a traceback.
 Anything else becomes ``InternalFailure``, logged with the request id and a traceback, with no
-internals in the body. Redirects pass through untouched.
+internals in the body. Redirects pass through untouched. Each request is metered here
+(:class:`gateway.metrics.RequestMeter`, with the action the audit seam names) and traced when
+``tracing.enabled`` (:mod:`gateway.tracing`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from gateway.errors import (
     ServiceError,
 )
 from gateway.logs import request_id_var
+from gateway.metrics import RequestMeter
 
 __all__ = [
     "CLIENT_ABORTS",
@@ -103,14 +106,23 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request_id = str(uuid.uuid4())
     request[keys.REQUEST_ID] = request_id
     token = request_id_var.set(request_id)
+    metrics = request.app.get(keys.METRICS)
+    tracing = request.app.get(keys.TRACING)
+    meter = RequestMeter() if metrics is not None or tracing is not None else None
+    span = tracing.start(request_id, request.method, log_path(request)) if tracing is not None else None
+    code: str | None = None
+    status = 500
     try:
         try:
             response = await handler(request)
         except ServiceError as exc:
+            code = exc.code
             response = error_response(request, exc, request_id)
         except web.HTTPException as exc:
             if exc.status < 400:
+                status = exc.status
                 raise  # a redirect: aiohttp sends it as it is
+            code = service_error(exc).code
             response = error_response(request, service_error(exc), request_id)
             for name, value in exc.headers.items():  # Allow, a plugin's security headers
                 if name.lower() not in _BODY_HEADERS:
@@ -123,8 +135,16 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
                 )
             else:
                 log.exception("unhandled error while handling %s %s", request.method, log_path(request))
+            code = service_error(exc).code
             response = error_response(request, service_error(exc), request_id)
         response.headers["x-amzn-RequestId"] = request_id
+        status = response.status
         return response
     finally:
+        if meter is not None:
+            meter.close()
+            if metrics is not None:
+                metrics.finish(meter, status, code)
+            if span is not None:
+                span.end(status, api=meter.api, action=meter.action, code=meter.outcome_code(status, code))
         request_id_var.reset(token)

@@ -23,6 +23,9 @@ and the tests serve an application, so both run exactly this:
 * **Connection limit**: at most ``listen.max_connections`` open connections per process; one more
   is answered ``503`` (``Retry-After: 1``, which SDKs retry) and closed before anything is read.
 * **Memory**: what closed connections freed goes back to the system (:class:`_HeapTrimmer`).
+* **Operations**: HTTPS from rotating files (:mod:`gateway.web.tls`), SIGHUP handled in the loop
+  (the certificate files, then the configuration's reload), the access log through aiohttp's
+  access-logger seam (:mod:`gateway.web.accesslog`), open connections counted for the metrics.
 * **Errors before routing** are AWS-shaped (an STS ``ErrorResponse``, the default dialect: no
   upstream is known yet) with a code, and are logged as one line: the request id, the status,
   the code and the parser's error class; never the bytes.
@@ -35,9 +38,10 @@ import contextlib
 import ctypes
 import logging
 import math
+import signal
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, final
@@ -63,7 +67,10 @@ from gateway.errors import (
     ServiceError,
 )
 from gateway.logs import request_id_var
+from gateway.metrics import Metrics
+from gateway.web.accesslog import JsonAccessLogger, access_logger
 from gateway.web.middleware import log_path, sts_error_response
+from gateway.web.tls import TlsFiles
 
 __all__ = ["LIMITS", "ErrorAnswer", "GatewayRunner", "ServerLimits", "run"]
 
@@ -321,18 +328,22 @@ class _Server(web.Server):
         listen: ListenSettings,
         request_factory: Any,
         answer: ErrorAnswer,
+        metrics: Metrics | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(handler, request_factory=self._timed_request, **kwargs)
         self._app_request_factory = request_factory
         self._listen = listen
         self._answer = answer
+        self._metrics = metrics
         self._trimmer = _HeapTrimmer(self._loop)
         self._limit_logged = -math.inf
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
-        """Track the connection; above ``listen.max_connections``, answer 503 and close it."""
+        """Track (and count) the connection; above ``listen.max_connections``, answer 503 and close it."""
         super().connection_made(handler, transport)
+        if self._metrics is not None:
+            self._metrics.connection_opened()
         if len(self._connections) > self._listen.max_connections:
             transport.write(_OVER_LIMIT)
             transport.close()
@@ -347,6 +358,8 @@ class _Server(web.Server):
     def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
         """Forget the connection; return what its buffers freed to the system soon."""
         super().connection_lost(handler, exc)
+        if self._metrics is not None:
+            self._metrics.connection_closed()
         self._trimmer.soon()
 
     async def shutdown(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - aiohttp's signature
@@ -397,10 +410,13 @@ class GatewayRunner(web.AppRunner):
         answer: ErrorAnswer = sts_error_response,
         **kwargs: Any,
     ) -> None:
+        config = app.get(keys.CONFIG)
         listen = listen or app[keys.CONFIG].listen
+        logs = config.access_log if config is not None else None
         super().__init__(
             app,
-            access_log=None,
+            access_log_class=JsonAccessLogger,
+            access_log=access_logger(logs) if logs is not None and logs.enabled else None,
             keepalive_timeout=listen.keepalive_timeout,
             max_line_size=LIMITS.max_line_size,
             max_field_size=LIMITS.max_field_size,
@@ -419,6 +435,7 @@ class GatewayRunner(web.AppRunner):
             listen=self._listen,
             request_factory=made.request_factory,
             answer=self._answer,
+            metrics=self._app.get(keys.METRICS),
             **self._kwargs,
         )
 
@@ -430,20 +447,49 @@ def run(
     port: int | None = None,
     sock: socket.socket | None = None,
     shutdown_timeout: float = 10.0,
+    tls: TlsFiles | None = None,
+    on_hangup: Callable[[], Coroutine[Any, Any, object]] | None = None,
 ) -> None:
     """Serve ``app`` on ``host``:``port`` (or the bound ``sock``) until SIGINT or SIGTERM, then
-    shut down gracefully: :func:`aiohttp.web.run_app` with :class:`GatewayRunner`."""
+    shut down gracefully: :func:`aiohttp.web.run_app` with :class:`GatewayRunner`.
+
+    ``tls`` serves HTTPS (its files watched for changes). On SIGHUP the certificate files are
+    checked and ``on_hangup`` (the configuration's reload) runs; connections are left alone."""
 
     async def serve() -> None:
         runner = GatewayRunner(app, handle_signals=True, shutdown_timeout=shutdown_timeout)
         await runner.setup()
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task[object]] = set()
+
+        def start(coro: Coroutine[Any, Any, object]) -> None:
+            task = loop.create_task(coro)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        def hangup() -> None:
+            if tls is not None:
+                tls.reload()
+            if on_hangup is not None:
+                start(on_hangup())
+
         try:
+            context = tls.context if tls is not None else None
             site: web.BaseSite = (
-                web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port)
+                web.SockSite(runner, sock, ssl_context=context)
+                if sock is not None
+                else web.TCPSite(runner, host, port, ssl_context=context)
             )
             await site.start()
+            if tls is not None:
+                start(tls.watch())
+            loop.add_signal_handler(signal.SIGHUP, hangup)
             await asyncio.Event().wait()  # until a signal raises GracefulExit
         finally:
+            loop.remove_signal_handler(signal.SIGHUP)
+            for task in list(tasks):
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await runner.cleanup()
 
     loop = asyncio.new_event_loop()

@@ -42,8 +42,10 @@ class KeyFetcher:
         store: Store | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        report: Callable[[bool], None] = lambda ok: None,
     ) -> None:
         self._settings = settings
+        self._report = report
         self._store = store if settings.share_jwks else None
         self._clock = clock
         self._monotonic = monotonic
@@ -121,14 +123,19 @@ class KeyFetcher:
         if shared is not None:
             return shared
         self._last_attempt = self._monotonic()
-        url = await self._jwks_location()
-        self.fetches += 1
-        document = await self._get_json(url, "JWKS")
         try:
-            keys = KeySet.from_jwks(document)
-        except ValueError:
-            log.warning("JWKS of %s at %s is not a JWK set", self._settings.issuer, url)
-            raise IDPCommunicationError("the issuer's JWKS is not a valid key set") from None
+            url = await self._jwks_location()
+            self.fetches += 1
+            document = await self._get_json(url, "JWKS")
+            try:
+                keys = KeySet.from_jwks(document)
+            except ValueError:
+                log.warning("JWKS of %s at %s is not a JWK set", self._settings.issuer, url)
+                raise IDPCommunicationError("the issuer's JWKS is not a valid key set") from None
+        except IDPCommunicationError:
+            self._report(False)
+            raise
+        self._report(True)
         self._keys, self._keys_at = keys, self._monotonic()
         await self._save_shared(document)
         return keys

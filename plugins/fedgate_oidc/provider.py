@@ -50,7 +50,14 @@ class OIDCProvider:
         self._leeway = min(max(context.leeway, 0.0), MAX_LEEWAY)
         self._id = provider_id(settings.issuer)
         self._arn = oidc_provider_arn(context.account_id, self._id)
-        self._keys = KeyFetcher(settings, store=context.store, clock=clock, monotonic=monotonic)
+        report = context.report_refresh
+        self._keys = KeyFetcher(
+            settings,
+            store=context.store,
+            clock=clock,
+            monotonic=monotonic,
+            report=lambda ok: report(settings.issuer, "jwks", ok),
+        )
 
     @property
     def arn(self) -> str:

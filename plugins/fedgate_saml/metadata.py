@@ -154,9 +154,14 @@ class MetadataSource:
     """
 
     def __init__(
-        self, settings: SAMLProviderSettings, *, monotonic: Callable[[], float] = time.monotonic
+        self,
+        settings: SAMLProviderSettings,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        report: Callable[[bool], None] = lambda ok: None,
     ) -> None:
         self._settings = settings
+        self._report = report
         self._monotonic = monotonic
         self._current: IdPMetadata | None = None
         self._loaded_at = 0.0
@@ -223,8 +228,13 @@ class MetadataSource:
                 document = await self._read()
                 metadata = parse_metadata(document, entity_id=self._settings.entity_id, signer=self._signer)
             except MetadataError as exc:
+                self._report(False)
                 log.warning("SAML provider %s: %s", self._settings.name, exc)
                 raise IDPCommunicationError(f"the SAML provider's metadata is unusable: {exc}") from None
+            except IDPCommunicationError:
+                self._report(False)
+                raise
+            self._report(True)
             if self._current is not None and metadata != self._current:
                 log.info(
                     "SAML provider %s: metadata changed (%d certificates)",

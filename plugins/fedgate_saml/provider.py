@@ -64,7 +64,10 @@ class SAMLProvider:
         self._clock = clock
         self._leeway = min(max(context.leeway, 0.0), MAX_LEEWAY)
         self._arn = saml_provider_arn(context.account_id, settings.name)
-        self._metadata = MetadataSource(settings, monotonic=monotonic)
+        report = context.report_refresh
+        self._metadata = MetadataSource(
+            settings, monotonic=monotonic, report=lambda ok: report(settings.name, "metadata", ok)
+        )
         self._audiences = frozenset(settings.audiences)
         self._recipients = frozenset(settings.recipients)
         self._mfa = frozenset(settings.mfa_authn_context_classes)
