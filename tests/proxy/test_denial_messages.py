@@ -161,9 +161,12 @@ def test_the_cli_decodes_why_the_proxy_denied(
     assert explicit["allowed"] is False and explicit["explicitDeny"] is True
     [statement] = explicit["matchedStatements"]["items"]
     assert statement["statementId"] == "KeepIsKept" and statement["effect"] == "DENY"
-    assert statement["policy"] == "s3-app/s3" and statement["statementIndex"] == 2
+    assert statement["policy"] == "s3-app/s3" and statement["statementIndex"] == 3  # the policy's 4th
     assert statement["actions"]["items"] == [{"value": "s3:DeleteObject"}]
-    assert statement["resources"]["items"] == [{"value": f"arn:aws:s3:::{BUCKET}/public/keep/*"}]
+    assert statement["resources"]["items"] == [
+        {"value": f"arn:aws:s3:::{BUCKET}/public/keep/*"},
+        {"value": f"arn:aws:s3:::{BUCKET}/public/*/kept-*"},
+    ]
 
 
 def test_decoding_needs_the_permission_and_a_message_fedgate_sealed(
