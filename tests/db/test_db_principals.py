@@ -58,6 +58,18 @@ async def test_users_list_by_path_prefix_in_name_order_with_paging(db: IamDataba
         assert await tx.users.count() == 4
 
 
+async def test_path_prefixes_compare_case_sensitively(db: IamDatabase) -> None:
+    """A List authorized on ``user/secret/*`` must not return ``/Secret/`` (SQLite's LIKE would)."""
+    async with db.write() as tx:
+        await tx.users.create("hidden", path="/Secret/")
+        await tx.users.create("seen", path="/secret/")
+        await tx.users.create("percent", path="/secret%/")
+    async with db.read() as tx:
+        assert [u.name for u in await tx.users.list("/secret/")] == ["seen"]
+        assert [u.name for u in await tx.users.list("/Secret/")] == ["hidden"]
+        assert [u.name for u in await tx.users.list("/secret%")] == ["percent"]  # "%" is no wildcard
+
+
 async def test_renaming_a_user_keeps_its_id_and_refuses_a_taken_name(db: IamDatabase) -> None:
     async with db.write() as tx:
         alice = await tx.users.create("alice")

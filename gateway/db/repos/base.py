@@ -209,9 +209,15 @@ class NamedRepo(Repo, Generic[R]):
     async def list(
         self, path_prefix: str = "/", *, after: str | None = None, limit: int | None = None
     ) -> builtins.list[R]:
-        """Entities whose path starts with ``path_prefix``, by name; ``after`` a name, for paging."""
+        """Entities whose path starts with ``path_prefix``, by name; ``after`` a name, for paging.
+
+        The prefix is compared case-sensitively, as IAM and the policies authorizing the List do
+        (SQLite's ``LIKE`` ignores ASCII case: ``/secret/`` would list ``/Secret/`` too).
+        """
         t = self.table
-        query = select(t).where(t.c.path.startswith(path_prefix, autoescape=True)).order_by(t.c.name_key)
+        query = (
+            select(t).where(func.substr(t.c.path, 1, len(path_prefix)) == path_prefix).order_by(t.c.name_key)
+        )
         if after is not None:
             query = query.where(t.c.name_key > name_key(after))
         if limit is not None:
