@@ -63,6 +63,12 @@ def add_iam_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     add_config_argument(admin)
     admin.add_argument("--user", default="admin", metavar="NAME", help="the user's name (default admin)")
+    admin.add_argument(
+        "--reuse",
+        action="store_true",
+        help="make an existing user the administrator (refused without it: whoever created that user, "
+        "and every key it already has, would become administrator too)",
+    )
     admin.set_defaults(handler=_create_admin)
     export = commands.add_parser(
         "export",
@@ -98,28 +104,40 @@ def _create_admin(args: argparse.Namespace) -> int:
         )
     secret = new_secret_access_key()
 
-    async def create(db: IamDatabase) -> tuple[str, str, bool]:
+    reuse: bool = args.reuse
+
+    async def create(db: IamDatabase) -> tuple[str, str, bool, list[str]]:
         async with db.write() as tx:
             user = await tx.users.get(name)
             created = user is None
             if user is None:
                 user = await tx.users.create(name)
-            if len(await tx.access_keys.for_user(user.id)) >= _MAX_KEYS:
+            elif not reuse:
+                # Someone allowed to create users could have made this one, with a key of their own,
+                # waiting for an operator to bootstrap that name.
+                raise _Refused(
+                    f"user {user.arn} already exists: choose another --user, or pass --reuse to make it "
+                    "the administrator together with every access key it already has"
+                )
+            existing = await tx.access_keys.for_user(user.id)
+            if len(existing) >= _MAX_KEYS:
                 raise _Refused(
                     f"user {name} already has {_MAX_KEYS} access keys: delete one first "
                     f"(aws iam delete-access-key --user-name {name} --access-key-id ...)"
                 )
             await tx.inline_policies.put("user", user.id, ADMIN_POLICY_NAME, json.dumps(ADMIN_POLICY))
             key = await tx.access_keys.create(user.id, secret)
-        return user.arn, key.id, created
+        return user.arn, key.id, created, [k.id for k in existing]
 
     try:
-        arn, key_id, created = run_with_database(config, create, keyring=_keyring(config))
+        arn, key_id, created, earlier = run_with_database(config, create, keyring=_keyring(config))
     except NoSharedDatabase:
         return _fail(f"iam create-admin needs a database shared with the gateway: {MEMORY_DATABASE_HINT}")
     except _Refused as exc:
         return _fail(str(exc))
     print(f"{'Created' if created else 'Reused'} user {arn} with the {ADMIN_POLICY_NAME} inline policy.")
+    if earlier:
+        print(f"Its earlier access keys are administrator keys now too: {', '.join(earlier)}")
     print("New access key (the secret is shown only this once):")
     print(f"AccessKeyId: {key_id}")
     print(f"SecretAccessKey: {secret}")

@@ -113,11 +113,18 @@ def test_create_admin_key_works_and_survives_a_restart(tmp_path: Path, fedgate: 
             stop(process)
         assert identity["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/admin"
         assert secret not in config.with_suffix(".log").read_text()
-    # Again: the same user, a second key; a third is refused in one line.
-    again = fedgate("iam", "create-admin", "-c", str(config))
+    # Again: refused unless --reuse is given (whoever made the user would become administrator).
+    refused = fedgate("iam", "create-admin", "-c", str(config))
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert (
+        refused.stderr.count("\n") == 1 and "already exists" in refused.stderr and "--reuse" in refused.stderr
+    )
+    # With --reuse: the same user, a second key, and the earlier key named; a third is refused.
+    again = fedgate("iam", "create-admin", "-c", str(config), "--reuse")
     assert again.returncode == 0 and "Reused user" in again.stdout
+    assert f"Its earlier access keys are administrator keys now too: {key}" in again.stdout
     assert _created_key(again.stdout)[0] != key
-    third = fedgate("iam", "create-admin", "-c", str(config))
+    third = fedgate("iam", "create-admin", "-c", str(config), "--reuse")
     assert third.returncode == 2 and third.stdout == ""
     assert third.stderr.count("\n") == 1 and "already has 2 access keys" in third.stderr
 
