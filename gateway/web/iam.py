@@ -113,14 +113,20 @@ def _api(action: IamAction) -> QueryHandler:
         app = call.request.app
         snapshot = app[keys.CATALOG].snapshot
         caller = await authenticated_caller(call, snapshot)
+        runtime = app[keys.DATABASE]
         result = await execute(
             action,
             call.params,
-            database=app[keys.DATABASE].database,
+            database=runtime.database,
             snapshot=snapshot,
             caller=caller,
             record=call.record,
         )
+        if action.writes:
+            # Read your writes on this replica: once UpdateAccessKey (or any write) has answered,
+            # this replica's decisions already follow it. Other replicas follow within the
+            # watcher's bound.
+            await runtime.watcher.check()
         return _rendered(result)
 
     return handle

@@ -125,3 +125,36 @@ def test_unauthorized_create_makes_no_key(api: Api, admin: Any) -> None:
     assert error_of(excinfo)[0] == "AccessDenied"
     assert admin.list_access_keys(UserName="guarded")["AccessKeyMetadata"] == []
     admin.delete_user(UserName="guarded")
+
+
+def test_a_write_is_enforced_on_this_replica_before_it_answers(api: Api, admin: Any) -> None:
+    """Read your writes: a key works as soon as CreateAccessKey answered, and is refused as soon
+    as UpdateAccessKey (Inactive) or DeleteAccessKey answered, with no wait for the watcher."""
+    import boto3
+    from botocore.config import Config
+
+    admin.create_user(UserName="immediate")
+    key = admin.create_access_key(UserName="immediate")["AccessKey"]
+
+    def caller() -> Any:
+        return boto3.client(
+            "sts",
+            endpoint_url=api.url,
+            region_name="us-east-1",
+            config=Config(retries={"max_attempts": 1}),
+            aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"],
+        )
+
+    assert caller().get_caller_identity()["Arn"].endswith(":user/immediate")
+    admin.update_access_key(UserName="immediate", AccessKeyId=key["AccessKeyId"], Status="Inactive")
+    with pytest.raises(ClientError) as refused:
+        caller().get_caller_identity()
+    assert error_of(refused)[0] == "InvalidClientTokenId"
+    admin.update_access_key(UserName="immediate", AccessKeyId=key["AccessKeyId"], Status="Active")
+    assert caller().get_caller_identity()["Arn"].endswith(":user/immediate")
+    admin.delete_access_key(UserName="immediate", AccessKeyId=key["AccessKeyId"])
+    with pytest.raises(ClientError) as refused:
+        caller().get_caller_identity()
+    assert error_of(refused)[0] == "InvalidClientTokenId"
+    admin.delete_user(UserName="immediate")
