@@ -230,7 +230,7 @@ class CatalogSnapshot:
         self.access_keys: Mapping[str, AccessKey] = MappingProxyType(dict(access_keys or {}))
         """Long-term access keys by id."""
         self._by_name = {r.name: r for r in self.roles.values()}
-        self._users_by_name = {u.name: u for u in self.users.values()}
+        self._users_by_name = {u.name.lower(): u for u in self.users.values()}
         sources: dict[tuple[str, str], EntitySource] = {}
         for kind, entities in (
             ("role", self.roles.values()),
@@ -260,8 +260,8 @@ class CatalogSnapshot:
         return self.users.get(arn)
 
     def user_named(self, name: str) -> User | None:
-        """The user called ``name``, if there is one."""
-        return self._users_by_name.get(name)
+        """The user called ``name`` (case-insensitively, as IAM names are), if there is one."""
+        return self._users_by_name.get(name.lower())
 
     def access_key(self, access_key_id: str) -> AccessKey | None:
         """The long-term access key ``access_key_id``, if there is one (active or not)."""

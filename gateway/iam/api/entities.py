@@ -69,7 +69,7 @@ async def user_resource(ctx: ActionContext, name: str) -> Resource:
 async def group_resource(ctx: ActionContext, name: str) -> Resource:
     """The group ``name``: its ARN, or ``group/NAME`` when there is no such group."""
     record = await ctx.tx.groups.get(name)
-    configured = next((g for g in ctx.snapshot.groups.values() if g.name == name), None)
+    configured = next((g for g in ctx.snapshot.groups.values() if g.name.lower() == name.lower()), None)
     arn = (
         record.arn
         if record is not None
