@@ -121,6 +121,7 @@ __all__ = [
     "is_loopback_host",
     "load_config",
     "oidc_provider_arn",
+    "proxy_identity",
     "saml_provider_arn",
     "trust_admits",
 ]
@@ -153,6 +154,21 @@ def trust_admits(
     return admits(
         trust_policy, role_arn=role_arn, provider_arn=provider_arn, action=action, key=key, value=value
     )
+
+
+def proxy_identity(request: web.Request, header: str = "X-Fedgate-Identity") -> Mapping[str, Any] | None:
+    """For an upstream served in the gateway's own process: the claims of the identity token the
+    proxy attached to ``request`` (an ``auth: identity`` upstream), or ``None`` when the request did
+    not come through the proxy (no token, or one this process did not sign, or one expired)."""
+    import time
+
+    from gateway.keys import PROXY
+
+    runtime = request.app.get(PROXY)
+    token = request.headers.get(header)
+    if runtime is None or runtime.signer is None or token is None:
+        return None
+    return runtime.signer.verify(token, now=time.time())
 
 
 def load_config(path: str | Path) -> GatewayConfig:

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +160,25 @@ def test_demo_header_commands(capsys: pytest.CaptureFixture[str]) -> None:
 
 def _aws(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN / "aws"), *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_demo_upstream_is_not_reachable_around_the_proxy(
+    demo: tuple[subprocess.Popen[str], Path, int],
+) -> None:
+    """The object API the demo proxies to answers only what the proxy forwards with its identity
+    token: sent to it directly, unsigned, a read and a write are refused and nothing is written."""
+    _, _, port = demo
+    base = f"http://127.0.0.1:{port}/dev-upstream/s3/demo-bucket"
+    for method, data in (("GET", None), ("PUT", b"written around the proxy")):
+        request = urllib.request.Request(f"{base}/around.txt", data=data, method=method)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 403
+        assert b"<Code>AccessDenied</Code>" in refused.value.read()
+    forged = urllib.request.Request(f"{base}/hello.txt", headers={"X-Fedgate-Identity": "e30.e30.sig"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(forged, timeout=10)
+    assert refused.value.code == 403
 
 
 @pytest.mark.timeout(240)  # a dozen aws CLI runs, each a fresh Python process

@@ -7,7 +7,9 @@ URL, so a signed request to ``/demo-bucket/KEY`` is verified and decided by the 
 S3 upstream, and only an allowed one is forwarded here. It speaks enough S3 for the aws CLI and
 boto3: GetObject, HeadObject, PutObject, DeleteObject and ListObjects(V2), path-style. Objects
 live in memory (at most ``max_objects`` of at most ``max_object_bytes``) and die with the process.
-Never expose it: it trusts whoever reaches it, which is why only the proxy should.
+It answers only requests the proxy forwarded: the upstream is declared ``auth: identity``, and
+each request must carry the identity token this process signed (:func:`gateway.plugin.proxy_identity`);
+a request sent to ``path`` directly, around the proxy and its policy decision, is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gateway.plugin import proxy_identity
 
 __all__ = ["DemoObjects", "DevUpstreamSettings", "add_upstream_routes"]
 
@@ -75,6 +79,13 @@ class DemoObjects:
         return web.Response(status=status, body=body.encode(), content_type="application/xml")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if proxy_identity(request) is None:
+            return self._error(
+                403,
+                "AccessDenied",
+                "The demo upstream answers only requests the proxy forwards (its upstream must be "
+                "auth: identity); sign your request for the proxy's path instead",
+            )
         bucket = request.match_info["bucket"]
         key = request.match_info.get("key", "")
         if bucket not in self.settings.buckets:
