@@ -67,12 +67,12 @@ __all__ = [
     "read_yaml",
 ]
 
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
-_ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
-_PATH_RE = re.compile(r"^/([\x21-\x7e]*/)?$")
-_POLICY_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$")
+_ACCOUNT_RE = re.compile(r"^\d{12}\Z")
+_ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}\Z")
+_PATH_RE = re.compile(r"^/([\x21-\x7e]*/)?\Z")
+_POLICY_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}\Z")
 _POLICY_MARK = "\x00policy\x00"
-_ACCESS_KEY_ID_RE = re.compile(r"^AKIA[A-Z0-9]{16}$")
+_ACCESS_KEY_ID_RE = re.compile(r"^AKIA[A-Z0-9]{16}\Z")
 
 
 class _Model(BaseModel):

@@ -59,7 +59,7 @@ __all__ = [
 
 #: Credentials closer than this to expiry (seconds) are renewed rather than handed out.
 REFRESH_MARGIN = 300
-_PROFILE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_PROFILE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 _MAX_BODY = 64 * 1024
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 

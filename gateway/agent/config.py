@@ -37,14 +37,14 @@ __all__ = [
     "parse_agent_config",
 ]
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_ROLE_ARN_RE = re.compile(r"^arn:[a-z-]{1,20}:iam::\d{12}:role/(?:[\x21-\x7e]*/)?[\w+=,.@-]{1,64}$")
-_SESSION_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
-_LONG_TERM_KEY_RE = re.compile(r"^AKIA[A-Z0-9]{16}$")
-_EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
+_ROLE_ARN_RE = re.compile(r"^arn:[a-z-]{1,20}:iam::\d{12}:role/(?:[\x21-\x7e]*/)?[\w+=,.@-]{1,64}\Z")
+_SESSION_RE = re.compile(r"^[\w+=,.@-]{2,64}\Z")
+_LONG_TERM_KEY_RE = re.compile(r"^AKIA[A-Z0-9]{16}\Z")
+_EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}\Z")
 _SOURCE_TAG_RE = re.compile(r"source\.(?:web_identity|access_key)\.")
-_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-_PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]{0,200}$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}\Z")
+_PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]{0,200}\Z")
 _RESERVED_PATHS = frozenset({"/healthz", "/readyz", "/status"})
 # The well-known addresses AWS gives these endpoints on IPv6 (unique-local, not link-local).
 _AWS_IPV6_ENDPOINTS = frozenset({ipaddress.ip_address("fd00:ec2::23"), ipaddress.ip_address("fd00:ec2::254")})

@@ -33,10 +33,10 @@ __all__ = ["MAX_RESPONSE_BYTES", "StsClient", "parse_credentials_response"]
 MAX_RESPONSE_BYTES = 64 * 1024
 _FORM = "application/x-www-form-urlencoded; charset=utf-8"
 _NS = {"sts": NAMESPACE}
-_ACCESS_KEY_RE = re.compile(r"^[A-Z0-9]{16,128}$")
-_SECRET_RE = re.compile(r"^[\x21-\x7e]{16,256}$")
-_TOKEN_RE = re.compile(r"^[\x21-\x7e]{16,8192}$")
-_ARN_RE = re.compile(r"^arn:[\x21-\x7e]{1,2048}$")
+_ACCESS_KEY_RE = re.compile(r"^[A-Z0-9]{16,128}\Z")
+_SECRET_RE = re.compile(r"^[\x21-\x7e]{16,256}\Z")
+_TOKEN_RE = re.compile(r"^[\x21-\x7e]{16,8192}\Z")
+_ARN_RE = re.compile(r"^arn:[\x21-\x7e]{1,2048}\Z")
 
 
 def _clean(text: str | None, limit: int = 300) -> str:

@@ -36,7 +36,7 @@ ContextKeyType = Literal[
     "dateList",
 ]
 CONTEXT_KEY_TYPES: tuple[str, ...] = get_args(ContextKeyType)
-_KEY_RE = re.compile(r"^[\x21-\x7e]{5,256}$")
+_KEY_RE = re.compile(r"^[\x21-\x7e]{5,256}\Z")
 _MAX_VALUES = 100
 _MAX_VALUE_CHARS = 2048
 

@@ -41,7 +41,7 @@ ASSUME_ACTIONS: Mapping[str, str | None] = {
     "sts:assumerolewithwebidentity": "oidc",
 }
 _SPELLED = {svc: {name.lower(): name for name in names} for svc, names in ACTIONS.items()}
-_ACCOUNT = re.compile(r"^\d{12}$")
+_ACCOUNT = re.compile(r"^\d{12}\Z")
 _CONDITION_SCOPES = frozenset({"aws", "sts", "saml", "iam", "s3", "execute-api"})
 
 

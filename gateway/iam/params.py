@@ -21,13 +21,13 @@ __all__ = ["API_VERSION", "SimulationParams", "member_list", "member_structures"
 
 API_VERSION = "2010-05-08"
 MAX_POLICY_CHARS = 131_072
-_ACTION_RE = re.compile(r"^[A-Za-z0-9-]{1,64}:[A-Za-z0-9_-]{1,128}$")
-_POLICY_CHARS_RE = re.compile(r"^[\t\n\r\u0020-\u00ff]+$")
-_ARN_RE = re.compile(r"^arn:[^:\s]+:[^:\s]*:[^:\s]*:[^:\s]*:[\x21-\x7e]*$")
-_PRINCIPAL_ARN_RE = re.compile(r"^arn:aws[\w-]*:(?:iam|sts)::\d{12}:[\x21-\x7e]{1,2000}$")
-_OWNER_RE = re.compile(r"^(?:\d{12}|arn:aws[\w-]*:iam::\d{12}:root)$")
-_MARKER_RE = re.compile(r"^\d{1,6}$")
-_MEMBER_RE = re.compile(r"^member\.(\d{1,4})(?:\.(.+))?$")
+_ACTION_RE = re.compile(r"^[A-Za-z0-9-]{1,64}:[A-Za-z0-9_-]{1,128}\Z")
+_POLICY_CHARS_RE = re.compile(r"^[\t\n\r\u0020-\u00ff]+\Z")
+_ARN_RE = re.compile(r"^arn:[^:\s]+:[^:\s]*:[^:\s]*:[^:\s]*:[\x21-\x7e]*\Z")
+_PRINCIPAL_ARN_RE = re.compile(r"^arn:aws[\w-]*:(?:iam|sts)::\d{12}:[\x21-\x7e]{1,2000}\Z")
+_OWNER_RE = re.compile(r"^(?:\d{12}|arn:aws[\w-]*:iam::\d{12}:root)\Z")
+_MARKER_RE = re.compile(r"^\d{1,6}\Z")
+_MEMBER_RE = re.compile(r"^member\.(\d{1,4})(?:\.(.+))?\Z")
 _COMMON = frozenset(
     {
         "Action",

@@ -40,7 +40,7 @@ GRADE_ACCOUNT = 1
 GRADE_ROLE = 2
 GRADE_DIRECT = 3
 
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_ACCOUNT_RE = re.compile(r"^\d{12}\Z")
 _ACTION_CACHE_MAX = 1024
 
 ResourceTest = Callable[[str, Ctx], bool]

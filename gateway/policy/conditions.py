@@ -79,9 +79,9 @@ OPERATORS: dict[str, tuple[str, bool, str]] = {
     "Null": ("null", False, "eq"),
 }
 
-_OPERATOR_RE = re.compile(r"^(?:(ForAllValues|ForAnyValue):)?([A-Za-z]+?)(IfExists)?$")
-_NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
-_EPOCH_RE = re.compile(r"^-?\d+(?:\.\d+)?$")
+_OPERATOR_RE = re.compile(r"^(?:(ForAllValues|ForAnyValue):)?([A-Za-z]+?)(IfExists)?\Z")
+_NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z")
+_EPOCH_RE = re.compile(r"^-?\d+(?:\.\d+)?\Z")
 _MAX_SCALAR = 64  # numbers, dates and booleans are short; refuse to parse anything longer
 
 

@@ -44,12 +44,12 @@ _STMT = frozenset(
         "Condition",
     }
 )
-_SID_RE = re.compile(r"^[A-Za-z0-9]*$")
-_ACTION_RE = re.compile(r"^(?:\*|[A-Za-z0-9*?-]+:[A-Za-z0-9*?_-]+)$")
+_SID_RE = re.compile(r"^[A-Za-z0-9]*\Z")
+_ACTION_RE = re.compile(r"^(?:\*|[A-Za-z0-9*?-]+:[A-Za-z0-9*?_-]+)\Z")
 _PRINCIPAL_TYPES = ("AWS", "Federated", "Service", "CanonicalUser")
-_AWS_PRINCIPAL_RE = re.compile(r"^(?:\*|\d{12}|arn:aws[a-z-]*:(?:iam|sts)::\d{12}:[\x21-\x7e]+)$")
-_PRINCIPAL_VALUE_RE = re.compile(r"^[\x21-\x7e]+$")
-_KEY_RE = re.compile(r"^[\x20-\x7e]{1,256}$")
+_AWS_PRINCIPAL_RE = re.compile(r"^(?:\*|\d{12}|arn:aws[a-z-]*:(?:iam|sts)::\d{12}:[\x21-\x7e]+)\Z")
+_PRINCIPAL_VALUE_RE = re.compile(r"^[\x21-\x7e]+\Z")
+_KEY_RE = re.compile(r"^[\x20-\x7e]{1,256}\Z")
 
 _cache: LRU[tuple[str, str, str], Policy] = LRU(1024)
 

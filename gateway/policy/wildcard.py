@@ -82,7 +82,7 @@ def substitute(var: Var, ctx: Mapping[str, str | tuple[str, ...]]) -> str:
     raise Indeterminate(f"${{{var.key}}} is multi-valued")
 
 
-_VAR_BODY = re.compile(r"^\s*([^\s,'${}][^,'${}]*?)\s*(?:,\s*'([^']*)'\s*)?$")
+_VAR_BODY = re.compile(r"^\s*([^\s,'${}][^,'${}]*?)\s*(?:,\s*'([^']*)'\s*)?\Z")
 
 
 def parse_template(text: str) -> Template | None:

@@ -25,10 +25,10 @@ __all__ = [
     "UpstreamSettings",
 ]
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_HOST_RE = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
-_HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-_SCOPE_RE = re.compile(r"^[a-z0-9-]{1,64}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
+_HOST_RE = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\Z")
+_HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}\Z")
+_SCOPE_RE = re.compile(r"^[a-z0-9-]{1,64}\Z")
 _METHODS = frozenset(("*", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 _SOURCES = ("path.", "query.", "header.")
 ForwardedHeader = Literal["X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"]
@@ -110,7 +110,7 @@ class RouteSettings(_Model):
     @classmethod
     def _action(cls, v: str) -> str:
         service, colon, name = v.partition(":")
-        if not colon or not service or not name or not re.match(r"^[A-Za-z0-9_.-]+$", service + name):
+        if not colon or not service or not name or not re.fullmatch(r"[A-Za-z0-9_.-]+", service + name):
             raise ValueError("must be service:Action")
         return v
 

@@ -22,7 +22,7 @@ from gateway.sigv4 import SignatureInfo
 
 __all__ = ["S3Mapping", "bucket_arn", "object_arn", "signature_context"]
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 _SAFE = "/-_.~"
 
 # Bucket-level subresources: (method, subresource) -> (IAM action, operation name).

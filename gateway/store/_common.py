@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-_EVENT_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
+_EVENT_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?\Z")
 
 
 def check_ttl(ttl: float) -> None:

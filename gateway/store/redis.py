@@ -135,7 +135,7 @@ end
 return 0
 """
 
-_GENERATION_TEXT = re.compile(r"^[0-9a-f]{16}:(\d{10,16})$")
+_GENERATION_TEXT = re.compile(r"^[0-9a-f]{16}:(\d{10,16})\Z")
 
 # ARGV: maxlen, then per event its field count and its fields and values. Returns the last id.
 _APPEND_EVENTS = """

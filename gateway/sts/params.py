@@ -34,20 +34,20 @@ __all__ = [
 API_VERSION = "2011-06-15"
 MAX_SESSION_POLICY_CHARS = 2048
 MAX_POLICY_ARNS = 10
-_SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
-_ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\x21-\x7e]{1,512}$")
-_POLICY_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}|aws):policy/[\x21-\x7e]{1,1000}$")
-_MEMBER_RE = re.compile(r"^PolicyArns\.member\.(\d{1,3})\.arn$")
+_SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}\Z", re.ASCII)
+_ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\x21-\x7e]{1,512}\Z")
+_POLICY_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}|aws):policy/[\x21-\x7e]{1,1000}\Z")
+_MEMBER_RE = re.compile(r"^PolicyArns\.member\.(\d{1,3})\.arn\Z")
 # AWS allows printable characters plus tab, LF and CR in policy documents.
-_POLICY_CHARS_RE = re.compile(r"^[\t\n\r\u0020-\u00ff]*$")
+_POLICY_CHARS_RE = re.compile(r"^[\t\n\r\u0020-\u00ff]*\Z")
 MAX_TAGS = 50
-_TAG_MEMBER_RE = re.compile(r"^Tags\.member\.(\d{1,3})\.(Key|Value)$")
-_TRANSITIVE_MEMBER_RE = re.compile(r"^TransitiveTagKeys\.member\.(\d{1,3})$")
+_TAG_MEMBER_RE = re.compile(r"^Tags\.member\.(\d{1,3})\.(Key|Value)\Z")
+_TRANSITIVE_MEMBER_RE = re.compile(r"^TransitiveTagKeys\.member\.(\d{1,3})\Z")
 _TAG_PUNCTUATION = frozenset("_.:/=+-@")
-_EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$", re.ASCII)
-_SOURCE_IDENTITY_RE = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
-_SERIAL_NUMBER_RE = re.compile(r"^[\w+=/:,.@-]{9,256}$", re.ASCII)
-_TOKEN_CODE_RE = re.compile(r"^\d{6}$", re.ASCII)
+_EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}\Z", re.ASCII)
+_SOURCE_IDENTITY_RE = re.compile(r"^[\w+=,.@-]{2,64}\Z", re.ASCII)
+_SERIAL_NUMBER_RE = re.compile(r"^[\w+=/:,.@-]{9,256}\Z", re.ASCII)
+_TOKEN_CODE_RE = re.compile(r"^\d{6}\Z", re.ASCII)
 # IAM simulations list policies, actions, resources and context entries as members; 512 fields
 # is far beyond any real call while the 256 KiB body cap bounds the work either way.
 _MAX_PARAMS = 512
@@ -219,7 +219,7 @@ class AssumeRoleWithWebIdentityParams:
         )
 
 
-_SAML_PROVIDER_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:saml-provider/[\w.-]{1,128}$", re.ASCII)
+_SAML_PROVIDER_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:saml-provider/[\w.-]{1,128}\Z", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)

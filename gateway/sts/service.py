@@ -69,9 +69,9 @@ __all__ = [
 ]
 
 _MAX_PEEK_CHARS = 20000
-_KEY_ID_CHARS = re.compile(r"^\w+$", re.ASCII)
+_KEY_ID_CHARS = re.compile(r"^\w+\Z", re.ASCII)
 # What new_access_key_id (and the IAM API's long-term keys) produce: a prefix and 16 base32 characters.
-_ISSUED_KEY_ID = re.compile(r"^(ASIA|AKIA)[A-Z2-7]{16}$")
+_ISSUED_KEY_ID = re.compile(r"^(ASIA|AKIA)[A-Z2-7]{16}\Z")
 
 #: Checks an MFA code for ``AssumeRole``'s SerialNumber and TokenCode: returns when ``token_code`` is
 #: a current, unspent code of the caller's device ``serial_number``, raises AccessDenied otherwise.

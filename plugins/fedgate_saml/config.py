@@ -26,7 +26,7 @@ DEFAULT_MFA_CLASSES: tuple[str, ...] = (
     "https://refeds.org/profile/mfa",
     "http://id.incommon.org/assurance/mfa",
 )
-_NAME_RE = re.compile(r"^[\w.-]{1,128}$", re.ASCII)
+_NAME_RE = re.compile(r"^[\w.-]{1,128}\Z", re.ASCII)
 
 
 class SAMLProviderSettings(ProviderSettings):

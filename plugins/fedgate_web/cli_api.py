@@ -48,8 +48,8 @@ REQUEST_SECONDS = 600
 CODE_SECONDS = 120
 POLL_INTERVAL = 5
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-_CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-_STATE_RE = re.compile(r"^[\x21-\x7e]{8,200}$")
+_CHALLENGE_RE = re.compile(r"^[A-Za-z0-9_-]{43}\Z")
+_STATE_RE = re.compile(r"^[\x21-\x7e]{8,200}\Z")
 _USER_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # no vowels: no words; no look-alike digits
 
 

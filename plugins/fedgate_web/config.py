@@ -11,7 +11,7 @@ from gateway.plugin import SecretRef, check_https_url
 
 __all__ = ["OIDCLoginSettings", "SAMLLoginSettings", "WebLoginSettings"]
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}\Z")
 
 
 class _Model(BaseModel):

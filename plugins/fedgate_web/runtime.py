@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 
 WEB: web.AppKey[WebLogin] = web.AppKey("fedgate_web")
 
-_NEXT_PATH_RE = re.compile(r"^/sso/[A-Za-z0-9/_\-.~]*$")
-_NEXT_QUERY_RE = re.compile(r"^[\x21-\x7e]*$")
+_NEXT_PATH_RE = re.compile(r"^/sso/[A-Za-z0-9/_\-.~]*\Z")
+_NEXT_QUERY_RE = re.compile(r"^[\x21-\x7e]*\Z")
 _MAX_NEXT = 2048
 
 

@@ -33,7 +33,7 @@ TITLE = "Account authorization details"
 _KINDS = ("User", "Group", "Role", "LocalManagedPolicy", "AWSManagedPolicy")
 _FILTER = Param(
     "Filter",
-    strings(1, 32, most=5, regex=re.compile(r"^(?:User|Group|Role|LocalManagedPolicy|AWSManagedPolicy)$")),
+    strings(1, 32, most=5, regex=re.compile(r"^(?:User|Group|Role|LocalManagedPolicy|AWSManagedPolicy)\Z")),
     "`Filter.member.N`: `User`, `Group`, `Role`, `LocalManagedPolicy`, `AWSManagedPolicy` (default: all)",
 )
 # Entries of one page: (sort key, kind, entity).

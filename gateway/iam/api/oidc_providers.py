@@ -34,8 +34,8 @@ OIDC_PROVIDER = "AWS::IAM::OIDCProvider"
 
 MAX_CLIENT_IDS = 100
 MAX_THUMBPRINTS = 5
-_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):oidc-provider/([\x21-\x7e]{1,255})$")
-_THUMBPRINT_RE = re.compile(r"^[0-9A-Fa-f]{40}$")
+_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):oidc-provider/([\x21-\x7e]{1,255})\Z")
+_THUMBPRINT_RE = re.compile(r"^[0-9A-Fa-f]{40}\Z")
 
 _PROVIDER_ARN = Param("OpenIDConnectProviderArn", arn, "the provider's ARN", required=True)
 _CLIENT_IDS = Param(

@@ -47,12 +47,12 @@ MAX_TAGS = 50
 
 Validator = Callable[[QueryParams, str], Any]
 
-_NAME_RE = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
-_PATH_RE = re.compile(r"^(?:/|/[\x21-\x7e]+/)$")
-_PATH_PREFIX_RE = re.compile(r"^/[\x21-\x7f]*$")
-_MARKER_RE = re.compile(r"^[\u0020-\u00ff]+$")
-_POLICY_RE = re.compile(r"^[\t\n\r\u0020-\u00ff]+$")
-_KEY_ID_RE = re.compile(r"^\w+$", re.ASCII)
+_NAME_RE = re.compile(r"^[\w+=,.@-]+\Z", re.ASCII)
+_PATH_RE = re.compile(r"^(?:/|/[\x21-\x7e]+/)\Z")
+_PATH_PREFIX_RE = re.compile(r"^/[\x21-\x7f]*\Z")
+_MARKER_RE = re.compile(r"^[\u0020-\u00ff]+\Z")
+_POLICY_RE = re.compile(r"^[\t\n\r\u0020-\u00ff]+\Z")
+_KEY_ID_RE = re.compile(r"^\w+\Z", re.ASCII)
 _TAG_PUNCTUATION = frozenset("_.:/=+-@")
 _ALWAYS = frozenset({"Action", "Version"})
 

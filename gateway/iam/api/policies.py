@@ -65,8 +65,10 @@ CONFIG_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_VERSIONS = 5
 
 POLICY_ARN = Param("PolicyArn", arn, "the policy's ARN", required=True)
-_POLICY_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(?:\d{12}|aws):policy/(?:[\x21-\x7e]*/)?[\w+=,.@-]{1,128}$")
-_VERSION_RE = re.compile(r"^v[1-9][0-9]*(?:\.[A-Za-z0-9-]*)?$")
+_POLICY_ARN_RE = re.compile(
+    r"^arn:aws[\w-]*:iam::(?:\d{12}|aws):policy/(?:[\x21-\x7e]*/)?[\w+=,.@-]{1,128}\Z"
+)
+_VERSION_RE = re.compile(r"^v[1-9][0-9]*(?:\.[A-Za-z0-9-]*)?\Z")
 _VERSION_ID = Param(
     "VersionId",
     pattern(_VERSION_RE, r"v[1-9][0-9]*(\.[A-Za-z0-9-]*)?", 1, 128),

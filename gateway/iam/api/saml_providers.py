@@ -38,14 +38,14 @@ MAX_SAML_PROVIDERS = 100
 
 _MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 _DS = "http://www.w3.org/2000/09/xmldsig#"
-_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):saml-provider/([\w._-]{1,128})$", re.ASCII)
+_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):saml-provider/([\w._-]{1,128})\Z", re.ASCII)
 _NAME = Param(
     "Name",
-    pattern(re.compile(r"^[\w._-]+$", re.ASCII), r"[\w._-]+", 1, 128),
+    pattern(re.compile(r"^[\w._-]+\Z", re.ASCII), r"[\w._-]+", 1, 128),
     "1-128 of `[\\w._-]`",
     required=True,
 )
-_DOCUMENT_TEXT = text(1000, 10_000_000, re.compile(r"^[\s\S]*$"), ".*")
+_DOCUMENT_TEXT = text(1000, 10_000_000, re.compile(r"^[\s\S]*\Z"), ".*")
 # The document is large and no secret; the audit trail records the provider's name, not it.
 _DOCUMENT = Param(
     "SAMLMetadataDocument", _DOCUMENT_TEXT, "the IdP's SAML metadata (XML)", required=True, audit=False

@@ -17,7 +17,7 @@ from gateway.sts.params import QueryParams
 
 __all__ = ["boolean", "constraint", "enum", "flag", "integer", "pattern", "strings", "text"]
 
-_DESCRIPTION_RE = re.compile(r"^[\t\n\r\u0020-\u007e\u00a1-\u00ff]*$")
+_DESCRIPTION_RE = re.compile(r"^[\t\n\r\u0020-\u007e\u00a1-\u00ff]*\Z")
 
 
 def constraint(wire: str, value: str | None, rule: str) -> ValidationError:

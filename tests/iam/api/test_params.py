@@ -80,3 +80,35 @@ def test_status_and_access_key_id() -> None:
         _one(p.status, "active", "Status")
     with pytest.raises(ValidationError, match="at 'accessKeyId'"):
         _one(p.access_key_id, "AKIA-short", "AccessKeyId")
+
+
+@pytest.mark.parametrize(
+    ("validator", "raw", "wire"),
+    [
+        (p.name(64), "admin\n", "UserName"),
+        (p.path, "/\n", "Path"),
+        (p.path, "/team/\n", "Path"),
+        (p.path_prefix, "/team\n", "PathPrefix"),
+    ],
+)
+def test_a_trailing_newline_is_not_an_end_of_string(validator: p.Validator, raw: str, wire: str) -> None:
+    """Python's ``$`` also matches before a final newline: ``admin\\n`` would be a second user that
+    lists as ``admin``. Every pattern is anchored at the true end of the string."""
+    with pytest.raises(ValidationError, match="regular expression pattern"):
+        _one(validator, raw, wire)
+
+
+def test_no_pattern_in_the_code_ends_with_a_dollar() -> None:
+    """The rule above, for every regular expression the gateway and its plugins compile."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    offenders = [
+        f"{path.relative_to(root)}:{n}"
+        for folder in ("gateway", "plugins")
+        for path in sorted((root / folder).rglob("*.py"))
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"re\.(?:compile|match|fullmatch|search)\(r\"[^\"]*\$\"", line)
+    ]
+    assert offenders == [], "anchor with \\Z (or use fullmatch without $): " + ", ".join(offenders)
