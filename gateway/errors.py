@@ -42,6 +42,7 @@ parse, the HTTP ``status`` and the SOAP-style ``fault`` (``Sender`` for the call
         ├── LimitExceeded                IAM: a quota (2 access keys per user, 10 groups...); 409
         ├── UnmodifiableEntity           IAM: the entity is declared in the configuration file
         ├── InvalidInput                 IAM: a value of the right shape that cannot be used
+        ├── InvalidAuthenticationCode    IAM: an MFA code not accepted (wrong, spent, throttled); 403
         ├── ContentSHA256Mismatch        a streamed body does not match x-amz-content-sha256
         ├── BadDigest                    S3: a body does not match its x-amz-checksum-* or Content-MD5
         ├── InvalidRequest               S3: a request S3 refuses as a whole (a malformed checksum...)
@@ -92,6 +93,7 @@ __all__ = [
     "InternalFailure",
     "InvalidAccessKeyId",
     "InvalidAction",
+    "InvalidAuthenticationCode",
     "InvalidAuthorizationMessage",
     "InvalidClientTokenId",
     "InvalidDigest",
@@ -322,6 +324,13 @@ class InvalidInput(_SenderError):
     """IAM: a parameter is well formed but cannot be used (a malformed ARN, duplicate tag keys)."""
 
     code = "InvalidInput"
+
+
+class InvalidAuthenticationCode(_SenderError):
+    """IAM: an MFA device's code was not accepted (wrong, used already, or the device is throttled)."""
+
+    code = "InvalidAuthenticationCode"
+    status = 403
 
 
 class ContentSHA256Mismatch(_SenderError):

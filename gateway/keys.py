@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from gateway.iam.accesskeys import AccessKeys
     from gateway.iam.catalog import Catalog
     from gateway.iam.denial import AuthorizationMessages
+    from gateway.iam.mfa import MfaCodes
     from gateway.iam.sync import CatalogFeed
     from gateway.identity import IdentityProvider
     from gateway.metrics import Metrics
@@ -41,6 +42,7 @@ __all__ = [
     "ERROR_DIALECT",
     "KEYRING",
     "METRICS",
+    "MFA",
     "PLUGINS",
     "PROVIDERS",
     "PROXY",
@@ -73,6 +75,8 @@ CATALOG_FEED: web.AppKey[CatalogFeed] = web.AppKey("catalog_feed")
 #: Long-term access keys (AKIA...) resolved through CATALOG, their secrets opened with KEYRING.
 ACCESS_KEYS: web.AppKey[AccessKeys] = web.AppKey("access_keys")
 STS: web.AppKey[StsService] = web.AppKey("sts")
+#: Where MFA codes are checked (once each across replicas, wrong ones throttled), over STORE.
+MFA: web.AppKey[MfaCodes] = web.AppKey("mfa")
 AUDITOR: web.AppKey[Auditor] = web.AppKey("auditor")
 #: The built-in sink in use (its ``stats`` when it is the store sink), absent when ``sink: none``.
 AUDIT_SINK: web.AppKey[JsonLinesSink | StoreSink] = web.AppKey("audit_sink")

@@ -46,6 +46,7 @@ from gateway.errors import ConfigError, ServiceError
 from gateway.iam.accesskeys import AccessKeys
 from gateway.iam.denial import AuthorizationMessages
 from gateway.iam.federation import ApiProviders
+from gateway.iam.mfa import MfaCodes
 from gateway.iam.records import records_from_config
 from gateway.iam.sync import CatalogFeed
 from gateway.identity import IdentityProvider, ProviderContext
@@ -235,6 +236,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _credentials_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.CREDENTIALS] = CredentialService(app[keys.KEYRING], app[keys.DATABASE].revocations)
     app[keys.AUTHORIZATION_MESSAGES] = AuthorizationMessages(app[keys.KEYRING])
+    app[keys.MFA] = MfaCodes(app[keys.STORE], app[keys.REPLAY], app[keys.DATABASE].database.open_mfa_seed)
     app[keys.SIGNING_KEYS] = SigningKeyCache()
     yield
 

@@ -121,6 +121,7 @@ def _api(action: IamAction) -> QueryHandler:
             snapshot=snapshot,
             caller=caller,
             record=call.record,
+            mfa=app[keys.MFA],
         )
         if action.writes:
             # Read your writes on this replica: once UpdateAccessKey (or any write) has answered,

@@ -27,9 +27,16 @@ from typing import Any, Protocol, final
 from gateway.calls import CallRecord
 from gateway.db.database import IamDatabase
 from gateway.db.transaction import Transaction
-from gateway.errors import EntityAlreadyExists, ServiceError, UnmodifiableEntity, ValidationError
+from gateway.errors import (
+    EntityAlreadyExists,
+    ServiceError,
+    ServiceUnavailable,
+    UnmodifiableEntity,
+    ValidationError,
+)
 from gateway.iam.api.params import Args, Param, audit_parameters, parse
 from gateway.iam.catalog import CatalogSnapshot
+from gateway.iam.mfa import MfaCodes
 from gateway.iam.permissions import Check, ContextValue
 from gateway.sts.params import QueryParams
 
@@ -92,12 +99,20 @@ class Resource:
 @dataclass(frozen=True, slots=True)
 class ActionContext:
     """What a resolver and a handler work with: one transaction and the catalog snapshot taken
-    for the call, the caller, and the call's audit record (for response elements)."""
+    for the call, the caller, the call's audit record (for response elements), and where MFA
+    codes are checked (``None`` where no store is at hand: MFA actions then fail closed)."""
 
     tx: Transaction
     snapshot: CatalogSnapshot
     caller: Principal
     record: CallRecord
+    mfa: MfaCodes | None = None
+
+    def mfa_codes(self) -> MfaCodes:
+        """Where MFA codes are checked; ``ServiceUnavailable`` when there is none."""
+        if self.mfa is None:
+            raise ServiceUnavailable("MFA codes cannot be checked right now; retry later.")
+        return self.mfa
 
     @property
     def account_id(self) -> str:
@@ -145,13 +160,14 @@ async def execute(
     snapshot: CatalogSnapshot,
     caller: Principal,
     record: CallRecord,
+    mfa: MfaCodes | None = None,
 ) -> Mapping[str, Any]:
     """Run ``action`` for ``caller`` (see the module docstring for the order of checks)."""
     args = parse(params, action.params)
     record.request_parameters = audit_parameters(args, action.params)
     transaction = database.write() if action.writes else database.read()
     async with transaction as tx:
-        ctx = ActionContext(tx, snapshot, caller, record)
+        ctx = ActionContext(tx, snapshot, caller, record, mfa)
         resource = await action.resource(ctx, args)
         caller.authorize(
             [Check(f"iam:{action.name}", arn, resource.context) for arn in (resource.arn, *resource.also)]

@@ -18,6 +18,7 @@ from gateway.iam.api import (
     groups,
     inline,
     instance_profiles,
+    mfa,
     oidc_providers,
     policies,
     role_policies,
@@ -42,6 +43,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     instance_profiles,
     oidc_providers,
     saml_providers,
+    mfa,
     details,
 )
 
