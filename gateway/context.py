@@ -108,7 +108,9 @@ def global_context(
         )
         context["aws:MultiFactorAuthPresent"] = "true" if claims.mfa_authenticated else "false"
         if claims.mfa_authenticated:
-            context["aws:MultiFactorAuthAge"] = str(max(0, int(transport.now - claims.issued_at)))
+            # Seconds since the MFA itself, which a chained session inherits with it.
+            mfa_at = claims.issued_at if claims.mfa_at is None else claims.mfa_at
+            context["aws:MultiFactorAuthAge"] = str(max(0, int(transport.now - mfa_at)))
         if claims.provider_arn:
             context["aws:FederatedProvider"] = claims.provider_arn
         if claims.source_identity:

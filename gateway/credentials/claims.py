@@ -27,7 +27,12 @@ __all__ = [
     "role_id_for",
 ]
 
-CLAIMS_VERSION = 1
+#: The version new tokens carry. Version 1 tokens (before ``mfa_at``) are still read; a version 1
+#: token cannot carry the fields added since.
+CLAIMS_VERSION = 2
+_READABLE_VERSIONS = frozenset({1, 2})
+#: Wire fields a version 1 token cannot have.
+_SINCE_V2 = frozenset({"mf"})
 
 ClaimValue = str | tuple[str, ...]
 
@@ -65,7 +70,11 @@ class SessionClaims:
         provider_arn: the identity provider that vouched for the caller.
         subject, audience: the caller's ``sub`` (or NameID) and the audience accepted.
         source_identity: the source identity, if set.
-        mfa_authenticated: whether the provider asserted MFA.
+        mfa_authenticated: whether MFA was used (asserted by the provider, or a code of the
+            caller's MFA device checked by fedgate).
+        mfa_at: when that MFA took place (epoch seconds), for ``aws:MultiFactorAuthAge``; a session
+            assumed with an MFA session's credentials keeps its time. ``None``: the session's
+            issue time (version 1 tokens, providers that do not say when).
         identity_claims: condition keys such as ``"host/path:sub"`` for policy variables.
         chain: for a session assumed with another session's credentials (role chaining), the
             sessions it descends from as ``(role ARN, issued_at)``, oldest first, one per role
@@ -90,6 +99,7 @@ class SessionClaims:
     audience: str = ""
     source_identity: str | None = None
     mfa_authenticated: bool = False
+    mfa_at: float | None = None
     identity_claims: Mapping[str, ClaimValue] = field(default_factory=dict)
     chain: tuple[tuple[str, float], ...] = ()
     version: int = CLAIMS_VERSION
@@ -143,6 +153,7 @@ _WIRE = {
     "audience": "aud",
     "source_identity": "si",
     "mfa_authenticated": "m",
+    "mfa_at": "mf",
     "identity_claims": "c",
     "chain": "ch",
 }
@@ -156,6 +167,7 @@ _DEFAULTS: dict[str, Any] = {
     "audience": "",
     "source_identity": None,
     "mfa_authenticated": False,
+    "mfa_at": None,
     "identity_claims": {},
     "chain": (),
 }
@@ -182,6 +194,7 @@ def encode_claims(claims: SessionClaims) -> bytes:
         "aud": claims.audience,
         "si": claims.source_identity,
         "m": claims.mfa_authenticated,
+        "mf": None if claims.mfa_at is None else _number(claims.mfa_at),
         "c": {k: v if isinstance(v, str) else list(v) for k, v in claims.identity_claims.items()},
         "ch": [[arn, _number(at)] for arn, at in claims.chain],
     }
@@ -210,8 +223,10 @@ def decode_claims(data: bytes) -> SessionClaims:
             values[name] = _DEFAULTS[name]
         else:
             raise ValueError(f"missing claim {name}")
-    if values["version"] != CLAIMS_VERSION:
+    if values["version"] not in _READABLE_VERSIONS or isinstance(values["version"], bool):
         raise ValueError("unsupported claims version")
+    if values["version"] == 1 and _SINCE_V2 & set(raw):
+        raise ValueError("claim fields newer than the claims version")
     for name in ("role_arn", "session_name", "access_key_id", "secret_access_key", "provider_arn"):
         _expect(isinstance(values[name], str), name)
     for name in ("subject", "audience"):
@@ -221,6 +236,8 @@ def decode_claims(data: bytes) -> SessionClaims:
     for name in ("session_policy", "source_identity"):
         _expect(values[name] is None or isinstance(values[name], str), name)
     _expect(isinstance(values["mfa_authenticated"], bool), "mfa_authenticated")
+    mfa_at = values["mfa_at"]
+    _expect(mfa_at is None or (isinstance(mfa_at, int | float) and not isinstance(mfa_at, bool)), "mfa_at")
     for name in ("policy_arns", "transitive_tag_keys"):
         _expect(_is_str_list(values[name]), name)
     tags = values["tags"]

@@ -151,6 +151,7 @@ class CredentialService:
         transitive_tag_keys: Iterable[str] = (),
         source_identity: str | None = None,
         mfa_authenticated: bool = False,
+        mfa_at: float | None = None,
         identity_claims: Mapping[str, ClaimValue | list[str]] | None = None,
         chain: Iterable[tuple[str, float]] = (),
         now: float | None = None,
@@ -190,6 +191,7 @@ class CredentialService:
             audience=audience,
             source_identity=source_identity,
             mfa_authenticated=mfa_authenticated,
+            mfa_at=mfa_at if mfa_authenticated else None,
             identity_claims={
                 k: v if isinstance(v, str) else tuple(v) for k, v in (identity_claims or {}).items()
             },

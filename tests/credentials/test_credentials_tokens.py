@@ -109,9 +109,39 @@ async def test_round_trip_returns_every_claim(service: CredentialService) -> Non
         f"{ISSUER}:sub": "repo:org/repo:ref:refs/heads/main",
         f"{ISSUER}:amr": ("pwd", "mfa"),
     }
-    assert claims.version == 1
+    assert claims.version == 2
+    assert claims.mfa_at is None  # the provider did not say when: aws:MultiFactorAuthAge counts from issue
     assert claims.assumed_role_arn == "arn:aws:sts::123456789012:assumed-role/ci-deployer/gha-run-42"
     assert claims.assumed_role_id == f"{claims.role_id}:gha-run-42"
+
+
+async def test_the_time_of_mfa_round_trips(service: CredentialService) -> None:
+    issued = issue(service, mfa_at=NOW - 120.5)
+    claims = await service.validate(issued.access_key_id, issued.session_token, now=NOW + 10)
+    assert claims.mfa_at == NOW - 120.5
+    # Without MFA there is no time of it.
+    assert issue(service, mfa_authenticated=False, mfa_at=NOW).claims.mfa_at is None
+
+
+async def test_version_1_tokens_are_still_read(keyring: KeyRing) -> None:
+    service = CredentialService(keyring, Revocations.local())
+    fields = {
+        "r": ROLE,
+        "s": "old",
+        "k": "ASIAAAAAAAAAAAAAAAAA",
+        "x": "secret",
+        "ia": NOW,
+        "ea": NOW + 900,
+        "m": True,
+    }
+    old = keyring.seal(b"\x00" + json.dumps({"v": 1, **fields}).encode())
+    claims = await service.validate("ASIAAAAAAAAAAAAAAAAA", old, now=NOW + 10)
+    assert (claims.version, claims.mfa_authenticated, claims.mfa_at) == (1, True, None)
+    # A version 1 token cannot carry what came later, nor can an unknown version be read.
+    for body in ({"v": 1, **fields, "mf": NOW}, {"v": 3, **fields}, {"v": True, **fields}):
+        await assert_invalid(
+            service, "ASIAAAAAAAAAAAAAAAAA", keyring.seal(b"\x00" + json.dumps(body).encode())
+        )
 
 
 async def test_minimal_session_round_trip(service: CredentialService) -> None:

@@ -231,3 +231,15 @@ def test_a_user_that_is_gone_may_do_nothing() -> None:
         access_key_id="AKIA" + "B" * 16,
     )
     assert not _decide(ghost, "s3:GetObject")
+
+
+def test_mfa_keys_of_a_session() -> None:
+    def context(**kw: object) -> dict[str, object]:
+        return dict(permissions.session_context(SNAPSHOT, a_session(**kw), transport(), region="us-east-1"))
+
+    without = context()
+    assert without["aws:MultiFactorAuthPresent"] == "false" and "aws:MultiFactorAuthAge" not in without
+    # The age counts from the MFA itself (a chained session keeps it), else from the issue time.
+    at = context(mfa_authenticated=True, mfa_at=1_800_000_000.0 - 500)
+    assert (at["aws:MultiFactorAuthPresent"], at["aws:MultiFactorAuthAge"]) == ("true", "600")
+    assert context(mfa_authenticated=True)["aws:MultiFactorAuthAge"] == "100"
