@@ -108,7 +108,7 @@ def global_context(
         )
         context["aws:MultiFactorAuthPresent"] = "true" if claims.mfa_authenticated else "false"
         if claims.mfa_authenticated:
-            # Seconds since the MFA itself, which a chained session inherits with it.
+            # Seconds since the MFA itself (the code's check), else since the session's issue.
             mfa_at = claims.issued_at if claims.mfa_at is None else claims.mfa_at
             context["aws:MultiFactorAuthAge"] = str(max(0, int(transport.now - mfa_at)))
         if claims.provider_arn:

@@ -72,9 +72,9 @@ class SessionClaims:
         source_identity: the source identity, if set.
         mfa_authenticated: whether MFA was used (asserted by the provider, or a code of the
             caller's MFA device checked by fedgate).
-        mfa_at: when that MFA took place (epoch seconds), for ``aws:MultiFactorAuthAge``; a session
-            assumed with an MFA session's credentials keeps its time. ``None``: the session's
-            issue time (version 1 tokens, providers that do not say when).
+        mfa_at: when that MFA took place (epoch seconds: when fedgate checked the code), for
+            ``aws:MultiFactorAuthAge``. ``None``: the session's issue time (version 1 tokens,
+            providers that do not say when).
         identity_claims: condition keys such as ``"host/path:sub"`` for policy variables.
         chain: for a session assumed with another session's credentials (role chaining), the
             sessions it descends from as ``(role ARN, issued_at)``, oldest first, one per role
