@@ -173,12 +173,14 @@ def test_the_demo_upstream_is_not_reachable_around_the_proxy(
         request = urllib.request.Request(f"{base}/around.txt", data=data, method=method)
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
-        assert refused.value.code == 403
-        assert b"<Code>AccessDenied</Code>" in refused.value.read()
+        with refused.value as answer:  # an HTTPError holds the connection until closed
+            assert answer.code == 403
+            assert b"<Code>AccessDenied</Code>" in answer.read()
     forged = urllib.request.Request(f"{base}/hello.txt", headers={"X-Fedgate-Identity": "e30.e30.sig"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(forged, timeout=10)
-    assert refused.value.code == 403
+    with refused.value as answer:
+        assert answer.code == 403
 
 
 @pytest.mark.timeout(240)  # a dozen aws CLI runs, each a fresh Python process
