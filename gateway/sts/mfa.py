@@ -23,8 +23,8 @@ __all__ = ["INVALID_CODE", "CallerMfa", "check_mfa_parameters"]
 #: AWS's message for a code STS does not accept.
 INVALID_CODE = "MultiFactorAuthentication failed with invalid MFA one time pass code."
 
-_SERIAL_RE = re.compile(r"^[\w+=/:,.@-]{9,256}$", re.ASCII)
-_CODE_RE = re.compile(r"^\d{6}$", re.ASCII)
+_SERIAL_RE = re.compile(r"^[\w+=/:,.@-]{9,256}\Z", re.ASCII)
+_CODE_RE = re.compile(r"^\d{6}\Z", re.ASCII)
 
 
 def check_mfa_parameters(serial_number: str | None, token_code: str | None) -> None:

@@ -48,8 +48,8 @@ MAX_DEVICES_PER_USER = 8
 #: CloudTrail's resource type of a virtual MFA device.
 MFA_DEVICE = "AWS::IAM::MFADevice"
 
-_SERIAL_RE = re.compile(r"^[\w+=/:,.@-]+$", re.ASCII)
-_CODE_RE = re.compile(r"^\d{6}$", re.ASCII)
+_SERIAL_RE = re.compile(r"^[\w+=/:,.@-]+\Z", re.ASCII)
+_CODE_RE = re.compile(r"^\d{6}\Z", re.ASCII)
 _STATUSES = ("Assigned", "Unassigned", "Any")
 
 
