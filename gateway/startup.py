@@ -57,6 +57,7 @@ from gateway.proxy.runtime import ProxyRuntime
 from gateway.proxy.upstream import UpstreamTable
 from gateway.sigv4 import SigningKeyCache
 from gateway.store import RedisStore, ReplayGuard, Store, open_store
+from gateway.sts.mfa import CallerMfa
 from gateway.sts.service import StsService
 from gateway.tracing import Tracing
 from gateway.web.metrics import metrics_ctx, upstream_trace
@@ -311,6 +312,7 @@ def _make_sts_ctx(clock: Callable[[], float]) -> ServiceContext:
             clock=clock,
             messages=app[keys.AUTHORIZATION_MESSAGES],
             region=config.region,
+            verify_mfa=CallerMfa(app[keys.DATABASE].database, app[keys.MFA]).verify,
         )
         try:
             yield

@@ -169,19 +169,24 @@ def assume_role_context(
     transitive_tag_keys: Sequence[str],
     source_identity: str | None,
     external_id: str | None,
-    mfa_present: bool,
+    mfa_age: int | None,
 ) -> dict[str, ContextValue]:
     """The condition keys an ``AssumeRole`` request's trust and identity policies see.
 
     The caller's own keys (``caller_context``: ``aws:PrincipalArn``, ``aws:PrincipalTag/...``,
     ``aws:SourceIdentity`` of the calling session...), then the request's:
     ``sts:RoleSessionName``, ``sts:ExternalId``, ``sts:SourceIdentity``, ``aws:RequestTag/...`` and
-    ``aws:TagKeys`` for the tags passed, ``sts:TransitiveTagKeys``, and
-    ``aws:MultiFactorAuthPresent``.
+    ``aws:TagKeys`` for the tags passed, ``sts:TransitiveTagKeys``. ``mfa_age`` is given when the
+    request itself brought an MFA code fedgate accepted (seconds since: 0 for a code checked now):
+    ``aws:MultiFactorAuthPresent`` is then ``true`` and ``aws:MultiFactorAuthAge`` that age;
+    otherwise both stay as the caller's context has them (a session's own MFA, or absent for a
+    user's long-term key, as on AWS).
     """
     context: dict[str, ContextValue] = dict(caller_context)
     context["sts:RoleSessionName"] = session_name
-    context["aws:MultiFactorAuthPresent"] = "true" if mfa_present else "false"
+    if mfa_age is not None:
+        context["aws:MultiFactorAuthPresent"] = "true"
+        context["aws:MultiFactorAuthAge"] = str(mfa_age)
     if external_id is not None:
         context["sts:ExternalId"] = external_id
     if source_identity is not None:

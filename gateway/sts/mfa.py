@@ -52,9 +52,7 @@ class CallerMfa:
     def __repr__(self) -> str:
         return f"CallerMfa(codes={self._codes!r})"
 
-    async def verify(
-        self, caller: Caller, serial_number: str, token_code: str | None, *, now: float
-    ) -> float:
+    async def verify(self, caller: Caller, serial_number: str, token_code: str | None, now: float) -> float:
         """Accept ``token_code`` of the caller's device ``serial_number`` at ``now``; return the time
         of the MFA (``now``). Raises ``AccessDenied`` when it is not accepted."""
         check_mfa_parameters(serial_number, token_code)

@@ -73,13 +73,14 @@ _KEY_ID_CHARS = re.compile(r"^\w+\Z", re.ASCII)
 # What new_access_key_id (and the IAM API's long-term keys) produce: a prefix and 16 base32 characters.
 _ISSUED_KEY_ID = re.compile(r"^(ASIA|AKIA)[A-Z2-7]{16}\Z")
 
-#: Checks an MFA code for ``AssumeRole``'s SerialNumber and TokenCode: returns when ``token_code`` is
-#: a current, unspent code of the caller's device ``serial_number``, raises AccessDenied otherwise.
-MfaVerifier = Callable[[Caller, str, str | None], Awaitable[None]]
+#: Checks an MFA code for ``AssumeRole``'s SerialNumber and TokenCode at ``now``: returns the time
+#: of the MFA when ``token_code`` is a current, unspent code of the caller's device
+#: ``serial_number``, raises AccessDenied otherwise (see :class:`gateway.sts.mfa.CallerMfa`).
+MfaVerifier = Callable[[Caller, str, str | None, float], Awaitable[float]]
 
 
-async def refuse_mfa(caller: Caller, serial_number: str, token_code: str | None) -> None:
-    """The verifier while fedgate has no MFA devices: every code is refused."""
+async def refuse_mfa(caller: Caller, serial_number: str, token_code: str | None, now: float) -> float:
+    """The verifier where fedgate has no MFA devices to check with: every code is refused."""
     raise AccessDenied("MultiFactorAuthentication failed: no MFA device is registered to check codes with.")
 
 
@@ -297,12 +298,11 @@ class StsService:
         session_policy = session_policy_of(snapshot, args.policy, args.policy_arns)
         parent = caller.session
         carried = inherit(parent, args.tags, args.transitive_tag_keys, args.source_identity)
-        mfa = False
+        mfa_at: float | None = None
         if args.serial_number is not None or args.token_code is not None:
             if args.serial_number is None:
                 raise ValidationError("TokenCode needs SerialNumber")
-            await self._verify_mfa(caller, args.serial_number, args.token_code)
-            mfa = True
+            mfa_at = await self._verify_mfa(caller, args.serial_number, args.token_code, call.now)
         role = snapshot.role(args.role_arn)
         if role is not None:
             call.resources.append(("AWS::IAM::Role", args.role_arn))
@@ -313,7 +313,7 @@ class StsService:
             transitive_tag_keys=args.transitive_tag_keys,
             source_identity=carried.source_identity,
             external_id=args.external_id,
-            mfa_present=mfa or (parent is not None and parent.mfa_authenticated),
+            mfa_age=None if mfa_at is None else max(0, int(call.now - mfa_at)),
         )
         actions = assume_role_actions(
             tagged=bool(carried.tags), source_identity=carried.source_identity is not None
@@ -343,7 +343,8 @@ class StsService:
             tags=carried.tags,
             transitive_tag_keys=carried.transitive_tag_keys,
             source_identity=carried.source_identity,
-            mfa_authenticated=mfa,
+            mfa_authenticated=mfa_at is not None,
+            mfa_at=mfa_at,
             chain=carried.chain,
         )
         claims = issued.claims

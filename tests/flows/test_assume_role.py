@@ -346,7 +346,7 @@ def test_every_assume_role_error_code(
             },
             "ValidationError",
         ),
-        # MFA is checked by a device registry fedgate does not have yet: every code is refused.
+        # A role session has no MFA device of its own: any serial number and code are refused.
         (
             {
                 "RoleArn": A,
