@@ -111,17 +111,59 @@ def parse_template(text: str) -> Template | None:
     return Template(tuple(parts))
 
 
-def glob_regex(pattern: str, *, star: str = ".*", qmark: str = ".") -> str:
-    """Regex source for a glob (no anchors)."""
-    out = []
-    for ch in pattern:
-        if ch == "*":
-            out.append(star)
-        elif ch == "?":
-            out.append(qmark)
+class _Star:
+    """A ``*`` that may match any run of characters (ARN heads have their own, see below)."""
+
+    __slots__ = ()
+
+
+_STAR = _Star()
+# A regex fragment, a template variable's index (substituted per request), or a free star.
+_Token = str | int | _Star
+
+
+def _linear(tokens: list[_Token]) -> list[str | int]:
+    """Regex fragments for glob tokens that match in linear time, however many stars.
+
+    A naive ``.*`` per star backtracks polynomially (``logs/*/*/*/*.gz`` against a key of a few
+    hundred slashes takes seconds), and keys and condition values come from requests. Between two
+    free stars the text is of fixed length, so the leftmost place it matches is always a right one
+    (the next star can absorb whatever a later place would have skipped): each star but the last
+    becomes an atomic lazy group ``(?>.*?SEGMENT)`` that commits to that place and never backtracks;
+    the last one, which must leave exactly the final segment before the end, stays ``.*``.
+    """
+    stars = [i for i, t in enumerate(tokens) if t is _STAR]
+    last = stars[-1] if stars else -1
+    out: list[str | int] = []
+    group_open = False
+    for i, token in enumerate(tokens):
+        if isinstance(token, _Star):
+            if group_open:
+                out.append(")")
+            out.append(".*" if i == last else "(?>.*?")
+            group_open = i != last
         else:
-            out.append(re.escape(ch))
-    return "".join(out)
+            out.append(token)
+    return out
+
+
+def _glob_tokens(parts: tuple[Part, ...]) -> list[_Token]:
+    tokens: list[_Token] = []
+    n_vars = 0
+    for part in parts:
+        if isinstance(part, Var):
+            tokens.append(n_vars)
+            n_vars += 1
+        elif part[0] == "lit":
+            tokens.append(re.escape(part[1]))
+        else:
+            tokens.extend(_STAR if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in part[1])
+    return tokens
+
+
+def glob_regex(pattern: str) -> str:
+    """Regex source for a glob (no anchors; matches in linear time, see :func:`_linear`)."""
+    return "".join(str(f) for f in _linear(_glob_tokens((("raw", pattern),))))
 
 
 def arn_regex(pattern: str) -> str:
@@ -133,32 +175,34 @@ def _arn_fragments(parts: tuple[Part, ...]) -> list[str | int]:
     """Regex fragments for ARN template parts; the n-th variable becomes the int ``n``.
 
     Colons are counted in the policy's own text only, so a substituted value containing ':' can
-    never move the segment boundaries; such a value simply has to match literally.
+    never move the segment boundaries; such a value simply has to match literally. A star in the
+    five head segments is ``[^:]*`` (bounded by the colons around it); in the resource segment it
+    is a free star, matched in linear time.
     """
-    out: list[str | int] = []
+    tokens: list[_Token] = []
     colons = 0
     n_vars = 0
     for part in parts:
         if isinstance(part, Var):
-            out.append(n_vars)
+            tokens.append(n_vars)
             n_vars += 1
             continue
         kind, text = part
         if kind == "lit":
-            out.append(re.escape(text))
+            tokens.append(re.escape(text))
             continue
         for ch in text:
             in_head = colons < 5
             if ch == ":":
                 colons += 1
-                out.append(":")
+                tokens.append(":")
             elif ch == "*":
-                out.append("[^:]*" if in_head else ".*")
+                tokens.append("[^:]*" if in_head else _STAR)
             elif ch == "?":
-                out.append("[^:]" if in_head else ".")
+                tokens.append("[^:]" if in_head else ".")
             else:
-                out.append(re.escape(ch))
-    return out
+                tokens.append(re.escape(ch))
+    return _linear(tokens)
 
 
 def compile_glob(patterns: list[str], *, lower: bool = False) -> re.Pattern[str]:
@@ -264,10 +308,4 @@ class PatternSet:
 
 
 def _glob_fragments(parts: tuple[Part, ...]) -> list[str | int]:
-    out: list[str | int] = []
-    for part in parts:
-        if isinstance(part, Var):
-            out.append(sum(1 for f in out if isinstance(f, int)))
-        else:
-            out.append(glob_regex(part[1]) if part[0] == "raw" else re.escape(part[1]))
-    return out
+    return _linear(_glob_tokens(parts))

@@ -190,3 +190,27 @@ def test_request_normalises_context_values() -> None:
     assert r.ctx == {"a:b": "true", "n": "3", "l": ("x", "1"), "s": "v"}
     assert r.action_lower == "s3:getobject"
     assert evaluate(r, identity=[identity(allow({"Bool": {"a:b": "true"}}))]).allowed
+
+
+@pytest.mark.parametrize(
+    ("pattern", "key"),
+    [
+        ("logs/*/*/*/*.gz", "logs/" + "/" * 600 + "x.txt"),
+        ("*a*a*a*a*a*a*b", "a" * 2000),
+        ("${aws:username}/*/*/*/*/*.gz", "alice/" + "/" * 1000),
+    ],
+)
+def test_many_stars_against_a_long_hostile_key_finish_and_miss(pattern: str, key: str) -> None:
+    """Keys and condition values come from requests: a pattern with several stars must not
+    backtrack polynomially on them (this took seconds to minutes per request before), in
+    Resource and in StringLike alike."""
+    p = identity(
+        allow(Action="s3:GetObject", Resource=f"arn:aws:s3:::b/{pattern}"),
+        allow(Action="s3:ListBucket", Resource="*", Condition={"StringLike": {"s3:prefix": pattern}}),
+    )
+    ctx = {"aws:username": "alice", "s3:prefix": key}
+    assert not decide([p], action="s3:GetObject", resource=f"arn:aws:s3:::b/{key}", context=ctx).allowed
+    assert not decide([p], action="s3:ListBucket", resource="arn:aws:s3:::b", context=ctx).allowed
+    assert decide(
+        [p], action="s3:ListBucket", resource="arn:aws:s3:::b", context={**ctx, "s3:prefix": key + "b"}
+    ).allowed is pattern.endswith("b")
