@@ -7,10 +7,10 @@ What it looks for, each as a :class:`~gateway.findings.Finding`:
   matching none included (``sts:AssumeRoleWithWebIdentiy``), with the closest names suggested;
 - ``INVALID_PRINCIPAL`` (error): a ``Federated`` principal that is not an ARN, or an ``AWS``
   principal that is neither an ARN, an account id nor ``*``;
-- ``UNKNOWN_PROVIDER`` (error): a ``Federated`` ARN that names no configured identity provider
-  (STS accepts tokens only from configured ones, so the statement can never apply);
-- ``UNKNOWN_ROLE`` / ``UNKNOWN_POLICY`` (warning): an ARN in this account naming a role or managed
-  policy the file does not declare (it may still exist in the IAM database);
+- ``UNKNOWN_PROVIDER`` / ``UNKNOWN_ROLE`` / ``UNKNOWN_POLICY`` (warning): a ``Federated`` ARN
+  naming no configured identity provider, or an ARN in this account naming a role or managed
+  policy the file does not declare (each may still exist in the IAM database: STS also accepts
+  tokens from providers created through the IAM API, so such a statement is not judged dead);
 - ``DEAD_STATEMENT`` (warning): an Allow statement of a trust policy no request can match (its
   actions assume no role, its federated principal's provider cannot use those actions, or a
   condition names another provider's keys, which such a token never carries);
@@ -128,6 +128,7 @@ def _trust_findings(
         federated: list[KnownProvider] = []
         anyone = principal == "*"
         aws_callers = False
+        api_provider = False  # names a provider the IAM database may hold: its kind is unknown
         unusable: list[str] = []
         if isinstance(principal, Mapping):
             for j, value in enumerate(_listed(principal.get("Federated"))):
@@ -147,12 +148,14 @@ def _trust_findings(
                 elif value in providers:
                     federated.append(providers[value])
                 else:
+                    api_provider = True
                     known = ", ".join(sorted(providers)) or "none"
                     yield Finding(
-                        "error",
+                        "warning",
                         "UNKNOWN_PROVIDER",
                         spot,
-                        f"{value} names no configured identity provider (configured: {known})",
+                        f"{value} names no configured identity provider (configured: {known}); "
+                        "it may exist in the IAM database",
                     )
             for j, value in enumerate(_listed(principal.get("AWS"))):
                 spot = f"{at}.Principal.AWS" + (f"[{j}]" if isinstance(principal["AWS"], list) else "")
@@ -172,7 +175,7 @@ def _trust_findings(
             unusable.append(
                 "it allows none of sts:AssumeRole, sts:AssumeRoleWithSAML or sts:AssumeRoleWithWebIdentity"
             )
-        elif not anyone:
+        elif not anyone and not api_provider:
             kinds = {kind for action, kind in ASSUME_ACTIONS.items() if action in assumes}
             usable = [p for p in federated if p.kind in kinds]
             if not usable and not (aws_callers and None in kinds):
