@@ -8,9 +8,12 @@ in the store's :class:`~gateway.store.replay.ReplayGuard` under ``mfa:code:SERIA
 replicas sharing the store see at once. Spending the step rather than the code means a code can
 never be accepted twice, even by two replicas answering at the same moment.
 
-Wrong codes are counted per device in the store: after :data:`MAX_FAILURES` within
-:data:`FAILURE_WINDOW` seconds the device is locked for :data:`LOCKOUT` seconds, during which even a
-right code is refused, so six digits cannot be guessed at request rate. Every check fails closed:
+Attempts are counted per device in the store, *before* the code is checked and in one atomic
+increment, so requests sent in parallel (to one replica or several) cannot each find the device
+unlocked: at most :data:`MAX_FAILURES` codes are checked within :data:`FAILURE_WINDOW` seconds
+unless one of them is right (an accepted code clears the count). The attempt after those locks the
+device for :data:`LOCKOUT` seconds, during which even a right code is refused, so six digits cannot
+be guessed at request rate. Every check fails closed:
 a store that cannot answer raises :class:`~gateway.errors.ServiceUnavailable`, and nothing is
 accepted.
 
@@ -23,7 +26,6 @@ time the guard sees is the later of the two.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import final
 
 from gateway.db.records import MfaDeviceRecord
@@ -64,10 +66,7 @@ class MfaCodeRefused(Exception):
         self.throttled = throttled
 
 
-@dataclass(frozen=True, slots=True)
-class _Keys:
-    failures: str
-    locked: str
+_THROTTLED_MESSAGE = "Too many invalid codes for this MFA device; try again in a few minutes."
 
 
 @final
@@ -88,18 +87,18 @@ class MfaCodes:
         Raises :class:`MfaCodeRefused` when it is not accepted, and
         :class:`~gateway.errors.ServiceUnavailable` when the store cannot answer.
         """
-        keys = await self._unlocked(device)
+        attempts = await self._admit(device)
         step = totp.matching_step(self._seed(device), code, now)
         if step is None or not await self._spend(device, step):
-            await self._failed(keys)
             raise MfaCodeRefused("The MFA code is not valid, or was used already.")
+        await self._store.delete(attempts)
 
     async def accept_consecutive(
         self, device: MfaDeviceRecord, first: str, second: str, *, now: float
     ) -> None:
         """Accept two codes of consecutive steps, the second current (or one step off): how
         ``EnableMFADevice`` and ``ResyncMFADevice`` prove the device and the server agree."""
-        keys = await self._unlocked(device)
+        attempts = await self._admit(device)
         seed = self._seed(device)
         later = totp.matching_step(seed, second, now)
         earlier = (
@@ -112,10 +111,10 @@ class MfaCodes:
             or earlier is None
             or not (await self._spend(device, earlier) and await self._spend(device, later))
         ):
-            await self._failed(keys)
             raise MfaCodeRefused(
                 "The two codes are not consecutive codes of this device, or were used already."
             )
+        await self._store.delete(attempts)
 
     def _seed(self, device: MfaDeviceRecord) -> bytes:
         try:
@@ -124,18 +123,18 @@ class MfaCodes:
             # The seed was sealed under a key the ring no longer holds: no code can be checked.
             raise MfaCodeRefused("The MFA device's seed cannot be read; enable the device again.") from None
 
-    async def _unlocked(self, device: MfaDeviceRecord) -> _Keys:
-        keys = _Keys(f"mfa:failures:{device.serial}", f"mfa:locked:{device.serial}")
-        if await self._store.get(keys.locked) is not None:
-            raise MfaCodeRefused(
-                "Too many invalid codes for this MFA device; try again in a few minutes.", throttled=True
-            )
-        return keys
-
-    async def _failed(self, keys: _Keys) -> None:
-        if await self._store.incr(keys.failures, FAILURE_WINDOW) >= MAX_FAILURES:
-            await self._store.set(keys.locked, b"1", LOCKOUT)
-            await self._store.delete(keys.failures)
+    async def _admit(self, device: MfaDeviceRecord) -> str:
+        """Count this attempt, refusing it when the device is locked or out of attempts; returns
+        the counter's key (cleared when the code is accepted). Never deleted on locking: a request
+        racing the lock must find the count still over the limit."""
+        locked = f"mfa:locked:{device.serial}"
+        if await self._store.get(locked) is not None:
+            raise MfaCodeRefused(_THROTTLED_MESSAGE, throttled=True)
+        attempts = f"mfa:attempts:{device.serial}"
+        if await self._store.incr(attempts, FAILURE_WINDOW) > MAX_FAILURES:
+            await self._store.set(locked, b"1", LOCKOUT)
+            raise MfaCodeRefused(_THROTTLED_MESSAGE, throttled=True)
+        return attempts
 
     async def _spend(self, device: MfaDeviceRecord, step: int) -> bool:
         earliest = max((step - 1) * totp.STEP_SECONDS, device.created_at.timestamp())

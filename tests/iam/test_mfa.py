@@ -3,6 +3,7 @@ throttled per device, and a store that cannot answer accepts nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -85,6 +86,38 @@ async def test_wrong_codes_lock_the_device_on_every_replica(store_factory: Store
         assert refused.value.throttled and "Too many invalid codes" in refused.value.message
     # Other devices are not affected.
     await first.accept(_device("arn:aws:iam::123456789012:mfa/other"), _code(now), now=now)
+
+
+async def test_parallel_codes_get_no_more_checks_than_in_sequence(store_factory: StoreFactory) -> None:
+    """A burst of guesses across two replicas, all in flight at once, must not each find the device
+    unlocked: only MAX_FAILURES of them are checked, the rest are refused as throttled, and then
+    the right code too."""
+    first, second = await _replicas(store_factory)
+    device, now = _device(), time.time()
+    right = _code(now)
+    near = {_code(now, offset) for offset in (-1, 0, 1)}
+    guesses = [g for n in range(1, 44) if (g := f"{(int(right) + n) % 1_000_000:06d}") not in near][:40]
+    results = await asyncio.gather(
+        *((first if n % 2 else second).accept(device, g, now=now) for n, g in enumerate(guesses)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, MfaCodeRefused) for r in results)
+    checked = [r for r in results if isinstance(r, MfaCodeRefused) and not r.throttled]
+    assert len(checked) == MAX_FAILURES
+    with pytest.raises(MfaCodeRefused) as refused:
+        await first.accept(device, right, now=now)
+    assert refused.value.throttled
+
+
+async def test_an_accepted_code_clears_the_count_of_attempts(store_factory: StoreFactory) -> None:
+    codes, _ = await _replicas(store_factory)
+    device, now = _device(), time.time()
+    wrong = f"{(int(_code(now)) + 1) % 1_000_000:06d}"
+    for offset in (-1, 0, 1):  # three right codes, each after MAX_FAILURES - 1 wrong ones
+        for _ in range(MAX_FAILURES - 1):
+            with pytest.raises(MfaCodeRefused):
+                await codes.accept(device, wrong, now=now)
+        await codes.accept(device, _code(now, offset), now=now)
 
 
 async def test_codes_of_steps_before_the_device_existed_are_refused_after_a_store_reset() -> None:
