@@ -82,9 +82,16 @@ def _assignment_status(params: QueryParams, wire: str) -> str | None:
 
 
 _SERIAL = Param("SerialNumber", serial_number, "the device's serial number (its ARN)", required=True)
+# Never audited: a call refused before its codes are spent would leave two live codes in the log.
 _CODES = (
-    Param("AuthenticationCode1", _authentication_code, "a code the device shows (6 digits)", required=True),
-    Param("AuthenticationCode2", _authentication_code, "the code it shows next", required=True),
+    Param(
+        "AuthenticationCode1",
+        _authentication_code,
+        "a code the device shows (6 digits)",
+        required=True,
+        audit=False,
+    ),
+    Param("AuthenticationCode2", _authentication_code, "the code it shows next", required=True, audit=False),
 )
 _CALLING_USER = Param("UserName", name(64), "the user's name; the calling user when omitted")
 

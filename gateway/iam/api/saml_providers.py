@@ -105,9 +105,9 @@ def metadata_valid_until(document: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(until.replace("Z", "+00:00"))
-    except ValueError:
+        return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # 9999-12-31T23:59:59-23:59 is past the last date there is
         raise InvalidInput("The SAML metadata document's validUntil is not a date.") from None
-    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _name_of(ctx: ActionContext, provider_arn: str) -> str:

@@ -85,7 +85,7 @@ def test_create_enable_list_deactivate_delete(api: Api, admin: Any) -> None:
     assert first not in json.dumps(enable) and second not in json.dumps(enable)
 
 
-def test_codes_must_be_consecutive_current_and_unused(admin: Any) -> None:
+def test_codes_must_be_consecutive_current_and_unused(api: Api, admin: Any) -> None:
     admin.create_user(UserName="mfa-bob")
     serial, seed = _new_device(admin, "bob-phone")
     earlier, current, later = codes_of(seed, steps=(-1, 0, 1))
@@ -104,6 +104,9 @@ def test_codes_must_be_consecutive_current_and_unused(admin: Any) -> None:
             "Authentication code for device is not valid.",
         )
     assert admin.list_mfa_devices(UserName="mfa-bob")["MFADevices"] == []  # nothing changed
+    # A refused call spent no code: the audit trail must not show these live codes either.
+    refused = json.dumps(api.audit.named("EnableMFADevice"))
+    assert all(code not in refused for code in (earlier, current, later))
     enable(earlier, current)
     # Resync spends codes too: the pair just used is refused, the next pair is accepted.
     with pytest.raises(ClientError) as excinfo:

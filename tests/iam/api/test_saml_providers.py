@@ -35,9 +35,7 @@ def test_create_get_list_update_delete(admin: Any, metadata: str) -> None:
     got = admin.get_saml_provider(SAMLProviderArn=arn)
     assert got["SAMLMetadataDocument"] == metadata and "CreateDate" in got
     assert arn in [p["Arn"] for p in admin.list_saml_providers()["SAMLProviderList"]]
-    root = etree.fromstring(metadata.encode())
-    root.set("validUntil", "2030-01-02T03:04:05Z")
-    valid = etree.tostring(root).decode()
+    valid = _valid_until(metadata, "2030-01-02T03:04:05Z")
     assert (
         admin.update_saml_provider(SAMLProviderArn=arn, SAMLMetadataDocument=valid)["SAMLProviderArn"] == arn
     )
@@ -51,9 +49,17 @@ def test_create_get_list_update_delete(admin: Any, metadata: str) -> None:
     assert _code(excinfo) == ("NoSuchEntity", 404)
 
 
+def _valid_until(metadata: str, until: str) -> str:
+    root = etree.fromstring(metadata.encode())
+    root.set("validUntil", until)
+    return etree.tostring(root).decode()
+
+
 def test_unusable_metadata_is_refused(api: Api, admin: Any, metadata: str) -> None:
     padding = " " * 1000
     for document in (
+        _valid_until(metadata, "9999-12-31T23:59:59-23:59"),  # past the last date there is
+        _valid_until(metadata, "someday"),
         "not xml at all" + padding,
         '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "boom">]><x>&e;</x>' + padding,
         '<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="sp"/>' + padding,
