@@ -20,7 +20,7 @@ from gateway.errors import AccessDenied, InvalidParameterValue
 from gateway.proxy.mapping import Check, ContextValue, Dialect, Mapped, ProxyRequest
 from gateway.sigv4 import SignatureInfo
 
-__all__ = ["S3Mapping", "bucket_arn", "object_arn", "signature_context"]
+__all__ = ["PLAIN_PARAMETERS", "S3Mapping", "bucket_arn", "object_arn", "signature_context"]
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 _SAFE = "/-_.~"
@@ -90,8 +90,8 @@ _OBJECT_SUBRESOURCES = frozenset(
         "torrent",
     )
 )
-# Ordinary parameters: they refine an operation but never change which one it is.
-_PLAIN_PARAMETERS = frozenset(
+#: Ordinary parameters: they refine an operation but never change which one it is.
+PLAIN_PARAMETERS = frozenset(
     (
         "list-type", "prefix", "delimiter", "max-keys", "marker", "continuation-token", "start-after",
         "fetch-owner", "encoding-type", "key-marker", "version-id-marker", "upload-id-marker",
@@ -165,7 +165,7 @@ class S3Mapping:
                 raise InvalidParameterValue("The specified bucket is not valid.")
         key = "/".join(segments)
         names = [p.name for p in request.query]
-        subresources = {n for n in names if n not in _PLAIN_PARAMETERS and not n.startswith("response-")}
+        subresources = {n for n in names if n not in PLAIN_PARAMETERS and not n.startswith("response-")}
         if bucket is None:
             if request.method in ("GET", "HEAD") and not subresources:
                 return Mapped("ListBuckets", (Check("s3:ListAllMyBuckets", "*"),), "/")
@@ -367,11 +367,17 @@ def signature_context(
     info: SignatureInfo, payload_hash: str, now: float, *, version: str = "AWS4-HMAC-SHA256"
 ) -> dict[str, str | Sequence[str]]:
     """S3's signature condition keys: ``s3:authType``, ``s3:signatureversion`` (``AWS`` for SigV2),
-    ``s3:signatureAge``..."""
-    age_ms = max(0, int((now - info.amz_date.timestamp()) * 1000))
-    return {
+    ``s3:signatureAge``, ``s3:x-amz-content-sha256``.
+
+    A SigV2 presigned URL says when it expires, not when it was signed, so it has no
+    ``s3:signatureAge``: a condition on the age then cannot be met (rather than seeing 0).
+    Deny SigV2 outright with ``s3:signatureversion`` where the age matters.
+    """
+    context: dict[str, str | Sequence[str]] = {
         "s3:authType": "REST-HEADER" if info.form == "header" else "REST-QUERY-STRING",
         "s3:signatureversion": version,
-        "s3:signatureAge": str(age_ms),
         "s3:x-amz-content-sha256": payload_hash,
     }
+    if not (version == "AWS" and info.form == "query"):
+        context["s3:signatureAge"] = str(max(0, int((now - info.amz_date.timestamp()) * 1000)))
+    return context

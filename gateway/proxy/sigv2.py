@@ -15,8 +15,10 @@ from gateway.authn import Authenticated
 from gateway.credentials import CredentialService
 from gateway.errors import InvalidClientTokenId, InvalidRequest
 from gateway.iam.caller import Caller
+from gateway.proxy.s3 import PLAIN_PARAMETERS
 from gateway.sigv4 import UNSIGNED_PAYLOAD, HttpRequest, SignatureInfo, Verified
-from gateway.sigv4.sigv2 import parse_sigv2, verify_sigv2
+from gateway.sigv4.canonical import parse_query
+from gateway.sigv4.sigv2 import covered_by_signature, parse_sigv2, verify_sigv2
 
 __all__ = ["SIGV2_REFUSED", "authenticate_v2", "refused"]
 
@@ -41,8 +43,17 @@ async def authenticate_v2(
     region: str,
     bucket: str | None,
 ) -> Authenticated:
-    """Verify a SigV2 request (``bucket``: its virtual-hosted bucket) and open its session."""
+    """Verify a SigV2 request (``bucket``: its virtual-hosted bucket) and open its session.
+
+    Every query parameter must be covered by the signature or be one of S3's plain parameters
+    (which refine an operation, never choose it): a subresource SigV2 does not sign (``retention``,
+    ``legal-hold``, ``publicAccessBlock``...) or a header-form ``x-amz-*`` parameter is refused,
+    as S3 refuses SigV2 for the operations it added since, with the advice to use SigV4.
+    """
     info = parse_sigv2(request)
+    for name, _ in parse_query(request.raw_query):
+        if not covered_by_signature(name, info.form) and name not in PLAIN_PARAMETERS:
+            raise refused()
     if info.security_token is None:
         raise InvalidClientTokenId("The security token included in the request is invalid.")
     claims = await credentials.validate(info.access_key_id, info.security_token, now=now)

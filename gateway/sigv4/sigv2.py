@@ -34,6 +34,7 @@ from gateway.sigv4.model import DEFAULT_MAX_SKEW, MAX_ACCESS_KEY_ID_LEN, MAX_AUT
 __all__ = [
     "SIGV2_QUERY_PARAMETERS",
     "SigV2Info",
+    "covered_by_signature",
     "is_sigv2",
     "parse_sigv2",
     "string_to_sign_v2",
@@ -54,6 +55,8 @@ _SUBRESOURCES: Final = frozenset(
     )
 )  # fmt: skip
 _AKID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
+# The last second datetime can hold (9999-12-31T23:59:59Z): a later Expires is no time at all.
+_MAX_EXPIRES = 253402300799
 
 
 @final
@@ -78,6 +81,19 @@ def is_sigv2(authorization: str | None, raw_query: str) -> bool:
     if authorization is not None:
         return authorization.startswith("AWS ")
     return "AWSAccessKeyId=" in raw_query and "Signature=" in raw_query
+
+
+def covered_by_signature(name: str, form: Literal["header", "query"]) -> bool:
+    """Whether SigV2's string to sign covers the query parameter ``name``: the subresources S3
+    lists, the signature's own parameters, and (presigned URLs only) the ``x-amz-*``,
+    ``Content-MD5`` and ``Content-Type`` parameters that stand for headers. Anything else in the
+    query can be changed without breaking the signature, so whoever acts on a parameter must
+    refuse it when it is not covered (a header-form ``x-amz-copy-source`` turning a PUT into a copy,
+    a ``legal-hold`` turning a presigned GET into another operation)."""
+    if name in _SUBRESOURCES or name in SIGV2_QUERY_PARAMETERS:
+        return True
+    lname = name.lower()
+    return form == "query" and (lname.startswith("x-amz-") or lname in ("content-md5", "content-type"))
 
 
 def _headers(request: HttpRequest) -> dict[str, list[str]]:
@@ -150,7 +166,9 @@ def parse_sigv2(request: HttpRequest) -> SigV2Info:
         if name not in params:
             raise IncompleteSignature(f"A SigV2 presigned request requires the '{name}' query parameter.")
     expires = params["Expires"]
-    if not (0 < len(expires) <= 12 and expires.isdigit() and expires.isascii()):
+    if not (
+        0 < len(expires) <= 12 and expires.isdigit() and expires.isascii() and int(expires) <= _MAX_EXPIRES
+    ):
         raise IncompleteSignature("Expires must be a whole number of seconds since the epoch.")
     token = params.get("x-amz-security-token") or _single(headers, "x-amz-security-token")
     return SigV2Info(
@@ -177,6 +195,9 @@ def _canonical_resource(request: HttpRequest, bucket: str | None) -> str:
     subresources = sorted(
         (name, value) for name, value in parse_query(request.raw_query) if name in _SUBRESOURCES
     )
+    if any("&" in value for _, value in subresources):
+        # Values are joined decoded: partNumber=1%26uploadId%3Du would sign as two subresources.
+        raise IncompleteSignature("A signed subresource's value may not contain '&'.")
     if subresources:
         resource += "?" + "&".join(f"{n}={v}" if v else n for n, v in subresources)
     return resource

@@ -6,14 +6,19 @@ how to ask for it.
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
+from gateway.proxy.s3 import signature_context
+from gateway.sigv4 import SignatureInfo
 from gateway.testing import OIDCTestIssuer
 from tests.conftest import BackgroundLoop
 from tests.conftest import serve_app as start_gateway
@@ -117,3 +122,60 @@ def test_aws_cli_v1_presign_is_sigv2(
     url = done.stdout.strip()
     assert done.returncode == 0 and "AWSAccessKeyId=" in url, done.stderr
     assert _fetch(url) == b"aws s3 presign"
+
+
+def test_parameters_the_signature_does_not_cover_cannot_choose_the_operation(
+    v2_gateway: ProxyGateway, v2_creds: dict[str, str], moto: Moto
+) -> None:
+    """SigV2 signs only the subresources S3 listed long ago: a parameter it does not cover, added to
+    a signed request, must not turn it into another operation (the upstream never sees the client's
+    signature: fedgate re-signs)."""
+    moto.client().put_object(Bucket=BUCKET, Key="public/src.txt", Body=b"source content")
+    presigner = s3_client(v2_gateway, v2_creds, signature_version="s3")
+    url = presigner.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "public/src.txt"})
+    for extra in ("legal-hold", "retention", "attributes", "x-id=GetObject&publicAccessBlock"):
+        assert _refused(f"{url}&{extra}") == (400, "InvalidRequest"), extra
+    # A signed subresource's value with '&' would sign as two subresources.
+    content_type = presigner.generate_presigned_url(
+        "get_object",
+        Params={"Bucket": BUCKET, "Key": "public/src.txt", "ResponseContentType": "x&versionId=v"},
+    )
+    assert _refused(content_type) == (400, "AuthorizationHeaderMalformed")
+    # An Expires past the last date there is: refused as malformed, not a server error.
+    expires = url.rsplit("Expires=", 1)[1].split("&")[0]
+    assert _refused(url.replace(f"Expires={expires}", "Expires=999999999999")) == (
+        400,
+        "AuthorizationHeaderMalformed",
+    )
+
+    # Header form: x-amz-* query parameters are not signed; added to a PUT they would make a copy.
+    client = s3_client(v2_gateway, v2_creds, signature_version="s3")
+
+    def add_copy_source(request: Any, **_: Any) -> None:
+        request.url += "?x-amz-copy-source=%2F" + BUCKET + "%2Fpublic%2Fsrc.txt&x-amz-metadata-directive=COPY"
+
+    client.meta.events.register("before-send.s3.PutObject", add_copy_source)
+    with pytest.raises(ClientError) as exc:
+        client.put_object(Bucket=BUCKET, Key="public/dest.txt", Body=b"what the signer wrote")
+    assert exc.value.response["Error"]["Code"] == "InvalidRequest"
+    with pytest.raises(ClientError):
+        moto.client().head_object(Bucket=BUCKET, Key="public/dest.txt")  # nothing was written
+
+
+def test_a_sigv2_presigned_url_has_no_signature_age() -> None:
+    """It says when it expires, not when it was signed: a condition on s3:signatureAge cannot be
+    met by it (rather than seeing an age of 0)."""
+    stamp = datetime(2026, 1, 1, tzinfo=UTC)
+    info = SignatureInfo(
+        "query", "ASIAEXAMPLE", "20260101", "us-east-1", "s3", (), "", stamp, "20260101T000000Z"
+    )
+    assert "s3:signatureAge" not in signature_context(
+        info, "UNSIGNED-PAYLOAD", stamp.timestamp() + 5, version="AWS"
+    )
+    header = dataclasses.replace(info, form="header")
+    assert (
+        signature_context(header, "UNSIGNED-PAYLOAD", stamp.timestamp() + 5, version="AWS")["s3:signatureAge"]
+        == "5000"
+    )
+    v4 = signature_context(info, "UNSIGNED-PAYLOAD", stamp.timestamp() + 5)
+    assert v4["s3:signatureAge"] == "5000"
