@@ -1,73 +1,31 @@
 """The MFA journey across two replicas sharing a real Redis store and a PostgreSQL database: a
 user's virtual MFA device enabled on one replica, its codes refused a second time on the other, and
-wrong codes throttling the device on both."""
+wrong codes throttling the device on both, through the IAM API and through STS's AssumeRole."""
 
 from __future__ import annotations
 
 import base64
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from gateway.iam import totp
 from gateway.iam.mfa import MAX_FAILURES
+from gateway.sts.mfa import INVALID_CODE
 from tests.conftest import BackgroundLoop, config_from, fresh_postgres_database, serve_app
-
-ACCOUNT = "123456789012"
-ADMIN_KEY = "AKIAMFAADMINEXAMPLE1"
-ADMIN_SECRET = "mfa-admin-secret-" + "a" * 23
-V = "2012-10-17"
-
-
-@dataclass(frozen=True)
-class Replica:
-    url: str
-
-    def client(
-        self, service: str, key: str = ADMIN_KEY, secret: str = ADMIN_SECRET, token: str | None = None
-    ) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id=key,
-            aws_secret_access_key=secret,
-            aws_session_token=token,
-            config=Config(retries={"max_attempts": 1}),
-        )
-
-
-def gateway_config(database_url: str, redis_url: str, prefix: str) -> dict[str, Any]:
-    """Two replicas' configuration: one store, one database, one key ring; an admin user (declared in
-    the file, with a long-term key) who may do anything."""
-    return {
-        "account_id": ACCOUNT,
-        "audit": {"sink": "none"},
-        "store": {"backend": "redis", "url": redis_url, "prefix": prefix},
-        "database": {"url": database_url, "poll_interval_seconds": 1},
-        "keyring": {"active": "k", "keys": [{"id": "k", "secret": {"value": "k" * 32}}]},
-        "users": [
-            {
-                "name": "mfa-admin",
-                "policies": [
-                    {
-                        "name": "all",
-                        "document": {
-                            "Version": V,
-                            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-                        },
-                    }
-                ],
-                "access_keys": [{"id": ADMIN_KEY, "secret": {"value": ADMIN_SECRET}}],
-            }
-        ],
-    }
+from tests.flows.mfa import (
+    EXTERNAL_ID,
+    MFA_REQUIRED,
+    MfaUser,
+    Replica,
+    error_of,
+    gateway_config,
+    mfa_user,
+    wrong,
+)
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +55,6 @@ def new_device(iam: Any, user: str) -> tuple[str, bytes]:
     return device["SerialNumber"], device["Base32StringSeed"]
 
 
-def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
-    error = excinfo.value.response["Error"]
-    return str(error["Code"]), str(error["Message"])
-
-
 def test_a_code_is_accepted_once_across_replicas(replicas: tuple[Replica, Replica]) -> None:
     first, second = replicas
     iam_a, iam_b = first.client("iam"), second.client("iam")
@@ -115,7 +68,7 @@ def test_a_code_is_accepted_once_across_replicas(replicas: tuple[Replica, Replic
         iam_b.resync_mfa_device(
             UserName="replayed", SerialNumber=serial, AuthenticationCode1=one, AuthenticationCode2=two
         )
-    assert _error(excinfo) == ("InvalidAuthenticationCode", "Authentication code for device is not valid.")
+    assert error_of(excinfo) == ("InvalidAuthenticationCode", "Authentication code for device is not valid.")
 
 
 def test_wrong_codes_throttle_the_device_on_every_replica(replicas: tuple[Replica, Replica]) -> None:
@@ -128,11 +81,74 @@ def test_wrong_codes_throttle_the_device_on_every_replica(replicas: tuple[Replic
             replicas[n % 2].client("iam").enable_mfa_device(
                 UserName="guessed", SerialNumber=serial, AuthenticationCode1=one, AuthenticationCode2=wrong
             )
-        assert _error(excinfo)[0] == "InvalidAuthenticationCode"
+        assert error_of(excinfo)[0] == "InvalidAuthenticationCode"
     for replica in (first, second):
         with pytest.raises(ClientError) as excinfo:
             replica.client("iam").enable_mfa_device(
                 UserName="guessed", SerialNumber=serial, AuthenticationCode1=one, AuthenticationCode2=two
             )
-        code, message = _error(excinfo)
+        code, message = error_of(excinfo)
         assert code == "InvalidAuthenticationCode" and "Too many invalid codes" in message
+
+
+def _known_on(replica: Replica, user: MfaUser) -> None:
+    """Wait until ``replica`` knows ``user``'s access key, made through the other replica (the
+    database's notification brings it; the deadline only bounds a hang)."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            replica.client("sts", user.key, user.secret).get_caller_identity()
+            return
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "InvalidClientTokenId" or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
+
+
+def _assume(replica: Replica, user: MfaUser, code: str, session: str = "mfa") -> dict[str, Any]:
+    response: dict[str, Any] = replica.client("sts", user.key, user.secret).assume_role(
+        RoleArn=MFA_REQUIRED,
+        RoleSessionName=session,
+        ExternalId=EXTERNAL_ID,
+        SerialNumber=user.serial,
+        TokenCode=code,
+    )
+    return response
+
+
+def test_an_assume_role_code_is_refused_on_the_other_replica(replicas: tuple[Replica, Replica]) -> None:
+    first, second = replicas
+    user = mfa_user(first.client("iam"), "sts-replayed")
+    _known_on(second, user)
+    code = user.app.code()
+    assumed = _assume(first, user, code)
+    assert assumed["AssumedRoleUser"]["Arn"].endswith(":assumed-role/mfa-required/mfa")
+    # The same code on the other replica: spent already, in the store both share.
+    with pytest.raises(ClientError) as excinfo:
+        _assume(second, user, code)
+    assert error_of(excinfo) == ("AccessDenied", INVALID_CODE)
+    # And on the first one again.
+    with pytest.raises(ClientError) as excinfo:
+        _assume(first, user, code)
+    assert error_of(excinfo) == ("AccessDenied", INVALID_CODE)
+
+
+def test_wrong_assume_role_codes_throttle_the_device_on_every_replica(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    first, second = replicas
+    user = mfa_user(first.client("iam"), "sts-guessed")
+    _known_on(second, user)
+    right = user.app.code()
+    for n in range(MAX_FAILURES):
+        with pytest.raises(ClientError) as excinfo:
+            _assume(replicas[n % 2], user, wrong(right))
+        assert error_of(excinfo) == ("AccessDenied", INVALID_CODE)
+    for replica in (first, second):
+        with pytest.raises(ClientError) as excinfo:
+            _assume(replica, user, right)
+        assert error_of(excinfo) == (
+            "AccessDenied",
+            "MultiFactorAuthentication failed: "
+            "Too many invalid codes for this MFA device; try again in a few minutes.",
+        )
