@@ -338,3 +338,45 @@ def test_the_mfa_role_refuses_without_mfa_a_wrong_code_or_a_wrong_external_id(
     assert "AccessDenied" in done.stderr and INVALID_CODE in done.stderr
     # The right code with the wrong external id: the trust policy refuses.
     assert denied("other-external-id", lambda: right) == ("AccessDenied", refused)
+
+
+def test_every_mfa_parameter_error_of_assume_role(gateway: Replica, clean_aws_env: dict[str, str]) -> None:
+    admin = gateway.client("iam")
+    grace, heidi = mfa_user(admin, "grace"), mfa_user(admin, "heidi")
+    sts = boto3.client(
+        "sts",
+        endpoint_url=gateway.url,
+        region_name="us-east-1",
+        aws_access_key_id=grace.key,
+        aws_secret_access_key=grace.secret,
+        # fedgate, not botocore, must refuse bad input.
+        config=Config(retries={"max_attempts": 1}, parameter_validation=False),
+    )
+    base = {"RoleArn": MFA_REQUIRED, "RoleSessionName": "errors", "ExternalId": EXTERNAL_ID}
+    cases: list[tuple[dict[str, str], tuple[str, str | None]]] = [
+        (
+            {"SerialNumber": grace.serial},
+            ("AccessDenied", "MultiFactorAuthentication failed: TokenCode is required with SerialNumber."),
+        ),
+        ({"TokenCode": grace.app.code()}, ("ValidationError", None)),
+        ({"SerialNumber": "short", "TokenCode": "123456"}, ("ValidationError", None)),
+        ({"SerialNumber": f"{grace.serial} x", "TokenCode": "123456"}, ("ValidationError", None)),
+        ({"SerialNumber": grace.serial, "TokenCode": "12345a"}, ("ValidationError", None)),
+        # heidi's device and her current code: not grace's to use, and not spent by trying.
+        ({"SerialNumber": heidi.serial, "TokenCode": heidi.app.code()}, ("AccessDenied", INVALID_CODE)),
+        (
+            {"SerialNumber": f"arn:aws:iam::{ACCOUNT}:mfa/nobody", "TokenCode": "123456"},
+            ("AccessDenied", INVALID_CODE),
+        ),
+    ]
+    for extra, (code, message) in cases:
+        with pytest.raises(ClientError) as excinfo:
+            sts.assume_role(**base, **extra)
+        got = error_of(excinfo)
+        assert got[0] == code and (message is None or got[1] == message), (extra, got)
+    # heidi's code was not spent by grace's attempt: heidi can still use it.
+    (heidis_code,) = (extra["TokenCode"] for extra, _ in cases if extra.get("SerialNumber") == heidi.serial)
+    heidis = gateway.client("sts", heidi.key, heidi.secret).assume_role(
+        **base, SerialNumber=heidi.serial, TokenCode=heidis_code
+    )
+    assert heidis["AssumedRoleUser"]["Arn"].endswith(":assumed-role/mfa-required/errors")
