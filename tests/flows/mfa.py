@@ -10,8 +10,9 @@ Roles (trust policies, as AWS documents MFA protection):
   ``aws:MultiFactorAuthAge`` is below an hour;
 * ``no-mfa``: trusted by the account, no condition.
 
-All three may call ``iam:ListUsers`` only when ``aws:MultiFactorAuthPresent`` is true, so an IAM
-call shows what the session carries, and may decode authorization messages.
+All three may call ``iam:ListUsers`` and ``s3:GetObject`` only when ``aws:MultiFactorAuthPresent``
+is true, so an IAM or a proxied call shows what the session carries, and may decode authorization
+messages.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ __all__ = [
     "ACCOUNT",
     "ADMIN_KEY",
     "ADMIN_SECRET",
+    "ADMIN_USER",
     "EXTERNAL_ID",
     "MFA_RECENT",
     "MFA_REQUIRED",
+    "MFA_ROLES",
     "NO_MFA",
     "Authenticator",
     "MfaUser",
@@ -99,49 +102,51 @@ _MFA_ONLY = {
     "document": {
         "Version": V,
         "Statement": [
-            _allow(["iam:ListUsers"], Bool={"aws:MultiFactorAuthPresent": "true"}),
+            _allow(["iam:ListUsers", "s3:GetObject"], Bool={"aws:MultiFactorAuthPresent": "true"}),
             _allow(["sts:DecodeAuthorizationMessage"]),
         ],
     },
 }
+_ROOT = f"{ARN}:root"
+
+#: The roles of the module docstring, as a configuration file declares them.
+MFA_ROLES: list[dict[str, Any]] = [
+    {
+        "name": "mfa-required",
+        "trust_policy": _trust(
+            [_ROOT],
+            Bool={"aws:MultiFactorAuthPresent": "true"},
+            StringEquals={"sts:ExternalId": EXTERNAL_ID},
+        ),
+        "policies": [_MFA_ONLY],
+    },
+    {
+        "name": "mfa-recent",
+        "trust_policy": _trust([_ROOT, MFA_REQUIRED], NumericLessThan={"aws:MultiFactorAuthAge": "3600"}),
+        "policies": [_MFA_ONLY],
+    },
+    {"name": "no-mfa", "trust_policy": _trust([_ROOT]), "policies": [_MFA_ONLY]},
+]
+
+#: A user declared in the configuration file, with a long-term key, who may do anything.
+ADMIN_USER: dict[str, Any] = {
+    "name": "mfa-admin",
+    "policies": [{"name": "all", "document": {"Version": V, "Statement": [_allow(["*"])]}}],
+    "access_keys": [{"id": ADMIN_KEY, "secret": {"value": ADMIN_SECRET}}],
+}
 
 
 def gateway_config(database_url: str, redis_url: str, prefix: str) -> dict[str, Any]:
-    """Replicas' configuration: one store, one database, one key ring; an admin user (declared in
-    the file, with a long-term key) who may do anything; the MFA roles of the module docstring."""
-    root = f"{ARN}:root"
+    """Replicas' configuration: one store, one database, one key ring; :data:`ADMIN_USER` and
+    :data:`MFA_ROLES`."""
     return {
         "account_id": ACCOUNT,
         "audit": {"sink": "none"},
         "store": {"backend": "redis", "url": redis_url, "prefix": prefix},
         "database": {"url": database_url, "poll_interval_seconds": 1},
         "keyring": {"active": "k", "keys": [{"id": "k", "secret": {"value": "k" * 32}}]},
-        "users": [
-            {
-                "name": "mfa-admin",
-                "policies": [{"name": "all", "document": {"Version": V, "Statement": [_allow(["*"])]}}],
-                "access_keys": [{"id": ADMIN_KEY, "secret": {"value": ADMIN_SECRET}}],
-            }
-        ],
-        "roles": [
-            {
-                "name": "mfa-required",
-                "trust_policy": _trust(
-                    [root],
-                    Bool={"aws:MultiFactorAuthPresent": "true"},
-                    StringEquals={"sts:ExternalId": EXTERNAL_ID},
-                ),
-                "policies": [_MFA_ONLY],
-            },
-            {
-                "name": "mfa-recent",
-                "trust_policy": _trust(
-                    [root, MFA_REQUIRED], NumericLessThan={"aws:MultiFactorAuthAge": "3600"}
-                ),
-                "policies": [_MFA_ONLY],
-            },
-            {"name": "no-mfa", "trust_policy": _trust([root]), "policies": [_MFA_ONLY]},
-        ],
+        "users": [ADMIN_USER],
+        "roles": MFA_ROLES,
     }
 
 
