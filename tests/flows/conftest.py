@@ -42,6 +42,16 @@ class LiveGateway:
         )
 
 
+def credentials_of(response: dict[str, Any]) -> dict[str, str]:
+    """The ``Credentials`` of an STS answer as boto3 client arguments."""
+    c = response["Credentials"]
+    return {
+        "aws_access_key_id": c["AccessKeyId"],
+        "aws_secret_access_key": c["SecretAccessKey"],
+        "aws_session_token": c["SessionToken"],
+    }
+
+
 def provider_arn(issuer: OIDCTestIssuer) -> str:
     """The provider ARN fedgate gives ``issuer``."""
     return f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer.issuer.removeprefix('http://')}"

@@ -27,7 +27,7 @@ from gateway.credentials import SessionClaims
 from gateway.iam.denial import MARKER
 from gateway.testing import OIDCTestIssuer
 from tests.conftest import BackgroundLoop, config_from, serve_app
-from tests.flows.conftest import ACCOUNT, LiveGateway, aws_cli, decode_with_cli, provider_arn
+from tests.flows.conftest import ACCOUNT, LiveGateway, aws_cli, credentials_of, decode_with_cli, provider_arn
 
 ARN = f"arn:aws:iam::{ACCOUNT}"
 WEB, A, B = f"{ARN}:role/web", f"{ARN}:role/role-a", f"{ARN}:role/role-b"
@@ -143,20 +143,11 @@ def _unchecked_sts(gateway: LiveGateway, creds: dict[str, str]) -> Any:
     )
 
 
-def _creds(response: dict[str, Any]) -> dict[str, str]:
-    c = response["Credentials"]
-    return {
-        "aws_access_key_id": c["AccessKeyId"],
-        "aws_secret_access_key": c["SecretAccessKey"],
-        "aws_session_token": c["SessionToken"],
-    }
-
-
 def _web_session(gateway: LiveGateway, issuer: OIDCTestIssuer, **kwargs: Any) -> dict[str, str]:
     response = gateway.sts().assume_role_with_web_identity(
         RoleArn=WEB, RoleSessionName="web-session", WebIdentityToken=issuer.mint(TAGS_CLAIM), **kwargs
     )
-    return _creds(response)
+    return credentials_of(response)
 
 
 def _claims(gateway: LiveGateway, creds: dict[str, str]) -> SessionClaims:
@@ -187,7 +178,7 @@ def test_a_chain_carries_transitive_tags_and_the_source_identity(
     assert 0 < response["PackedPolicySize"] <= 100
     remaining = response["Credentials"]["Expiration"].timestamp() - time.time()
     assert 3500 < remaining <= 3601  # the default hour
-    hop_a = _creds(response)
+    hop_a = credentials_of(response)
     a_claims = _claims(chain_gateway, hop_a)
     assert dict(a_claims.tags) == {"team": "data", "ticket": "T-1"}  # "stage" was not transitive
     assert a_claims.transitive_tag_keys == ("team", "ticket")
@@ -198,7 +189,7 @@ def test_a_chain_carries_transitive_tags_and_the_source_identity(
         RoleArn=B, RoleSessionName="hop-b", DurationSeconds=3600
     )
     assert response["SourceIdentity"] == "alice"
-    hop_b = _creds(response)
+    hop_b = credentials_of(response)
     identity = chain_gateway.sts(**hop_b).get_caller_identity()
     assert identity["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/role-b/hop-b"
     assert identity["Account"] == ACCOUNT
@@ -268,7 +259,7 @@ def test_tag_session_and_set_source_identity_must_be_trusted(
         chain_gateway.sts(**web).assume_role(RoleArn=f"{ARN}:role/no-tag-session", RoleSessionName="s1")
     code, message = _error(exc)
     assert code == "AccessDenied" and "sts:TagSession" in message
-    hop_a = _creds(
+    hop_a = credentials_of(
         chain_gateway.sts(**web).assume_role(RoleArn=A, RoleSessionName="s2", SourceIdentity="alice")
     )
     # hop_a carries a source identity, so the next role must trust sts:SetSourceIdentity.
@@ -383,7 +374,7 @@ def test_the_cli_decodes_why_the_iam_api_denied(
     assert code == "AccessDenied"
     text, _, blob = message.rpartition(MARKER)
     assert text.startswith(f"User: arn:aws:sts::{ACCOUNT}:assumed-role/web/web-session is not authorized")
-    hop_a = _creds(chain_gateway.sts(**web).assume_role(RoleArn=A, RoleSessionName="decoder"))
+    hop_a = credentials_of(chain_gateway.sts(**web).assume_role(RoleArn=A, RoleSessionName="decoder"))
     env = {
         "AWS_ACCESS_KEY_ID": hop_a["aws_access_key_id"],
         "AWS_SECRET_ACCESS_KEY": hop_a["aws_secret_access_key"],
@@ -414,7 +405,7 @@ def test_get_access_key_info(
         with pytest.raises(ClientError) as exc:
             sts.get_access_key_info(AccessKeyId=key_id)
         assert _error(exc)[0] == code, key_id
-    hop_a = _creds(chain_gateway.sts(**web).assume_role(RoleArn=A, RoleSessionName="no-key-info"))
+    hop_a = credentials_of(chain_gateway.sts(**web).assume_role(RoleArn=A, RoleSessionName="no-key-info"))
     with pytest.raises(ClientError) as exc:
         chain_gateway.sts(**hop_a).get_access_key_info(AccessKeyId=web["aws_access_key_id"])
     code, message = _error(exc)
@@ -492,10 +483,10 @@ def test_revoking_a_role_revokes_the_sessions_chained_from_it(
     chain_gateway: LiveGateway, issuer: OIDCTestIssuer, clean_aws_env: dict[str, str]
 ) -> None:
     web = _web_session(chain_gateway, issuer)
-    hop_a = _creds(
+    hop_a = credentials_of(
         chain_gateway.sts(**web).assume_role(RoleArn=A, RoleSessionName="hop", SourceIdentity="alice")
     )
-    hop_b = _creds(chain_gateway.sts(**hop_a).assume_role(RoleArn=B, RoleSessionName="hop"))
+    hop_b = credentials_of(chain_gateway.sts(**hop_a).assume_role(RoleArn=B, RoleSessionName="hop"))
     credentials = chain_gateway.app[keys.CREDENTIALS]
     # Last in this module: the gateway refuses web sessions issued before this from now on.
     chain_gateway.loop.run(credentials.revoke_role_sessions(WEB, time.time() + 1))

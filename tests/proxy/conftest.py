@@ -7,6 +7,7 @@ reached it. STS answers on ``127.0.0.1``; the S3 upstream is matched by the host
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -199,6 +200,25 @@ def proxy_config(issuer: OIDCTestIssuer, moto_url: str, audit_path: Path, **extr
     return config_from(raw)
 
 
+@contextlib.contextmanager
+def serve_proxy(
+    background_loop: BackgroundLoop, config: GatewayConfig, audit_path: Path
+) -> Iterator[ProxyGateway]:
+    """A gateway for ``config`` (a :func:`proxy_config`, auditing to ``audit_path``) on a free
+    port, for the lifetime of the ``with`` block."""
+    runner, port, app = background_loop.run(start_gateway(config))
+    try:
+        yield ProxyGateway(
+            sts_url=f"http://127.0.0.1:{port}",
+            s3_url=f"http://localhost:{port}",
+            port=port,
+            app=app,
+            audit_path=audit_path,
+        )
+    finally:
+        background_loop.run(runner.cleanup())
+
+
 @pytest.fixture(scope="module")
 def gateway(
     background_loop: BackgroundLoop,
@@ -208,15 +228,8 @@ def gateway(
 ) -> Iterator[ProxyGateway]:
     """fedgate proxying host ``localhost`` to moto."""
     audit_path = tmp_path_factory.mktemp("audit") / "audit.jsonl"
-    runner, port, app = background_loop.run(start_gateway(proxy_config(issuer, moto.url, audit_path)))
-    yield ProxyGateway(
-        sts_url=f"http://127.0.0.1:{port}",
-        s3_url=f"http://localhost:{port}",
-        port=port,
-        app=app,
-        audit_path=audit_path,
-    )
-    background_loop.run(runner.cleanup())
+    with serve_proxy(background_loop, proxy_config(issuer, moto.url, audit_path), audit_path) as gateway:
+        yield gateway
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,18 @@ from botocore.exceptions import ClientError
 from gateway.iam.denial import MARKER
 from gateway.testing import OIDCTestIssuer
 from tests.conftest import BackgroundLoop
-from tests.conftest import serve_app as start_gateway
 from tests.flows.conftest import decode_with_cli
-from tests.proxy.conftest import ACCOUNT, BUCKET, ROLE, Moto, ProxyGateway, proxy_config, s3_client, s3_policy
+from tests.proxy.conftest import (
+    ACCOUNT,
+    BUCKET,
+    ROLE,
+    Moto,
+    ProxyGateway,
+    proxy_config,
+    s3_client,
+    s3_policy,
+    serve_proxy,
+)
 
 DECODER = f"arn:aws:iam::{ACCOUNT}:role/decoder"
 
@@ -69,15 +78,8 @@ def gateway(
         },
     ]
     config = proxy_config(issuer, moto.url, audit_path, roles=roles)
-    runner, port, app = background_loop.run(start_gateway(config))
-    yield ProxyGateway(
-        sts_url=f"http://127.0.0.1:{port}",
-        s3_url=f"http://localhost:{port}",
-        port=port,
-        app=app,
-        audit_path=audit_path,
-    )
-    background_loop.run(runner.cleanup())
+    with serve_proxy(background_loop, config, audit_path) as gateway:
+        yield gateway
 
 
 def _session(gateway: ProxyGateway, issuer: OIDCTestIssuer, role: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -14,9 +13,9 @@ from botocore.exceptions import ClientError
 from gateway.iam.denial import MARKER
 from gateway.testing import OIDCTestIssuer
 from tests.conftest import BackgroundLoop
-from tests.conftest import serve_app as start_gateway
+from tests.flows.conftest import credentials_of
 from tests.flows.mfa import ADMIN_USER, EXTERNAL_ID, MFA_REQUIRED, MFA_ROLES, NO_MFA, Replica, mfa_user
-from tests.proxy.conftest import BUCKET, Moto, ProxyGateway, proxy_config, s3_client
+from tests.proxy.conftest import BUCKET, Moto, ProxyGateway, proxy_config, s3_client, serve_proxy
 
 
 @pytest.fixture(scope="module")
@@ -29,24 +28,8 @@ def gateway(
     """fedgate proxying host ``localhost`` to moto, with the MFA roles and an admin user."""
     audit_path = tmp_path_factory.mktemp("audit") / "audit.jsonl"
     config = proxy_config(issuer, moto.url, audit_path, users=[ADMIN_USER], roles=MFA_ROLES)
-    runner, port, app = background_loop.run(start_gateway(config))
-    yield ProxyGateway(
-        sts_url=f"http://127.0.0.1:{port}",
-        s3_url=f"http://localhost:{port}",
-        port=port,
-        app=app,
-        audit_path=audit_path,
-    )
-    background_loop.run(runner.cleanup())
-
-
-def _credentials(response: dict[str, Any]) -> dict[str, str]:
-    c = response["Credentials"]
-    return {
-        "aws_access_key_id": c["AccessKeyId"],
-        "aws_secret_access_key": c["SecretAccessKey"],
-        "aws_session_token": c["SessionToken"],
-    }
+    with serve_proxy(background_loop, config, audit_path) as gateway:
+        yield gateway
 
 
 def test_the_proxy_sees_the_mfa_a_session_was_assumed_with(
@@ -56,7 +39,7 @@ def test_the_proxy_sees_the_mfa_a_session_was_assumed_with(
     endpoint = Replica(gateway.sts_url)
     user = mfa_user(endpoint.client("iam"), "ivan")
     sts = endpoint.client("sts", user.key, user.secret)
-    with_mfa = _credentials(
+    with_mfa = credentials_of(
         sts.assume_role(
             RoleArn=MFA_REQUIRED,
             RoleSessionName="with-mfa",
@@ -68,7 +51,7 @@ def test_the_proxy_sees_the_mfa_a_session_was_assumed_with(
     body = s3_client(gateway, with_mfa).get_object(Bucket=BUCKET, Key="mfa/report.txt")["Body"].read()
     assert body == b"for MFA sessions"
 
-    without = _credentials(sts.assume_role(RoleArn=NO_MFA, RoleSessionName="without"))
+    without = credentials_of(sts.assume_role(RoleArn=NO_MFA, RoleSessionName="without"))
     with pytest.raises(ClientError) as excinfo:
         s3_client(gateway, without).get_object(Bucket=BUCKET, Key="mfa/report.txt")
     error = excinfo.value.response["Error"]

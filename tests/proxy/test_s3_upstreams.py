@@ -32,6 +32,7 @@ from tests.proxy.conftest import (
     assume_role,
     proxy_config,
     s3_client,
+    serve_proxy,
 )
 from tests.proxy.helpers import chunked_put
 from tests.proxy.seaweed import SeaweedS3
@@ -71,15 +72,8 @@ def proxied(
 ) -> Iterator[ProxyGateway]:
     """fedgate proxying host ``localhost`` to ``backend`` (auth: resign, default forwarding headers)."""
     audit_path = tmp_path_factory.mktemp("audit") / "audit.jsonl"
-    runner, port, app = background_loop.run(start_gateway(proxy_config(issuer, backend.url, audit_path)))
-    yield ProxyGateway(
-        sts_url=f"http://127.0.0.1:{port}",
-        s3_url=f"http://localhost:{port}",
-        port=port,
-        app=app,
-        audit_path=audit_path,
-    )
-    background_loop.run(runner.cleanup())
+    with serve_proxy(background_loop, proxy_config(issuer, backend.url, audit_path), audit_path) as gateway:
+        yield gateway
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,7 @@ from botocore.exceptions import ClientError
 from gateway import keys
 from gateway.testing import OIDCTestIssuer
 from tests.conftest import BackgroundLoop, eventually
-from tests.conftest import serve_app as start_gateway
-from tests.proxy.conftest import BUCKET, Moto, ProxyGateway, proxy_config, s3_client
+from tests.proxy.conftest import BUCKET, Moto, ProxyGateway, proxy_config, s3_client, serve_proxy
 
 WRITER = ("AKIAWRITEREXAMPLE001", "writer-secret-" + "w" * 26)
 BOUNDED = ("AKIABOUNDEDEXAMPLE01", "bounded-secret-" + "b" * 25)
@@ -82,15 +81,8 @@ def gateway(
             },
         ],
     )
-    runner, port, app = background_loop.run(start_gateway(config))
-    yield ProxyGateway(
-        sts_url=f"http://127.0.0.1:{port}",
-        s3_url=f"http://localhost:{port}",
-        port=port,
-        app=app,
-        audit_path=audit_path,
-    )
-    background_loop.run(runner.cleanup())
+    with serve_proxy(background_loop, config, audit_path) as gateway:
+        yield gateway
 
 
 def _s3(gateway: ProxyGateway, pair: tuple[str, str]) -> Any:
