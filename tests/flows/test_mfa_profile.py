@@ -1,8 +1,9 @@
 """MFA-protected roles through the SDKs' own profiles, over TCP: ``role_arn`` + ``source_profile``
 (or ``credential_source``) + ``mfa_serial`` + ``external_id`` in ``~/.aws/config``, with boto3 (the
-code given to botocore's prompter, as botocore asks for it) and with the aws CLI (the code typed at
-its prompt). The user and its virtual MFA device are made with the stock CLI: the QR code it writes
-is scanned back to the seed, and two consecutive codes enable the device.
+code given to botocore's prompter, as botocore asks for it), with the aws CLI (the code typed at
+its prompt) and with the JS SDK's ``fromIni`` (its ``mfaCodeProvider``). The user and its virtual
+MFA device are made with the stock CLI: the QR code it writes is scanned back to the seed, and two
+consecutive codes enable the device.
 
 The roles are those of :mod:`tests.flows.mfa`; each test has users of its own, so each device's
 codes are its own (a device accepts each time step's code once).
@@ -26,6 +27,7 @@ from botocore.exceptions import ClientError
 from gateway.iam.denial import MARKER
 from gateway.sts.mfa import INVALID_CODE
 from tests.conftest import BackgroundLoop, config_from, serve_app
+from tests.flows.agent_process import JS, node
 from tests.flows.conftest import aws_cli
 from tests.flows.mfa import (
     ACCOUNT,
@@ -309,6 +311,34 @@ def test_the_cli_passes_serial_number_and_token_code_to_assume_role(
     # The same code again, a moment later: spent.
     done = _cli(env, *command, "--token-code", code)
     assert done.returncode != 0 and INVALID_CODE in done.stderr
+
+
+def _js_profile(env: Mapping[str, str], url: str, profile: str, code: str) -> dict[str, Any]:
+    """``tests/js/sts-mfa-profile.mjs``: the JS SDK's ``fromIni``, ``code`` typed at its prompt."""
+    done = subprocess.run(
+        [node(), str(JS / "sts-mfa-profile.mjs"), url, profile],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        input=f"{code}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=JS,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines, f"no output from node (status {done.returncode}): {done.stderr}"
+    answer: dict[str, Any] = json.loads(lines[-1])
+    return answer
+
+
+def test_the_js_sdks_ini_provider_asks_its_mfa_code_provider(
+    gateway: Replica, clean_aws_env: dict[str, str]
+) -> None:
+    judy = mfa_user(gateway.client("iam"), "judy")
+    _write_profiles(clean_aws_env, gateway.url, _source(judy), {"mfa": _mfa_profile(judy)})
+    assert _js_profile(clean_aws_env, gateway.url, "mfa", judy.app.code()) == {
+        "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/mfa-required/judy-profile",
+        "Asked": [judy.serial],
+    }
 
 
 def test_the_mfa_role_refuses_without_mfa_a_wrong_code_or_a_wrong_external_id(
