@@ -149,7 +149,8 @@ class User:
     """An IAM user as every decision sees it.
 
     ``inline`` and ``managed`` are its own permission policies, ``groups`` the groups it is in
-    (their policies count too), ``boundary`` its compiled permissions boundary or ``None``.
+    (their policies count too), ``boundary`` its compiled permissions boundary or ``None`` (and
+    ``boundary_arn`` the managed policy it was compiled from).
     """
 
     arn: str
@@ -163,6 +164,7 @@ class User:
     managed: tuple[ManagedPolicy, ...]
     boundary: Policy | None
     source: EntitySource
+    boundary_arn: str | None = None
 
     @property
     def identity_policies(self) -> tuple[Policy, ...]:
@@ -193,6 +195,7 @@ class CatalogSnapshot:
 
     __slots__ = (
         "_by_name",
+        "_groups_by_name",
         "_policy_sets",
         "_sources",
         "_users_by_name",
@@ -231,6 +234,7 @@ class CatalogSnapshot:
         """Long-term access keys by id."""
         self._by_name = {r.name: r for r in self.roles.values()}
         self._users_by_name = {u.name.lower(): u for u in self.users.values()}
+        self._groups_by_name = {g.name.lower(): g for g in self.groups.values()}
         sources: dict[tuple[str, str], EntitySource] = {}
         for kind, entities in (
             ("role", self.roles.values()),
@@ -262,6 +266,10 @@ class CatalogSnapshot:
     def user_named(self, name: str) -> User | None:
         """The user called ``name`` (case-insensitively, as IAM names are), if there is one."""
         return self._users_by_name.get(name.lower())
+
+    def group_named(self, name: str) -> Group | None:
+        """The group called ``name`` (case-insensitively), if there is one."""
+        return self._groups_by_name.get(name.lower())
 
     def access_key(self, access_key_id: str) -> AccessKey | None:
         """The long-term access key ``access_key_id``, if there is one (active or not)."""
@@ -514,6 +522,7 @@ def _user(
         managed=_attached(owner, record.source, record.managed_policy_arns, policies),
         boundary=_boundary(owner, record.source, record.permissions_boundary_arn, policies),
         source=record.source,
+        boundary_arn=record.permissions_boundary_arn,
     )
 
 

@@ -14,7 +14,13 @@ from gateway.credentials import new_secret_access_key
 from gateway.db.records import AccessKeyRecord, UserRecord
 from gateway.errors import LimitExceeded, NoSuchEntity, ValidationError
 from gateway.iam.api.action import ActionContext, IamAction, Resource
-from gateway.iam.api.entities import named_or_calling_user, user_resource
+from gateway.iam.api.entities import (
+    CONFIG_EPOCH,
+    configured_user,
+    named_or_calling_user,
+    require_user,
+    user_resource,
+)
 from gateway.iam.api.paging import PAGING, PageRequest, page_of
 from gateway.iam.api.params import Args, Param, access_key_id, name, status
 from gateway.sts.xml import iso8601
@@ -73,9 +79,21 @@ async def _delete(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     return {}
 
 
+def _configured_keys(ctx: ActionContext, user: UserRecord) -> list[AccessKeyRecord]:
+    """The keys the configuration file declares for its user ``user`` (their secrets stay there)."""
+    return [
+        AccessKeyRecord(k.access_key_id, user.id, k.status, CONFIG_EPOCH, None, None, None, sealed_secret="")
+        for k in ctx.snapshot.access_keys.values()
+        if k.source == "config" and k.user_arn == user.arn
+    ]
+
+
 async def _list(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    user = await ctx.tx.users.require(ctx.user_name(args))
-    keys = await ctx.tx.access_keys.for_user(user.id)
+    user = await require_user(ctx, ctx.user_name(args))
+    if configured_user(ctx.snapshot, user.name) is not None:
+        keys = _configured_keys(ctx, user)
+    else:
+        keys = await ctx.tx.access_keys.for_user(user.id)
     page = page_of(keys, PageRequest.of(args), lambda k: k.id)
     return page.fields("AccessKeyMetadata", lambda k: _shape(user, k))
 
@@ -138,7 +156,8 @@ ACTIONS = (
     ),
     IamAction(
         "ListAccessKeys",
-        "A user's access keys (id, status, creation date; never a secret), paged.",
+        "A user's access keys (id, status, creation date; never a secret), the configuration's "
+        "users' too, paged.",
         (_USER_NAME, *PAGING),
         named_or_calling_user,
         "the user's ARN",

@@ -13,15 +13,31 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.db.records import PrincipalType
+from gateway.db.records import GroupRecord, PrincipalType, UserRecord
 from gateway.errors import InvalidInput, LimitExceeded, NoSuchEntity, UnmodifiableEntity, ValidationError
 from gateway.iam.api.action import ActionContext, IamAction, Resource
-from gateway.iam.api.entities import group_resource, user_resource
+from gateway.iam.api.entities import (
+    attached_policy_arns,
+    configured_group,
+    configured_user,
+    group_resource,
+    require_group,
+    require_user,
+    user_resource,
+)
 from gateway.iam.api.paging import PAGING, PATH_PREFIX, PageRequest, page_of
 from gateway.iam.api.params import Args, Param, name
-from gateway.iam.api.policies import POLICY_ARN, PolicyView, find_policy, require_policy
+from gateway.iam.api.policies import (
+    POLICY_ARN,
+    PolicyView,
+    configured_bounded,
+    configured_holders,
+    find_policy,
+    require_policy,
+)
 from gateway.iam.api.roles import require_role, role_resource
 from gateway.iam.api.values import enum
+from gateway.iam.catalog import Group, Role, User
 
 __all__ = ["ACTIONS", "MAX_ATTACHED", "TITLE", "attached_arns"]
 
@@ -54,16 +70,21 @@ _ROLE = _Kind("role", "Role", Param("RoleName", name(64), "the role's name", req
 
 
 async def _holder(ctx: ActionContext, kind: _Kind, principal: str) -> tuple[str | None, list[str]]:
-    """The principal's database id (``None`` for a configuration role) and attached policy ARNs."""
+    """The principal's database id (``None`` for a configuration entity) and attached policy ARNs."""
     if kind.type == "role":
         view = await require_role(ctx, principal)
         if view.configured is not None:
             return None, [m.arn for m in view.configured.managed]
         principal_id = view.id
-    elif kind.type == "user":
-        principal_id = (await ctx.tx.users.require(principal)).id
     else:
-        principal_id = (await ctx.tx.groups.require(principal)).id
+        entity: UserRecord | GroupRecord
+        if kind.type == "user":
+            entity = await require_user(ctx, principal)
+            configured = configured_user(ctx.snapshot, principal) is not None
+        else:
+            entity = await require_group(ctx, principal)
+            configured = configured_group(ctx.snapshot, principal) is not None
+        return None if configured else entity.id, await attached_policy_arns(ctx, entity)
     return principal_id, [
         a.policy_arn for a in await ctx.tx.attachments.for_principal(kind.type, principal_id)
     ]
@@ -141,10 +162,12 @@ async def _entities(
             entity = await _entity(ctx, a.principal_type, a.principal_id)
             if entity is not None:
                 found[(entity[0], entity[2])] = entity
-        for role in ctx.snapshot:
-            if role.source == "config" and any(m.arn == policy.arn for m in role.managed):
-                found[("Role", role.role_id)] = ("Role", role.name, role.role_id, role.path)
+        for holder in configured_holders(ctx.snapshot, policy.arn):
+            entity = _configured_entity(holder)
+            found[(entity[0], entity[2])] = entity
     if usage != "PermissionsPolicy":
+        for bounded in configured_bounded(ctx.snapshot, policy.arn):
+            found[("User", bounded.user_id)] = ("User", bounded.name, bounded.user_id, bounded.path)
         for user in await ctx.tx.users.all():
             if user.boundary_arn == policy.arn:
                 found[("User", user.id)] = ("User", user.name, user.id, user.path)
@@ -152,6 +175,14 @@ async def _entities(
             if r.boundary_arn == policy.arn:
                 found[("Role", r.id)] = ("Role", r.name, r.id, r.path)
     return list(found.values())
+
+
+def _configured_entity(holder: Role | User | Group) -> tuple[str, str, str, str]:
+    if isinstance(holder, Role):
+        return ("Role", holder.name, holder.role_id, holder.path)
+    if isinstance(holder, User):
+        return ("User", holder.name, holder.user_id, holder.path)
+    return ("Group", holder.name, holder.group_id, holder.path)
 
 
 async def _entity(

@@ -2,8 +2,8 @@
 
 One answer describes the account's whole authorization state, as IAM's does: users with their
 inline policies, groups and attached policies; groups with theirs; roles with their trust policy,
-instance profiles and policies; managed policies with every version. The configuration's roles
-and policies are included. ``Filter`` picks the kinds; the entries are paged together (users,
+instance profiles and policies; managed policies with every version. The configuration's users,
+groups, roles and policies are included. ``Filter`` picks the kinds; the entries are paged together (users,
 then groups, roles and policies, each by name). Documents are URL-encoded, as IAM answers them.
 """
 
@@ -13,11 +13,21 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.db.records import GroupRecord, UserRecord
 from gateway.errors import ValidationError
 from gateway.iam.api.action import ActionContext, IamAction, Resource
 from gateway.iam.api.attachments import attached_arns
 from gateway.iam.api.documents import encoded
-from gateway.iam.api.entities import group_shape, tag_list, user_shape
+from gateway.iam.api.entities import (
+    attached_policy_arns,
+    group_shape,
+    groups_of,
+    groups_page,
+    inline_documents,
+    tag_list,
+    user_shape,
+    users_page,
+)
 from gateway.iam.api.paging import PAGING, PageRequest, page_of
 from gateway.iam.api.params import Args, Param
 from gateway.iam.api.policies import PolicyView, find_policy, policy_shape, policy_views
@@ -49,12 +59,11 @@ def _inline(found: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"PolicyName": n, "PolicyDocument": encoded(d)} for n, d in sorted(found.items())]
 
 
-async def _user(ctx: ActionContext, user: Any) -> dict[str, Any]:
+async def _user(ctx: ActionContext, user: UserRecord) -> dict[str, Any]:
     out = user_shape(user, full=False)
-    inline = await ctx.tx.inline_policies.for_principal("user", user.id)
-    out["UserPolicyList"] = _inline({p.name: p.document for p in inline})
-    out["GroupList"] = [g.name for g in await ctx.tx.groups.groups_for_user(user.id)]
-    out["AttachedManagedPolicies"] = await _attached(ctx, await attached_arns(ctx, "user", user.id))
+    out["UserPolicyList"] = _inline(await inline_documents(ctx, user))
+    out["GroupList"] = [g.name for g in await groups_of(ctx, user)]
+    out["AttachedManagedPolicies"] = await _attached(ctx, await attached_policy_arns(ctx, user))
     if user.boundary_arn is not None:
         out["PermissionsBoundary"] = {
             "PermissionsBoundaryType": "Policy",
@@ -65,11 +74,10 @@ async def _user(ctx: ActionContext, user: Any) -> dict[str, Any]:
     return out
 
 
-async def _group(ctx: ActionContext, group: Any) -> dict[str, Any]:
+async def _group(ctx: ActionContext, group: GroupRecord) -> dict[str, Any]:
     out = group_shape(group)
-    inline = await ctx.tx.inline_policies.for_principal("group", group.id)
-    out["GroupPolicyList"] = _inline({p.name: p.document for p in inline})
-    out["AttachedManagedPolicies"] = await _attached(ctx, await attached_arns(ctx, "group", group.id))
+    out["GroupPolicyList"] = _inline(await inline_documents(ctx, group))
+    out["AttachedManagedPolicies"] = await _attached(ctx, await attached_policy_arns(ctx, group))
     return out
 
 
@@ -125,10 +133,13 @@ async def _everything(ctx: ActionContext, args: Args) -> Resource:
 async def _details(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     kinds = set(args.strings("Filter") or _KINDS)
     entries: list[_Entry] = []
+    everything = PageRequest(None, 10**9)  # every entity of both sources, paged below with the rest
     if "User" in kinds:
-        entries += [(f"1:{u.name.lower()}", "User", u) for u in await ctx.tx.users.all()]
+        users = (await users_page(ctx, "/", everything)).items
+        entries += [(f"1:{u.name.lower()}", "User", u) for u in users]
     if "Group" in kinds:
-        entries += [(f"2:{g.name.lower()}", "Group", g) for g in await ctx.tx.groups.all()]
+        groups = (await groups_page(ctx, "/", everything)).items
+        entries += [(f"2:{g.name.lower()}", "Group", g) for g in groups]
     if "Role" in kinds:
         entries += [(f"3:{r.name.lower()}", "Role", r) for r in await role_views(ctx, "/")]
     if "LocalManagedPolicy" in kinds:

@@ -1,26 +1,45 @@
 """IAM groups and their members: create, read (with members), list, rename, delete; add and
-remove users; a user's groups (at most 10 per user)."""
+remove users; a user's groups (at most 10 per user).
+
+The configuration file's groups are read and listed with the database's, with their members (the
+configuration's users that name them); they refuse every change (``UnmodifiableEntity``), and so
+does a configuration user asked to join or leave a database group.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from gateway.db.records import iam_arn
-from gateway.errors import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity, ValidationError
-from gateway.iam.api.action import ActionContext, IamAction, Resource
+from gateway.errors import (
+    DeleteConflict,
+    EntityAlreadyExists,
+    LimitExceeded,
+    NoSuchEntity,
+    UnmodifiableEntity,
+    ValidationError,
+)
+from gateway.iam.api.action import ActionContext, Declared, IamAction, Resource
 from gateway.iam.api.entities import (
     GROUP,
+    configured_user,
     declared,
+    group_members,
     group_resource,
     group_shape,
+    groups_of,
+    groups_page,
     list_resource,
     named_group,
     named_user,
     renamed,
+    require_group,
+    require_user,
     user_shape,
 )
-from gateway.iam.api.paging import PAGING, PATH_PREFIX, Page, PageRequest, page_of
+from gateway.iam.api.paging import PAGING, PATH_PREFIX, PageRequest, page_of
 from gateway.iam.api.params import Args, Param, name, path
 from gateway.iam.api.users import USER_NAME
 
@@ -51,8 +70,8 @@ async def _create_group(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
 
 
 async def _get_group(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    group = await ctx.tx.groups.require(args.text("GroupName"))
-    members = await ctx.tx.groups.members(group.id)
+    group = await require_group(ctx, args.text("GroupName"))
+    members = await group_members(ctx, group)
     page = page_of(members, PageRequest.of(args), lambda u: u.name.lower())
     return {"Group": group_shape(group), **page.fields("Users", lambda u: user_shape(u, full=False))}
 
@@ -62,9 +81,8 @@ async def _groups(ctx: ActionContext, args: Args) -> Resource:
 
 
 async def _list_groups(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    page = PageRequest.of(args)
-    groups = await ctx.tx.groups.list(args.optional("PathPrefix") or "/", after=page.marker, limit=page.fetch)
-    return Page.cut(groups, page, lambda g: g.name).fields("Groups", group_shape)
+    page = await groups_page(ctx, args.optional("PathPrefix") or "/", PageRequest.of(args))
+    return page.fields("Groups", group_shape)
 
 
 async def _renamed_group(ctx: ActionContext, args: Args) -> Resource:
@@ -104,9 +122,17 @@ async def _remove_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     return {}
 
 
+async def _membership(ctx: ActionContext, args: Args) -> Resource:
+    """The group's resource; a configuration user's membership is the configuration's too."""
+    found = await group_resource(ctx, args.text("GroupName"))
+    user = configured_user(ctx.snapshot, args.text("UserName"))
+    if found.declared is None and user is not None:
+        return dataclasses.replace(found, declared=Declared("user", user.name))
+    return found
+
+
 async def _groups_for_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    user = await ctx.tx.users.require(args.text("UserName"))
-    groups = await ctx.tx.groups.groups_for_user(user.id)
+    groups = await groups_of(ctx, await require_user(ctx, args.text("UserName")))
     return page_of(groups, PageRequest.of(args), lambda g: g.name.lower()).fields("Groups", group_shape)
 
 
@@ -133,7 +159,7 @@ ACTIONS = (
     ),
     IamAction(
         "ListGroups",
-        "Groups whose path starts with `PathPrefix`, by name, paged.",
+        "Groups (the configuration's and the API's) whose path starts with `PathPrefix`, by name, paged.",
         (PATH_PREFIX, *PAGING),
         _groups,
         "`group{PathPrefix}` (`group/` by default)",
@@ -168,21 +194,21 @@ ACTIONS = (
         "AddUserToGroup",
         "Put a user in a group (a user may be in at most 10).",
         (GROUP_NAME, USER_NAME),
-        named_group,
+        _membership,
         "the group's ARN",
         _add_user,
         writes=True,
-        errors=(LimitExceeded, NoSuchEntity, ValidationError),
+        errors=(LimitExceeded, NoSuchEntity, UnmodifiableEntity, ValidationError),
     ),
     IamAction(
         "RemoveUserFromGroup",
         "Take a user out of a group.",
         (GROUP_NAME, USER_NAME),
-        named_group,
+        _membership,
         "the group's ARN",
         _remove_user,
         writes=True,
-        errors=(NoSuchEntity, ValidationError),
+        errors=(NoSuchEntity, UnmodifiableEntity, ValidationError),
     ),
     IamAction(
         "ListGroupsForUser",

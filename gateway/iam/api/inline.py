@@ -5,21 +5,27 @@ it with their own quota).
 A document is validated by the policy engine (``MalformedPolicyDocument``) and counted against the
 holder's quota on the total size of its inline policies, whitespace not counted, as AWS counts
 (users 2,048 characters, groups 5,120, roles 10,240): ``LimitExceeded``. Documents are stored as
-given and answered URL-encoded, as IAM does (botocore decodes them).
+given and answered URL-encoded, as IAM does (botocore decodes them). A user or group the
+configuration file declares shows its inline policies and refuses changes (``UnmodifiableEntity``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from gateway.db.records import GroupRecord, PrincipalType, UserRecord
 from gateway.errors import LimitExceeded, MalformedPolicyDocument, NoSuchEntity, ValidationError
 from gateway.iam.api.action import ActionContext, IamAction, Resource
-from gateway.iam.api.entities import group_resource, user_resource
+from gateway.iam.api.documents import encoded, iam_size, total_size
+from gateway.iam.api.entities import (
+    group_resource,
+    inline_documents,
+    require_group,
+    require_user,
+    user_resource,
+)
 from gateway.iam.api.groups import GROUP_NAME
 from gateway.iam.api.paging import PAGING, PageRequest, page_of
 from gateway.iam.api.params import Args, Param, name, policy_document
@@ -42,7 +48,6 @@ TITLE = "Inline policies"
 USER_INLINE_QUOTA = 2048
 GROUP_INLINE_QUOTA = 5120
 
-_SPACE = re.compile(r"\s+")
 _POLICY_NAME = Param(
     "PolicyName", name(128), "the inline policy's name (1-128 of `[\\w+=,.@-]`)", required=True
 )
@@ -54,9 +59,9 @@ class InlineHolder:
     """A kind of entity that holds inline policies.
 
     ``noun`` is how action names spell it (``User``), ``name_param`` its name parameter
-    (``UserName``); ``resource`` resolves the entity for authorization, ``find`` returns the id of
-    the entity with that name (``NoSuchEntity`` when there is none); ``quota`` bounds the total
-    size of its inline policies.
+    (``UserName``); ``resource`` resolves the entity for authorization, ``find`` returns the
+    entity with that name, from either source (``NoSuchEntity`` when there is none); ``quota``
+    bounds the total size of its inline policies.
     """
 
     noun: str
@@ -64,11 +69,7 @@ class InlineHolder:
     name_param: Param
     quota: int
     resource: Callable[[ActionContext, str], Awaitable[Resource]]
-    find: Callable[[ActionContext, str], Awaitable[str]]
-
-
-def _size(document: str) -> int:
-    return len(_SPACE.sub("", document))
+    find: Callable[[ActionContext, str], Awaitable[UserRecord | GroupRecord]]
 
 
 def inline_policy_actions(holder: InlineHolder) -> tuple[IamAction, ...]:
@@ -79,33 +80,35 @@ def inline_policy_actions(holder: InlineHolder) -> tuple[IamAction, ...]:
     async def resource(ctx: ActionContext, args: Args) -> Resource:
         return await holder.resource(ctx, args.text(wire))
 
+    async def documents(ctx: ActionContext, owner: str) -> dict[str, str]:
+        return await inline_documents(ctx, await holder.find(ctx, owner))
+
     async def put(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
         owner, policy_name, document = args.text(wire), args.text("PolicyName"), args.text("PolicyDocument")
-        principal_id = await holder.find(ctx, owner)
+        entity = await holder.find(ctx, owner)
         parse_policy(document, kind="identity", name=policy_name)
-        others = await ctx.tx.inline_policies.for_principal(kind, principal_id)
-        total = _size(document) + sum(_size(p.document) for p in others if p.name != policy_name)
+        others = await inline_documents(ctx, entity)
+        total = iam_size(document) + total_size(d for n, d in others.items() if n != policy_name)
         if total > holder.quota:
             raise LimitExceeded(f"Maximum policy size of {holder.quota} bytes exceeded for {lower} {owner}")
-        await ctx.tx.inline_policies.put(kind, principal_id, policy_name, document)
+        await ctx.tx.inline_policies.put(kind, entity.id, policy_name, document)
         return {}
 
     async def get(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
         owner, policy_name = args.text(wire), args.text("PolicyName")
-        found = await ctx.tx.inline_policies.get(kind, await holder.find(ctx, owner), policy_name)
-        if found is None:
+        document = (await documents(ctx, owner)).get(policy_name)
+        if document is None:
             raise NoSuchEntity(f"The {lower} policy with name {policy_name} cannot be found.")
-        return {wire: owner, "PolicyName": found.name, "PolicyDocument": quote(found.document, safe="")}
+        return {wire: owner, "PolicyName": policy_name, "PolicyDocument": encoded(document)}
 
     async def list_(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-        policies = await ctx.tx.inline_policies.for_principal(kind, await holder.find(ctx, args.text(wire)))
-        page = page_of([p.name for p in policies], PageRequest.of(args), lambda n: n)
-        return page.fields("PolicyNames", lambda n: n)
+        names = sorted(await documents(ctx, args.text(wire)))
+        return page_of(names, PageRequest.of(args), lambda n: n).fields("PolicyNames", lambda n: n)
 
     async def delete(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
         policy_name = args.text("PolicyName")
         if not await ctx.tx.inline_policies.delete(
-            kind, await holder.find(ctx, args.text(wire)), policy_name
+            kind, (await holder.find(ctx, args.text(wire))).id, policy_name
         ):
             raise NoSuchEntity(f"The {lower} policy with name {policy_name} cannot be found.")
         return {}
@@ -154,21 +157,11 @@ def inline_policy_actions(holder: InlineHolder) -> tuple[IamAction, ...]:
     )
 
 
-async def _user_id(ctx: ActionContext, user_name: str) -> str:
-    user: UserRecord = await ctx.tx.users.require(user_name)
-    return user.id
-
-
-async def _group_id(ctx: ActionContext, group_name: str) -> str:
-    group: GroupRecord = await ctx.tx.groups.require(group_name)
-    return group.id
-
-
 ACTIONS = (
     *inline_policy_actions(
-        InlineHolder("User", "user", USER_NAME, USER_INLINE_QUOTA, user_resource, _user_id)
+        InlineHolder("User", "user", USER_NAME, USER_INLINE_QUOTA, user_resource, require_user)
     ),
     *inline_policy_actions(
-        InlineHolder("Group", "group", GROUP_NAME, GROUP_INLINE_QUOTA, group_resource, _group_id)
+        InlineHolder("Group", "group", GROUP_NAME, GROUP_INLINE_QUOTA, group_resource, require_group)
     ),
 )

@@ -3,18 +3,19 @@
 Lists are ordered by a key (a name, case-insensitively; an access key id); the marker of a
 truncated page is the key of its last item, and the next page starts after it. A database list is
 asked for one item more than ``MaxItems`` (``limit=fetch``) so truncation is known without a
-count; a list already in memory is cut with :func:`page_of`.
+count; a list already in memory is cut with :func:`page_of`; a list of both (the configuration's
+entities and the database's, in one ordering) with :func:`merged_page`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from gateway.iam.api.params import Args, Param, marker, max_items, path_prefix
 
-__all__ = ["DEFAULT_MAX_ITEMS", "PAGING", "PATH_PREFIX", "Page", "PageRequest", "page_of"]
+__all__ = ["DEFAULT_MAX_ITEMS", "PAGING", "PATH_PREFIX", "Page", "PageRequest", "merged_page", "page_of"]
 
 T = TypeVar("T")
 
@@ -75,3 +76,23 @@ def page_of(items: Sequence[T], request: PageRequest, key: Callable[[T], str]) -
     if request.marker is not None:
         ordered = [i for i in ordered if key(i) > request.marker]
     return Page.cut(ordered[: request.fetch], request, key)
+
+
+async def merged_page(
+    declared: Sequence[T],
+    stored: Callable[[int], Awaitable[Sequence[T]]],
+    request: PageRequest,
+    key: Callable[[T], str],
+    *,
+    taken: Collection[str],
+) -> Page[T]:
+    """The requested page of the configuration's ``declared`` items and the database's, in one
+    ordering by ``key`` (the lower-cased name, the database's ``name_key``).
+
+    ``stored(limit)`` reads the database's items after the request's marker, by that key, at most
+    ``limit``; those whose key the configuration ``taken`` (every name it declares, whatever the
+    path: the collision rule of :mod:`gateway.iam.records`) are left out, and as many more are
+    read so that truncation is still known.
+    """
+    fetched = [i for i in await stored(request.fetch + len(taken)) if key(i) not in taken]
+    return page_of([*declared, *fetched], request, key)

@@ -16,7 +16,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from gateway.arns import policy_arn
@@ -33,23 +33,24 @@ from gateway.errors import (
 )
 from gateway.iam.api.action import ActionContext, Declared, IamAction, Resource
 from gateway.iam.api.documents import MANAGED_POLICY_CHARS, checked, config_text, encoded
-from gateway.iam.api.entities import declared, list_resource, tag_list
+from gateway.iam.api.entities import CONFIG_EPOCH, declared, list_resource, tag_list
 from gateway.iam.api.paging import PAGING, PATH_PREFIX, PageRequest, page_of
 from gateway.iam.api.params import Args, Param, arn, name, path, policy_document
 from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, check_tag_quota, tags_page
 from gateway.iam.api.values import boolean, enum, flag, pattern, text
-from gateway.iam.catalog import ManagedPolicy
+from gateway.iam.catalog import CatalogSnapshot, Group, ManagedPolicy, Role, User
 from gateway.iam.records import EntitySource
 
 __all__ = [
     "ACTIONS",
-    "CONFIG_EPOCH",
     "POLICY",
     "POLICY_ARN",
     "TITLE",
     "PolicyView",
     "attachment_count",
     "check_policy_arn",
+    "configured_bounded",
+    "configured_holders",
     "find_policy",
     "policy_shape",
     "policy_views",
@@ -60,8 +61,6 @@ __all__ = [
 TITLE = "Managed policies"
 #: CloudTrail's resource type.
 POLICY = "AWS::IAM::Policy"
-#: The creation date shown for what the configuration file declares (it has none of its own).
-CONFIG_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_VERSIONS = 5
 
 POLICY_ARN = Param("PolicyArn", arn, "the policy's ARN", required=True)
@@ -172,19 +171,28 @@ def _record(view: PolicyView) -> ManagedPolicyRecord:
     return view.record
 
 
+def configured_holders(snapshot: CatalogSnapshot, policy: str) -> list[Role | User | Group]:
+    """The configuration's roles, users and groups the managed policy ``policy`` is attached to."""
+    holders: list[Role | User | Group] = [*snapshot.roles.values(), *snapshot.users.values()]
+    holders += snapshot.groups.values()
+    return [h for h in holders if h.source == "config" and any(m.arn == policy for m in h.managed)]
+
+
+def configured_bounded(snapshot: CatalogSnapshot, policy: str) -> list[User]:
+    """The configuration's users the managed policy ``policy`` is the permissions boundary of."""
+    return [u for u in snapshot.users.values() if u.source == "config" and u.boundary_arn == policy]
+
+
 async def attachment_count(ctx: ActionContext, view: PolicyView) -> int:
-    """How many users, groups and roles the policy is attached to (the configuration's roles too)."""
+    """How many users, groups and roles the policy is attached to (the configuration's too)."""
     stored = len(await ctx.tx.attachments.for_policy(view.arn))
-    configured = sum(
-        1 for r in ctx.snapshot if r.source == "config" and any(m.arn == view.arn for m in r.managed)
-    )
-    return stored + configured
+    return stored + len(configured_holders(ctx.snapshot, view.arn))
 
 
 async def _boundary_count(ctx: ActionContext, view: PolicyView) -> int:
     users = sum(1 for u in await ctx.tx.users.all() if u.boundary_arn == view.arn)
     roles = sum(1 for r in await ctx.tx.roles.all() if r.boundary_arn == view.arn)
-    return users + roles
+    return users + roles + len(configured_bounded(ctx.snapshot, view.arn))
 
 
 async def policy_shape(ctx: ActionContext, view: PolicyView, *, full: bool) -> dict[str, Any]:

@@ -29,10 +29,9 @@ from gateway.errors import (
 from gateway.iam.api.action import ActionContext, Declared, IamAction, Resource
 from gateway.iam.api.boundary import BOUNDARY, boundary_context, require_boundary
 from gateway.iam.api.documents import TRUST_POLICY_CHARS, checked, config_text, encoded
-from gateway.iam.api.entities import list_resource, tag_list
+from gateway.iam.api.entities import CONFIG_EPOCH, list_resource, tag_list
 from gateway.iam.api.paging import PAGING, PATH_PREFIX, PageRequest, page_of
 from gateway.iam.api.params import Args, Param, name, path, policy_document
-from gateway.iam.api.policies import CONFIG_EPOCH
 from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, check_tag_quota, tags_page
 from gateway.iam.api.values import integer, text
 from gateway.iam.catalog import Role

@@ -1,4 +1,8 @@
-"""IAM users: create, read, list, rename, delete; tags and permissions boundary."""
+"""IAM users: create, read, list, rename, delete; tags and permissions boundary.
+
+The configuration file's users are read and listed with the database's (in one ordering) and
+refuse every change (``UnmodifiableEntity``).
+"""
 
 from __future__ import annotations
 
@@ -24,10 +28,12 @@ from gateway.iam.api.entities import (
     named_or_calling_user,
     named_user,
     renamed,
+    require_user,
     user_resource,
     user_shape,
+    users_page,
 )
-from gateway.iam.api.paging import PAGING, PATH_PREFIX, Page, PageRequest
+from gateway.iam.api.paging import PAGING, PATH_PREFIX, PageRequest
 from gateway.iam.api.params import Args, Param, name, path
 from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, check_tag_quota, tags_page
 
@@ -66,7 +72,7 @@ async def _create_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
 
 
 async def _get_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    return {"User": user_shape(await ctx.tx.users.require(ctx.user_name(args)))}
+    return {"User": user_shape(await require_user(ctx, ctx.user_name(args)))}
 
 
 async def _users(ctx: ActionContext, args: Args) -> Resource:
@@ -74,9 +80,8 @@ async def _users(ctx: ActionContext, args: Args) -> Resource:
 
 
 async def _list_users(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    page = PageRequest.of(args)
-    users = await ctx.tx.users.list(args.optional("PathPrefix") or "/", after=page.marker, limit=page.fetch)
-    return Page.cut(users, page, lambda u: u.name).fields("Users", lambda u: user_shape(u, full=False))
+    page = await users_page(ctx, args.optional("PathPrefix") or "/", PageRequest.of(args))
+    return page.fields("Users", lambda u: user_shape(u, full=False))
 
 
 async def _renamed_user(ctx: ActionContext, args: Args) -> Resource:
@@ -106,7 +111,7 @@ async def _untag_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
 
 
 async def _list_user_tags(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    return tags_page((await ctx.tx.users.require(args.text("UserName"))).tags, args)
+    return tags_page((await require_user(ctx, args.text("UserName"))).tags, args)
 
 
 async def _bounded_user(ctx: ActionContext, args: Args) -> Resource:
@@ -155,7 +160,7 @@ ACTIONS = (
     ),
     IamAction(
         "ListUsers",
-        "Users whose path starts with `PathPrefix`, by name, paged.",
+        "Users (the configuration's and the API's) whose path starts with `PathPrefix`, by name, paged.",
         (PATH_PREFIX, *PAGING),
         _users,
         "`user{PathPrefix}` (`user/` by default)",
