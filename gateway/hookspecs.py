@@ -77,14 +77,17 @@ def fedgate_create_identity_provider(
 
 @_spec(firstresult=True)
 def fedgate_api_provider_settings(
-    kind: str, issuer: str, audiences: Sequence[str]
+    kind: str, issuer: str, audiences: Sequence[str], name: str, metadata: str
 ) -> ProviderSettings | None:
     """Settings for an identity provider created through the IAM API (not the configuration file).
 
     Called when a replica builds its set of API-created providers (at start-up and whenever the IAM
-    database's revision moves): ``kind`` is ``"oidc"`` for a ``CreateOpenIDConnectProvider``
-    provider, ``issuer`` its URL (``https://HOST/PATH``) and ``audiences`` its client ids. Return
-    settings of a provider type this plugin declared (then built with
+    database's revision moves). ``name`` is the last part of the provider's ARN. For a
+    ``CreateOpenIDConnectProvider`` provider ``kind`` is ``"oidc"``, ``issuer`` its URL
+    (``https://HOST/PATH``; ``name`` is ``HOST/PATH``), ``audiences`` its client ids and
+    ``metadata`` empty. For a ``CreateSAMLProvider`` provider ``kind`` is ``"saml"``, ``name`` its
+    name, ``metadata`` its SAML metadata document, ``issuer`` empty and ``audiences`` empty.
+    Return settings of a provider type this plugin declared (then built with
     ``fedgate_create_identity_provider``), or ``None`` for a kind it does not build.
     Stops at first non-None result.
     """

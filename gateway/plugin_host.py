@@ -111,11 +111,21 @@ class PluginHost:
         return cast("IdentityProvider", provider)
 
     def api_provider_settings(
-        self, kind: str, issuer: str, audiences: Sequence[str]
+        self,
+        kind: str,
+        issuer: str = "",
+        audiences: Sequence[str] = (),
+        *,
+        name: str = "",
+        metadata: str = "",
     ) -> ProviderSettings | None:
-        """Settings for an API-created provider of ``kind``, or ``None`` if no plugin builds it."""
+        """Settings for an API-created provider of ``kind`` (an OIDC provider's ``issuer`` and
+        ``audiences``, a SAML provider's ``name`` and ``metadata``; see the hook spec), or ``None``
+        if no plugin builds it."""
+        if kind == "oidc" and not name:
+            name = issuer.split("://", 1)[-1].rstrip("/")
         settings = self._pm.hook.fedgate_api_provider_settings(
-            kind=kind, issuer=issuer, audiences=list(audiences)
+            kind=kind, issuer=issuer, audiences=list(audiences), name=name, metadata=metadata
         )
         return cast("ProviderSettings | None", settings)
 

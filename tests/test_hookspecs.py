@@ -178,6 +178,9 @@ def test_fedgate_api_provider_settings_builds_api_created_providers() -> None:
     oidc = host.api_provider_settings("oidc", "https://token.example.com", ["sts.amazonaws.com"])
     assert oidc is not None and oidc.type == "oidc"
     assert host.api_provider_settings("kerberos", "https://static.example", ["bob"]) is None
+    # A SAML provider (its name and metadata document) is the first-party SAML plugin's.
+    saml = host.api_provider_settings("saml", name="corp", metadata="<EntityDescriptor/>")
+    assert saml is not None and saml.type == "saml"
 
 
 def test_fedgate_add_provider_types_conflict_is_a_plugin_error() -> None:

@@ -10,6 +10,7 @@ Configuration (one entry of ``providers``)::
       - type: saml
         name: corp                              # ARN: arn:aws:iam::ACCOUNT:saml-provider/corp
         metadata_file: /etc/fedgate/corp-idp.xml  # or metadata_url: https://idp.example.com/metadata
+                                                # (or metadata_document: the XML itself)
         entity_id: null                         # which IdP, when the metadata holds several
         metadata_refresh_seconds: 3600          # background reload; the last good copy is kept
         metadata_signing_certificate: null      # PEM file; if set, the metadata must be signed with it
@@ -24,6 +25,10 @@ Configuration (one entry of ``providers``)::
         allow_in_response_to: false             # IdP-initiated only, unless set
         max_assertion_age_seconds: 300          # IssueInstant at most this old (plus the clock skew)
         check_certificate_validity: true        # refuse signatures by expired metadata certificates
+
+A provider created through the IAM API (``CreateSAMLProvider``) is built from its name and metadata
+document (``fedgate_api_provider_settings``) with these defaults, and used by AssumeRoleWithSAML
+whose ``PrincipalArn`` names it (:mod:`gateway.iam.federation`).
 
 Every key is described in :class:`SAMLProviderSettings`. ``metadata_url`` must be https (plain http
 only to a loopback host). The provider's ``issuer`` is the IdP's entityID from the metadata.
@@ -49,6 +54,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pydantic import ValidationError
+
 from fedgate_saml.config import SAMLProviderSettings
 from fedgate_saml.provider import SAMLProvider
 from gateway.plugin import IdentityProvider, ProviderContext, ProviderSettings, hookimpl
@@ -70,3 +77,16 @@ def fedgate_create_identity_provider(
     if isinstance(settings, SAMLProviderSettings):
         return SAMLProvider(settings, context)
     return None
+
+
+@hookimpl
+def fedgate_api_provider_settings(kind: str, name: str, metadata: str) -> ProviderSettings | None:
+    """A SAML provider created through the IAM API (``CreateSAMLProvider``): its name and its
+    metadata document, with every other default of the ``saml`` type (AWS's audiences and
+    recipient). ``None`` for other kinds, and for a name or document the settings refuse."""
+    if kind != "saml" or not metadata:
+        return None
+    try:
+        return SAMLProviderSettings(type="saml", name=name, metadata_document=metadata)
+    except ValidationError:
+        return None

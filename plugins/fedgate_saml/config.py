@@ -44,6 +44,12 @@ class SAMLProviderSettings(ProviderSettings):
         default=None,
         description="URL of the IdP's SAML metadata (https; plain http only to a loopback host).",
     )
+    metadata_document: str | None = Field(
+        default=None,
+        repr=False,
+        description="The IdP's SAML metadata document itself (XML text), instead of metadata_file or "
+        "metadata_url: how a provider created through the IAM API (CreateSAMLProvider) is given.",
+    )
     entity_id: str | None = Field(
         default=None,
         description="entityID of the IdP to trust when the metadata describes several entities; "
@@ -144,8 +150,9 @@ class SAMLProviderSettings(ProviderSettings):
 
     @model_validator(mode="after")
     def _one_source(self) -> SAMLProviderSettings:
-        if (self.metadata_file is None) == (self.metadata_url is None):
-            raise ValueError("give exactly one of metadata_file or metadata_url")
+        sources = (self.metadata_file, self.metadata_url, self.metadata_document)
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError("give exactly one of metadata_file, metadata_url or metadata_document")
         if self.ca_file is not None and self.metadata_url is None:
             raise ValueError("ca_file applies to metadata_url only; remove it or fetch the metadata by URL")
         return self

@@ -1,4 +1,5 @@
-"""The IdP's SAML metadata: parsed with pysaml2's models, loaded from a file or URL, kept fresh.
+"""The IdP's SAML metadata: parsed with pysaml2's models, loaded from a file, a URL or the settings
+themselves (``metadata_document``, a provider created through the IAM API), kept fresh.
 
 Only this is taken from the metadata: the IdP's ``entityID``, its signing certificates
 (``KeyDescriptor`` with ``use="signing"`` or no ``use``) of the ``IDPSSODescriptor``, and its
@@ -253,6 +254,8 @@ class MetadataSource:
 
     async def _read(self) -> bytes:
         settings = self._settings
+        if settings.metadata_document is not None:
+            return settings.metadata_document.encode("utf-8", "surrogatepass")
         if settings.metadata_file is not None:
             try:
                 return await asyncio.to_thread(_read_file, settings)
