@@ -8,6 +8,10 @@ protocol, with no fedgate plugin to import.
 :class:`Probeable`: the provider can fetch what it needs from its issuer on demand, so
 ``fedgate check-config --online`` can tell whether the issuer is reachable.
 
+:class:`IamListed`: the provider can describe itself as the IAM API shows a provider
+(:class:`IamProviderView`), so a provider the configuration file declares is listed and read by
+ListOpenIDConnectProviders, GetSAMLProvider and the rest beside the ones created through the API.
+
 :class:`SAMLServiceProviderCapable`: fedgate can be the SAML service provider of the provider's IdP
 (browser sign-in and single logout). The provider builds and reads every SAML message of the SP
 side (AuthnRequests, SP metadata, the response at the ACS, logout requests and responses), so the
@@ -23,6 +27,8 @@ from typing import Literal, Protocol, runtime_checkable
 from gateway.identity import Identity
 
 __all__ = [
+    "IamListed",
+    "IamProviderView",
     "Probeable",
     "SAMLLogoutMessage",
     "SAMLServiceProvider",
@@ -119,6 +125,26 @@ class SAMLServiceProvider(Protocol):
 
     async def logout_response_url(self, *, in_response_to: str, relay_state: str) -> str | None:
         """The IdP URL carrying a signed, successful LogoutResponse, or ``None`` if it has no SLO."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class IamProviderView:
+    """A provider as the IAM API shows it: an OIDC provider's ``url`` (``HOST/PATH``, the end of
+    its ARN) and ``client_ids``; a SAML provider's ``metadata_document`` in force (empty until it
+    was first loaded)."""
+
+    url: str = ""
+    client_ids: tuple[str, ...] = ()
+    metadata_document: str = ""
+
+
+@runtime_checkable
+class IamListed(Protocol):
+    """A provider the IAM API lists and reads (it stays read-only there: ``UnmodifiableEntity``)."""
+
+    def iam_view(self) -> IamProviderView:
+        """What GetOpenIDConnectProvider or GetSAMLProvider answers for it; cheap, no I/O."""
         ...
 
 

@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.arns import oidc_provider_arn, saml_provider_arn
 from gateway.capabilities import (
+    IamListed,
+    IamProviderView,
     Probeable,
     SAMLLogoutMessage,
     SAMLServiceProvider,
@@ -99,6 +101,8 @@ __all__ = [
     "ConfigPath",
     "Finding",
     "GatewayConfig",
+    "IamListed",
+    "IamProviderView",
     "Identity",
     "IdentityProvider",
     "Probeable",

@@ -114,6 +114,7 @@ def _api(action: IamAction) -> QueryHandler:
         snapshot = app[keys.CATALOG].snapshot
         caller = await authenticated_caller(call, snapshot)
         runtime = app[keys.DATABASE]
+        configured = app[keys.PROVIDERS]
         result = await execute(
             action,
             call.params,
@@ -122,6 +123,7 @@ def _api(action: IamAction) -> QueryHandler:
             caller=caller,
             record=call.record,
             mfa=app[keys.MFA],
+            providers=configured,
         )
         if action.writes:
             # Read your writes on this replica: once UpdateAccessKey (or any write) has answered,

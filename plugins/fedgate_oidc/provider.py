@@ -21,7 +21,7 @@ from fedgate_oidc.token import (
     verify_signature,
 )
 from gateway.errors import InvalidIdentityToken
-from gateway.plugin import Identity, ProviderContext, ProviderKind, oidc_provider_arn
+from gateway.plugin import IamProviderView, Identity, ProviderContext, ProviderKind, oidc_provider_arn
 
 __all__ = ["MAX_LEEWAY", "OIDCProvider"]
 
@@ -83,6 +83,11 @@ class OIDCProvider:
     def settings(self) -> OIDCProviderSettings:
         """The validated settings this provider was built from."""
         return self._settings
+
+    def iam_view(self) -> IamProviderView:
+        """Its URL and client ids (the audiences it accepts), as the IAM API shows them (the
+        :class:`~gateway.plugin.IamListed` capability)."""
+        return IamProviderView(url=self._id, client_ids=tuple(self._settings.audiences))
 
     @property
     def tls(self) -> ssl.SSLContext | None:

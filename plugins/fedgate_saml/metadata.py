@@ -179,6 +179,8 @@ class MetadataSource:
                 raise ValueError(f"cannot read metadata_signing_certificate: {exc}") from None
         self.loads = 0
         """Successful (re)loads, for metrics and tests."""
+        self.document = b""
+        """The document the metadata in force was read from (empty until the first load)."""
 
     async def start(self) -> None:
         """Load the metadata once (a failure is retried on first use) and start the refresh task."""
@@ -243,6 +245,7 @@ class MetadataSource:
                     len(metadata.certs),
                 )
             self._current, self._loaded_at = metadata, self._monotonic()
+            self.document = document
             self.loads += 1
             return metadata
 

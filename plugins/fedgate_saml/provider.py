@@ -16,7 +16,7 @@ from fedgate_saml.messages import SPKeys
 from fedgate_saml.metadata import IdPMetadata, MetadataSource
 from fedgate_saml.service_provider import ServiceProvider
 from gateway.errors import InvalidIdentityToken
-from gateway.plugin import Identity, ProviderContext, ProviderKind, saml_provider_arn
+from gateway.plugin import IamProviderView, Identity, ProviderContext, ProviderKind, saml_provider_arn
 
 __all__ = [
     "MAX_LEEWAY",
@@ -98,6 +98,11 @@ class SAMLProvider:
     def settings(self) -> SAMLProviderSettings:
         """The validated settings this provider was built from."""
         return self._settings
+
+    def iam_view(self) -> IamProviderView:
+        """The metadata document in force, as the IAM API shows it (the
+        :class:`~gateway.plugin.IamListed` capability)."""
+        return IamProviderView(metadata_document=self._metadata.document.decode("utf-8", "replace"))
 
     @property
     def metadata_loads(self) -> int:

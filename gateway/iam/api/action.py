@@ -38,6 +38,7 @@ from gateway.iam.api.params import Args, Param, audit_parameters, parse
 from gateway.iam.catalog import CatalogSnapshot
 from gateway.iam.mfa import MfaCodes
 from gateway.iam.permissions import Check, ContextValue
+from gateway.identity import IdentityProvider
 from gateway.sts.params import QueryParams
 
 __all__ = [
@@ -99,14 +100,16 @@ class Resource:
 @dataclass(frozen=True, slots=True)
 class ActionContext:
     """What a resolver and a handler work with: one transaction and the catalog snapshot taken
-    for the call, the caller, the call's audit record (for response elements), and where MFA
-    codes are checked (``None`` where no store is at hand: MFA actions then fail closed)."""
+    for the call, the caller, the call's audit record (for response elements), where MFA
+    codes are checked (``None`` where no store is at hand: MFA actions then fail closed), and the
+    identity providers the configuration file declares (listed beside the API's)."""
 
     tx: Transaction
     snapshot: CatalogSnapshot
     caller: Principal
     record: CallRecord
     mfa: MfaCodes | None = None
+    providers: Sequence[IdentityProvider] = ()
 
     def mfa_codes(self) -> MfaCodes:
         """Where MFA codes are checked; ``ServiceUnavailable`` when there is none."""
@@ -161,13 +164,15 @@ async def execute(
     caller: Principal,
     record: CallRecord,
     mfa: MfaCodes | None = None,
+    providers: Sequence[IdentityProvider] = (),
 ) -> Mapping[str, Any]:
-    """Run ``action`` for ``caller`` (see the module docstring for the order of checks)."""
+    """Run ``action`` for ``caller`` (see the module docstring for the order of checks);
+    ``providers`` are the configuration's identity providers."""
     args = parse(params, action.params)
     record.request_parameters = audit_parameters(args, action.params)
     transaction = database.write() if action.writes else database.read()
     async with transaction as tx:
-        ctx = ActionContext(tx, snapshot, caller, record, mfa)
+        ctx = ActionContext(tx, snapshot, caller, record, mfa, providers)
         resource = await action.resource(ctx, args)
         caller.authorize(
             [Check(f"iam:{action.name}", arn, resource.context) for arn in (resource.arn, *resource.also)]

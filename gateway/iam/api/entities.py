@@ -13,8 +13,9 @@ refused before any handler runs (``UnmodifiableEntity``, see :func:`declared`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from gateway.db.records import GroupRecord, UserRecord, iam_arn
 from gateway.iam.api.action import ActionContext, Declared, Resource
@@ -54,6 +55,8 @@ __all__ = [
     "user_shape",
     "users_page",
 ]
+
+_R = TypeVar("_R", UserRecord, GroupRecord)
 
 #: CloudTrail's resource types.
 USER = "AWS::IAM::User"
@@ -133,33 +136,33 @@ def _taken(snapshot: CatalogSnapshot, kind: Literal["user", "group"]) -> set[str
 
 async def users_page(ctx: ActionContext, path_prefix: str, request: PageRequest) -> Page[UserRecord]:
     """One page of the users whose path starts with ``path_prefix``, both sources, by name."""
-    declared_ = [
-        user_record(u)
-        for u in ctx.snapshot.users.values()
-        if u.source == "config" and u.path.startswith(path_prefix)
-    ]
-
-    async def stored(limit: int) -> list[UserRecord]:
-        return await ctx.tx.users.list(path_prefix, after=request.marker, limit=limit)
-
-    return await merged_page(
-        declared_, stored, request, lambda u: u.name.lower(), taken=_taken(ctx.snapshot, "user")
-    )
+    declared_ = [user_record(u) for u in ctx.snapshot.users.values() if u.source == "config"]
+    return await _both(ctx, declared_, ctx.tx.users.list, path_prefix, request, "user")
 
 
 async def groups_page(ctx: ActionContext, path_prefix: str, request: PageRequest) -> Page[GroupRecord]:
     """One page of the groups whose path starts with ``path_prefix``, both sources, by name."""
-    declared_ = [
-        group_record(g)
-        for g in ctx.snapshot.groups.values()
-        if g.source == "config" and g.path.startswith(path_prefix)
-    ]
+    declared_ = [group_record(g) for g in ctx.snapshot.groups.values() if g.source == "config"]
+    return await _both(ctx, declared_, ctx.tx.groups.list, path_prefix, request, "group")
 
-    async def stored(limit: int) -> list[GroupRecord]:
-        return await ctx.tx.groups.list(path_prefix, after=request.marker, limit=limit)
+
+async def _both(
+    ctx: ActionContext,
+    declared_: list[_R],
+    listed: Callable[..., Awaitable[list[_R]]],
+    path_prefix: str,
+    request: PageRequest,
+    kind: Literal["user", "group"],
+) -> Page[_R]:
+    async def stored(limit: int) -> list[_R]:
+        return await listed(path_prefix, after=request.marker, limit=limit)
 
     return await merged_page(
-        declared_, stored, request, lambda g: g.name.lower(), taken=_taken(ctx.snapshot, "group")
+        [e for e in declared_ if e.path.startswith(path_prefix)],
+        stored,
+        request,
+        lambda e: e.name.lower(),
+        taken=_taken(ctx.snapshot, kind),
     )
 
 

@@ -5,6 +5,11 @@ without the ``https://`` (the URL must be https, without query or fragment). It 
 100 client ids (the audiences its tokens may name) and at most five certificate thumbprints
 (40 hexadecimal characters each; AWS no longer needs them for well-known CAs, and fedgate checks
 the issuer's TLS certificate against the system's trust store instead).
+
+The OIDC providers the configuration file declares (``providers:`` of the OIDC plugin's type, if
+it offers the :class:`~gateway.capabilities.IamListed` capability) are listed and read beside the
+database's, their audiences as client ids; they refuse every change (``UnmodifiableEntity``), and
+creating one of their URL is ``EntityAlreadyExists``.
 """
 
 from __future__ import annotations
@@ -15,17 +20,25 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.arns import oidc_provider_arn
+from gateway.capabilities import IamListed
 from gateway.db.records import OidcProviderRecord
-from gateway.errors import EntityAlreadyExists, InvalidInput, LimitExceeded, NoSuchEntity, ValidationError
-from gateway.iam.api.action import ActionContext, IamAction, Resource
-from gateway.iam.api.entities import tag_list
+from gateway.errors import (
+    EntityAlreadyExists,
+    InvalidInput,
+    LimitExceeded,
+    NoSuchEntity,
+    UnmodifiableEntity,
+    ValidationError,
+)
+from gateway.iam.api.action import ActionContext, Declared, IamAction, Resource
+from gateway.iam.api.entities import CONFIG_EPOCH, tag_list
 from gateway.iam.api.paging import PAGING
-from gateway.iam.api.params import Args, Param, arn
+from gateway.iam.api.params import Args, Param, arn, length
 from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, check_tag_quota, tags_page
-from gateway.iam.api.values import constraint, strings
+from gateway.iam.api.values import strings
 from gateway.sts.params import QueryParams
 
-__all__ = ["ACTIONS", "OIDC_PROVIDER", "TITLE", "provider_url"]
+__all__ = ["ACTIONS", "OIDC_PROVIDER", "TITLE", "configured_oidc", "provider_url"]
 
 #: The heading of this family in docs/iam-actions.md.
 TITLE = "OpenID Connect providers"
@@ -46,13 +59,7 @@ _THUMBPRINTS = strings(40, 40, most=MAX_THUMBPRINTS, regex=_THUMBPRINT_RE)
 
 def _text_255(params: QueryParams, wire: str) -> str | None:
     raw = params.get(wire)
-    if raw is None:
-        return None
-    if not raw:
-        raise constraint(wire, raw, "have length greater than or equal to 1")
-    if len(raw) > 255:
-        raise constraint(wire, raw, "have length less than or equal to 255")
-    return raw
+    return None if raw is None else length(wire, raw, 1, 255)
 
 
 _CLIENT_ID = Param("ClientID", _text_255, "one client id (1-255 characters)", required=True)
@@ -78,14 +85,30 @@ def _key_of(ctx: ActionContext, provider_arn: str) -> str:
     return match.group(2)
 
 
+def configured_oidc(ctx: ActionContext) -> dict[str, OidcProviderRecord]:
+    """The configuration's OIDC providers, by URL without the scheme (as the database keys them)."""
+    found: dict[str, OidcProviderRecord] = {}
+    for provider in ctx.providers:
+        if provider.kind == "oidc" and isinstance(provider, IamListed):
+            view = provider.iam_view()
+            record = OidcProviderRecord(view.url, provider.arn, view.client_ids, (), CONFIG_EPOCH)
+            found.setdefault(view.url, record)
+    return found
+
+
 async def _require(ctx: ActionContext, args: Args) -> OidcProviderRecord:
-    return await ctx.tx.oidc_providers.require(_key_of(ctx, args.text("OpenIDConnectProviderArn")))
+    key = _key_of(ctx, args.text("OpenIDConnectProviderArn"))
+    configured = configured_oidc(ctx).get(key)
+    return configured if configured is not None else await ctx.tx.oidc_providers.require(key)
 
 
 async def _named(ctx: ActionContext, args: Args) -> Resource:
     provider_arn = args.text("OpenIDConnectProviderArn")
-    _key_of(ctx, provider_arn)
-    return Resource(provider_arn, OIDC_PROVIDER)
+    key = _key_of(ctx, provider_arn)
+    configured = (
+        Declared("OpenID Connect provider", f"https://{key}") if key in configured_oidc(ctx) else None
+    )
+    return Resource(provider_arn, OIDC_PROVIDER, declared=configured)
 
 
 async def _new(ctx: ActionContext, args: Args) -> Resource:
@@ -98,7 +121,7 @@ async def _all(ctx: ActionContext, args: Args) -> Resource:
 
 async def _create(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     key = provider_url(args.text("Url"))
-    if await ctx.tx.oidc_providers.get(key) is not None:
+    if key in configured_oidc(ctx) or await ctx.tx.oidc_providers.get(key) is not None:
         raise EntityAlreadyExists(f"Provider with url https://{key} already exists.")
     client_ids = list(dict.fromkeys(args.strings("ClientIDList")))
     record = await ctx.tx.oidc_providers.create(
@@ -124,7 +147,9 @@ async def _get(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
 
 
 async def _list(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    return {"OpenIDConnectProviderList": [{"Arn": r.arn} for r in await ctx.tx.oidc_providers.all()]}
+    configured = configured_oidc(ctx)
+    stored = [r for r in await ctx.tx.oidc_providers.all() if r.url not in configured]
+    return {"OpenIDConnectProviderList": [{"Arn": r.arn} for r in [*configured.values(), *stored]]}
 
 
 async def _delete(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
@@ -177,6 +202,7 @@ async def _list_tags(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
 
 _NAMED = "the provider's ARN"
 _ERRORS = (InvalidInput, NoSuchEntity, ValidationError)
+_CHANGE_ERRORS = (*_ERRORS, UnmodifiableEntity)
 
 ACTIONS = (
     IamAction(
@@ -207,7 +233,7 @@ ACTIONS = (
     ),
     IamAction(
         "ListOpenIDConnectProviders",
-        "The ARNs of every OIDC provider registered through the API.",
+        "The ARNs of every OIDC provider: the configuration's and those registered through the API.",
         (),
         _all,
         "`oidc-provider/*`",
@@ -221,7 +247,7 @@ ACTIONS = (
         _NAMED,
         _delete,
         writes=True,
-        errors=_ERRORS,
+        errors=_CHANGE_ERRORS,
     ),
     IamAction(
         "AddClientIDToOpenIDConnectProvider",
@@ -231,7 +257,7 @@ ACTIONS = (
         _NAMED,
         _add_client,
         writes=True,
-        errors=(*_ERRORS, LimitExceeded),
+        errors=(*_CHANGE_ERRORS, LimitExceeded),
     ),
     IamAction(
         "RemoveClientIDFromOpenIDConnectProvider",
@@ -241,7 +267,7 @@ ACTIONS = (
         _NAMED,
         _remove_client,
         writes=True,
-        errors=_ERRORS,
+        errors=_CHANGE_ERRORS,
     ),
     IamAction(
         "UpdateOpenIDConnectProviderThumbprint",
@@ -251,7 +277,7 @@ ACTIONS = (
         _NAMED,
         _update_thumbprints,
         writes=True,
-        errors=_ERRORS,
+        errors=_CHANGE_ERRORS,
     ),
     IamAction(
         "TagOpenIDConnectProvider",
@@ -261,7 +287,7 @@ ACTIONS = (
         _NAMED,
         _tag,
         writes=True,
-        errors=(*_ERRORS, LimitExceeded),
+        errors=(*_CHANGE_ERRORS, LimitExceeded),
     ),
     IamAction(
         "UntagOpenIDConnectProvider",
@@ -271,7 +297,7 @@ ACTIONS = (
         _NAMED,
         _untag,
         writes=True,
-        errors=_ERRORS,
+        errors=_CHANGE_ERRORS,
     ),
     IamAction(
         "ListOpenIDConnectProviderTags",

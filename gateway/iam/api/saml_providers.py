@@ -6,6 +6,11 @@ no entities, no network, UTF-8 only) and must describe an identity provider: an
 ``EntityDescriptor`` (alone or in an ``EntitiesDescriptor``) with an ``IDPSSODescriptor`` holding
 at least one X.509 signing certificate that parses; otherwise ``InvalidInput``, nothing stored.
 Its ``validUntil`` becomes the provider's ``ValidUntil``.
+
+The SAML providers the configuration file declares (``providers:`` of the SAML plugin's type, if
+it offers the :class:`~gateway.capabilities.IamListed` capability) are listed and read beside the
+database's, with the metadata document in force; they refuse every change
+(``UnmodifiableEntity``), and creating one of their name is ``EntityAlreadyExists``.
 """
 
 from __future__ import annotations
@@ -21,14 +26,23 @@ from cryptography import x509
 from lxml import etree
 
 from gateway.arns import saml_provider_arn
-from gateway.errors import EntityAlreadyExists, InvalidInput, LimitExceeded, NoSuchEntity, ValidationError
-from gateway.iam.api.action import ActionContext, IamAction, Resource
-from gateway.iam.api.entities import tag_list
+from gateway.capabilities import IamListed
+from gateway.db.records import SamlProviderRecord
+from gateway.errors import (
+    EntityAlreadyExists,
+    InvalidInput,
+    LimitExceeded,
+    NoSuchEntity,
+    UnmodifiableEntity,
+    ValidationError,
+)
+from gateway.iam.api.action import ActionContext, Declared, IamAction, Resource
+from gateway.iam.api.entities import CONFIG_EPOCH, tag_list
 from gateway.iam.api.params import Args, Param, arn
 from gateway.iam.api.tagging import TAGS_OPTIONAL
 from gateway.iam.api.values import pattern, text
 
-__all__ = ["ACTIONS", "SAML_PROVIDER", "TITLE", "metadata_valid_until"]
+__all__ = ["ACTIONS", "SAML_PROVIDER", "TITLE", "configured_saml", "metadata_valid_until"]
 
 #: The heading of this family in docs/iam-actions.md.
 TITLE = "SAML providers"
@@ -119,10 +133,38 @@ def _name_of(ctx: ActionContext, provider_arn: str) -> str:
     return match.group(2)
 
 
+def _shown_until(document: str) -> datetime | None:
+    """A configuration provider's ``ValidUntil`` (its document was checked by its plugin)."""
+    try:
+        return metadata_valid_until(document) if document else None
+    except InvalidInput:
+        return None
+
+
+def configured_saml(ctx: ActionContext) -> dict[str, SamlProviderRecord]:
+    """The configuration's SAML providers, by name."""
+    found: dict[str, SamlProviderRecord] = {}
+    prefix = saml_provider_arn(ctx.account_id, "")
+    for provider in ctx.providers:
+        if provider.kind == "saml" and isinstance(provider, IamListed) and provider.arn.startswith(prefix):
+            document = provider.iam_view().metadata_document
+            name = provider.arn.removeprefix(prefix)
+            found.setdefault(
+                name, SamlProviderRecord(name, provider.arn, document, _shown_until(document), CONFIG_EPOCH)
+            )
+    return found
+
+
+async def _require(ctx: ActionContext, name: str) -> SamlProviderRecord:
+    configured = configured_saml(ctx).get(name)
+    return configured if configured is not None else await ctx.tx.saml_providers.require(name)
+
+
 async def _named(ctx: ActionContext, args: Args) -> Resource:
     provider_arn = args.text("SAMLProviderArn")
-    _name_of(ctx, provider_arn)
-    return Resource(provider_arn, SAML_PROVIDER)
+    name = _name_of(ctx, provider_arn)
+    configured = Declared("SAML provider", name) if name in configured_saml(ctx) else None
+    return Resource(provider_arn, SAML_PROVIDER, declared=configured)
 
 
 async def _new(ctx: ActionContext, args: Args) -> Resource:
@@ -136,6 +178,8 @@ async def _all(ctx: ActionContext, args: Args) -> Resource:
 async def _create(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     document = args.text("SAMLMetadataDocument")
     valid_until = metadata_valid_until(document)
+    if args.text("Name") in configured_saml(ctx):
+        raise EntityAlreadyExists(f"SAMLProvider {args.text('Name')} already exists.")
     if len(await ctx.tx.saml_providers.all()) >= MAX_SAML_PROVIDERS:
         raise LimitExceeded(f"Cannot exceed quota for SamlProvidersPerAccount: {MAX_SAML_PROVIDERS}")
     record = await ctx.tx.saml_providers.create(
@@ -148,7 +192,7 @@ async def _create(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
 
 
 async def _get(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    record = await ctx.tx.saml_providers.require(_name_of(ctx, args.text("SAMLProviderArn")))
+    record = await _require(ctx, _name_of(ctx, args.text("SAMLProviderArn")))
     out: dict[str, Any] = {"SAMLMetadataDocument": record.metadata_document, "CreateDate": record.created_at}
     if record.valid_until is not None:
         out["ValidUntil"] = record.valid_until
@@ -158,8 +202,10 @@ async def _get(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
 
 
 async def _list(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
+    configured = configured_saml(ctx)
+    stored = [r for r in await ctx.tx.saml_providers.all() if r.name not in configured]
     listed = []
-    for record in await ctx.tx.saml_providers.all():
+    for record in [*configured.values(), *stored]:
         entry: dict[str, Any] = {"Arn": record.arn, "CreateDate": record.created_at}
         if record.valid_until is not None:
             entry["ValidUntil"] = record.valid_until
@@ -183,6 +229,7 @@ async def _delete(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
 
 _NAMED = "the provider's ARN"
 _ERRORS = (InvalidInput, NoSuchEntity, ValidationError)
+_CHANGE_ERRORS = (*_ERRORS, UnmodifiableEntity)
 
 ACTIONS = (
     IamAction(
@@ -208,7 +255,8 @@ ACTIONS = (
     ),
     IamAction(
         "ListSAMLProviders",
-        "Every SAML provider registered through the API: ARN, creation date, validity.",
+        "Every SAML provider (the configuration's and those registered through the API): ARN, "
+        "creation date, validity.",
         (),
         _all,
         "`saml-provider/*`",
@@ -222,7 +270,7 @@ ACTIONS = (
         _NAMED,
         _update,
         writes=True,
-        errors=_ERRORS,
+        errors=_CHANGE_ERRORS,
     ),
     IamAction(
         "DeleteSAMLProvider",
@@ -232,6 +280,6 @@ ACTIONS = (
         _NAMED,
         _delete,
         writes=True,
-        errors=_ERRORS,
+        errors=_CHANGE_ERRORS,
     ),
 )

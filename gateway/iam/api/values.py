@@ -2,7 +2,8 @@
 version ids, URLs and lists of strings, with IAM's ``ValidationError`` wording.
 
 Each factory returns a :data:`~gateway.iam.api.params.Validator`: it reads the parameter from the
-call's map and returns the value, or ``None`` when it is absent.
+call's map and returns the value, or ``None`` when it is absent. Messages and length checks are
+:mod:`.params`' own (:func:`~gateway.iam.api.params.constraint`, :func:`~gateway.iam.api.params.length`).
 """
 
 from __future__ import annotations
@@ -11,30 +12,13 @@ import re
 from collections.abc import Sequence
 
 from gateway.errors import ValidationError
-from gateway.iam.api.params import Args, Validator, camel
+from gateway.iam.api.params import Args, Validator, camel, constraint, length
 from gateway.iam.params import member_list
 from gateway.sts.params import QueryParams
 
-__all__ = ["boolean", "constraint", "enum", "flag", "integer", "pattern", "strings", "text"]
+__all__ = ["boolean", "enum", "flag", "integer", "pattern", "strings", "text"]
 
 _DESCRIPTION_RE = re.compile(r"^[\t\n\r\u0020-\u007e\u00a1-\u00ff]*\Z")
-
-
-def constraint(wire: str, value: str | None, rule: str) -> ValidationError:
-    """IAM's message for a parameter breaking ``rule`` (``have length less than or equal to 64``)."""
-    shown = "null" if value is None else f"'{value[:128]}'"
-    return ValidationError(
-        f"1 validation error detected: Value {shown} at '{camel(wire)}' failed to satisfy constraint: "
-        f"Member must {rule}"
-    )
-
-
-def _bounded(wire: str, value: str, low: int, high: int) -> str:
-    if len(value) < low:
-        raise constraint(wire, value, f"have length greater than or equal to {low}")
-    if len(value) > high:
-        raise constraint(wire, value, f"have length less than or equal to {high}")
-    return value
 
 
 def boolean(params: QueryParams, wire: str) -> bool | None:
@@ -94,7 +78,7 @@ def text(low: int, high: int, regex: re.Pattern[str] = _DESCRIPTION_RE, shown: s
         raw = params.get(wire)
         if raw is None:
             return None
-        _bounded(wire, raw, low, high)
+        length(wire, raw, low, high)
         if not regex.match(raw):
             raise constraint(wire, raw, f"satisfy regular expression pattern: {shown}")
         return raw
@@ -119,7 +103,7 @@ def strings(low: int, high: int, *, most: int, regex: re.Pattern[str] | None = N
                 f"1 validation error detected: Value at '{camel(wire)}' failed to satisfy constraint: "
                 f"Member must have length less than or equal to {most}"
             )
-        out: Sequence[str] = [_bounded(f"{wire}.member.{n}", v, low, high) for n, v in enumerate(values, 1)]
+        out: Sequence[str] = [length(f"{wire}.member.{n}", v, low, high) for n, v in enumerate(values, 1)]
         if regex is not None:
             for n, v in enumerate(out, 1):
                 if not regex.match(v):

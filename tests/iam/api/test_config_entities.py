@@ -1,6 +1,7 @@
-"""The configuration file's users and groups through the IAM API, with boto3 and the aws CLI over
-TCP: read and listed beside the database's (one ordering, across pages and path prefixes), their
-groups, members, inline and attached policies, access keys and boundary shown; every change refused
+"""The configuration file's users, groups and identity providers through the IAM API, with boto3
+and the aws CLI over TCP: read and listed beside the database's (one ordering, across pages and
+path prefixes), their groups, members, inline and attached policies, access keys and boundary, an
+OIDC provider's client ids and a SAML provider's metadata shown; every change refused
 (``UnmodifiableEntity``) and their names taken (``EntityAlreadyExists``)."""
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,6 +17,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from gateway import keys
+from gateway.testing import OIDCTestIssuer
+from gateway.testing.saml import SAMLTestIdP
 from tests.conftest import BackgroundLoop, config_from, eventually, serve_app
 from tests.flows.conftest import aws_cli
 from tests.iam.api.conftest import ACCOUNT, error_of
@@ -55,12 +57,27 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def idp() -> Iterator[SAMLTestIdP]:
+    with SAMLTestIdP() as test_idp:
+        yield test_idp
+
+
+@pytest.fixture(scope="module")
+def live(
+    background_loop: BackgroundLoop,
+    tmp_path_factory: pytest.TempPathFactory,
+    iam_issuer: OIDCTestIssuer,
+    idp: SAMLTestIdP,
+) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("config-entities")
     config = config_from(
         {
             "account_id": ACCOUNT,
             "audit": {"sink": "none"},
+            "providers": [
+                iam_issuer.provider_config(audiences=["sts.amazonaws.com", "other-client"]),
+                idp.provider_config(name="corp"),
+            ],
             "database": {"url": f"sqlite:///{tmp}/iam.db"},
             "keyring": {"active": "k", "keys": [{"id": "k", "secret": {"value": "k" * 32}}]},
             "policies": [
@@ -293,14 +310,12 @@ def test_a_database_user_the_configuration_shadows_is_listed_once(live: Live) ->
         live.loop.run(delete())
 
 
-def test_the_aws_cli_lists_and_reads_configuration_entities(live: Live, tmp_path: Path) -> None:
+def test_the_aws_cli_lists_and_reads_configuration_entities(
+    live: Live, clean_aws_env: dict[str, str]
+) -> None:
     env = {
+        **clean_aws_env,
         "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "AWS_CONFIG_FILE": str(tmp_path / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": ADMIN_KEY,
         "AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
     }
@@ -318,3 +333,60 @@ def test_the_aws_cli_lists_and_reads_configuration_entities(live: Live, tmp_path
     refused = iam("delete-group", "--group-name", "ops")
     assert refused.returncode == 255
     assert "An error occurred (UnmodifiableEntity) when calling the DeleteGroup operation" in refused.stderr
+
+
+def test_configuration_providers_are_listed_read_and_read_only(
+    live: Live, iam_issuer: OIDCTestIssuer, idp: SAMLTestIdP
+) -> None:
+    iam = live.iam
+    url = iam_issuer.issuer.removeprefix("http://")
+    oidc_arn = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{url}"
+    saml_arn = f"arn:aws:iam::{ACCOUNT}:saml-provider/corp"
+    api_oidc = iam.create_open_id_connect_provider(
+        Url="https://token.example.com/ci", ClientIDList=["sts.amazonaws.com"]
+    )["OpenIDConnectProviderArn"]
+    api_saml = iam.create_saml_provider(Name="api-idp", SAMLMetadataDocument=idp.metadata_xml().decode())[
+        "SAMLProviderArn"
+    ]
+    try:
+        listed = [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]]
+        assert sorted(listed) == sorted([oidc_arn, api_oidc])
+        got = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=oidc_arn)
+        assert got["Url"] == url and got["ClientIDList"] == ["sts.amazonaws.com", "other-client"]
+        assert got["ThumbprintList"] == [] and got["CreateDate"].year == 1970
+        sampled = {p["Arn"]: p for p in iam.list_saml_providers()["SAMLProviderList"]}
+        assert sorted(sampled) == sorted([saml_arn, api_saml])
+        document = iam.get_saml_provider(SAMLProviderArn=saml_arn)["SAMLMetadataDocument"]
+        assert idp.entity_id in document and "X509Certificate" in document
+        refused: list[Callable[[], Any]] = [
+            lambda: iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=oidc_arn),
+            lambda: iam.add_client_id_to_open_id_connect_provider(
+                OpenIDConnectProviderArn=oidc_arn, ClientID="more"
+            ),
+            lambda: iam.tag_open_id_connect_provider(
+                OpenIDConnectProviderArn=oidc_arn, Tags=[{"Key": "k", "Value": "v"}]
+            ),
+            lambda: iam.delete_saml_provider(SAMLProviderArn=saml_arn),
+            lambda: iam.update_saml_provider(SAMLProviderArn=saml_arn, SAMLMetadataDocument=document),
+        ]
+        for call in refused:
+            with pytest.raises(ClientError) as excinfo:
+                call()
+            assert error_of(excinfo)[:2] == ("UnmodifiableEntity", 400)
+        taken: list[Callable[[], Any]] = [
+            lambda: iam.create_open_id_connect_provider(
+                Url=f"https://{url}", ClientIDList=["sts.amazonaws.com"]
+            ),
+            lambda: iam.create_saml_provider(Name="corp", SAMLMetadataDocument=document),
+        ]
+        for create in taken:
+            with pytest.raises(ClientError) as excinfo:
+                create()
+            assert error_of(excinfo)[:2] == ("EntityAlreadyExists", 409)
+        assert iam.get_open_id_connect_provider(OpenIDConnectProviderArn=oidc_arn)["ClientIDList"] == [
+            "sts.amazonaws.com",
+            "other-client",
+        ]
+    finally:
+        iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=api_oidc)
+        iam.delete_saml_provider(SAMLProviderArn=api_saml)

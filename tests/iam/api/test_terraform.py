@@ -271,4 +271,7 @@ def _journey(api: Api, workspace: Workspace) -> None:
     assert "tf-devs" not in [g["GroupName"] for g in iam.list_groups()["Groups"]]
     assert policy_arn not in [p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"]]
     assert "tf-app" not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
-    assert iam.list_open_id_connect_providers()["OpenIDConnectProviderList"] == []
+    # Only the configuration's provider (the sessions' issuer) is left.
+    configured = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{api.issuer.issuer.removeprefix('http://')}"
+    listed = iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+    assert [p["Arn"] for p in listed] == [configured]
