@@ -30,7 +30,7 @@ from gateway.errors import (
 )
 from gateway.iam import totp
 from gateway.iam.api.action import ActionContext, IamAction, Resource
-from gateway.iam.api.entities import named_or_calling_user, named_user, tag_list, user_shape
+from gateway.iam.api.entities import named_or_calling_user, named_user, require_user, tag_list, user_shape
 from gateway.iam.api.paging import PAGING, PageRequest, page_of
 from gateway.iam.api.params import Args, Param, constraint, length, name, path
 from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, check_tag_quota, tags_page
@@ -227,14 +227,14 @@ def _assigned_shape(user: UserRecord, device: MfaDeviceRecord) -> dict[str, Any]
 
 
 async def _list(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    user = await ctx.tx.users.require(ctx.user_name(args))
+    user = await require_user(ctx, ctx.user_name(args))
     devices = await ctx.tx.mfa_devices.for_user(user.id)
     page = page_of(devices, PageRequest.of(args), lambda d: d.serial)
     return page.fields("MFADevices", lambda d: _assigned_shape(user, d))
 
 
 async def _get(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    user = await ctx.tx.users.require(ctx.user_name(args))
+    user = await require_user(ctx, ctx.user_name(args))
     device = await _users_device(ctx, user, args.text("SerialNumber"))
     return _assigned_shape(user, device)
 

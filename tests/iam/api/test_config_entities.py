@@ -229,6 +229,7 @@ def test_policies_keys_and_uses_of_configuration_entities(live: Live) -> None:
     keys_ = iam.list_access_keys(UserName="admin")["AccessKeyMetadata"]
     assert [(k["AccessKeyId"], k["Status"], k["UserName"]) for k in keys_] == [(ADMIN_KEY, "Active", "admin")]
     assert iam.list_access_keys(UserName="carol")["AccessKeyMetadata"] == []
+    assert iam.list_mfa_devices(UserName="carol")["MFADevices"] == []
     entities = iam.list_entities_for_policy(PolicyArn=s3_read)
     assert [g["GroupName"] for g in entities["PolicyGroups"]] == ["ops"]
     assert [u["UserName"] for u in entities["PolicyUsers"]] == ["carol"]
