@@ -19,6 +19,8 @@ Configuration (one entry of ``providers``)::
         max_token_bytes: 16384                  # larger tokens are refused unread
         require_claims: []                      # extra claims every token must carry
         share_jwks: false                       # also cache the JWKS in the shared store
+        public_network_only: false              # never fetch from loopback/private/link-local
+                                                # addresses (always on for IAM API providers)
 
 ``issuer`` (and ``jwks_url``) must be https; plain http is accepted only to a loopback host, for
 development. ``none`` and HMAC algorithms are refused at start-up: only asymmetric signatures with
@@ -68,6 +70,9 @@ def fedgate_api_provider_settings(
     if kind != "oidc" or not audiences:
         return None
     try:
-        return OIDCProviderSettings(type="oidc", issuer=issuer, audiences=list(audiences))
+        # Its URL is an IAM user's choice: never fetched from a non-public address (no SSRF).
+        return OIDCProviderSettings(
+            type="oidc", issuer=issuer, audiences=list(audiences), public_network_only=True
+        )
     except ValidationError:
         return None

@@ -83,6 +83,12 @@ class OIDCProviderSettings(ProviderSettings):
         description="Also cache the JWKS in the shared store so replicas fetch it once "
         "(anyone able to write the store could then plant keys).",
     )
+    public_network_only: bool = Field(
+        default=False,
+        description="Fetch discovery and keys from public addresses only (never loopback, private, "
+        "link-local or metadata addresses), checked on the addresses the host resolves to. Always on "
+        "for providers created through the IAM API, whose URL an IAM user chooses.",
+    )
     require_claims: list[str] = Field(
         default_factory=list,
         description="Extra claims every token must carry (besides iss, aud, exp and sub); "

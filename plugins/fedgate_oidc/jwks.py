@@ -19,6 +19,7 @@ from typing import Any, Final, final
 import aiohttp
 
 from fedgate_oidc.config import OIDCProviderSettings, is_loopback_http
+from fedgate_oidc.public import PublicResolver, is_public_url
 from fedgate_oidc.token import KeySet
 from gateway.errors import IDPCommunicationError
 from gateway.plugin import Store, bounded_loads, client_tls
@@ -64,8 +65,16 @@ class KeyFetcher:
     async def start(self) -> None:
         """Open the HTTP session."""
         if self._session is None:
+            public = self._settings.public_network_only
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self.tls) if self.tls is not None else None,
+                connector=(
+                    aiohttp.TCPConnector(
+                        ssl=self.tls if self.tls is not None else True,
+                        resolver=PublicResolver() if public else None,
+                    )
+                    if self.tls is not None or public
+                    else None
+                ),
                 timeout=aiohttp.ClientTimeout(total=self._settings.http_timeout),
                 # Decompression would let a small response expand past the size limit in one step.
                 auto_decompress=False,
@@ -162,6 +171,9 @@ class KeyFetcher:
     async def _get_json(self, url: str, what: str) -> Any:
         if self._session is None:
             raise RuntimeError("OIDCProvider.start() was not called")
+        if self._settings.public_network_only and not is_public_url(url):
+            log.warning("%s of %s: %s is not a public address", what, self._settings.issuer, url)
+            raise IDPCommunicationError(f"could not reach the issuer's {what} endpoint")
         body = bytearray()
         try:
             # Redirects are not followed: one could downgrade to http or leave the issuer's host.

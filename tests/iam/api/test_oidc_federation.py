@@ -2,9 +2,10 @@
 (AssumeRoleWithWebIdentity), and stops being one when it is deleted; a role created through the
 API, trusting it, is assumable and its inline policy governs the session.
 
-The issuer serves https with a test CA. The gateway runs the real OIDC plugin; a test plugin
-(``tryfirst``) answers ``fedgate_api_provider_settings`` with the OIDC plugin's own settings plus
-that CA as ``ca_file``, which a production issuer (a public CA) does not need. The OIDC plugin's
+The issuer serves https with a test CA on loopback. The gateway runs the real OIDC plugin; a test
+plugin (``tryfirst``) answers ``fedgate_api_provider_settings`` with the OIDC plugin's own settings
+plus that CA as ``ca_file`` and loopback allowed, which a production issuer (a public CA, a public
+address) does not need. The OIDC plugin's
 own answer to the hook is tested below too.
 """
 
@@ -49,7 +50,8 @@ class TrustTestCA:
         settings = fedgate_oidc.fedgate_api_provider_settings(kind=kind, issuer=issuer, audiences=audiences)
         if settings is None:
             return None
-        return settings.model_copy(update={"ca_file": self.ca.cert_file})
+        # The test issuer listens on loopback, which the stock settings never ask (no SSRF).
+        return settings.model_copy(update={"ca_file": self.ca.cert_file, "public_network_only": False})
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +193,7 @@ def test_the_oidc_plugin_builds_api_providers() -> None:
     assert isinstance(settings, OIDCProviderSettings)
     assert settings.issuer == "https://token.example.com/ci" and settings.audiences == ["sts.amazonaws.com"]
     assert settings.algorithms == ["RS256"]
+    assert settings.public_network_only  # an IAM user's URL: never fetched from a non-public address
     assert (
         fedgate_oidc.fedgate_api_provider_settings(kind="oidc", issuer="https://t.example.com", audiences=[])
         is None

@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from fedgate_oidc import OIDCProvider, OIDCProviderSettings
+from fedgate_oidc.public import PublicResolver, is_public_address, is_public_url
 from gateway.errors import IDPCommunicationError, InvalidIdentityToken
 from gateway.identity import ProviderContext
 from gateway.store.base import Store
@@ -295,3 +296,48 @@ async def test_replicas_share_the_jwks_through_redis(
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_public_network_only_never_asks_a_loopback_issuer(idp: OIDCTestIssuer, make: Make) -> None:
+    """How a provider created through the IAM API is built: its URL is an IAM user's choice, so
+    fedgate must not be made to send requests into its own network (SSRF)."""
+    provider = await make(public_network_only=True)
+    with pytest.raises(IDPCommunicationError, match="could not reach"):
+        await provider.authenticate(idp.mint())
+    assert (idp.discovery_fetches, idp.jwks_fetches) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("100.64.0.1", False),  # shared address space
+        ("169.254.169.254", False),  # cloud metadata
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("fd00::1", False),
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
+        ("not an address", False),
+    ],
+)
+def test_public_addresses(address: str, public: bool) -> None:
+    assert is_public_address(address) is public
+
+
+async def test_the_public_resolver_refuses_a_name_with_any_private_address() -> None:
+    resolver = PublicResolver()
+    try:
+        with pytest.raises(OSError, match="public addresses only"):
+            await resolver.resolve("localhost", 443)
+    finally:
+        await resolver.close()
+    assert not is_public_url("https://localhost/x") and not is_public_url("https://a.localhost/x")
+    assert not is_public_url("https://[::1]:8443/x") and not is_public_url("https://169.254.169.254/")
+    assert is_public_url("https://token.actions.githubusercontent.com") and is_public_url("https://8.8.8.8/")
