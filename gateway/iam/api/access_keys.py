@@ -150,7 +150,8 @@ ACTIONS = (
     ),
     IamAction(
         "UpdateAccessKey",
-        "Make a user's access key `Active` or `Inactive`.",
+        "Make a user's access key `Active` or `Inactive`; `Inactive` revokes the sessions it asked for "
+        "(GetSessionToken, GetFederationToken, chained from them), for good.",
         (_USER_NAME, _KEY_ID, Param("Status", status, "`Active` or `Inactive`", required=True)),
         named_or_calling_user,
         "the user's ARN",
@@ -160,7 +161,7 @@ ACTIONS = (
     ),
     IamAction(
         "DeleteAccessKey",
-        "Delete a user's access key.",
+        "Delete a user's access key, revoking the sessions it asked for.",
         (_USER_NAME, _KEY_ID),
         named_or_calling_user,
         "the user's ARN",

@@ -174,7 +174,8 @@ ACTIONS = (
     ),
     IamAction(
         "DeleteUser",
-        "Delete a user that has no access keys, MFA devices, groups or policies left.",
+        "Delete a user that has no access keys, MFA devices, groups or policies left; its sessions "
+        "(GetSessionToken, GetFederationToken, chained from them) are revoked.",
         (USER_NAME,),
         named_user,
         "the user's ARN",
