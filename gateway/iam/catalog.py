@@ -284,17 +284,7 @@ class CatalogSnapshot:
     def user_policy_set(self, user_arn: str) -> PolicySet:
         """The compiled policies that govern the user ``user_arn`` (cached). Fail closed: a user
         that no longer exists keeps no permissions."""
-        key = (user_arn, None, ())
-        found = self._policy_sets.get(key)
-        if found is not None:
-            return found
-        user = self.users.get(user_arn)
-        found = PolicySet(
-            identity=user.identity_policies if user is not None else (),
-            boundary=[user.boundary] if user is not None and user.boundary is not None else None,
-        )
-        self._policy_sets.put(key, found)
-        return found
+        return self._user_policy_set(user_arn, None)
 
     def federated_policy_set(
         self, user_arn: str, session_policy: str | None, policy_arns: tuple[str, ...]
@@ -302,8 +292,16 @@ class CatalogSnapshot:
         """The compiled policies that govern a federated user (``GetFederationToken``) of the
         user ``user_arn`` (cached): the user's policies and boundary intersected with the session
         policies passed, so that with none passed nothing is allowed, as on AWS."""
-        # A user ARN holds ":user/", never "federated-user:": the key cannot meet a user's own.
-        key = (f"federated-user:{user_arn}", session_policy, policy_arns)
+        return self._user_policy_set(user_arn, (session_policy, policy_arns))
+
+    def _user_policy_set(
+        self, user_arn: str, session: tuple[str | None, tuple[str, ...]] | None
+    ) -> PolicySet:
+        # A user ARN holds ":user/", never "federated-user:": a federated user's key cannot meet
+        # its user's own.
+        key: PolicySetKey = (
+            (user_arn, None, ()) if session is None else (f"federated-user:{user_arn}", *session)
+        )
         found = self._policy_sets.get(key)
         if found is not None:
             return found
@@ -311,7 +309,7 @@ class CatalogSnapshot:
         found = PolicySet(
             identity=user.identity_policies if user is not None else (),
             boundary=[user.boundary] if user is not None and user.boundary is not None else None,
-            session=self._session_policies(session_policy, policy_arns),
+            session=None if session is None else self._session_policies(*session),
         )
         self._policy_sets.put(key, found)
         return found

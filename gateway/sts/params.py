@@ -354,6 +354,15 @@ def _pattern(name: str, raw: str | None, rx: re.Pattern[str], low: int, high: in
     return raw
 
 
+def _mfa_parameters(params: QueryParams) -> tuple[str | None, str | None]:
+    """``SerialNumber`` (9-256 of ``[\\w+=/:,.@-]``) and ``TokenCode`` (6 digits), each optional."""
+    serial_number = _pattern(
+        "SerialNumber", params.get("SerialNumber"), _SERIAL_NUMBER_RE, 9, 256, "[\\w+=/:,.@-]*"
+    )
+    token_code = _pattern("TokenCode", params.get("TokenCode"), _TOKEN_CODE_RE, 6, 6, "[\\d]*")
+    return serial_number, token_code
+
+
 @dataclass(frozen=True, slots=True)
 class AssumeRoleParams:
     """Validated parameters of ``AssumeRole``."""
@@ -378,6 +387,7 @@ class AssumeRoleParams:
         session_name = parse_session_name(params.require("RoleSessionName"))
         raw_duration = params.get("DurationSeconds")
         tags = parse_tags(params)
+        serial_number, token_code = _mfa_parameters(params)
         return cls(
             role_arn=role_arn,
             role_session_name=session_name,
@@ -393,10 +403,8 @@ class AssumeRoleParams:
             external_id=_pattern(
                 "ExternalId", params.get("ExternalId"), _EXTERNAL_ID_RE, 2, 1224, "[\\w+=,.@:\\/-]*"
             ),
-            serial_number=_pattern(
-                "SerialNumber", params.get("SerialNumber"), _SERIAL_NUMBER_RE, 9, 256, "[\\w+=/:,.@-]*"
-            ),
-            token_code=_pattern("TokenCode", params.get("TokenCode"), _TOKEN_CODE_RE, 6, 6, "[\\d]*"),
+            serial_number=serial_number,
+            token_code=token_code,
         )
 
 
@@ -411,14 +419,12 @@ class GetSessionTokenParams:
     @classmethod
     def parse(cls, params: QueryParams) -> GetSessionTokenParams:
         """Validate every parameter; the first problem raises with AWS's code."""
+        duration = parse_duration(params.get("DurationSeconds"), DEFAULT_USER_SESSION, MAX_USER_SESSION)
+        serial_number, token_code = _mfa_parameters(params)
         return cls(
-            duration_seconds=parse_duration(
-                params.get("DurationSeconds"), DEFAULT_USER_SESSION, MAX_USER_SESSION
-            ),
-            serial_number=_pattern(
-                "SerialNumber", params.get("SerialNumber"), _SERIAL_NUMBER_RE, 9, 256, "[\\w+=/:,.@-]*"
-            ),
-            token_code=_pattern("TokenCode", params.get("TokenCode"), _TOKEN_CODE_RE, 6, 6, "[\\d]*"),
+            duration_seconds=duration,
+            serial_number=serial_number,
+            token_code=token_code,
         )
 
 

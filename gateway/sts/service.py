@@ -312,11 +312,7 @@ class StsService:
         session_policy = session_policy_of(snapshot, args.policy, args.policy_arns)
         parent = caller.session
         carried = inherit(parent, args.tags, args.transitive_tag_keys, args.source_identity)
-        mfa_at: float | None = None
-        if args.serial_number is not None or args.token_code is not None:
-            if args.serial_number is None:
-                raise ValidationError("TokenCode needs SerialNumber")
-            mfa_at = await self._verify_mfa(caller, args.serial_number, args.token_code, call.now)
+        mfa_at = await self._mfa(caller, args.serial_number, args.token_code, call.now)
         role = snapshot.role(args.role_arn)
         if role is not None:
             call.resources.append(("AWS::IAM::Role", args.role_arn))
@@ -389,11 +385,7 @@ class StsService:
             "serialNumber": args.serial_number,
         }
         name = self._long_term_user(caller, "GetSessionToken")
-        mfa_at: float | None = None
-        if args.serial_number is not None or args.token_code is not None:
-            if args.serial_number is None:
-                raise ValidationError("TokenCode needs SerialNumber")
-            mfa_at = await self._verify_mfa(caller, args.serial_number, args.token_code, call.now)
+        mfa_at = await self._mfa(caller, args.serial_number, args.token_code, call.now)
         return self._credentials.issue_user_session(
             principal=USER_SESSION,
             user_arn=caller.arn,
@@ -455,6 +447,17 @@ class StsService:
             arn=claims.principal_arn,
             packed_policy_size=packed,
         )
+
+    async def _mfa(
+        self, caller: Caller, serial_number: str | None, token_code: str | None, now: float
+    ) -> float | None:
+        """When the MFA of a request's ``SerialNumber`` and ``TokenCode`` took place (``None``:
+        neither was passed); ``AccessDenied`` when the code is not accepted."""
+        if serial_number is None and token_code is None:
+            return None
+        if serial_number is None:
+            raise ValidationError("TokenCode needs SerialNumber")
+        return await self._verify_mfa(caller, serial_number, token_code, now)
 
     @staticmethod
     def _long_term_user(caller: Caller, action: str) -> str:
