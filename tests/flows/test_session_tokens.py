@@ -29,7 +29,7 @@ from gateway.credentials import SessionClaims, revoke_user_sessions
 from gateway.iam import totp
 from tests.conftest import BackgroundLoop, config_from, serve_app
 from tests.flows.conftest import aws_cli
-from tests.proxy.conftest import UPSTREAM_KEY, UPSTREAM_SECRET, Moto
+from tests.proxy.conftest import Moto, moto_upstream
 from tests.proxy.conftest import moto as moto  # the fixture, for this module
 
 ACCOUNT = "123456789012"
@@ -144,20 +144,7 @@ def gateway(
                     "policies": [{"name": "read", "document": json.loads(USER_POLICY)}],
                 }
             ],
-            "upstreams": [
-                {
-                    "name": "moto-s3",
-                    "match": {"hosts": ["localhost"]},
-                    "target": moto.url,
-                    "service": "s3",
-                    "mapping": "s3",
-                    "auth": "resign",
-                    "credentials": {
-                        "access_key_id": {"value": UPSTREAM_KEY},
-                        "secret_access_key": {"value": UPSTREAM_SECRET},
-                    },
-                }
-            ],
+            "upstreams": [moto_upstream(moto.url)],
         }
     )
     with pytest.MonkeyPatch.context() as env:
