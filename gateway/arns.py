@@ -15,6 +15,7 @@ __all__ = [
     "group_arn",
     "oidc_provider_arn",
     "parse_role_arn",
+    "parse_user_arn",
     "policy_arn",
     "role_arn",
     "saml_provider_arn",
@@ -22,6 +23,7 @@ __all__ = [
 ]
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\x21-\x7e]*/)?([\w+=,.@-]{1,64})\Z")
+_USER_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):user/(?:[\x21-\x7e]*/)?([\w+=,.@-]{1,64})\Z")
 _MAX_ARN = 2048
 
 
@@ -61,3 +63,11 @@ def parse_role_arn(arn: str) -> tuple[str, str]:
     if match is None or len(arn) > _MAX_ARN:
         raise ValueError("not a role ARN (arn:aws:iam::ACCOUNT:role/[PATH/]NAME)")
     return match.group(1), match.group(2)
+
+
+def parse_user_arn(arn: str) -> tuple[str, str, str]:
+    """``(partition, account_id, user_name)`` of an IAM user's ARN; ``ValueError`` if ``arn`` is not one."""
+    match = _USER_ARN.match(arn)
+    if match is None or len(arn) > _MAX_ARN:
+        raise ValueError("not a user ARN (arn:aws:iam::ACCOUNT:user/[PATH/]NAME)")
+    return match.group(1), match.group(2), match.group(3)

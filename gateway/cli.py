@@ -46,6 +46,7 @@ from gateway.simulate_cli import add_simulate_command
 if TYPE_CHECKING:  # aiohttp is imported only by the commands that serve (credential-process starts fast)
     from aiohttp import web
 
+    from gateway.db import IamDatabase
     from gateway.web.tls import TlsFiles
 
 __all__ = [
@@ -95,15 +96,19 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
 
     revoke = sub.add_parser(
         "revoke-sessions",
-        help="revoke every session of a role issued before a moment",
-        description="Revoke every session of a role issued before a moment (default: now). The "
+        help="revoke every session of a role, or of an IAM user, issued before a moment",
+        description="Revoke every session of a role issued before a moment (default: now), or with "
+        "--user every session an IAM user asked for (GetSessionToken, GetFederationToken, and the "
+        "sessions chained from them). The "
         "revocation is written to the IAM database (database.url, SQLite or PostgreSQL), where it "
         "survives restarts, and every gateway using that database refuses those sessions within its "
         "watcher's bound (at once with PostgreSQL notifications, else within "
         "database.poll_interval_seconds).",
     )
     add_config_argument(revoke)
-    revoke.add_argument("--role", required=True, help="role name or ARN, as configured")
+    whose = revoke.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--role", help="role name or ARN, as configured")
+    whose.add_argument("--user", help="IAM user name or ARN (declared in the file or in the database)")
     revoke.add_argument(
         "--before",
         default="now",
@@ -345,16 +350,17 @@ def _fork_workers(
 def _revoke_sessions(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from gateway.credentials import revoke_role_sessions
-    from gateway.db import IamDatabase
+    from gateway.credentials import revoke_role_sessions, revoke_user_sessions
     from gateway.startup import load
 
     config, _ = load(args.config)
-    arns = {config.role_arn(role): role for role in config.roles}
-    by_name = {role.name: arn for arn, role in arns.items()}
-    role_arn = args.role if args.role in arns else by_name.get(args.role)
-    if role_arn is None:
-        raise ConfigError(f"--role: no role named {args.role!r} in {args.config}")
+    role_arn: str | None = None
+    if args.role is not None:
+        arns = {config.role_arn(role): role for role in config.roles}
+        by_name = {role.name: arn for arn, role in arns.items()}
+        role_arn = args.role if args.role in arns else by_name.get(args.role)
+        if role_arn is None:
+            raise ConfigError(f"--role: no role named {args.role!r} in {args.config}")
     if args.before == "now":
         before = time.time()
     else:
@@ -366,8 +372,14 @@ def _revoke_sessions(args: argparse.Namespace) -> int:
             raise ConfigError("--before: give a time zone (e.g. a trailing Z for UTC)")
         before = moment.timestamp()
 
+    scope = role_arn or ""
+
     async def revoke(db: IamDatabase) -> float:
-        return await revoke_role_sessions(db, role_arn, before)
+        nonlocal scope
+        if role_arn is not None:
+            return await revoke_role_sessions(db, role_arn, before)
+        scope = await _user_arn(config, db, args.user)
+        return await revoke_user_sessions(db, scope, before)
 
     try:
         cutoff = run_with_database(config, revoke)
@@ -378,8 +390,25 @@ def _revoke_sessions(args: argparse.Namespace) -> int:
         )
         return 2
     stamp = datetime.fromtimestamp(cutoff, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    print(f"{role_arn}: sessions issued before {stamp} are revoked")
+    print(f"{scope}: sessions issued before {stamp} are revoked")
     return 0
+
+
+async def _user_arn(config: GatewayConfig, db: IamDatabase, given: str) -> str:
+    """The ARN of the IAM user ``given`` (a name or an ARN): declared in the file or in ``db``."""
+    from gateway.arns import user_arn
+
+    if given.startswith("arn:"):
+        return given
+    for user in config.users:
+        if user.name.lower() == given.lower():
+            return user_arn(config.account_id, user.path, user.name)
+    async with db.read() as tx:
+        found = await tx.users.get(given)
+    if found is None:
+        raise ConfigError(f"--user: no user named {given!r} in the file or the database")
+    arn: str = found.arn
+    return arn
 
 
 def _config_reference(host: PluginHost) -> int:

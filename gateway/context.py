@@ -78,7 +78,9 @@ def global_context(
 
     ``principal_tags`` are the tags of the session's role (session tags override them) or of the
     user. A user signing with a long-term key has no ``aws:TokenIssueTime`` and no
-    ``aws:MultiFactorAuthPresent`` (AWS leaves both out for long-term credentials).
+    ``aws:MultiFactorAuthPresent`` (AWS leaves both out for long-term credentials); a user's own
+    session (``GetSessionToken``) has both and ``aws:username``; a federated user has no
+    ``aws:username``.
     """
     moment = datetime.fromtimestamp(transport.now, UTC)
     claims = caller.session
@@ -100,9 +102,9 @@ def global_context(
         }
     )
     tags: dict[str, str] = dict(principal_tags)
-    if claims is None:
+    if claims is None or caller.user_name is not None:
         context["aws:username"] = caller.user_name or ""
-    else:
+    if claims is not None:
         context["aws:TokenIssueTime"] = datetime.fromtimestamp(claims.issued_at, UTC).strftime(
             "%Y-%m-%dT%H:%M:%SZ"
         )

@@ -394,6 +394,74 @@ def test_revoke_sessions_through_the_shared_database(
     assert main(["revoke-sessions", "-c", str(config), "--role", "app", "--before", "yesterday"]) == 2
 
 
+def test_revoke_sessions_of_a_user_revokes_what_its_keys_asked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--user``: the sessions a declared or database user asked for, found by name."""
+    import asyncio
+
+    from gateway.config import DatabaseSettings
+    from gateway.credentials import CredentialService, IssuedCredentials, KeyRing
+    from gateway.db import IamDatabase, start_database
+    from gateway.errors import InvalidClientTokenId
+
+    database = tmp_path / "iam.db"
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "account_id: '123456789012'\n"
+        f"database: {{url: 'sqlite:///{database}'}}\n"
+        "users:\n"
+        "  - {name: Declared, path: /ops/}\n"
+    )
+    ring = KeyRing({"k": b"k" * 32}, "k")
+    settings = DatabaseSettings(url=f"sqlite:///{database}")
+
+    async def make_user() -> str:
+        db = IamDatabase.from_settings(settings, account_id="123456789012", keyring=ring)
+        try:
+            await db.start()
+            async with db.write() as tx:
+                user = await tx.users.create("dbuser")
+            return user.id
+        finally:
+            await db.close()
+
+    user_id = asyncio.run(make_user())
+
+    async def validate(user_arn: str, issued: IssuedCredentials | None = None) -> IssuedCredentials:
+        runtime = await start_database(settings, account_id="123456789012", keyring=ring)
+        service = CredentialService(ring, runtime.revocations)
+        try:
+            issued = issued or service.issue_user_session(
+                principal="user",
+                user_arn=user_arn,
+                user_id=user_id,
+                source_key_id="AKIAEXAMPLEEXAMPLE12",
+                name=user_arn.rsplit("/", 1)[1],
+                duration_seconds=900,
+                now=time.time(),
+            )
+            await service.validate(issued.access_key_id, issued.session_token, now=issued.claims.issued_at)
+            return issued
+        finally:
+            await runtime.close()
+
+    for name, arn in (
+        ("dbuser", "arn:aws:iam::123456789012:user/dbuser"),
+        ("declared", "arn:aws:iam::123456789012:user/ops/Declared"),  # names ignore case
+    ):
+        issued = asyncio.run(validate(arn))
+        time.sleep(0.01)  # the cutoff ("now") must fall after the session was issued
+        assert main(["revoke-sessions", "-c", str(config), "--user", name]) == 0
+        with pytest.raises(InvalidClientTokenId):
+            asyncio.run(validate(arn, issued))
+        assert f"{arn}: sessions issued before" in capsys.readouterr().out
+    assert main(["revoke-sessions", "-c", str(config), "--user", "nobody"]) == 2
+    with pytest.raises(SystemExit) as exited:  # one or the other, as argparse says
+        main(["revoke-sessions", "-c", str(config), "--user", "dbuser", "--role", "x"])
+    assert exited.value.code == 2
+
+
 def test_commands_that_need_a_shared_database_say_so_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

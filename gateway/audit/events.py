@@ -25,14 +25,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, final
 
 from gateway.calls import CallRecord
-from gateway.credentials import SessionClaims
+from gateway.credentials import IssuedCredentials, SessionClaims
+from gateway.credentials.claims import FEDERATED_USER, ROLE_SESSION
 from gateway.errors import ServiceError
 from gateway.iam.caller import Caller
 from gateway.iam.denial import MARKER
 from gateway.identity import Identity
 from gateway.metrics import note_call
 from gateway.plugin_host import PluginHost
-from gateway.sts.service import AssumedRole, RoleSession
+from gateway.sts.service import AssumedRole, FederatedUser, RoleSession
 
 if TYPE_CHECKING:
     from gateway.metrics import Metrics
@@ -46,7 +47,9 @@ __all__ = [
     "build_event",
     "iam_user_identity",
     "saml_user",
+    "session_token_elements",
     "user_identity",
+    "user_session_identity",
     "web_identity_user",
 ]
 
@@ -152,6 +155,41 @@ def iam_user_identity(caller: Caller) -> dict[str, Any]:
     }
 
 
+def user_session_identity(claims: SessionClaims) -> dict[str, Any]:
+    """A user's own session (``IAMUser`` with a ``sessionContext``, as CloudTrail records calls
+    made with ``GetSessionToken`` credentials) or a federated user's (``FederatedUser``, its
+    ``sessionIssuer`` the IAM user that asked for it)."""
+    attributes = {
+        "creationDate": _time(claims.issued_at),
+        "mfaAuthenticated": "true" if claims.mfa_authenticated else "false",
+    }
+    shape: dict[str, Any] = {
+        "principalId": claims.principal_id,
+        "arn": claims.principal_arn,
+        "accountId": claims.account_id,
+        "accessKeyId": claims.access_key_id,
+    }
+    if claims.principal == FEDERATED_USER:
+        issuer = {
+            "type": "IAMUser",
+            "principalId": claims.user_id,
+            "arn": claims.user_arn,
+            "accountId": claims.account_id,
+            "userName": claims.user_arn.rsplit("/", 1)[-1],
+        }
+        return {
+            "type": "FederatedUser",
+            **shape,
+            "sessionContext": {"sessionIssuer": issuer, "attributes": attributes},
+        }
+    return {
+        "type": "IAMUser",
+        **shape,
+        "userName": claims.session_name,
+        "sessionContext": {"attributes": attributes},
+    }
+
+
 def web_identity_user(identity: Identity) -> dict[str, Any]:
     """``WebIdentityUser``: ``principalId`` is ``PROVIDER:AUDIENCE:SUBJECT``, as CloudTrail spells it."""
     return {
@@ -177,6 +215,8 @@ def user_identity(call: CallRecord) -> dict[str, Any]:
     """The principal of ``call``: its signing session or user, else its federated identity, else
     unknown."""
     if call.session is not None:
+        if call.session.principal != ROLE_SESSION:
+            return user_session_identity(call.session)
         return assumed_role_identity(call.session)
     if call.caller is not None:
         return iam_user_identity(call.caller)
@@ -186,6 +226,22 @@ def user_identity(call: CallRecord) -> dict[str, Any]:
     if call.sign_in_via is not None:
         shape["signInVia"] = f"fedgate-{call.sign_in_via}"
     return shape
+
+
+def session_token_elements(
+    issued: IssuedCredentials, federated: FederatedUser | None = None
+) -> dict[str, Any]:
+    """The response elements of a successful GetSessionToken or GetFederationToken call."""
+    out: dict[str, Any] = {
+        "credentials": {
+            "accessKeyId": issued.access_key_id,
+            "expiration": issued.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    }
+    if federated is not None:
+        out["federatedUser"] = {"arn": federated.arn, "federatedUserId": federated.federated_user_id}
+        out["packedPolicySize"] = federated.packed_policy_size
+    return out
 
 
 def assumed_role_elements(assumed: RoleSession) -> dict[str, Any]:

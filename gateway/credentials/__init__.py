@@ -16,7 +16,9 @@ from gateway.credentials.service import (
     IssuedCredentials,
     new_access_key_id,
     new_secret_access_key,
+    revocation_scopes,
     revoke_role_sessions,
+    revoke_user_sessions,
 )
 
 __all__ = [
@@ -29,6 +31,8 @@ __all__ = [
     "SessionClaims",
     "new_access_key_id",
     "new_secret_access_key",
+    "revocation_scopes",
     "revoke_role_sessions",
+    "revoke_user_sessions",
     "role_id_for",
 ]

@@ -4,6 +4,12 @@ The claims hold everything later steps need (SigV4 verification needs the secret
 needs the role, session policy, tags and identity condition keys), so a replica holding the key ring
 needs no lookup. Fields derivable from the role ARN (account, role name, role id) are not serialized
 but recomputed on decoding, which keeps tokens short.
+
+A session's principal is one of three kinds (:data:`PrincipalKind`): a role session (AssumeRole*),
+an IAM user's own session (``GetSessionToken``: the user, with the user's permissions) or a
+federated user (``GetFederationToken``: ``federated-user/NAME``, the user's permissions cut down by
+session policies). The two user kinds carry the user (ARN and unique id) and the long-term access
+key that asked for them, and no role.
 """
 
 from __future__ import annotations
@@ -15,24 +21,36 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, final
+from typing import Any, Literal, final
 
-from gateway.arns import parse_role_arn
+from gateway.arns import parse_role_arn, parse_user_arn
 
 __all__ = [
     "CLAIMS_VERSION",
+    "FEDERATED_USER",
+    "ROLE_SESSION",
+    "USER_SESSION",
+    "PrincipalKind",
     "SessionClaims",
     "decode_claims",
     "encode_claims",
     "role_id_for",
 ]
 
-#: The version new tokens carry. Version 1 tokens (before ``mfa_at``) are still read; a version 1
-#: token cannot carry the fields added since.
-CLAIMS_VERSION = 2
-_READABLE_VERSIONS = frozenset({1, 2})
-#: Wire fields a version 1 token cannot have.
-_SINCE_V2 = frozenset({"mf"})
+#: The version new tokens carry. Older tokens are still read: version 1 (before ``mfa_at``) and
+#: version 2 (role sessions only, before the principal kinds); neither can carry the fields added
+#: since.
+CLAIMS_VERSION = 3
+_READABLE_VERSIONS = frozenset({1, 2, 3})
+#: Wire fields each version introduced: a token of an earlier version cannot have them.
+_SINCE = {2: frozenset({"mf"}), 3: frozenset({"pk", "u", "ui", "sk"})}
+
+#: What a session's principal is: a role session, an IAM user's own session, a federated user.
+PrincipalKind = Literal["role", "user", "federated-user"]
+ROLE_SESSION: PrincipalKind = "role"
+USER_SESSION: PrincipalKind = "user"
+FEDERATED_USER: PrincipalKind = "federated-user"
+_KINDS = frozenset({ROLE_SESSION, USER_SESSION, FEDERATED_USER})
 
 ClaimValue = str | tuple[str, ...]
 
@@ -41,6 +59,11 @@ def role_id_for(role_arn: str) -> str:
     """The role's unique id: ``AROA`` and 17 characters, the same on every replica for one ARN."""
     digest = hashlib.sha256(b"fedgate role id\x00" + role_arn.encode()).digest()
     return "AROA" + base64.b32encode(digest[:11]).decode()[:17]
+
+
+@functools.lru_cache(maxsize=1024)
+def _user_account(user_arn: str) -> str:
+    return parse_user_arn(user_arn)[1]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -58,8 +81,11 @@ class SessionClaims:
 
     Attributes:
         version: claims schema version.
-        account_id, role_arn, role_name, role_id: the assumed role (``role_id`` is ``AROA...``).
-        session_name: the role session name chosen by the caller.
+        account_id: the account of the session's principal.
+        role_arn, role_name, role_id: the assumed role (``role_id`` is ``AROA...``); empty for
+            the user kinds, which assume no role.
+        session_name: the role session name chosen by the caller; a federated user's name; the
+            user's name for a user's own session.
         access_key_id, secret_access_key: the session's SigV4 key pair (the secret is hidden from
             ``repr``).
         issued_at, expires_at: epoch seconds (``issued_at`` to the millisecond, for revocation).
@@ -78,7 +104,13 @@ class SessionClaims:
         identity_claims: condition keys such as ``"host/path:sub"`` for policy variables.
         chain: for a session assumed with another session's credentials (role chaining), the
             sessions it descends from as ``(role ARN, issued_at)``, oldest first, one per role
-            (its earliest): revoking a role's sessions revokes their descendants too.
+            (its earliest): revoking a role's sessions revokes their descendants too. A chain
+            that starts at a user's own session (``GetSessionToken``) starts with
+            ``(user ARN, issued_at)`` of that session.
+        principal: the kind of principal (:data:`PrincipalKind`).
+        user_arn, user_id: the IAM user of a user or federated-user session (``AIDA...``).
+        source_key_id: the user's long-term access key (``AKIA...``) that asked for the session,
+            or for the user's session a chain starts at: deactivating or deleting it revokes them.
     """
 
     account_id: str
@@ -102,6 +134,10 @@ class SessionClaims:
     mfa_at: float | None = None
     identity_claims: Mapping[str, ClaimValue] = field(default_factory=dict)
     chain: tuple[tuple[str, float], ...] = ()
+    principal: PrincipalKind = ROLE_SESSION
+    user_arn: str = ""
+    user_id: str = ""
+    source_key_id: str = ""
     version: int = CLAIMS_VERSION
 
     def __post_init__(self) -> None:
@@ -120,9 +156,30 @@ class SessionClaims:
 
     @property
     def assumed_role_arn(self) -> str:
-        """``arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION``: the session's principal."""
+        """``arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION``: a role session's principal."""
         partition = self.role_arn.split(":", 2)[1]
         return f"arn:{partition}:sts::{self.account_id}:assumed-role/{self.role_name}/{self.session_name}"
+
+    @property
+    def principal_arn(self) -> str:
+        """The session's principal as ``GetCallerIdentity`` names it: the assumed-role ARN, the
+        user's ARN (``GetSessionToken``) or ``arn:aws:sts::ACCOUNT:federated-user/NAME``."""
+        if self.principal == USER_SESSION:
+            return self.user_arn
+        if self.principal == FEDERATED_USER:
+            partition = self.user_arn.split(":", 2)[1]
+            return f"arn:{partition}:sts::{self.account_id}:federated-user/{self.session_name}"
+        return self.assumed_role_arn
+
+    @property
+    def principal_id(self) -> str:
+        """The principal's unique id (``aws:userid``): ``AROA...:SESSION``, the user's ``AIDA...``
+        or ``ACCOUNT:NAME`` for a federated user."""
+        if self.principal == USER_SESSION:
+            return self.user_id
+        if self.principal == FEDERATED_USER:
+            return f"{self.account_id}:{self.session_name}"
+        return self.assumed_role_id
 
     @property
     def chained(self) -> bool:
@@ -156,6 +213,10 @@ _WIRE = {
     "mfa_at": "mf",
     "identity_claims": "c",
     "chain": "ch",
+    "principal": "pk",
+    "user_arn": "u",
+    "user_id": "ui",
+    "source_key_id": "sk",
 }
 _DEFAULTS: dict[str, Any] = {
     "session_policy": None,
@@ -170,14 +231,20 @@ _DEFAULTS: dict[str, Any] = {
     "mfa_at": None,
     "identity_claims": {},
     "chain": (),
+    "principal": ROLE_SESSION,
+    "user_arn": "",
+    "user_id": "",
+    "source_key_id": "",
 }
 
 
 def encode_claims(claims: SessionClaims) -> bytes:
-    """Serialize ``claims`` as compact JSON, leaving out defaults and what the role ARN implies."""
-    out: dict[str, Any] = {
-        "v": claims.version,
-        "r": claims.role_arn,
+    """Serialize ``claims`` as compact JSON, leaving out defaults and what the role ARN implies
+    (a user kind has no role ARN)."""
+    out: dict[str, Any] = {"v": claims.version}
+    if claims.principal == ROLE_SESSION:
+        out["r"] = claims.role_arn
+    out |= {
         "s": claims.session_name,
         "k": claims.access_key_id,
         "x": claims.secret_access_key,
@@ -197,6 +264,10 @@ def encode_claims(claims: SessionClaims) -> bytes:
         "mf": None if claims.mfa_at is None else _number(claims.mfa_at),
         "c": {k: v if isinstance(v, str) else list(v) for k, v in claims.identity_claims.items()},
         "ch": [[arn, _number(at)] for arn, at in claims.chain],
+        "pk": "" if claims.principal == ROLE_SESSION else claims.principal,
+        "u": claims.user_arn,
+        "ui": claims.user_id,
+        "sk": claims.source_key_id,
     }
     # Every default is falsy (None, "", False, empty): leave those out.
     out.update((key, value) for key, value in optional.items() if value)
@@ -215,19 +286,26 @@ def decode_claims(data: bytes) -> SessionClaims:
     unknown = set(raw) - set(_WIRE.values())
     if unknown:
         raise ValueError("unknown claim fields")
+    kind = raw.get("pk", ROLE_SESSION)
     values: dict[str, Any] = {}
     for name, short in _WIRE.items():
         if short in raw:
             values[name] = raw[short]
         elif name in _DEFAULTS:
             values[name] = _DEFAULTS[name]
+        elif name == "role_arn" and kind != ROLE_SESSION:
+            values[name] = ""  # the user kinds assume no role
         else:
             raise ValueError(f"missing claim {name}")
-    if values["version"] not in _READABLE_VERSIONS or isinstance(values["version"], bool):
+    version = values["version"]
+    if version not in _READABLE_VERSIONS or isinstance(version, bool):
         raise ValueError("unsupported claims version")
-    if values["version"] == 1 and _SINCE_V2 & set(raw):
+    if any(since > version and fields & set(raw) for since, fields in _SINCE.items()):
         raise ValueError("claim fields newer than the claims version")
+    _expect(kind in _KINDS and raw.get("pk") != ROLE_SESSION, "principal")
     for name in ("role_arn", "session_name", "access_key_id", "secret_access_key", "provider_arn"):
+        _expect(isinstance(values[name], str), name)
+    for name in ("user_arn", "user_id", "source_key_id"):
         _expect(isinstance(values[name], str), name)
     for name in ("subject", "audience"):
         _expect(isinstance(values[name], str), name)
@@ -261,7 +339,17 @@ def decode_claims(data: bytes) -> SessionClaims:
         ),
         "chain",
     )
-    account_id, role_name, role_id = _role_facts(values["role_arn"])
+    if kind == ROLE_SESSION:
+        _expect("r" in raw and not values["user_id"], "role_arn")
+        account_id, role_name, role_id = _role_facts(values["role_arn"])
+    else:
+        # A user kind names its user and the key that asked for it, and no role.
+        _expect("r" not in raw and bool(values["user_id"]) and bool(values["source_key_id"]), "user")
+        try:
+            account_id = _user_account(values["user_arn"])
+        except ValueError:
+            raise ValueError("bad claim user_arn") from None
+        role_name = role_id = ""
     return SessionClaims(account_id=account_id, role_name=role_name, role_id=role_id, **values)
 
 

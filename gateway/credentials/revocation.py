@@ -9,8 +9,10 @@ exists. A state that is not loaded yet, or was last confirmed longer ago than th
 makes every check raise :class:`~gateway.errors.ServiceUnavailable`: a replica that cannot know
 whether a session was revoked refuses it rather than accept it.
 
-Scopes are named by a *kind* and a *value*: ``("role", ROLE_ARN)`` today; the signed-caller STS
-work adds a user's sessions, a chain's descendants and an access key's sessions as further kinds.
+Scopes are named by a *kind* and a *value*: ``("role", ROLE_ARN)`` (a role's sessions),
+``("user", USER_ARN)`` (an IAM user's own and federated-user sessions, from ``GetSessionToken`` and
+``GetFederationToken``) and ``("access-key", AKIA...)`` (the sessions a long-term key asked for). A
+session chained from another falls with the scopes of every session it descends from.
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ from typing import Protocol, final
 
 from gateway.errors import ServiceUnavailable
 
-__all__ = ["ROLE", "RevocationWriter", "Revocations"]
+__all__ = ["ACCESS_KEY", "ROLE", "USER", "RevocationWriter", "Revocations"]
 
 log = logging.getLogger(__name__)
 
 #: The kind of scope revoking every session of one role (the value is the role's ARN).
 ROLE = "role"
+#: The kind of scope revoking the sessions an IAM user asked for (the value is the user's ARN).
+USER = "user"
+#: The kind of scope revoking the sessions asked for with one long-term access key (its id).
+ACCESS_KEY = "access-key"
 
 _STALE_LOG_INTERVAL = 10.0
 

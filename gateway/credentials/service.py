@@ -1,10 +1,12 @@
-"""Issuing and validating temporary credentials, and revoking a role's sessions.
+"""Issuing and validating temporary credentials, and revoking sessions.
 
 Validation is stateless but for revocations: a token opens under the key ring, its sealed access key
-id must match the presented one, it must not have expired, and it must not predate its role's
-revocation cutoff. Cutoffs are recorded in the IAM database (where they only move forward) and every
-replica holds all of them in memory (:class:`~gateway.credentials.revocation.Revocations`), so
-validation does no I/O, and refuses with ``ServiceUnavailable`` while that state is not current.
+id must match the presented one, it must not have expired, and it must not predate a revocation
+cutoff of any scope it falls under: its role (a role session) or its user (the user kinds), the
+long-term access key that asked for it, and the same for every session it descends from. Cutoffs
+are recorded in the IAM database (where they only move forward) and every replica holds all of
+them in memory (:class:`~gateway.credentials.revocation.Revocations`), so validation does no I/O,
+and refuses with ``ServiceUnavailable`` while that state is not current.
 """
 
 from __future__ import annotations
@@ -21,16 +23,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, final
 
-from gateway.arns import parse_role_arn
+from gateway.arns import parse_role_arn, parse_user_arn
 from gateway.credentials.claims import (
+    ROLE_SESSION,
+    USER_SESSION,
     ClaimValue,
+    PrincipalKind,
     SessionClaims,
     decode_claims,
     encode_claims,
     role_id_for,
 )
 from gateway.credentials.keyring import MAX_TOKEN_CHARS, KeyRing, invalid_token
-from gateway.credentials.revocation import ROLE, Revocations, RevocationWriter
+from gateway.credentials.revocation import ACCESS_KEY, ROLE, USER, Revocations, RevocationWriter
 from gateway.errors import (
     ExpiredRequestToken,
     InvalidClientTokenId,
@@ -47,7 +52,9 @@ __all__ = [
     "IssuedCredentials",
     "new_access_key_id",
     "new_secret_access_key",
+    "revocation_scopes",
     "revoke_role_sessions",
+    "revoke_user_sessions",
 ]
 
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -98,6 +105,29 @@ def _unpack(plaintext: bytes) -> SessionClaims:
     elif plaintext[0] != _RAW:
         raise ValueError("unknown encoding")
     return decode_claims(body)
+
+
+def _link_kind(arn: str) -> str:
+    # A chain link is a role (arn:...:iam::ACCOUNT:role/...) or, first in a chain that starts at
+    # a user's own session, a user (...:user/...).
+    return USER if arn.split(":", 5)[-1].startswith("user/") else ROLE
+
+
+def revocation_scopes(claims: SessionClaims) -> list[tuple[str, str, float]]:
+    """Every ``(kind, scope, issued_at)`` whose revocation cutoff revokes the session ``claims``
+    describe: its role or its user, each session it descends from, and the long-term access key
+    that asked for it (or for the user's session its chain starts at), each with the issue time
+    of the session that scope covers."""
+    scopes = [
+        (ROLE, claims.role_arn, claims.issued_at)
+        if claims.principal == ROLE_SESSION
+        else (USER, claims.user_arn, claims.issued_at)
+    ]
+    scopes += [(_link_kind(arn), arn, at) for arn, at in claims.chain]
+    if claims.source_key_id:
+        origin = min((at for _, at in claims.chain), default=claims.issued_at)
+        scopes.append((ACCESS_KEY, claims.source_key_id, origin))
+    return scopes
 
 
 @final
@@ -154,6 +184,7 @@ class CredentialService:
         mfa_at: float | None = None,
         identity_claims: Mapping[str, ClaimValue | list[str]] | None = None,
         chain: Iterable[tuple[str, float]] = (),
+        source_key_id: str = "",
         now: float | None = None,
     ) -> IssuedCredentials:
         """Mint credentials for a session of ``role_arn`` lasting ``duration_seconds``.
@@ -163,7 +194,7 @@ class CredentialService:
         with it. Raises ``ValueError`` for a malformed role ARN or duration, and
         :class:`~gateway.errors.PackedPolicyTooLarge` when the session policy, tags and claims do
         not fit in a token. ``chain`` is what a chained session descends from
-        (:attr:`SessionClaims.chain`).
+        (:attr:`SessionClaims.chain`), ``source_key_id`` the long-term key its chain started with.
         """
         arn_account, arn_role_name = parse_role_arn(role_arn)
         if account_id not in (None, arn_account) or role_name not in (None, arn_role_name):
@@ -196,7 +227,64 @@ class CredentialService:
                 k: v if isinstance(v, str) else tuple(v) for k, v in (identity_claims or {}).items()
             },
             chain=tuple(chain),
+            source_key_id=source_key_id,
         )
+        return self._seal(claims)
+
+    def issue_user_session(
+        self,
+        *,
+        principal: PrincipalKind,
+        user_arn: str,
+        user_id: str,
+        source_key_id: str,
+        name: str,
+        duration_seconds: int,
+        now: float,
+        session_policy: str | Mapping[str, Any] | None = None,
+        policy_arns: Iterable[str] = (),
+        tags: Mapping[str, str] | None = None,
+        mfa_at: float | None = None,
+    ) -> IssuedCredentials:
+        """Mint credentials for an IAM user's own session (``GetSessionToken``: ``principal`` is
+        ``"user"``, ``name`` the user's name) or a federated user's (``GetFederationToken``:
+        ``"federated-user"``, ``name`` the federated user's), asked for with the long-term key
+        ``source_key_id``. ``mfa_at`` is when fedgate checked the user's MFA code, if it did.
+
+        The caller has checked the parameters' AWS limits; raises ``ValueError`` for a malformed
+        user ARN or duration and :class:`~gateway.errors.PackedPolicyTooLarge` when the claims do
+        not fit in a token.
+        """
+        if principal == ROLE_SESSION:
+            raise ValueError("a role session is issued with issue()")
+        _, account_id, user_name = parse_user_arn(user_arn)
+        if duration_seconds <= 0:
+            raise ValueError("duration_seconds must be positive")
+        if not user_id or not source_key_id:
+            raise ValueError("a user session needs the user's id and the key that asked for it")
+        claims = SessionClaims(
+            account_id=account_id,
+            role_arn="",
+            role_name="",
+            role_id="",
+            session_name=user_name if principal == USER_SESSION else name,
+            access_key_id=new_access_key_id(),
+            secret_access_key=new_secret_access_key(),
+            issued_at=round(now, 3),
+            expires_at=float(math.floor(now + duration_seconds)),
+            session_policy=minify(session_policy) if session_policy is not None else None,
+            policy_arns=tuple(policy_arns),
+            tags=dict(tags or {}),
+            mfa_authenticated=mfa_at is not None,
+            mfa_at=mfa_at,
+            principal=principal,
+            user_arn=user_arn,
+            user_id=user_id,
+            source_key_id=source_key_id,
+        )
+        return self._seal(claims)
+
+    def _seal(self, claims: SessionClaims) -> IssuedCredentials:
         token = self._keyring.seal(_pack(claims))
         if len(token) > MAX_TOKEN_CHARS:
             raise PackedPolicyTooLarge(
@@ -226,11 +314,14 @@ class CredentialService:
         if now >= claims.expires_at:
             raise ExpiredRequestToken("The security token included in the request is expired")
         revocations = self._revocations
-        if revocations.is_revoked(ROLE, claims.role_arn, claims.issued_at):
-            raise invalid_token()
+        if not claims.chain and not claims.source_key_id:
+            # The common case (a role session, unchained), without building the scope list.
+            if revocations.is_revoked(ROLE, claims.role_arn, claims.issued_at):
+                raise invalid_token()
+            return claims
         # A chained session falls with any session it descends from.
-        for role_arn, issued_at in claims.chain:
-            if revocations.is_revoked(ROLE, role_arn, issued_at):
+        for kind, scope, issued_at in revocation_scopes(claims):
+            if revocations.is_revoked(kind, scope, issued_at):
                 raise invalid_token()
         return claims
 
@@ -276,3 +367,11 @@ async def revoke_role_sessions(writer: RevocationWriter, role_arn: str, before: 
     """
     parse_role_arn(role_arn)
     return await writer.raise_cutoff(ROLE, role_arn, before)
+
+
+async def revoke_user_sessions(writer: RevocationWriter, user_arn: str, before: float) -> float:
+    """Record with ``writer`` that the sessions the IAM user ``user_arn`` asked for before
+    ``before`` (``GetSessionToken`` and ``GetFederationToken`` sessions, and every session chained
+    from them) are revoked. Returns the cutoff in force, which only moves forward."""
+    parse_user_arn(user_arn)
+    return await writer.raise_cutoff(USER, user_arn, before)

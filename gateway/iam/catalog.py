@@ -284,7 +284,24 @@ class CatalogSnapshot:
     def user_policy_set(self, user_arn: str) -> PolicySet:
         """The compiled policies that govern the user ``user_arn`` (cached). Fail closed: a user
         that no longer exists keeps no permissions."""
-        key = (user_arn, None, ())
+        return self._user_policy_set(user_arn, None)
+
+    def federated_policy_set(
+        self, user_arn: str, session_policy: str | None, policy_arns: tuple[str, ...]
+    ) -> PolicySet:
+        """The compiled policies that govern a federated user (``GetFederationToken``) of the
+        user ``user_arn`` (cached): the user's policies and boundary intersected with the session
+        policies passed, so that with none passed nothing is allowed, as on AWS."""
+        return self._user_policy_set(user_arn, (session_policy, policy_arns))
+
+    def _user_policy_set(
+        self, user_arn: str, session: tuple[str | None, tuple[str, ...]] | None
+    ) -> PolicySet:
+        # A user ARN holds ":user/", never "federated-user:": a federated user's key cannot meet
+        # its user's own.
+        key: PolicySetKey = (
+            (user_arn, None, ()) if session is None else (f"federated-user:{user_arn}", *session)
+        )
         found = self._policy_sets.get(key)
         if found is not None:
             return found
@@ -292,9 +309,23 @@ class CatalogSnapshot:
         found = PolicySet(
             identity=user.identity_policies if user is not None else (),
             boundary=[user.boundary] if user is not None and user.boundary is not None else None,
+            session=None if session is None else self._session_policies(*session),
         )
         self._policy_sets.put(key, found)
         return found
+
+    def _session_policies(self, session_policy: str | None, policy_arns: tuple[str, ...]) -> list[Policy]:
+        """The session policies of a session: its inline one and its managed ones. Fail closed: a
+        managed policy that no longer exists leaves none, so nothing is allowed."""
+        session: list[Policy] = []
+        if session_policy is not None:
+            session.append(parse_policy(session_policy, kind="session", name="session-policy"))
+        for arn in policy_arns:
+            managed = self.policies.get(arn)
+            if managed is None:
+                return []
+            session.append(managed.session)
+        return session
 
     def __iter__(self) -> Iterator[Role]:
         """Every role."""
@@ -316,15 +347,7 @@ class CatalogSnapshot:
         role = self.roles.get(role_arn)
         session: list[Policy] | None = None
         if session_policy is not None or policy_arns:
-            session = []
-            if session_policy is not None:
-                session.append(parse_policy(session_policy, kind="session", name="session-policy"))
-            for arn in policy_arns:
-                managed = self.policies.get(arn)
-                if managed is None:
-                    session = []
-                    break
-                session.append(managed.session)
+            session = self._session_policies(session_policy, policy_arns)
         found = PolicySet(
             identity=role.identity_policies if role is not None else (),
             boundary=[role.boundary] if role is not None and role.boundary is not None else None,

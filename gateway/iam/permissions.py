@@ -5,8 +5,11 @@ decided here the same way, whoever signed it:
 
 - a role session: the role's policies (within its boundary) intersected with the session
   policies, compiled once per (role, session policy, policy ARNs);
-- an IAM user: its own inline and attached policies plus each of its groups', within its
-  permissions boundary, compiled once per user;
+- an IAM user, signing with its long-term key or with its own session (``GetSessionToken``): its
+  own inline and attached policies plus each of its groups', within its permissions boundary,
+  compiled once per user;
+- a federated user (``GetFederationToken``): its user's policies, as above, intersected with the
+  session policies it was given (none given: nothing allowed);
 
 both cached by the catalog snapshot; the global condition keys from
 :func:`gateway.context.global_context` with the principal's current tags; and the caller's
@@ -20,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.context import Transport, global_context
+from gateway.credentials.claims import FEDERATED_USER, USER_SESSION
 from gateway.iam.caller import Caller
 from gateway.iam.catalog import CatalogSnapshot
 from gateway.policy import Decision, PolicySet, Request
@@ -49,15 +53,18 @@ class Check:
 
 def principal(caller: Caller) -> dict[str, list[str]]:
     """The principal a resource policy would name for this caller."""
-    if caller.session is not None:
+    if caller.role_session is not None:
         return {"AWS": [caller.arn, caller.principal_arn]}
     return {"AWS": [caller.arn]}
 
 
 def principal_tags(snapshot: CatalogSnapshot, caller: Caller) -> Mapping[str, str]:
     """The tags of the session's role, or of the user, as the catalog has them now (none for a
-    principal that is gone)."""
-    if caller.session is not None:
+    principal that is gone, nor for a federated user, whose only tags are its session tags)."""
+    claims = caller.session
+    if claims is not None and claims.principal == FEDERATED_USER:
+        return {}
+    if caller.role_session is not None:
         role = snapshot.role(caller.principal_arn)
         return role.tags if role is not None else {}
     user = snapshot.user(caller.arn)
@@ -67,9 +74,11 @@ def principal_tags(snapshot: CatalogSnapshot, caller: Caller) -> Mapping[str, st
 def policy_set(snapshot: CatalogSnapshot, caller: Caller) -> PolicySet:
     """The compiled policies governing ``caller`` (cached by the snapshot)."""
     claims = caller.session
-    if claims is not None:
-        return snapshot.policy_set(claims.role_arn, claims.session_policy, claims.policy_arns)
-    return snapshot.user_policy_set(caller.arn)
+    if claims is None or claims.principal == USER_SESSION:
+        return snapshot.user_policy_set(caller.arn)
+    if claims.principal == FEDERATED_USER:
+        return snapshot.federated_policy_set(claims.user_arn, claims.session_policy, claims.policy_arns)
+    return snapshot.policy_set(claims.role_arn, claims.session_policy, claims.policy_arns)
 
 
 def session_context(

@@ -71,9 +71,10 @@ class IdentitySigner:
         return {"keys": [{**public, "kid": self.kid, "use": "sig", "alg": "ES256"}]}
 
     def token(self, caller: Caller, *, audience: str, now: float, action: str, resource: str) -> str:
-        """A token naming the caller behind a request (a role session or an IAM user), for the
-        upstream ``audience``: ``role_arn`` and ``session_name`` for a session, ``user_name`` for a
-        user."""
+        """A token naming the caller behind a request (a role session, an IAM user, a federated
+        user), for the upstream ``audience``: ``role_arn`` and ``session_name`` for a role session,
+        ``user_name`` for a user (with its key or its own session), ``federated_by`` (the IAM user's
+        ARN) for a federated user."""
         issued = int(now)
         payload: dict[str, Any] = {
             "iss": self._issuer,
@@ -88,9 +89,12 @@ class IdentitySigner:
             "action": action,
             "resource": resource,
         }
-        claims = caller.session
+        claims = caller.role_session
         if claims is None:
-            payload["user_name"] = caller.user_name
+            if caller.user_name is not None:
+                payload["user_name"] = caller.user_name
+            elif caller.session is not None:  # a federated user: the user that asked for it
+                payload["federated_by"] = caller.session.user_arn
             return jwt.encode({"alg": "ES256", "kid": self.kid, "typ": "JWT"}, payload, self._key)
         payload["role_arn"] = claims.role_arn
         payload["session_name"] = claims.session_name

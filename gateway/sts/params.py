@@ -20,6 +20,8 @@ __all__ = [
     "AssumeRoleParams",
     "AssumeRoleWithSAMLParams",
     "AssumeRoleWithWebIdentityParams",
+    "GetFederationTokenParams",
+    "GetSessionTokenParams",
     "QueryParams",
     "collect_params",
     "parse_duration",
@@ -34,6 +36,11 @@ __all__ = [
 API_VERSION = "2011-06-15"
 MAX_SESSION_POLICY_CHARS = 2048
 MAX_POLICY_ARNS = 10
+#: The longest session an IAM user may ask for (GetSessionToken, GetFederationToken): 36 hours.
+MAX_USER_SESSION = 129600
+#: What GetSessionToken and GetFederationToken give when DurationSeconds is not passed: 12 hours.
+DEFAULT_USER_SESSION = 43200
+_FEDERATED_NAME_RE = re.compile(r"^[\w+=,.@-]{2,32}\Z", re.ASCII)
 _SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}\Z", re.ASCII)
 _ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\x21-\x7e]{1,512}\Z")
 _POLICY_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}|aws):policy/[\x21-\x7e]{1,1000}\Z")
@@ -105,17 +112,17 @@ def _camel(name: str) -> str:
     return name[:1].lower() + name[1:]
 
 
-def parse_duration(raw: str | None, default: int = 3600) -> int:
-    """``DurationSeconds``: an integer 900..43200 (the role maximum is checked later)."""
+def parse_duration(raw: str | None, default: int = 3600, maximum: int = 43200) -> int:
+    """``DurationSeconds``: an integer 900..``maximum`` (a role's maximum is checked later)."""
     if raw is None:
         return default
     if not raw.isascii() or not raw.isdigit() or len(raw) > 6:
         raise ValidationError("DurationSeconds must be an integer")
     value = int(raw)
-    if not 900 <= value <= 43200:
+    if not 900 <= value <= maximum:
         raise ValidationError(
             "1 validation error detected: Value at 'durationSeconds' failed to satisfy constraint: "
-            "Member must have value between 900 and 43200"
+            f"Member must have value between 900 and {maximum}"
         )
     return value
 
@@ -347,6 +354,15 @@ def _pattern(name: str, raw: str | None, rx: re.Pattern[str], low: int, high: in
     return raw
 
 
+def _mfa_parameters(params: QueryParams) -> tuple[str | None, str | None]:
+    """``SerialNumber`` (9-256 of ``[\\w+=/:,.@-]``) and ``TokenCode`` (6 digits), each optional."""
+    serial_number = _pattern(
+        "SerialNumber", params.get("SerialNumber"), _SERIAL_NUMBER_RE, 9, 256, "[\\w+=/:,.@-]*"
+    )
+    token_code = _pattern("TokenCode", params.get("TokenCode"), _TOKEN_CODE_RE, 6, 6, "[\\d]*")
+    return serial_number, token_code
+
+
 @dataclass(frozen=True, slots=True)
 class AssumeRoleParams:
     """Validated parameters of ``AssumeRole``."""
@@ -371,6 +387,7 @@ class AssumeRoleParams:
         session_name = parse_session_name(params.require("RoleSessionName"))
         raw_duration = params.get("DurationSeconds")
         tags = parse_tags(params)
+        serial_number, token_code = _mfa_parameters(params)
         return cls(
             role_arn=role_arn,
             role_session_name=session_name,
@@ -386,8 +403,52 @@ class AssumeRoleParams:
             external_id=_pattern(
                 "ExternalId", params.get("ExternalId"), _EXTERNAL_ID_RE, 2, 1224, "[\\w+=,.@:\\/-]*"
             ),
-            serial_number=_pattern(
-                "SerialNumber", params.get("SerialNumber"), _SERIAL_NUMBER_RE, 9, 256, "[\\w+=/:,.@-]*"
+            serial_number=serial_number,
+            token_code=token_code,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GetSessionTokenParams:
+    """Validated parameters of ``GetSessionToken``."""
+
+    duration_seconds: int
+    serial_number: str | None
+    token_code: str | None
+
+    @classmethod
+    def parse(cls, params: QueryParams) -> GetSessionTokenParams:
+        """Validate every parameter; the first problem raises with AWS's code."""
+        duration = parse_duration(params.get("DurationSeconds"), DEFAULT_USER_SESSION, MAX_USER_SESSION)
+        serial_number, token_code = _mfa_parameters(params)
+        return cls(
+            duration_seconds=duration,
+            serial_number=serial_number,
+            token_code=token_code,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GetFederationTokenParams:
+    """Validated parameters of ``GetFederationToken``."""
+
+    name: str
+    duration_seconds: int
+    policy: str | None
+    policy_arns: tuple[str, ...]
+    tags: Mapping[str, str]
+
+    @classmethod
+    def parse(cls, params: QueryParams) -> GetFederationTokenParams:
+        """Validate every parameter; the first problem raises with AWS's code."""
+        name = params.require("Name")
+        _pattern("Name", name, _FEDERATED_NAME_RE, 2, 32, "[\\w+=,.@-]*")
+        return cls(
+            name=name,
+            duration_seconds=parse_duration(
+                params.get("DurationSeconds"), DEFAULT_USER_SESSION, MAX_USER_SESSION
             ),
-            token_code=_pattern("TokenCode", params.get("TokenCode"), _TOKEN_CODE_RE, 6, 6, "[\\d]*"),
+            policy=parse_session_policy(params.get("Policy")),
+            policy_arns=parse_policy_arns(params),
+            tags=parse_tags(params),
         )

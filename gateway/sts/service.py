@@ -18,6 +18,7 @@ from typing import final
 
 from gateway.calls import CallRecord
 from gateway.credentials import CredentialService, IssuedCredentials
+from gateway.credentials.claims import FEDERATED_USER, USER_SESSION
 from gateway.errors import (
     AccessDenied,
     InvalidIdentityToken,
@@ -43,6 +44,8 @@ from gateway.sts.params import (
     AssumeRoleParams,
     AssumeRoleWithSAMLParams,
     AssumeRoleWithWebIdentityParams,
+    GetFederationTokenParams,
+    GetSessionTokenParams,
     QueryParams,
     parse_session_name,
 )
@@ -61,6 +64,7 @@ __all__ = [
     "CHAINED_SESSION_LIMIT",
     "AssumedRole",
     "CallerIdentity",
+    "FederatedUser",
     "MfaVerifier",
     "RoleSession",
     "SessionArgs",
@@ -109,6 +113,16 @@ class AssumedRole(RoleSession):
     a browser or CLI sign-in), with the identity that assumed it."""
 
     identity: Identity
+
+
+@dataclass(frozen=True, slots=True)
+class FederatedUser:
+    """The result of GetFederationToken: the credentials and the federated user they are."""
+
+    credentials: IssuedCredentials
+    federated_user_id: str
+    arn: str
+    packed_policy_size: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,11 +312,7 @@ class StsService:
         session_policy = session_policy_of(snapshot, args.policy, args.policy_arns)
         parent = caller.session
         carried = inherit(parent, args.tags, args.transitive_tag_keys, args.source_identity)
-        mfa_at: float | None = None
-        if args.serial_number is not None or args.token_code is not None:
-            if args.serial_number is None:
-                raise ValidationError("TokenCode needs SerialNumber")
-            mfa_at = await self._verify_mfa(caller, args.serial_number, args.token_code, call.now)
+        mfa_at = await self._mfa(caller, args.serial_number, args.token_code, call.now)
         role = snapshot.role(args.role_arn)
         if role is not None:
             call.resources.append(("AWS::IAM::Role", args.role_arn))
@@ -324,7 +334,8 @@ class StsService:
             # Unknown and forbidden roles are refused alike, so roles cannot be enumerated.
             raise AccessDenied(_not_authorized(caller, trust.action, args.role_arn))
         duration = args.duration_seconds
-        if parent is not None and duration > CHAINED_SESSION_LIMIT:
+        # Role chaining is a role session assuming a role; a user's own session is no role's.
+        if caller.role_session is not None and duration > CHAINED_SESSION_LIMIT:
             raise ValidationError(
                 "The requested DurationSeconds exceeds the 1 hour session limit "
                 "for roles assumed by role chaining."
@@ -346,6 +357,7 @@ class StsService:
             mfa_authenticated=mfa_at is not None,
             mfa_at=mfa_at,
             chain=carried.chain,
+            source_key_id=carried.source_key_id,
         )
         claims = issued.claims
         return RoleSession(
@@ -355,6 +367,105 @@ class StsService:
             packed_policy_size=packed,
             source_identity=claims.source_identity,
         )
+
+    async def get_session_token(
+        self, params: QueryParams, caller: Caller, call: CallRecord
+    ) -> IssuedCredentials:
+        """``GetSessionToken``: an IAM user's own session, signed for with the user's long-term key.
+
+        As on AWS: no permission is needed (its purpose is MFA); a session of any kind is refused
+        (``AccessDenied``); with ``SerialNumber`` and ``TokenCode`` the user's MFA device is checked
+        and the session carries ``aws:MultiFactorAuthPresent``. The session is the user (its ARN and
+        id, its permissions); without MFA it may not call the IAM API, and of STS only
+        ``AssumeRole`` and ``GetCallerIdentity`` (:func:`gateway.iam.caller.refused_call`).
+        """
+        args = GetSessionTokenParams.parse(params)
+        call.request_parameters = {
+            "durationSeconds": args.duration_seconds,
+            "serialNumber": args.serial_number,
+        }
+        name = self._long_term_user(caller, "GetSessionToken")
+        mfa_at = await self._mfa(caller, args.serial_number, args.token_code, call.now)
+        return self._credentials.issue_user_session(
+            principal=USER_SESSION,
+            user_arn=caller.arn,
+            user_id=caller.user_id,
+            source_key_id=caller.access_key_id,
+            name=name,
+            duration_seconds=args.duration_seconds,
+            now=call.now,
+            mfa_at=mfa_at,
+        )
+
+    def get_federation_token(self, params: QueryParams, caller: Caller, call: CallRecord) -> FederatedUser:
+        """``GetFederationToken``: a federated user (``federated-user/NAME``) for an IAM user.
+
+        Signed with the user's long-term key (a session is refused, ``AccessDenied``) and allowed
+        ``sts:GetFederationToken`` on the federated user's ARN (and ``sts:TagSession`` when tags are
+        passed) by the user's policies. The session's permissions are the intersection of the
+        user's policies and the session policies passed (``Policy``, ``PolicyArns``): with none
+        passed, nothing is allowed. It may call no IAM action and, of STS, only
+        ``GetCallerIdentity``.
+        """
+        args = GetFederationTokenParams.parse(params)
+        snapshot = self._catalog.snapshot
+        call.request_parameters = {
+            "name": args.name,
+            "durationSeconds": args.duration_seconds,
+            "policyArns": list(args.policy_arns) or None,
+            "policy": args.policy,
+            "tags": [{"key": k, "value": v} for k, v in args.tags.items()] or None,
+        }
+        self._long_term_user(caller, "GetFederationToken")
+        session_policy = session_policy_of(snapshot, args.policy, args.policy_arns)
+        partition = caller.arn.split(":", 2)[1]
+        arn = f"arn:{partition}:sts::{caller.account_id}:federated-user/{args.name}"
+        context: dict[str, ContextValue] = {}
+        if args.tags:
+            context["aws:TagKeys"] = list(args.tags)
+            context.update((f"aws:RequestTag/{k}", v) for k, v in args.tags.items())
+        self._authorize(caller, "sts:GetFederationToken", call, resource=arn, extra=context)
+        if args.tags:
+            self._authorize(caller, "sts:TagSession", call, resource=arn, extra=context)
+        packed = packed_size(session_policy, args.policy, args.tags)
+        issued = self._credentials.issue_user_session(
+            principal=FEDERATED_USER,
+            user_arn=caller.arn,
+            user_id=caller.user_id,
+            source_key_id=caller.access_key_id,
+            name=args.name,
+            duration_seconds=args.duration_seconds,
+            now=call.now,
+            session_policy=args.policy or None,
+            policy_arns=args.policy_arns,
+            tags=args.tags,
+        )
+        claims = issued.claims
+        return FederatedUser(
+            credentials=issued,
+            federated_user_id=claims.principal_id,
+            arn=claims.principal_arn,
+            packed_policy_size=packed,
+        )
+
+    async def _mfa(
+        self, caller: Caller, serial_number: str | None, token_code: str | None, now: float
+    ) -> float | None:
+        """When the MFA of a request's ``SerialNumber`` and ``TokenCode`` took place (``None``:
+        neither was passed); ``AccessDenied`` when the code is not accepted."""
+        if serial_number is None and token_code is None:
+            return None
+        if serial_number is None:
+            raise ValidationError("TokenCode needs SerialNumber")
+        return await self._verify_mfa(caller, serial_number, token_code, now)
+
+    @staticmethod
+    def _long_term_user(caller: Caller, action: str) -> str:
+        """The name of ``caller``, an IAM user signing with its long-term key; ``AccessDenied``
+        for a session of any kind, as AWS answers."""
+        if not caller.long_term or caller.user_name is None:
+            raise AccessDenied(f"Cannot call {action} with session credentials")
+        return caller.user_name
 
     def decode_authorization_message(self, params: QueryParams, caller: Caller, call: CallRecord) -> str:
         """``DecodeAuthorizationMessage``: the explanation an AccessDenied carried, as AWS's
@@ -396,12 +507,22 @@ class StsService:
         """The global condition keys of ``caller``'s request, as the proxy and the IAM API see them."""
         return permissions.session_context(snapshot, caller, call.transport, region=self._region)
 
-    def _authorize(self, caller: Caller, action: str, call: CallRecord) -> None:
-        """``caller``'s own policies must allow ``action`` (on ``*``); AccessDenied otherwise."""
+    def _authorize(
+        self,
+        caller: Caller,
+        action: str,
+        call: CallRecord,
+        *,
+        resource: str = "*",
+        extra: dict[str, ContextValue] | None = None,
+    ) -> None:
+        """``caller``'s own policies must allow ``action`` on ``resource`` (with the ``extra``
+        condition keys of the request); AccessDenied otherwise."""
         snapshot = self._catalog.snapshot
         context = self._context(snapshot, caller, call)
-        if not permissions.decide(snapshot, caller, [Check(action, "*")], context).allowed:
-            raise AccessDenied(_not_authorized(caller, action, "*"))
+        check = Check(action, resource, extra or {})
+        if not permissions.decide(snapshot, caller, [check], context).allowed:
+            raise AccessDenied(_not_authorized(caller, action, resource))
 
     def get_caller_identity(self, caller: Caller) -> CallerIdentity:
         """``GetCallerIdentity`` for a verified caller (a session or an IAM user): always allowed,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.credentials import SessionClaims
+from gateway.credentials.claims import ROLE_SESSION
 from gateway.errors import (
     AccessDenied,
     ExpiredToken,
@@ -87,6 +88,7 @@ class Inherited:
     transitive_tag_keys: tuple[str, ...]
     source_identity: str | None
     chain: tuple[tuple[str, float], ...]
+    source_key_id: str = ""
 
 
 def inherit(
@@ -101,7 +103,9 @@ def inherit(
 
     A chained session carries its caller's transitive tags, which the request may not pass again
     (``InvalidParameterValue``), and its caller's source identity, which the request may repeat
-    but not change (``AccessDenied``); it descends from its caller and its caller's chain.
+    but not change (``AccessDenied``); it descends from its caller and its caller's chain. A caller
+    that is a user's own session (``GetSessionToken``) is the chain's first link, by the user's
+    ARN, and the long-term key that asked for it goes along (revoking either revokes the chain).
     """
     if parent is None:
         return Inherited(dict(tags), tuple(transitive_tag_keys), source_identity, ())
@@ -123,10 +127,13 @@ def inherit(
     transitive += [k for k in transitive_tag_keys if k not in transitive]
     # One entry per role, its earliest session: the most any cutoff of that role can catch.
     earliest: dict[str, float] = {}
-    for role_arn, issued_at in (*parent.chain, (parent.role_arn, parent.issued_at)):
+    link = parent.role_arn if parent.principal == ROLE_SESSION else parent.user_arn
+    for role_arn, issued_at in (*parent.chain, (link, parent.issued_at)):
         known = earliest.get(role_arn)
         earliest[role_arn] = issued_at if known is None else min(known, issued_at)
-    return Inherited({**carried, **tags}, tuple(transitive), source_identity, tuple(earliest.items()))
+    return Inherited(
+        {**carried, **tags}, tuple(transitive), source_identity, tuple(earliest.items()), parent.source_key_id
+    )
 
 
 def session_policy_of(

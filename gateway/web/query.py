@@ -16,7 +16,7 @@ from aiohttp import web
 from gateway import keys
 from gateway.authn import authenticate
 from gateway.errors import InvalidAction, MissingParameter, ServiceError, ValidationError
-from gateway.iam.caller import Caller
+from gateway.iam.caller import Caller, check_api_call
 from gateway.sts.params import QueryParams, collect_params
 from gateway.sts.xml import response_document
 from gateway.web.actions import QueryAction, QueryActions, QueryCall
@@ -43,8 +43,10 @@ def _pairs(query: str, body: bytes, content_type: str) -> list[tuple[str, str]]:
 
 
 async def authenticate_call(call: QueryCall, *, service: str) -> Caller:
-    """Verify the call's SigV4 signature (scoped to ``service``) and record who made it: a role
-    session or an IAM user signing with a long-term access key."""
+    """Verify the call's SigV4 signature (scoped to ``service``) and record who made it: a
+    session (of a role, a user, a federated user) or an IAM user signing with a long-term access
+    key. What AWS never lets a user's session call of STS and IAM is refused here
+    (:func:`~gateway.iam.caller.check_api_call`)."""
     app = call.request.app
     authenticated = await authenticate(
         http_request(call.request, call.body),
@@ -57,6 +59,7 @@ async def authenticate_call(call: QueryCall, *, service: str) -> Caller:
     )
     caller = authenticated.caller
     call.record.caller, call.record.session = caller, caller.session
+    check_api_call(caller, service, call.params.action)
     return caller
 
 

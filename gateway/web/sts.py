@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from gateway import keys
-from gateway.audit.events import assumed_role_elements
+from gateway.audit.events import assumed_role_elements, session_token_elements
+from gateway.credentials import IssuedCredentials
 from gateway.sts.params import API_VERSION
 from gateway.sts.service import RoleSession
 from gateway.sts.xml import NAMESPACE, XmlValue
@@ -62,21 +63,42 @@ async def _get_access_key_info(call: QueryCall) -> Mapping[str, XmlValue]:
     return {"Account": call.request.app[keys.STS].get_access_key_info(call.params, caller, call.record)}
 
 
+async def _get_session_token(call: QueryCall) -> Mapping[str, XmlValue]:
+    caller = await authenticate_call(call, service="sts")
+    issued = await call.request.app[keys.STS].get_session_token(call.params, caller, call.record)
+    call.record.response_elements = session_token_elements(issued)
+    return {"Credentials": _credentials(issued)}
+
+
+async def _get_federation_token(call: QueryCall) -> Mapping[str, XmlValue]:
+    caller = await authenticate_call(call, service="sts")
+    federated = call.request.app[keys.STS].get_federation_token(call.params, caller, call.record)
+    call.record.response_elements = session_token_elements(federated.credentials, federated)
+    return {
+        "Credentials": _credentials(federated.credentials),
+        "FederatedUser": {"FederatedUserId": federated.federated_user_id, "Arn": federated.arn},
+        "PackedPolicySize": federated.packed_policy_size,
+    }
+
+
 async def _get_caller_identity(call: QueryCall) -> Mapping[str, XmlValue]:
     caller = await authenticate_call(call, service="sts")
     identity = call.request.app[keys.STS].get_caller_identity(caller)
     return {"UserId": identity.user_id, "Account": identity.account, "Arn": identity.arn}
 
 
-def _assumed_fields(assumed: RoleSession) -> dict[str, XmlValue]:
-    creds = assumed.credentials
+def _credentials(creds: IssuedCredentials) -> dict[str, XmlValue]:
     return {
-        "Credentials": {
-            "AccessKeyId": creds.access_key_id,
-            "SecretAccessKey": creds.secret_access_key,
-            "SessionToken": creds.session_token,
-            "Expiration": creds.expiration,
-        },
+        "AccessKeyId": creds.access_key_id,
+        "SecretAccessKey": creds.secret_access_key,
+        "SessionToken": creds.session_token,
+        "Expiration": creds.expiration,
+    }
+
+
+def _assumed_fields(assumed: RoleSession) -> dict[str, XmlValue]:
+    return {
+        "Credentials": _credentials(assumed.credentials),
         "AssumedRoleUser": {"Arn": assumed.assumed_role_arn, "AssumedRoleId": assumed.assumed_role_id},
         "PackedPolicySize": assumed.packed_policy_size,
     }
@@ -92,6 +114,8 @@ ACTIONS: QueryActions = MappingProxyType(
             ("DecodeAuthorizationMessage", _decode_authorization_message),
             ("GetAccessKeyInfo", _get_access_key_info),
             ("GetCallerIdentity", _get_caller_identity),
+            ("GetFederationToken", _get_federation_token),
+            ("GetSessionToken", _get_session_token),
         )
     }
 )

@@ -191,3 +191,63 @@ async def test_replicas_on_one_database_see_each_others_revocations(
 
 async def _refused(service: CredentialService, creds: IssuedCredentials) -> bool:
     return not await valid(service, creds)
+
+
+USER = "arn:aws:iam::123456789012:user/alice"
+KEY = "AKIAEXAMPLEEXAMPLE12"
+
+
+def issue_for_user(service: CredentialService, principal: str = "user", at: float = T0) -> IssuedCredentials:
+    return service.issue_user_session(
+        principal=principal,  # type: ignore[arg-type]
+        user_arn=USER,
+        user_id="AIDAEXAMPLEEXAMPLE1",
+        source_key_id=KEY,
+        name="alice" if principal == "user" else "fed",
+        duration_seconds=3600,
+        now=at,
+    )
+
+
+def chained_from(service: CredentialService, parent: IssuedCredentials, at: float) -> IssuedCredentials:
+    """A role session assumed with ``parent``'s credentials, as AssumeRole records its ancestry."""
+    claims = parent.claims
+    return service.issue(
+        role_arn=ROLE,
+        session_name="chained",
+        duration_seconds=3600,
+        now=at,
+        chain=[(claims.user_arn or claims.role_arn, claims.issued_at)],
+        source_key_id=claims.source_key_id,
+    )
+
+
+@pytest.mark.parametrize(("kind", "scope"), [("user", USER), ("access-key", KEY)])
+async def test_a_users_or_keys_cutoff_revokes_both_user_kinds_and_their_chains(
+    ring: KeyRing, kind: str, scope: str
+) -> None:
+    revocations = Revocations.local()
+    service = CredentialService(ring, revocations)
+    own, federated = issue_for_user(service), issue_for_user(service, "federated-user")
+    chained = chained_from(service, own, T0 + 5)
+    role_session = issue(service, at=T0)  # the role's own sessions are not the user's
+    later = issue_for_user(service, at=T0 + 10)
+    await revocations.revoke(kind, scope, T0 + 10)
+    assert [await valid(service, c) for c in (own, federated, chained)] == [False] * 3
+    assert await valid(service, role_session) and await valid(service, later)
+
+
+def test_revocation_scopes_name_every_scope_with_the_issue_time_it_covers(ring: KeyRing) -> None:
+    from gateway.credentials import revocation_scopes
+
+    service = CredentialService(ring, Revocations.local())
+    own = issue_for_user(service)
+    chained = chained_from(service, own, T0 + 5)
+    assert revocation_scopes(own.claims) == [("user", USER, T0), ("access-key", KEY, T0)]
+    # The key covers the user's session the chain starts at, not the chained session's issue.
+    assert revocation_scopes(chained.claims) == [
+        ("role", ROLE, T0 + 5),
+        ("user", USER, T0),
+        ("access-key", KEY, T0),
+    ]
+    assert revocation_scopes(issue(service).claims) == [("role", ROLE, T0)]

@@ -10,6 +10,7 @@ import secrets
 import time
 import zlib
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -109,7 +110,8 @@ async def test_round_trip_returns_every_claim(service: CredentialService) -> Non
         f"{ISSUER}:sub": "repo:org/repo:ref:refs/heads/main",
         f"{ISSUER}:amr": ("pwd", "mfa"),
     }
-    assert claims.version == 2
+    assert claims.version == 3
+    assert claims.principal == "role"
     assert claims.mfa_at is None  # the provider did not say when: aws:MultiFactorAuthAge counts from issue
     assert claims.assumed_role_arn == "arn:aws:sts::123456789012:assumed-role/ci-deployer/gha-run-42"
     assert claims.assumed_role_id == f"{claims.role_id}:gha-run-42"
@@ -138,10 +140,98 @@ async def test_version_1_tokens_are_still_read(keyring: KeyRing) -> None:
     claims = await service.validate("ASIAAAAAAAAAAAAAAAAA", old, now=NOW + 10)
     assert (claims.version, claims.mfa_authenticated, claims.mfa_at) == (1, True, None)
     # A version 1 token cannot carry what came later, nor can an unknown version be read.
-    for body in ({"v": 1, **fields, "mf": NOW}, {"v": 3, **fields}, {"v": True, **fields}):
+    for body in ({"v": 1, **fields, "mf": NOW}, {"v": 4, **fields}, {"v": True, **fields}):
         await assert_invalid(
             service, "ASIAAAAAAAAAAAAAAAAA", keyring.seal(b"\x00" + json.dumps(body).encode())
         )
+
+
+async def test_version_2_role_tokens_are_still_read_and_cannot_name_a_user(keyring: KeyRing) -> None:
+    service = CredentialService(keyring, Revocations.local())
+    fields = {"r": ROLE, "s": "old", "k": "ASIAAAAAAAAAAAAAAAAA", "x": "secret", "ia": NOW, "ea": NOW + 900}
+    old = keyring.seal(b"\x00" + json.dumps({"v": 2, **fields, "mf": NOW}).encode())
+    claims = await service.validate("ASIAAAAAAAAAAAAAAAAA", old, now=NOW + 10)
+    assert (claims.version, claims.principal, claims.role_arn) == (2, "role", ROLE)
+    # What version 3 added (the principal kinds, the user, the key that asked) a v2 token cannot carry.
+    user = {"pk": "user", "u": USER_ARN, "ui": "AIDAEXAMPLEEXAMPLE1", "sk": "AKIAEXAMPLEEXAMPLE12"}
+    for extra in (user, {"sk": "AKIAEXAMPLEEXAMPLE12"}):
+        body = {"v": 2, **fields, **extra}
+        await assert_invalid(
+            service, "ASIAAAAAAAAAAAAAAAAA", keyring.seal(b"\x00" + json.dumps(body).encode())
+        )
+
+
+USER_ARN = "arn:aws:iam::123456789012:user/ops/alice"
+
+
+def issue_user(service: CredentialService, principal: str = "user", **overrides: Any) -> IssuedCredentials:
+    values: dict[str, Any] = {
+        "principal": principal,
+        "user_arn": USER_ARN,
+        "user_id": "AIDAEXAMPLEEXAMPLE1",
+        "source_key_id": "AKIAEXAMPLEEXAMPLE12",
+        "name": "alice" if principal == "user" else "bob-fed",
+        "duration_seconds": 43200,
+        "now": NOW,
+    }
+    values.update(overrides)
+    return service.issue_user_session(**values)
+
+
+async def test_a_users_own_session_round_trips_as_the_user(service: CredentialService) -> None:
+    issued = issue_user(service, mfa_at=NOW - 1)
+    claims = await service.validate(issued.access_key_id, issued.session_token, now=NOW + 10)
+    assert claims == issued.claims
+    assert (claims.version, claims.principal, claims.role_arn, claims.role_id) == (3, "user", "", "")
+    assert (claims.principal_arn, claims.principal_id) == (USER_ARN, "AIDAEXAMPLEEXAMPLE1")
+    assert (claims.account_id, claims.session_name, claims.source_key_id) == (
+        "123456789012",
+        "alice",
+        "AKIAEXAMPLEEXAMPLE12",
+    )
+    assert (claims.mfa_authenticated, claims.mfa_at) == (True, NOW - 1)
+    assert claims.expires_at == 1_700_043_200  # whole seconds, as role sessions
+
+
+async def test_a_federated_user_round_trips_with_its_name_and_session_policy(
+    service: CredentialService,
+) -> None:
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    issued = issue_user(service, "federated-user", session_policy=policy, tags={"team": "a"})
+    claims = await service.validate(issued.access_key_id, issued.session_token, now=NOW + 10)
+    assert claims == issued.claims
+    assert claims.principal_arn == "arn:aws:sts::123456789012:federated-user/bob-fed"
+    assert claims.principal_id == "123456789012:bob-fed"
+    assert claims.session_policy is not None and dict(claims.tags) == {"team": "a"}
+    assert not claims.mfa_authenticated
+
+
+def test_a_user_session_needs_its_user_and_key(service: CredentialService) -> None:
+    for bad in ({"user_arn": ROLE}, {"user_id": ""}, {"source_key_id": ""}, {"principal": "role"}):
+        with pytest.raises(ValueError):
+            issue_user(service, **bad)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # A user kind has no role, and names its user, the user's id and the key that asked.
+        {"pk": "user", "r": ROLE, "u": USER_ARN, "ui": "AIDA1", "sk": "AKIA1"},
+        {"pk": "user", "u": USER_ARN, "sk": "AKIA1"},
+        {"pk": "user", "u": USER_ARN, "ui": "AIDA1"},
+        {"pk": "user", "u": ROLE, "ui": "AIDA1", "sk": "AKIA1"},
+        {"pk": "admin", "u": USER_ARN, "ui": "AIDA1", "sk": "AKIA1"},
+        # A role session spells its kind by leaving it out, and has no user id.
+        {"pk": "role", "r": ROLE},
+        {"r": ROLE, "ui": "AIDA1"},
+        {"u": USER_ARN, "ui": "AIDA1", "sk": "AKIA1"},
+    ],
+)
+async def test_malformed_principal_kinds_are_refused(keyring: KeyRing, body: dict[str, Any]) -> None:
+    service = CredentialService(keyring, Revocations.local())
+    fields = {"v": 3, "s": "x", "k": "ASIAAAAAAAAAAAAAAAAA", "x": "secret", "ia": NOW, "ea": NOW + 900}
+    token = keyring.seal(b"\x00" + json.dumps({**fields, **body}).encode())
+    await assert_invalid(service, "ASIAAAAAAAAAAAAAAAAA", token)
 
 
 async def test_minimal_session_round_trip(service: CredentialService) -> None:

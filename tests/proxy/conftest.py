@@ -181,23 +181,26 @@ def proxy_config(issuer: OIDCTestIssuer, moto_url: str, audit_path: Path, **extr
                 "tags": {"team": "storage"},
             }
         ],
-        "upstreams": [
-            {
-                "name": "moto-s3",
-                "match": {"hosts": ["localhost"]},
-                "target": moto_url,
-                "service": "s3",
-                "mapping": "s3",
-                "auth": "resign",
-                "credentials": {
-                    "access_key_id": {"value": UPSTREAM_KEY},
-                    "secret_access_key": {"value": UPSTREAM_SECRET},
-                },
-            }
-        ],
+        "upstreams": [moto_upstream(moto_url)],
     }
     raw.update(extra)
     return config_from(raw)
+
+
+def moto_upstream(moto_url: str) -> dict[str, Any]:
+    """The S3 upstream (resign) at ``moto_url`` for host ``localhost``, as configuration."""
+    return {
+        "name": "moto-s3",
+        "match": {"hosts": ["localhost"]},
+        "target": moto_url,
+        "service": "s3",
+        "mapping": "s3",
+        "auth": "resign",
+        "credentials": {
+            "access_key_id": {"value": UPSTREAM_KEY},
+            "secret_access_key": {"value": UPSTREAM_SECRET},
+        },
+    }
 
 
 @contextlib.contextmanager

@@ -3,6 +3,10 @@ delete, list, and when each was last used.
 
 The database seals the secret under the key ring as it stores it; nothing here keeps it, and the
 audit trail records the key's id, never the secret. ``UserName`` defaults to the calling user.
+
+Making a key inactive or deleting it also revokes, in the same transaction, every session it asked
+for (``GetSessionToken``, ``GetFederationToken``, and the sessions chained from them): they stay
+revoked if the key is made active again, as their cutoff only moves forward.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.credentials import new_secret_access_key
+from gateway.credentials.revocation import ACCESS_KEY
 from gateway.db.records import AccessKeyRecord, UserRecord
 from gateway.errors import LimitExceeded, NoSuchEntity, ValidationError
 from gateway.iam.api.action import ActionContext, IamAction, Resource
@@ -67,15 +72,24 @@ async def _create(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     return {"AccessKey": {**_shape(user, key), "SecretAccessKey": secret}}
 
 
+async def _revoke_key_sessions(ctx: ActionContext, key_id: str) -> None:
+    # The sessions this key asked for until now end with it (the cutoff is the call's time).
+    await ctx.tx.revocations.raise_cutoff(ACCESS_KEY, key_id, ctx.record.now)
+
+
 async def _update(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     _, key = await _users_key(ctx, args)
-    await ctx.tx.access_keys.set_status(key.id, "Active" if args.text("Status") == "Active" else "Inactive")
+    active = args.text("Status") == "Active"
+    await ctx.tx.access_keys.set_status(key.id, "Active" if active else "Inactive")
+    if not active:
+        await _revoke_key_sessions(ctx, key.id)
     return {}
 
 
 async def _delete(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     _, key = await _users_key(ctx, args)
     await ctx.tx.access_keys.delete(key.id)
+    await _revoke_key_sessions(ctx, key.id)
     return {}
 
 
@@ -136,7 +150,8 @@ ACTIONS = (
     ),
     IamAction(
         "UpdateAccessKey",
-        "Make a user's access key `Active` or `Inactive`.",
+        "Make a user's access key `Active` or `Inactive`; `Inactive` revokes the sessions it asked for "
+        "(GetSessionToken, GetFederationToken, chained from them), for good.",
         (_USER_NAME, _KEY_ID, Param("Status", status, "`Active` or `Inactive`", required=True)),
         named_or_calling_user,
         "the user's ARN",
@@ -146,7 +161,7 @@ ACTIONS = (
     ),
     IamAction(
         "DeleteAccessKey",
-        "Delete a user's access key.",
+        "Delete a user's access key, revoking the sessions it asked for.",
         (_USER_NAME, _KEY_ID),
         named_or_calling_user,
         "the user's ARN",

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.credentials.revocation import USER as USER_SCOPE
 from gateway.db.records import iam_arn
 from gateway.errors import (
     DeleteConflict,
@@ -133,7 +134,11 @@ async def _delete_boundary(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
 
 
 async def _delete_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    await ctx.tx.users.delete(args.text("UserName"))
+    user = await ctx.tx.users.require(args.text("UserName"))
+    await ctx.tx.users.delete(user.name)
+    # The user's sessions (GetSessionToken, GetFederationToken, chained from them) end with it,
+    # and a user created again under the same name does not inherit them.
+    await ctx.tx.revocations.raise_cutoff(USER_SCOPE, user.arn, ctx.record.now)
     return {}
 
 
@@ -169,7 +174,8 @@ ACTIONS = (
     ),
     IamAction(
         "DeleteUser",
-        "Delete a user that has no access keys, MFA devices, groups or policies left.",
+        "Delete a user that has no access keys, MFA devices, groups or policies left; its sessions "
+        "(GetSessionToken, GetFederationToken, chained from them) are revoked.",
         (USER_NAME,),
         named_user,
         "the user's ARN",
