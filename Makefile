@@ -45,8 +45,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The suite over one pytest-xdist worker per CPU, four at most (PYTEST_WORKERS=0: all in one process):
+# every test takes its own free ports, temporary directories, Redis key prefix and databases.
+PYTEST_WORKERS ?= auto
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses=4
 
 test: lint typecheck pytest
 
