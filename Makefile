@@ -45,8 +45,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The suite over one pytest-xdist worker per CPU, four at most (PYTEST_WORKERS=0: all in one process):
+# every test takes its own free ports, temporary directories, Redis key prefix and databases. Each
+# test file runs whole on one worker (--dist loadfile), in order, so a module's shared servers start
+# once and its tests see them exactly as in a single process.
+PYTEST_WORKERS ?= auto
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses=4 --dist loadfile
 
 test: lint typecheck pytest
 

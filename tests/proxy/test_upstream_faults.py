@@ -96,7 +96,9 @@ class Faulty:
 @pytest.fixture(scope="module")
 def faulty(background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
     async def start_upstream() -> tuple[web.AppRunner, int]:
-        runner = web.AppRunner(await _upstream_app(), access_log=None)
+        # A short shutdown_timeout: at teardown the handlers still hanging or trickling are cancelled
+        # after 0.1 s, not waited for (the hanging one would hold the teardown for its 30 s).
+        runner = web.AppRunner(await _upstream_app(), access_log=None, shutdown_timeout=0.1)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         return runner, runner.addresses[0][1]

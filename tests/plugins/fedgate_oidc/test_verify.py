@@ -269,8 +269,9 @@ async def test_expired_token(idp: OIDCTestIssuer, make: Make) -> None:
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
-        ({"nbf": int(time.time()) + 3600}, "nbf"),
-        ({"iat": int(time.time()) + 3600}, "iat"),
+        # Named, not shown: a time in the test's ID would differ between the xdist workers' collections.
+        pytest.param({"nbf": int(time.time()) + 3600}, "nbf", id="nbf-in-an-hour"),
+        pytest.param({"iat": int(time.time()) + 3600}, "iat", id="iat-in-an-hour"),
         ({"iss": "https://evil.example"}, "iss"),
         ({"aud": "someone-else"}, "aud"),
         ({"aud": None}, "aud"),
