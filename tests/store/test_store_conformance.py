@@ -13,9 +13,10 @@ from gateway.store import Generation, Store
 
 StoreFactory = Callable[[], Awaitable[Store]]  # the store_factory fixture (see conftest.py)
 
-# Short TTLs keep the suite fast; the sleeps are generous multiples so expiry is certain.
-SHORT = 0.05
-PAST_SHORT = 0.2
+# Short TTLs keep the suite fast, yet long enough for a few round trips to a loaded Redis Cluster
+# before the first check (0.05 s was not, under xdist); the sleeps are generous so expiry is certain.
+SHORT = 0.5
+PAST_SHORT = 1.2
 
 
 async def test_get_set_delete(store: Store) -> None:
