@@ -44,7 +44,6 @@ import logging
 import math
 import signal
 import socket
-import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
@@ -73,7 +72,7 @@ from gateway.errors import (
 from gateway.logs import request_id_var
 from gateway.metrics import Metrics
 from gateway.web.accesslog import JsonAccessLogger, access_logger
-from gateway.web.middleware import log_path, sts_error_response
+from gateway.web.middleware import log_path, new_request_id, sts_error_response
 from gateway.web.tls import TlsFiles
 
 __all__ = ["LIMITS", "ErrorAnswer", "GatewayRunner", "ServerLimits", "run"]
@@ -251,7 +250,7 @@ class _Handler(RequestHandler):
         ``message`` (aiohttp's description, which quotes the request) is never used.
         """
         error = _low_level_error(status, exc)
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         token = request_id_var.set(request_id)
         try:
             fields = {"status": error.status, "code": error.code, "error": type(exc).__name__ if exc else ""}
