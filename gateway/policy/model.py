@@ -76,10 +76,7 @@ class Request:
         object.__setattr__(
             self,
             "ctx",
-            {
-                str(k).lower(): v if type(v) is str else _normalise_value(v)
-                for k, v in self.context.items()
-            },
+            {str(k).lower(): v if type(v) is str else _normalise_value(v) for k, v in self.context.items()},
         )
         if self.principal is None:
             object.__setattr__(self, "principals", None)
