@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import math
 import os
 import re
 import secrets
@@ -40,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,7 +148,8 @@ class Window:
 
     @property
     def cpu_ms(self) -> float:
-        return 1e3 * self.cpu / self.requests
+        # A window in which nothing completed (a starved host) has no figure; medians skip it.
+        return 1e3 * self.cpu / self.requests if self.requests else math.nan
 
 
 def wrk(port: int, script: Path, seconds: int, concurrency: int) -> tuple[int, int, float, float]:
@@ -185,6 +187,12 @@ def measure(pids: list[int], port: int, script: Path, seconds: int, warmup: int,
     if failures:
         raise RuntimeError(f"{failures} of {requests} requests to port {port} failed")
     return Window(requests, elapsed, cpu, p99)
+
+
+def median(values: Iterable[float]) -> float:
+    """The median of the figures that exist (``nan`` where a window completed nothing)."""
+    present = [v for v in values if not math.isnan(v)]
+    return statistics.median(present) if present else math.nan
 
 
 def check(port: int, request: Request, expected: int) -> None:
@@ -270,28 +278,28 @@ def run(args: argparse.Namespace, servers: Servers, workdir: Path) -> None:
     print(f"\n{'target':<10}{'form':<11}{'c':>4}{'req/s':>9}{'CPU ms/req':>12}{'p99 ms':>9}")
     for (target, form, c), got in windows.items():
         print(
-            f"{target:<10}{form:<11}{c:>4}{statistics.median(w.rps for w in got):>9.0f}"
-            f"{statistics.median(w.cpu_ms for w in got):>12.3f}"
-            f"{statistics.median(w.p99_ms for w in got):>9.1f}"
+            f"{target:<10}{form:<11}{c:>4}{median(w.rps for w in got):>9.0f}"
+            f"{median(w.cpu_ms for w in got):>12.3f}"
+            f"{median(w.p99_ms for w in got):>9.1f}"
         )
     print("\nmedians over rounds of the per-round figures:")
     for c in args.concurrency:
         for form in pools:
-            ratio = statistics.median(
+            ratio = median(
                 b.cpu_ms / f.cpu_ms
                 for b, f in zip(windows["bare", form, c], windows["fedgate", form, c], strict=True)
             )
             verdict = "OK" if ratio >= 0.65 else "BELOW TARGET"
             print(f"CPU ratio bare/fedgate, {form:<9} c={c:<4} {ratio:.2f} (target >= 0.65) {verdict}")
     if 32 in args.concurrency:
-        added = statistics.median(
+        added = median(
             f.p99_ms - b.p99_ms
             for b, f in zip(windows["bare", "header", 32], windows["fedgate", "header", 32], strict=True)
         )
         verdict = "OK" if added <= 10 else "ABOVE TARGET"
         print(f"p99 added over bare, header c=32: {added:+.1f} ms (target <= 10) {verdict}")
-        scale = statistics.median(
-            w.rps / f.rps
+        scale = median(
+            w.rps / f.rps if f.rps else math.nan
             for w, f in zip(windows["workers", "header", 32], windows["fedgate", "header", 32], strict=True)
         )
         print(
