@@ -75,7 +75,7 @@ from gateway.web.accesslog import JsonAccessLogger, access_logger
 from gateway.web.middleware import log_path, new_request_id, sts_error_response
 from gateway.web.tls import TlsFiles
 
-__all__ = ["LIMITS", "ErrorAnswer", "GatewayRunner", "ServerLimits", "run"]
+__all__ = ["GC_THRESHOLDS", "LIMITS", "ErrorAnswer", "GatewayRunner", "ServerLimits", "run", "tune_gc"]
 
 log = logging.getLogger(__name__)
 
