@@ -170,7 +170,10 @@ def _serve(args: argparse.Namespace) -> int:
     # Loaded here, once, so that unusable files are one error before anything is bound or forked.
     tls = TlsFiles(config.listen.tls) if config.listen.tls is not None else None
     app = create_app(config, host=host)  # here, so a plugin's refusal is said once, not per worker
-    sock = _listen(bind_host, port)
+    # With workers, each binds its own socket to this address (SO_REUSEPORT): the kernel then
+    # spreads connections evenly, where one shared socket let one worker take nearly all of them.
+    balanced = args.workers > 1 and hasattr(socket, "SO_REUSEPORT")
+    sock = _listen(bind_host, port, reuse_port=balanced)
     log.info(
         "fedgate starting",
         extra={
@@ -188,11 +191,17 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host``:``port`` and listening; :class:`CommandError` when it cannot be."""
+def _listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A socket bound to ``host``:``port``; :class:`CommandError` when it cannot be.
+
+    Listening, unless ``reuse_port``: then it only holds the address (a port 0 resolved, errors
+    said once) for the workers' own listening sockets (:func:`_worker_socket`); a socket that
+    does not listen is given no connections."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -210,8 +219,26 @@ def _listen(host: str, port: int) -> socket.socket:
         raise CommandError(
             f"cannot listen on {host}:{port}: {exc.strerror}; check --host and listen.host"
         ) from None
-    sock.listen(1024)
+    if not reuse_port:
+        sock.listen(_BACKLOG)
     return sock
+
+
+_BACKLOG = 1024
+
+
+def _worker_socket(held: socket.socket) -> socket.socket:
+    """In a worker: its own socket listening on the address ``held`` (bound by :func:`_listen`
+    with ``reuse_port``) holds, or ``held`` itself when that was bound to be shared."""
+    if not hasattr(socket, "SO_REUSEPORT") or not held.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+        return held
+    own = socket.socket(held.family, socket.SOCK_STREAM)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    own.bind(held.getsockname())
+    own.listen(_BACKLOG)
+    held.close()
+    return own
 
 
 def _run_reloadable(app: web.Application, path: str, tls: TlsFiles | None, **where: Any) -> None:
@@ -297,7 +324,7 @@ def _fork_workers(
             code = 0
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers with SIGTERM
-                _run_reloadable(app, path, tls, sock=sock)
+                _run_reloadable(app, path, tls, sock=_worker_socket(sock))
             except BaseException as exc:
                 reason = explain(exc)
                 if reason is None:

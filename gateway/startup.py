@@ -60,7 +60,7 @@ from gateway.store import RedisStore, ReplayGuard, Store, open_store
 from gateway.sts.mfa import CallerMfa
 from gateway.sts.service import StsService
 from gateway.tracing import Tracing
-from gateway.web.metrics import metrics_ctx, upstream_trace
+from gateway.web.metrics import metrics_ctx
 
 __all__ = [
     "ServiceContext",
@@ -366,8 +366,8 @@ def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:
             verify_keys=app[keys.SIGNING_KEYS],
             clock=clock,
             signer=signer,
+            metrics=app.get(keys.METRICS),
         )
-        metrics = app.get(keys.METRICS)
         try:
             for upstream in runtime.table.upstreams:
                 u = upstream.settings
@@ -378,7 +378,6 @@ def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:
                     ),
                     auto_decompress=False,
                     cookie_jar=aiohttp.DummyCookieJar(),
-                    trace_configs=[upstream_trace(metrics, upstream.name)] if metrics is not None else None,
                 )
                 runtime.timeouts[upstream.name] = aiohttp.ClientTimeout(
                     total=u.total_timeout, connect=u.connect_timeout, sock_read=u.read_timeout

@@ -99,9 +99,8 @@ def decide(
     who = principal(caller)
     decision: Decision | None = None
     for check in checks:
-        request = Request(
-            action=check.action, resource=check.resource, principal=who, context={**context, **check.context}
-        )
+        merged = {**context, **check.context} if check.context else context
+        request = Request(action=check.action, resource=check.resource, principal=who, context=merged)
         decision = policies.decide(request)
         if not decision.allowed:
             return decision

@@ -72,8 +72,11 @@ class Request:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action_lower", self.action.lower())
+        # Nearly every value is already a string: skip the type dispatch for those.
         object.__setattr__(
-            self, "ctx", {str(k).lower(): _normalise_value(v) for k, v in self.context.items()}
+            self,
+            "ctx",
+            {str(k).lower(): v if type(v) is str else _normalise_value(v) for k, v in self.context.items()},
         )
         if self.principal is None:
             object.__setattr__(self, "principals", None)

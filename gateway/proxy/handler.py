@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -516,7 +517,11 @@ async def _forward(
         and request.headers.get("Upgrade", "").lower() == "websocket"
         and request.method == "GET"
     ):
-        return await relay_websocket(request, session, url, out), None
+        return await relay_websocket(
+            request, session, url, out, metrics=runtime.metrics, name=upstream.name
+        ), None
+    metrics = runtime.metrics
+    started = time.perf_counter()
     try:
         upstream_response = await session.request(
             request.method,
@@ -530,12 +535,16 @@ async def _forward(
     except ServiceError:
         raise
     except Exception as exc:
+        if metrics is not None:
+            metrics.upstream_failed(upstream.name, exc)
         # A body check that failed mid-stream aborts the upstream request: report the check.
         if guard is not None and guard.error is not None:
             raise guard.error from None
         if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
             raise _upstream_error(upstream, exc) from None
         raise  # our own bug: the middleware logs it and answers InternalFailure
+    if metrics is not None:
+        metrics.upstream_answered(upstream.name, upstream_response.status, time.perf_counter() - started)
     async with upstream_response:
         outcome["statusCode"] = upstream_response.status
         if guard is not None and guard.error is not None:

@@ -48,6 +48,11 @@ _CHUNKED_FRAMING = frozenset(("x-amz-decoded-content-length", "x-amz-trailer"))
 IDENTITY_PREFIXES = ("x-fedgate-",)
 
 
+# What every request drops, united once rather than per request.
+_REQUEST_DROP = HOP_BY_HOP | _CREDENTIALS | _PROXY_SET
+_CHUNKED_REQUEST_DROP = _REQUEST_DROP | _CHUNKED_FRAMING
+
+
 def _connection_listed(headers: Sequence[tuple[str, str]]) -> set[str]:
     listed: set[str] = set()
     for name, value in headers:
@@ -70,11 +75,12 @@ def request_headers(
     ``x-amz-decoded-content-length``/``x-amz-trailer`` headers); ``set_headers`` replace any
     client header of the same name (a canonical ``x-amz-copy-source``).
     """
-    drop = HOP_BY_HOP | _CREDENTIALS | _PROXY_SET | _connection_listed(headers)
-    drop |= {h.lower() for h in identity_headers}
-    drop |= {name.lower() for name, _ in set_headers}
-    if decoded_chunked:
-        drop |= _CHUNKED_FRAMING
+    drop = _CHUNKED_REQUEST_DROP if decoded_chunked else _REQUEST_DROP
+    extra = _connection_listed(headers)
+    extra.update(h.lower() for h in identity_headers)
+    extra.update(name.lower() for name, _ in set_headers)
+    if not extra <= drop:
+        drop = drop | extra
     out: list[tuple[str, str]] = []
     for name, value in headers:
         lname = name.lower()
@@ -105,5 +111,6 @@ def forwarded_headers(
 
 def response_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     """The upstream's response headers that may reach the client."""
-    drop = HOP_BY_HOP | _connection_listed(headers)
+    listed = _connection_listed(headers)
+    drop = HOP_BY_HOP | listed if listed else HOP_BY_HOP
     return [(name, value) for name, value in headers if name.lower() not in drop]

@@ -12,6 +12,7 @@ from gateway.credentials import CredentialService
 from gateway.iam.accesskeys import AccessKeys
 from gateway.iam.catalog import Catalog
 from gateway.iam.denial import AuthorizationMessages
+from gateway.metrics import Metrics
 from gateway.proxy.identity import IdentitySigner
 from gateway.proxy.upstream import UpstreamTable
 from gateway.sigv4 import SigningKeyCache
@@ -26,7 +27,8 @@ class ProxyRuntime:
 
     ``verify_keys`` caches the SigV4 keys of client signatures (shared with the Query endpoint);
     ``signing_keys`` those of the upstreams' own credentials, for ``auth: resign``; ``messages``
-    encodes the explanation every AccessDenied ends with.
+    encodes the explanation every AccessDenied ends with; ``metrics`` (when enabled) counts each
+    upstream request's latency to its response headers, status and failures.
     """
 
     table: UpstreamTable
@@ -37,6 +39,7 @@ class ProxyRuntime:
     messages: AuthorizationMessages
     access_keys: AccessKeys | None = None
     signer: IdentitySigner | None = None
+    metrics: Metrics | None = None
     clients: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
     #: Per upstream, the timeouts of a proxied request; the sessions' own (no total) serve WebSockets.
     timeouts: dict[str, aiohttp.ClientTimeout] = field(default_factory=dict)

@@ -151,6 +151,9 @@ class UpstreamTable:
 
     def __init__(self, upstreams: Sequence[UpstreamSettings], *, region: str, account: str) -> None:
         self.upstreams = tuple(Upstream(u, region=region, account=account) for u in upstreams)
+        # The candidates for a (host, service) pair, worked out once: a pure function of the two
+        # and the (immutable) table. Hosts come from clients, so the memo is bounded.
+        self._candidates: dict[tuple[str, str | None], tuple[Upstream, ...]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.upstreams)
@@ -165,13 +168,12 @@ class UpstreamTable:
         when upstreams of that service take the host, only they are candidates, so one host can
         serve several services (``AWS_ENDPOINT_URL``).
         """
-        candidates = [
-            u
-            for u in self.upstreams
-            if not u.settings.match.hosts or any(host_matches(p, host) for p in u.settings.match.hosts)
-        ]
-        if service:
-            candidates = [u for u in candidates if u.service == service] or candidates
+        candidates = self._candidates.get((host, service))
+        if candidates is None:
+            candidates = self._find_candidates(host, service)
+            if len(self._candidates) >= _CANDIDATES_MAX:
+                self._candidates.clear()
+            self._candidates[host, service] = candidates
         if not candidates:
             return None
         try:
@@ -190,3 +192,16 @@ class UpstreamTable:
                 return Selection(upstream, error=exc)
             return Selection(upstream, upstream.relative(strict))
         return None
+
+    def _find_candidates(self, host: str, service: str | None) -> tuple[Upstream, ...]:
+        candidates = [
+            u
+            for u in self.upstreams
+            if not u.settings.match.hosts or any(host_matches(p, host) for p in u.settings.match.hosts)
+        ]
+        if service:
+            candidates = [u for u in candidates if u.service == service] or candidates
+        return tuple(candidates)
+
+
+_CANDIDATES_MAX = 1024

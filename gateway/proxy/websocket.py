@@ -8,6 +8,7 @@ closes; the upstream connection uses fedgate's forwarded headers, never the clie
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 import aiohttp
@@ -15,6 +16,7 @@ from aiohttp import web
 from yarl import URL
 
 from gateway.errors import BadGateway
+from gateway.metrics import Metrics
 
 __all__ = ["relay_websocket"]
 
@@ -25,16 +27,29 @@ _HANDSHAKE = frozenset(
 
 
 async def relay_websocket(
-    request: web.Request, session: aiohttp.ClientSession, url: URL, headers: Sequence[tuple[str, str]]
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    url: URL,
+    headers: Sequence[tuple[str, str]],
+    *,
+    metrics: Metrics | None = None,
+    name: str = "",
 ) -> web.WebSocketResponse:
-    """Open the upstream WebSocket at ``url``, accept the client's, and relay until one closes."""
+    """Open the upstream WebSocket at ``url``, accept the client's, and relay until one closes.
+
+    ``metrics`` counts the handshake as upstream ``name``'s request (its latency, or its failure)."""
     protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     forward = [(n, v) for n, v in headers if n.lower() not in _HANDSHAKE and n.lower() != "content-length"]
     ws_url = url.with_scheme("wss" if url.scheme == "https" else "ws")
+    started = time.perf_counter()
     try:
         upstream = await session.ws_connect(ws_url, headers=forward, protocols=protocols, autoclose=True)
-    except (aiohttp.ClientError, TimeoutError, OSError):
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        if metrics is not None:
+            metrics.upstream_failed(name, exc)
         raise BadGateway("The upstream could not be reached.") from None
+    if metrics is not None:
+        metrics.upstream_answered(name, 101, time.perf_counter() - started)
     client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else ())
     await client.prepare(request)
 

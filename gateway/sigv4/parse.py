@@ -27,6 +27,7 @@ Whether an ``X-Amz-Security-Token`` header must be signed is a verification opti
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Literal
 
 from gateway.errors import IncompleteSignature, InvalidParameterValue, SignatureDoesNotMatch
@@ -165,6 +166,12 @@ def _parse_http_date(value: str) -> datetime:
         raise IncompleteSignature("The Date header is not a valid date.") from None
 
 
+# The credential scope and signed-header list of one session repeat on each of its requests: both
+# parsers are pure functions of one string, so their answers are kept (an error is never cached).
+_PARSED_MAX = 4096
+
+
+@lru_cache(maxsize=_PARSED_MAX)
 def _parse_credential(value: str) -> tuple[str, str, str, str]:
     parts = value.split("/")
     if len(parts) != 5 or parts[4] != TERMINATOR:
@@ -182,6 +189,7 @@ def _parse_credential(value: str) -> tuple[str, str, str, str]:
     return akid, date, region, service
 
 
+@lru_cache(maxsize=_PARSED_MAX)
 def _parse_signed_headers(value: str) -> tuple[str, ...]:
     names = value.split(";")
     if len(names) > MAX_SIGNED_HEADERS:

@@ -1,20 +1,22 @@
 """The one request middleware: request id, logging context, and error rendering.
 
-Every response carries ``x-amzn-RequestId``. Any :class:`ServiceError` raised by a handler is
-rendered in the dialect of the API that was called (STS XML, or the S3 XML or JSON the proxy
-names through ``keys.ERROR_DIALECT``). aiohttp's own errors become theirs too
-(:func:`service_error`): an ``HTTPException`` of 400 or more (a body over ``client_max_size``, a
-404 from a plugin) and a client that went away mid-body, which is logged without a traceback.
-Anything else becomes ``InternalFailure``, logged with the request id and a traceback, with no
-internals in the body. Redirects pass through untouched. Each request is metered here
+Every response carries ``x-amzn-RequestId`` (:func:`new_request_id`). Any :class:`ServiceError`
+raised by a handler is rendered in the dialect of the API that was called (STS XML, or the S3 XML or
+JSON the proxy names through ``keys.ERROR_DIALECT``). aiohttp's own errors become theirs too
+(:func:`service_error`): an ``HTTPException`` of 400 or more (a body over ``client_max_size``, a 404
+from a plugin) and a client that went away mid-body, which is logged without a traceback. Anything
+else becomes ``InternalFailure``, logged with the request id and a traceback, with no internals in
+the body. Redirects pass through untouched. Each request is metered here
 (:class:`gateway.metrics.RequestMeter`, with the action the audit seam names) and traced when
 ``tracing.enabled`` (:mod:`gateway.tracing`).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-import uuid
+import os
+import secrets
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -38,6 +40,7 @@ __all__ = [
     "CLIENT_ABORTS",
     "error_response",
     "log_path",
+    "new_request_id",
     "request_context",
     "service_error",
     "sts_error_response",
@@ -46,6 +49,31 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _reseed() -> None:
+    global _ID_PREFIX, _ID_COUNTER
+    hex_ = secrets.token_hex(8)
+    _ID_PREFIX = f"{hex_[:8]}-{hex_[8:12]}-{hex_[12:]}-"
+    _ID_COUNTER = itertools.count()
+
+
+_ID_PREFIX = ""
+_ID_COUNTER = itertools.count()
+_reseed()
+os.register_at_fork(after_in_child=_reseed)  # a forked worker never repeats its parent's ids
+
+
+def new_request_id() -> str:
+    """A request id in the shape of a UUID: 64 random bits drawn once per process, then a counter.
+
+    Unique within a process and, with overwhelming probability, across processes and replicas,
+    which is all an id that only correlates logs, audit events and answers needs; not secret and
+    not meant to be unguessable. A fifth of ``str(uuid.uuid4())``'s cost (no ``urandom`` call per
+    request).
+    """
+    count = f"{next(_ID_COUNTER):016x}"
+    return f"{_ID_PREFIX}{count[:4]}-{count[4:]}"
 
 
 def sts_error_response(exc: ServiceError, request_id: str) -> web.Response:
@@ -103,7 +131,7 @@ def service_error(exc: BaseException) -> ServiceError:
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Assign a request id, render errors, and stamp the id on the response."""
-    request_id = str(uuid.uuid4())
+    request_id = new_request_id()
     request[keys.REQUEST_ID] = request_id
     token = request_id_var.set(request_id)
     metrics = request.app.get(keys.METRICS)

@@ -23,6 +23,9 @@ and the tests serve an application, so both run exactly this:
 * **Connection limit**: at most ``listen.max_connections`` open connections per process; one more
   is answered ``503`` (``Retry-After: 1``, which SDKs retry) and closed before anything is read.
 * **Memory**: what closed connections freed goes back to the system (:class:`_HeapTrimmer`).
+* **Garbage collection** (:func:`tune_gc`): once serving, everything start-up made is frozen out
+  of the collector and its first generation collects less often, so a full collection no longer
+  walks every module, model and compiled policy (its 40-55 ms pauses were most of the p99 tail).
 * **Operations**: HTTPS from rotating files (:mod:`gateway.web.tls`), SIGHUP handled in the loop
   (the certificate files, then the configuration's reload), the access log through aiohttp's
   access-logger seam (:mod:`gateway.web.accesslog`), open connections counted for the metrics.
@@ -36,11 +39,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import math
 import signal
 import socket
-import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
@@ -69,10 +72,10 @@ from gateway.errors import (
 from gateway.logs import request_id_var
 from gateway.metrics import Metrics
 from gateway.web.accesslog import JsonAccessLogger, access_logger
-from gateway.web.middleware import log_path, sts_error_response
+from gateway.web.middleware import log_path, new_request_id, sts_error_response
 from gateway.web.tls import TlsFiles
 
-__all__ = ["LIMITS", "ErrorAnswer", "GatewayRunner", "ServerLimits", "run"]
+__all__ = ["GC_THRESHOLDS", "LIMITS", "ErrorAnswer", "GatewayRunner", "ServerLimits", "run", "tune_gc"]
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +250,7 @@ class _Handler(RequestHandler):
         ``message`` (aiohttp's description, which quotes the request) is never used.
         """
         error = _low_level_error(status, exc)
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         token = request_id_var.set(request_id)
         try:
             fields = {"status": error.status, "code": error.code, "error": type(exc).__name__ if exc else ""}
@@ -279,6 +282,24 @@ class _Handler(RequestHandler):
             log.debug("connection closed after %s", exc.code)
             return
         log.error("HTTP connection failed", extra={"error": type(exc).__name__ if exc is not None else None})
+
+
+#: The collector's thresholds while serving: a young generation large enough that a request's
+#: short-lived objects die of reference counting before a collection sees them; older ones rarely.
+GC_THRESHOLDS: Final = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Freeze what exists now (start-up's objects live for the whole process) out of the
+    collector, and collect the young generation less often.
+
+    Called once the server listens. A frozen object is never collected, so this must come after
+    start-up's garbage is gone (hence the collection first); reference cycles made later are
+    still found. Forked workers share the frozen pages copy-on-write, as the collector no longer
+    touches their headers."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @final
@@ -481,6 +502,7 @@ def run(
                 else web.TCPSite(runner, host, port, ssl_context=context)
             )
             await site.start()
+            tune_gc()
             if tls is not None:
                 start(tls.watch())
             loop.add_signal_handler(signal.SIGHUP, hangup)
