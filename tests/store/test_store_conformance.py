@@ -15,8 +15,8 @@ StoreFactory = Callable[[], Awaitable[Store]]  # the store_factory fixture (see 
 
 # Short TTLs keep the suite fast, yet long enough for a few round trips to a loaded Redis Cluster
 # before the first check (0.05 s was not, under xdist); the sleeps are generous so expiry is certain.
-SHORT = 0.5
-PAST_SHORT = 1.2
+SHORT = 0.3
+PAST_SHORT = 0.8
 
 
 async def test_get_set_delete(store: Store) -> None:
