@@ -200,10 +200,11 @@ def postgres_admin_url() -> str:
 
 
 @contextlib.contextmanager
-def fresh_postgres_database(admin_url: str) -> Iterator[str]:
-    """Create a database with a unique random name; yield its URL; drop it (connections and all)."""
+def fresh_postgres_database(admin_url: str, options: str = "") -> Iterator[str]:
+    """Create a database with a unique random name (and ``CREATE DATABASE`` ``options``, such as
+    a collation); yield its URL; drop it (connections and all)."""
     name = f"fedgate_test_{secrets.token_hex(6)}"
-    _run_alone(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    _run_alone(_admin(admin_url, f'CREATE DATABASE "{name}" {options}'))
     try:
         yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
     finally:

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gateway.credentials import KeyRing
 from gateway.db import IamDatabase
 from gateway.errors import DeleteConflict, EntityAlreadyExists, NoSuchEntity
-from tests.db.conftest import ACCOUNT
+from tests.conftest import fresh_postgres_database
+from tests.db.conftest import ACCOUNT, open_database
 
 TRUST = (
     '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"}}]}'
@@ -56,6 +58,37 @@ async def test_users_list_by_path_prefix_in_name_order_with_paging(db: IamDataba
         assert [u.name for u in await tx.users.list(limit=2)] == ["alice", "Bob"]
         assert [u.name for u in await tx.users.list(after="bob", limit=5)] == ["carol", "dave"]
         assert await tx.users.count() == 4
+
+
+async def test_lists_page_by_code_point_whatever_the_database_collation(
+    postgres_admin_url: str, keyring: KeyRing
+) -> None:
+    """The API merges the configuration's entities, sorted in Python, with the database's, paged
+    by a marker compared in SQL: one order on both. An ICU collation (as many PostgreSQL servers
+    have by default) sorts "a-b" after "ab"; the lists must not."""
+    names = ["ab", "a-b", "a.c", "a_c", "A+d", "a=b", "a@b", "a,b", "B", "a0"]
+    expected = sorted(names, key=str.lower)
+    icu = "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en' LOCALE 'C.UTF-8'"
+    with fresh_postgres_database(postgres_admin_url, icu) as url:
+        db = open_database(url, keyring)
+        await db.start()
+        try:
+            async with db.write() as tx:
+                for name in names:
+                    await tx.users.create(name)
+                group = await tx.groups.create("g")
+                for user in await tx.users.list():
+                    await tx.groups.add_member(group.id, user.id)
+            async with db.read() as tx:
+                assert [u.name for u in await tx.users.list()] == expected
+                paged, after = [], None
+                while page := await tx.users.list(after=after, limit=3):
+                    paged += [u.name for u in page]
+                    after = page[-1].name
+                assert paged == expected
+                assert [u.name for u in await tx.groups.members(group.id)] == expected
+        finally:
+            await db.close()
 
 
 async def test_path_prefixes_compare_case_sensitively(db: IamDatabase) -> None:

@@ -17,16 +17,19 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Executable, Row, Table, delete, func, insert, select
+from sqlalchemy import ColumnElement, Executable, Row, String, Table, delete, func, insert, select
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from gateway.credentials.keyring import KeyRing
 from gateway.db import schema
 from gateway.db.records import TaggableType, Tags
 from gateway.errors import EntityAlreadyExists, NoSuchEntity
 
-__all__ = ["NamedRepo", "Repo", "TxContext", "check_length", "name_key"]
+__all__ = ["NamedRepo", "Repo", "TxContext", "by_code_point", "check_length", "name_key"]
 
 R = TypeVar("R")
 
@@ -34,6 +37,35 @@ R = TypeVar("R")
 def name_key(name: str) -> str:
     """The case-insensitive key IAM names are unique by."""
     return name.lower()
+
+
+class _ByCodePoint(FunctionElement[str]):
+    """A text column compared and ordered by code point, on every backend.
+
+    Lists merge the configuration's entities (sorted in Python) with the database's, and page with
+    a marker compared in SQL: both must use one order. SQLite compares text by its bytes already;
+    PostgreSQL uses the database's collation (ICU or glibc locales ignore punctuation, so "a-b"
+    would sort after "ab" there), so it is told ``COLLATE "C"``.
+    """
+
+    type = String()
+    inherit_cache = True
+    name = "by_code_point"
+
+
+@compiles(_ByCodePoint)
+def _by_code_point(element: _ByCodePoint, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(_ByCodePoint, "postgresql")
+def _by_code_point_postgresql(element: _ByCodePoint, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+
+
+def by_code_point(column: ColumnElement[str]) -> ColumnElement[str]:
+    """``column`` as lists order and page it (see :class:`_ByCodePoint`)."""
+    return _ByCodePoint(column)
 
 
 def check_length(value: str, limit: int, what: str) -> str:
@@ -216,10 +248,12 @@ class NamedRepo(Repo, Generic[R]):
         """
         t = self.table
         query = (
-            select(t).where(func.substr(t.c.path, 1, len(path_prefix)) == path_prefix).order_by(t.c.name_key)
+            select(t)
+            .where(func.substr(t.c.path, 1, len(path_prefix)) == path_prefix)
+            .order_by(by_code_point(t.c.name_key))
         )
         if after is not None:
-            query = query.where(t.c.name_key > name_key(after))
+            query = query.where(by_code_point(t.c.name_key) > name_key(after))
         if limit is not None:
             query = query.limit(limit)
         return await self._build_many(await self._rows(query))

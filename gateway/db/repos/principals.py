@@ -25,7 +25,7 @@ from gateway.db.records import (
     UserRecord,
     iam_arn,
 )
-from gateway.db.repos.base import NamedRepo
+from gateway.db.repos.base import NamedRepo, by_code_point
 from gateway.errors import DeleteConflict, EntityAlreadyExists, NoSuchEntity
 
 __all__ = ["GroupRepo", "InstanceProfileRepo", "RoleRepo", "UserRepo"]
@@ -171,7 +171,10 @@ class GroupRepo(_PrincipalRepo):
         """The users in a group, by name."""
         u, g = schema.users, schema.group_members
         rows = await self._rows(
-            select(u).join(g, g.c.user_id == u.c.id).where(g.c.group_id == group_id).order_by(u.c.name_key)
+            select(u)
+            .join(g, g.c.user_id == u.c.id)
+            .where(g.c.group_id == group_id)
+            .order_by(by_code_point(u.c.name_key))
         )
         return await UserRepo(self._ctx)._build_many(rows)
 
@@ -179,7 +182,10 @@ class GroupRepo(_PrincipalRepo):
         """The groups a user is in, by name (also the count the 10-groups quota checks)."""
         t, g = self.table, schema.group_members
         rows = await self._rows(
-            select(t).join(g, g.c.group_id == t.c.id).where(g.c.user_id == user_id).order_by(t.c.name_key)
+            select(t)
+            .join(g, g.c.group_id == t.c.id)
+            .where(g.c.user_id == user_id)
+            .order_by(by_code_point(t.c.name_key))
         )
         return [self._record(r, ()) for r in rows]
 
@@ -361,6 +367,9 @@ class InstanceProfileRepo(NamedRepo[InstanceProfileRecord]):
         """The instance profiles holding a role (ListInstanceProfilesForRole)."""
         t, p = self.table, schema.instance_profile_roles
         rows = await self._rows(
-            select(t).join(p, p.c.profile_id == t.c.id).where(p.c.role_id == role_id).order_by(t.c.name_key)
+            select(t)
+            .join(p, p.c.profile_id == t.c.id)
+            .where(p.c.role_id == role_id)
+            .order_by(by_code_point(t.c.name_key))
         )
         return await self._build_many(rows)
