@@ -20,7 +20,9 @@ server is parsed with botocore's own STS parser before anything is timed.
 Prints requests/s, p50/p99 latency (the median p50 and the worst p99 of the rounds), server CPU per
 request, how busy the server and wrk were (wrk near 100% of a core would mean the client, not the
 server, is the limit) and how long the server waited for a CPU, then the ratios fedgate/moto.
-``--profile FILE`` runs fedgate under pyinstrument (``pip install pyinstrument``) and writes its
+``--baseline SRC`` also serves fedgate from another source tree (an earlier commit unpacked with
+``git archive``), measured in the same alternating rounds, to tell what a change did in one run on a
+shared host. ``--profile FILE`` runs fedgate under pyinstrument (``pip install pyinstrument``) and writes its
 text report there when the bench ends. The whole run takes about 45 s.
 """
 
@@ -67,6 +69,8 @@ MOTO_MAIN = (
     "import logging, sys; logging.getLogger('werkzeug').setLevel(logging.WARNING); "
     "from moto.server import main; sys.exit(main(sys.argv[1:]))"
 )
+# `fedgate serve` from whatever `gateway` package comes first on the path (--baseline's checkout).
+BASELINE_MAIN = "import sys; from gateway.cli import main; sys.exit(main(sys.argv[1:]))"
 # `fedgate serve` under pyinstrument's sampling profiler (low overhead, unlike cProfile); the report
 # is written when the server stops (SIGTERM ends serve() normally).
 PROFILED_MAIN = (
@@ -74,7 +78,8 @@ PROFILED_MAIN = (
     "out = sys.argv[1]; profiler = Profiler(interval=0.0002); profiler.start()\n"
     "try: main(sys.argv[2:])\n"
     "finally:\n"
-    "    profiler.stop(); open(out, 'w').write(profiler.output_text(unicode=True, show_all=False))"
+    "    profiler.stop(); text = profiler.output_text(unicode=True, show_all=False)\n"
+    "    with open(out, 'w') as f: f.write(text)"
 )
 
 
@@ -205,11 +210,12 @@ def _die_with_parent() -> None:
 class Servers:
     """Subprocesses started by the bench; :meth:`stop_all` always runs (``finally`` in :func:`main`)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, stop_timeout: float = 5.0) -> None:
         self.workdir = workdir
+        self.stop_timeout = stop_timeout
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("wb")
         # Output goes to a file, not a pipe nobody reads, so a chatty server can never block.
         proc = subprocess.Popen(
@@ -217,6 +223,7 @@ class Servers:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
             preexec_fn=_die_with_parent,  # fine here: the bench starts no threads
         )
         log.close()
@@ -233,7 +240,7 @@ class Servers:
                 proc.terminate()
         for proc in self.procs.values():
             try:
-                proc.wait(timeout=5)
+                proc.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
@@ -407,12 +414,23 @@ async def run(args: argparse.Namespace, servers: Servers) -> None:
             "fedgate": (f"http://127.0.0.1:{fed_port}/", fedgate.pid),
             "moto": (f"http://127.0.0.1:{moto_port}/", moto.pid),
         }
+        if args.baseline is not None:
+            # Another checkout's code, found before the editable install's (PYTHONPATH comes first).
+            source = args.baseline.resolve()
+            env = {**os.environ, "PYTHONPATH": f"{source}{os.pathsep}{source / 'plugins'}"}
+            base_port = free_port()
+            base_argv = [sys.executable, "-c", BASELINE_MAIN, "serve", "-c", str(config_path)]
+            base_argv += ["--host", "127.0.0.1", "--port", str(base_port)]
+            base = servers.start("baseline", base_argv, env=env)
+            targets["baseline"] = (f"http://127.0.0.1:{base_port}/", base.pid)
 
         script = wrk_script(bodies, servers.workdir / "assume.lua")
         async with aiohttp.ClientSession() as session:
             await wait_ready(session, servers, "fedgate", f"http://127.0.0.1:{fed_port}/healthz")
             await wait_ready(session, servers, "fedgate", f"http://127.0.0.1:{fed_port}/readyz")
             await wait_ready(session, servers, "moto", f"http://127.0.0.1:{moto_port}/moto-api/data.json")
+            if "baseline" in targets:
+                await wait_ready(session, servers, "baseline", targets["baseline"][0] + "readyz")
 
             print(
                 f"STS AssumeRoleWithWebIdentity over HTTP, {os.cpu_count()} CPUs, python "
@@ -423,7 +441,7 @@ async def run(args: argparse.Namespace, servers: Servers) -> None:
             for name, (url, _) in targets.items():
                 print(await check_server(session, name, url, tokens[0], forged))
 
-            names = [name for name in targets if args.only in (None, name)]
+            names = [name for name in targets if args.only in (None, name) or name == "baseline"]
             window = max(1, round(args.seconds / args.rounds))
             for concurrency in args.concurrency:
                 print(
@@ -438,13 +456,15 @@ async def run(args: argparse.Namespace, servers: Servers) -> None:
                         await load(url, script, concurrency, args.warmup, window, pid, results[name])
                 for name in names:
                     report(name, results[name])
-                if len(results) == 2:
-                    fed, moto_result = results["fedgate"], results["moto"]
-                    print(
-                        f"  ratio fedgate/moto: {fed.rate / max(moto_result.rate, 1e-9):.2f}x req/s, "
-                        f"{moto_result.cpu_ms_per_request / fed.cpu_ms_per_request:.2f}x less server CPU "
-                        "per request"
-                    )
+                fed = results.get("fedgate")
+                for peer in ("moto", "baseline"):
+                    other = results.get(peer)
+                    if fed is not None and other is not None:
+                        print(
+                            f"  ratio fedgate/{peer}: {fed.rate / max(other.rate, 1e-9):.2f}x req/s, "
+                            f"{other.cpu_ms_per_request / fed.cpu_ms_per_request:.2f}x less server CPU "
+                            "per request"
+                        )
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -467,6 +487,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--only", choices=["fedgate", "moto"], help="measure one server (e.g. with --profile)"
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="SRC",
+        help="also serve fedgate from the source tree SRC (e.g. `git archive main | tar -x -C SRC`), "
+        "measured beside this checkout's in the same rounds",
+    )
+    parser.add_argument(
         "--profile", type=Path, metavar="FILE", help="run fedgate under pyinstrument; its report goes here"
     )
     args = parser.parse_args(argv)
@@ -486,7 +513,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # SIGTERM (run_all.py's time limit) unwinds like Ctrl-C, so the finally below stops the servers.
     signal.signal(signal.SIGTERM, _terminate)
     with tempfile.TemporaryDirectory(prefix="fedgate-sts-bench-") as workdir:
-        servers = Servers(Path(workdir))
+        # A profiled server writes its report as it stops: give it time to.
+        servers = Servers(Path(workdir), stop_timeout=5.0 if args.profile is None else 120.0)
         try:
             asyncio.run(run(args, servers))
         except KeyboardInterrupt:
