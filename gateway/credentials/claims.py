@@ -242,6 +242,10 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+# json.dumps with any non-default option builds a new encoder per call; this one is built once.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_claims(claims: SessionClaims) -> bytes:
     """Serialize ``claims`` as compact JSON, leaving out defaults and what the role ARN implies
     (a user kind has no role ARN)."""
@@ -275,7 +279,7 @@ def encode_claims(claims: SessionClaims) -> bytes:
     }
     # Every default is falsy (None, "", False, empty): leave those out.
     out.update((key, value) for key, value in optional.items() if value)
-    return json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(out).encode()
 
 
 def _number(value: float) -> float | int:
