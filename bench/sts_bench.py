@@ -60,7 +60,7 @@ ACCOUNT = "123456789012"
 ROLE = "bench"
 SUBJECT_PREFIX = "repo:acme/app-"
 TOKEN_POOL = 512
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = 90.0  # a loaded host can take a minute to start three servers
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 VENV_BIN = Path(sys.executable).parent
 # moto_server exactly, except werkzeug's per-request access log line, which fedgate does not write
