@@ -1,21 +1,29 @@
 """STS AssumeRoleWithWebIdentity over HTTP: fedgate against moto's server (the peer), same run.
 
 Run: ``.venv/bin/python bench/sts_bench.py [--seconds 6] [--rounds 3] [--concurrency 16 64]``.
+Needs ``wrk`` (``apt-get install wrk``), the load generator.
 
 Both servers run as one subprocess each on 127.0.0.1 (a free port each): ``fedgate serve`` (memory
 store, audit sink ``none``, log level WARNING, so no per-request output is measured) and moto's
 ``moto_server`` (its threaded werkzeug server, with only werkzeug's access-log line turned off, for
-the same reason). One aiohttp client in this process drives both with the same fixed concurrency, in
-alternating rounds of a warm-up then a timed window; only 200 responses count. Tokens come from a
-pool minted up front by a live :class:`gateway.testing.OIDCTestIssuer` in this process (RS256,
-2048-bit key): fedgate checks each one in full (signature against the issuer's JWKS, iss, aud, exp,
-nbf, iat, sub, the role's trust policy with aud and sub conditions) and mints sealed credentials; moto
-checks nothing. A forged token is sent to both to show that difference, and a sample response from
-each server is parsed with botocore's own STS parser before anything is timed.
+the same reason). The load comes from another process, wrk (C, one thread), replaying a Lua script
+that POSTs AssumeRoleWithWebIdentity with the next of a pool of pre-minted tokens, so no Python
+client shares the measurement. Both servers get the same fixed concurrency in alternating rounds of
+a warm-up run then a timed run; only 200 responses count. The figure that matters is server CPU
+per request, read from ``/proc/PID/stat`` of the server process before and after each timed run.
+Tokens come from a live :class:`gateway.testing.OIDCTestIssuer` in this process (RS256, 2048-bit
+key): fedgate checks each one in full (signature against the issuer's JWKS, iss, aud, exp, nbf, iat,
+sub, the role's trust policy with aud and sub conditions) and mints sealed credentials; moto checks
+nothing. A forged token is sent to both to show that difference, and a sample response from each
+server is parsed with botocore's own STS parser before anything is timed.
 
-Prints requests/s, p50/p99 latency, server CPU per request, how busy the server and this client were
-(a client near 100% of a core would mean the client, not the server, is the limit) and how long the
-server waited for a CPU, then the ratios fedgate/moto. The whole run takes about 35 s.
+Prints requests/s, p50/p99 latency (the median p50 and the worst p99 of the rounds), server CPU per
+request, how busy the server and wrk were (wrk near 100% of a core would mean the client, not the
+server, is the limit) and how long the server waited for a CPU, then the ratios fedgate/moto.
+``--baseline SRC`` also serves fedgate from another source tree (an earlier commit unpacked with
+``git archive``), measured in the same alternating rounds, to tell what a change did in one run on a
+shared host. ``--profile FILE`` runs fedgate under pyinstrument (``pip install pyinstrument``) and writes its
+text report there when the bench ends. The whole run takes about 45 s.
 """
 
 from __future__ import annotations
@@ -25,8 +33,11 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import resource
+import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,7 +60,7 @@ ACCOUNT = "123456789012"
 ROLE = "bench"
 SUBJECT_PREFIX = "repo:acme/app-"
 TOKEN_POOL = 512
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = 90.0  # a loaded host can take a minute to start three servers
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 VENV_BIN = Path(sys.executable).parent
 # moto_server exactly, except werkzeug's per-request access log line, which fedgate does not write
@@ -58,11 +69,23 @@ MOTO_MAIN = (
     "import logging, sys; logging.getLogger('werkzeug').setLevel(logging.WARNING); "
     "from moto.server import main; sys.exit(main(sys.argv[1:]))"
 )
+# `fedgate serve` from whatever `gateway` package comes first on the path (--baseline's checkout).
+BASELINE_MAIN = "import sys; from gateway.cli import main; sys.exit(main(sys.argv[1:]))"
+# `fedgate serve` under pyinstrument's sampling profiler (low overhead, unlike cProfile); the report
+# is written when the server stops (SIGTERM ends serve() normally).
+PROFILED_MAIN = (
+    "import sys; from pyinstrument import Profiler; from gateway.cli import main; "
+    "out = sys.argv[1]; profiler = Profiler(interval=0.0002); profiler.start()\n"
+    "try: main(sys.argv[2:])\n"
+    "finally:\n"
+    "    profiler.stop(); text = profiler.output_text(unicode=True, show_all=False)\n"
+    "    with open(out, 'w') as f: f.write(text)"
+)
 
 
 @dataclass
 class Result:
-    """Measured windows against one server, summed over rounds."""
+    """Measured runs against one server, summed over rounds."""
 
     ok: int = 0
     failed: int = 0
@@ -70,7 +93,9 @@ class Result:
     server_cpu: float = 0.0
     server_wait: float = 0.0
     client_cpu: float = 0.0
-    latencies: list[float] = field(default_factory=list)
+    p50s: list[float] = field(default_factory=list)
+    p99s: list[float] = field(default_factory=list)
+    round_cpu: list[float] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -81,9 +106,20 @@ class Result:
         """Server CPU per successful request: unlike req/s, barely moved by other load on the host."""
         return 1e3 * self.server_cpu / self.ok if self.ok else float("nan")
 
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+    @property
+    def best_cpu_ms(self) -> float:
+        """Server CPU per request of the least disturbed round: other load only ever adds to it."""
+        return 1e3 * min(self.round_cpu) if self.round_cpu else float("nan")
+
+    @property
+    def p50(self) -> float:
+        """The median of the rounds' p50 latencies, in seconds."""
+        return statistics.median(self.p50s) if self.p50s else float("nan")
+
+    @property
+    def p99(self) -> float:
+        """The worst of the rounds' p99 latencies, in seconds."""
+        return max(self.p99s) if self.p99s else float("nan")
 
 
 def free_port() -> int:
@@ -180,11 +216,12 @@ def _die_with_parent() -> None:
 class Servers:
     """Subprocesses started by the bench; :meth:`stop_all` always runs (``finally`` in :func:`main`)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, stop_timeout: float = 5.0) -> None:
         self.workdir = workdir
+        self.stop_timeout = stop_timeout
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("wb")
         # Output goes to a file, not a pipe nobody reads, so a chatty server can never block.
         proc = subprocess.Popen(
@@ -192,6 +229,7 @@ class Servers:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
             preexec_fn=_die_with_parent,  # fine here: the bench starts no threads
         )
         log.close()
@@ -208,7 +246,7 @@ class Servers:
                 proc.terminate()
         for proc in self.procs.values():
             try:
-                proc.wait(timeout=5)
+                proc.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
@@ -265,65 +303,103 @@ async def check_server(session: aiohttp.ClientSession, name: str, url: str, toke
     )
 
 
+def wrk_script(bodies: Sequence[bytes], path: Path) -> Path:
+    """A wrk Lua script POSTing ``bodies`` in turn, whose summary line :func:`run_wrk` reads."""
+    entries = []
+    for body in bodies:
+        text = body.decode("ascii")
+        # Form bodies are percent-encoded: nothing in them needs escaping in a Lua string.
+        if not set(text) <= _FORM_CHARS:
+            raise SystemExit("a request body has characters the Lua script cannot hold as they are")
+        entries.append(f'  "{text}",')
+    headers = ", ".join(f'["{k}"] = "{v}"' for k, v in HEADERS.items())
+    path.write_text(
+        "local bodies = {\n" + "\n".join(entries) + "\n}\n"
+        f"local headers = {{{headers}}}\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i + 1\n"
+        '  return wrk.format("POST", "/", headers, bodies[(i % #bodies) + 1])\n'
+        "end\n"
+        "done = function(summary, latency, requests)\n"
+        "  local e = summary.errors\n"
+        '  io.write(string.format("BENCH %d %d %d %d %d %d\\n", summary.requests, e.status,\n'
+        "    e.connect + e.read + e.write + e.timeout, summary.duration,\n"
+        "    latency:percentile(50), latency:percentile(99)))\n"
+        "end\n"
+    )
+    return path
+
+
+_FORM_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789%-._~+=&*")
+
+
+async def run_wrk(url: str, script: Path, concurrency: int, seconds: int) -> dict[str, int]:
+    """One wrk run of ``seconds`` at ``concurrency``: the counts of its summary line."""
+    argv = [
+        "wrk",
+        "--threads",
+        "1",
+        "--connections",
+        str(concurrency),
+        "--duration",
+        f"{seconds}s",
+        "--timeout",
+        "10s",
+        "--script",
+        str(script),
+        url,
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, preexec_fn=_die_with_parent
+    )
+    out, _ = await proc.communicate()
+    line = next((x for x in out.decode(errors="replace").splitlines() if x.startswith("BENCH ")), None)
+    if proc.returncode != 0 or line is None:
+        raise SystemExit(f"wrk failed ({proc.returncode}):\n{out.decode(errors='replace')[-2000:]}")
+    names = ("requests", "non_2xx", "socket_errors", "duration_us", "p50_us", "p99_us")
+    return dict(zip(names, map(int, line.split()[1:]), strict=True))
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's reaped children (the wrk runs), user + system."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def load(
-    session: aiohttp.ClientSession,
-    url: str,
-    bodies: Sequence[bytes],
-    concurrency: int,
-    warmup: float,
-    seconds: float,
-    pid: int,
-    into: Result,
+    url: str, script: Path, concurrency: int, warmup: int, seconds: int, pid: int, into: Result
 ) -> None:
-    """Drive ``url`` with ``concurrency`` workers: ``warmup`` seconds, then a ``seconds`` window."""
-    measuring = False
-    stop = False
-    counter = 0
-
-    async def worker() -> None:
-        nonlocal counter
-        while not stop:
-            body = bodies[counter % len(bodies)]
-            counter += 1
-            start = time.perf_counter()
-            try:
-                async with session.post(url, data=body, headers=HEADERS) as resp:
-                    await resp.read()
-                    success = resp.status == 200
-            except aiohttp.ClientError:
-                success = False
-            if measuring:
-                if success:
-                    into.ok += 1
-                    into.latencies.append(time.perf_counter() - start)
-                else:
-                    into.failed += 1
-
-    tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
-    try:
-        await asyncio.sleep(warmup)
-        server0, wait0, client0 = cpu_seconds(pid), runqueue_wait(pid), time.process_time()
-        t0 = time.perf_counter()
-        measuring = True
-        await asyncio.sleep(seconds)
-        measuring = False
-        into.seconds += time.perf_counter() - t0
-        into.server_cpu += cpu_seconds(pid) - server0
-        # Ended threads take their run_delay with them, so moto's figure is a lower bound.
-        into.server_wait += max(0.0, runqueue_wait(pid) - wait0)
-        into.client_cpu += time.process_time() - client0
-    finally:
-        stop = True
-        await asyncio.gather(*tasks, return_exceptions=True)
+    """Drive ``url`` with wrk at ``concurrency``: a ``warmup``-second run, then a measured one."""
+    if warmup:
+        await run_wrk(url, script, concurrency, warmup)
+    # wrk is reaped by the time run_wrk returns, so its CPU time is in the children's counters.
+    server0, wait0, client0 = cpu_seconds(pid), runqueue_wait(pid), children_cpu()
+    summary = await run_wrk(url, script, concurrency, seconds)
+    cpu = cpu_seconds(pid) - server0
+    into.server_cpu += cpu
+    # Ended threads take their run_delay with them, so moto's figure is a lower bound.
+    into.server_wait += max(0.0, runqueue_wait(pid) - wait0)
+    into.client_cpu += children_cpu() - client0
+    into.seconds += summary["duration_us"] / 1e6
+    failed = summary["non_2xx"] + summary["socket_errors"]
+    into.ok += summary["requests"] - summary["non_2xx"]
+    into.failed += failed
+    ok = summary["requests"] - summary["non_2xx"]
+    if ok:
+        into.round_cpu.append(cpu / ok)
+    into.p50s.append(summary["p50_us"] / 1e6)
+    into.p99s.append(summary["p99_us"] / 1e6)
 
 
 def report(name: str, result: Result) -> None:
     print(
-        f"  {name:<8} {result.rate:>7,.0f} req/s  p50 {result.percentile(0.5) * 1e3:6.1f} ms  "
-        f"p99 {result.percentile(0.99) * 1e3:6.1f} ms  ok {result.ok:>6}  failed {result.failed:>3}  "
-        f"server {result.cpu_ms_per_request:5.2f} cpu-ms/req; busy: server "
+        f"  {name:<8} {result.rate:>7,.0f} req/s  p50 {result.p50 * 1e3:6.1f} ms  "
+        f"p99 {result.p99 * 1e3:6.1f} ms  ok {result.ok:>6}  failed {result.failed:>3}  "
+        f"server {result.cpu_ms_per_request:5.2f} cpu-ms/req (best round {result.best_cpu_ms:4.2f}); "
+        f"busy: server "
         f"{result.server_cpu / result.seconds:4.0%} (+{result.server_wait / result.seconds:3.0%} waiting for "
-        f"a CPU) client {result.client_cpu / result.seconds:4.0%}"
+        f"a CPU) wrk {result.client_cpu / result.seconds:4.0%}"
     )
 
 
@@ -337,8 +413,11 @@ async def run(args: argparse.Namespace, servers: Servers) -> None:
         config_path = servers.workdir / "fedgate.yaml"
         config_path.write_text(yaml.safe_dump(fedgate_config(issuer)))
         fed_port, moto_port = free_port(), free_port()
-        fedgate_argv = [str(VENV_BIN / "fedgate"), "serve", "-c", str(config_path)]
-        fedgate = servers.start("fedgate", [*fedgate_argv, "--host", "127.0.0.1", "--port", str(fed_port)])
+        fedgate_argv = [str(VENV_BIN / "fedgate")]
+        if args.profile is not None:
+            fedgate_argv = [sys.executable, "-c", PROFILED_MAIN, str(args.profile.resolve())]
+        fedgate_argv += ["serve", "-c", str(config_path), "--host", "127.0.0.1", "--port", str(fed_port)]
+        fedgate = servers.start("fedgate", fedgate_argv)
         moto = servers.start(
             "moto", [sys.executable, "-c", MOTO_MAIN, "-H", "127.0.0.1", "-p", str(moto_port)]
         )
@@ -346,44 +425,57 @@ async def run(args: argparse.Namespace, servers: Servers) -> None:
             "fedgate": (f"http://127.0.0.1:{fed_port}/", fedgate.pid),
             "moto": (f"http://127.0.0.1:{moto_port}/", moto.pid),
         }
+        if args.baseline is not None:
+            # Another checkout's code, found before the editable install's (PYTHONPATH comes first).
+            source = args.baseline.resolve()
+            env = {**os.environ, "PYTHONPATH": f"{source}{os.pathsep}{source / 'plugins'}"}
+            base_port = free_port()
+            base_argv = [sys.executable, "-c", BASELINE_MAIN, "serve", "-c", str(config_path)]
+            base_argv += ["--host", "127.0.0.1", "--port", str(base_port)]
+            base = servers.start("baseline", base_argv, env=env)
+            targets["baseline"] = (f"http://127.0.0.1:{base_port}/", base.pid)
 
-        connector = aiohttp.TCPConnector(limit=max(args.concurrency) * 2)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        script = wrk_script(bodies, servers.workdir / "assume.lua")
+        async with aiohttp.ClientSession() as session:
             await wait_ready(session, servers, "fedgate", f"http://127.0.0.1:{fed_port}/healthz")
             await wait_ready(session, servers, "fedgate", f"http://127.0.0.1:{fed_port}/readyz")
             await wait_ready(session, servers, "moto", f"http://127.0.0.1:{moto_port}/moto-api/data.json")
+            if "baseline" in targets:
+                await wait_ready(session, servers, "baseline", targets["baseline"][0] + "readyz")
 
             print(
                 f"STS AssumeRoleWithWebIdentity over HTTP, {os.cpu_count()} CPUs, python "
-                f"{sys.version.split()[0]}, aiohttp client in one process, {TOKEN_POOL} pre-minted RS256 "
+                f"{sys.version.split()[0]}, load from wrk (one thread), {TOKEN_POOL} pre-minted RS256 "
                 f"tokens\n  fedgate: `fedgate serve`, memory store, audit sink none, log level WARNING; "
                 "moto: moto_server (threaded werkzeug), access log off"
             )
             for name, (url, _) in targets.items():
                 print(await check_server(session, name, url, tokens[0], forged))
 
-            names = [name for name in targets if args.only in (None, name)]
-            window = args.seconds / args.rounds
+            names = [name for name in targets if args.only in (None, name) or name == "baseline"]
+            window = max(1, round(args.seconds / args.rounds))
             for concurrency in args.concurrency:
                 print(
                     f"concurrency {concurrency}: {args.rounds} alternating rounds per server, each a "
-                    f"{args.warmup}s warm-up then a {window:.2g}s window; load average {load_average()}"
+                    f"{args.warmup}s warm-up run then a {window}s measured run; load average {load_average()}"
                 )
                 results = {name: Result() for name in names}
                 # Alternating short windows share out any other load on the host between the two.
                 for _ in range(args.rounds):
                     for name in names:
                         url, pid = targets[name]
-                        await load(session, url, bodies, concurrency, args.warmup, window, pid, results[name])
+                        await load(url, script, concurrency, args.warmup, window, pid, results[name])
                 for name in names:
                     report(name, results[name])
-                if len(results) == 2:
-                    fed, moto_result = results["fedgate"], results["moto"]
-                    print(
-                        f"  ratio fedgate/moto: {fed.rate / max(moto_result.rate, 1e-9):.2f}x req/s, "
-                        f"{moto_result.cpu_ms_per_request / fed.cpu_ms_per_request:.2f}x less server CPU "
-                        "per request"
-                    )
+                fed = results.get("fedgate")
+                for peer in ("moto", "baseline"):
+                    other = results.get(peer)
+                    if fed is not None and other is not None:
+                        print(
+                            f"  ratio fedgate/{peer}: {fed.rate / max(other.rate, 1e-9):.2f}x req/s, "
+                            f"{other.cpu_ms_per_request / fed.cpu_ms_per_request:.2f}x less server CPU "
+                            "per request"
+                        )
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -398,10 +490,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="alternating windows the seconds are split into"
     )
-    parser.add_argument("--warmup", type=float, default=0.5, help="warm-up before each window")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="seconds of the warm-up run before each measured one"
+    )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
     parser.add_argument(
-        "--only", choices=["fedgate", "moto"], help="measure one server (e.g. to attach a profiler to it)"
+        "--only", choices=["fedgate", "moto"], help="measure one server (e.g. with --profile)"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="SRC",
+        help="also serve fedgate from the source tree SRC (e.g. `git archive main | tar -x -C SRC`), "
+        "measured beside this checkout's in the same rounds",
+    )
+    parser.add_argument(
+        "--profile", type=Path, metavar="FILE", help="run fedgate under pyinstrument; its report goes here"
     )
     args = parser.parse_args(argv)
     if not (
@@ -414,11 +518,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             "bounded runs only: seconds in (0, 60], rounds in (0, 20], warmup in [0, 10], "
             "concurrency in (0, 512]"
         )
+    if shutil.which("wrk") is None:
+        sys.exit("sts_bench.py needs wrk, the HTTP load generator: apt-get install wrk")
 
     # SIGTERM (run_all.py's time limit) unwinds like Ctrl-C, so the finally below stops the servers.
     signal.signal(signal.SIGTERM, _terminate)
     with tempfile.TemporaryDirectory(prefix="fedgate-sts-bench-") as workdir:
-        servers = Servers(Path(workdir))
+        # A profiled server writes its report as it stops: give it time to.
+        servers = Servers(Path(workdir), stop_timeout=5.0 if args.profile is None else 120.0)
         try:
             asyncio.run(run(args, servers))
         except KeyboardInterrupt:

@@ -13,6 +13,7 @@ a caller that already translates malformed JSON into its AWS error (``InvalidIde
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -83,4 +84,17 @@ def loads(
     if max_chars is not None and len(text) > max_chars:
         raise JsonLimitError(f"document is longer than {max_chars} characters")
     check_depth(text, max_depth)
-    return json.loads(text, object_pairs_hook=object_pairs_hook, parse_constant=parse_constant)
+    if object_pairs_hook is None and parse_constant is None:
+        return json.loads(text)
+    return _decoder(object_pairs_hook, parse_constant).decode(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _decoder(
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None,
+    parse_constant: Callable[[str], Any] | None,
+) -> json.JSONDecoder:
+    # json.loads builds a new decoder (and its scanner) whenever it is given a hook: more than
+    # parsing a token's header costs. Decoders hold no state between calls, so one per hook pair
+    # serves every call.
+    return json.JSONDecoder(object_pairs_hook=object_pairs_hook, parse_constant=parse_constant)

@@ -32,7 +32,7 @@ from gateway.credentials.claims import (
     SessionClaims,
     decode_claims,
     encode_claims,
-    role_id_for,
+    role_facts,
 )
 from gateway.credentials.keyring import MAX_TOKEN_CHARS, KeyRing, invalid_token
 from gateway.credentials.revocation import ACCESS_KEY, ROLE, USER, Revocations, RevocationWriter
@@ -59,6 +59,7 @@ __all__ = [
 
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _RAW, _ZLIB = 0, 1
+_WINDOW_BITS, _MEM_LEVEL = 12, 4
 _MAX_PLAINTEXT = 64 * 1024
 
 
@@ -87,9 +88,12 @@ class IssuedCredentials:
 
 def _pack(claims: SessionClaims) -> bytes:
     # zlib saves ~20-30% on typical claims (ARNs and URLs repeat), but not on tiny ones: keep the
-    # smaller of the two, flagged by the first byte.
+    # smaller of the two, flagged by the first byte. A 4 KiB window and small hash table compress
+    # claims as well as the defaults (what repeats is close by) at half the cost: zlib's set-up of
+    # its default 32 KiB window dominated compressing a few hundred bytes. Any zlib reader opens it.
     body = encode_claims(claims)
-    packed = zlib.compress(body, 9)
+    deflate = zlib.compressobj(6, zlib.DEFLATED, _WINDOW_BITS, _MEM_LEVEL)
+    packed = deflate.compress(body) + deflate.flush()
     return bytes([_ZLIB]) + packed if len(packed) < len(body) else bytes([_RAW]) + body
 
 
@@ -196,7 +200,7 @@ class CredentialService:
         not fit in a token. ``chain`` is what a chained session descends from
         (:attr:`SessionClaims.chain`), ``source_key_id`` the long-term key its chain started with.
         """
-        arn_account, arn_role_name = parse_role_arn(role_arn)
+        arn_account, arn_role_name, role_id = role_facts(role_arn)
         if account_id not in (None, arn_account) or role_name not in (None, arn_role_name):
             raise ValueError("account_id and role_name must match the role ARN")
         if duration_seconds <= 0:
@@ -206,7 +210,7 @@ class CredentialService:
             account_id=arn_account,
             role_arn=role_arn,
             role_name=arn_role_name,
-            role_id=role_id_for(role_arn),
+            role_id=role_id,
             session_name=session_name,
             access_key_id=new_access_key_id(),
             secret_access_key=new_secret_access_key(),

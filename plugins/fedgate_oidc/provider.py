@@ -131,6 +131,7 @@ class OIDCProvider:
         )
         tags, transitive = session_tags(claims)
         iat = claims.get("iat")
+        flat = flat_claims(claims)  # condition keys come from the flat claims alone: filtered once
         return Identity(
             provider_arn=self._arn,
             provider_id=self._id,
@@ -138,8 +139,8 @@ class OIDCProvider:
             subject=claims["sub"],
             audience=audience,
             issuer=settings.issuer,
-            claims=flat_claims(claims),
-            condition_keys=condition_keys(claims, self._id, audience),
+            claims=flat,
+            condition_keys=condition_keys(flat, self._id, audience),
             session_tags=tags,
             transitive_tag_keys=transitive,
             expires_at=float(claims["exp"]),

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import botocore.session
 from botocore.parsers import QueryParser
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.sts.xml import error_document, response_document
 
@@ -73,3 +75,19 @@ def test_error_document_parses_into_code_and_message() -> None:
     assert parsed["Error"]["Message"] == "bad <token> &  stuff"  # NUL dropped: XML cannot carry it
     assert parsed["Error"]["Type"] == "Sender"
     assert parsed["ResponseMetadata"]["RequestId"] == "req-9"
+
+
+def _reference_text(value: str) -> str:
+    """What every text node must be: markup escaped, characters XML 1.0 cannot carry dropped."""
+    dropped = "".join(c for c in value if c in "\t\n\r" or (ord(c) >= 0x20 and c not in "\ufffe\uffff"))
+    return dropped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("&<>\x00\x0b\x1f\ufffe\uffff\t\r\n")))
+def test_text_is_escaped_whatever_it_holds(value: str) -> None:
+    # The renderer skips the escaping work for text that needs none; the result must not show it.
+    body = response_document("GetCallerIdentity", {"Arn": value, "Nested": {"UserId": value}}, value)
+    expected = _reference_text(value)
+    assert f"<Arn>{expected}</Arn><Nested><UserId>{expected}</UserId></Nested>" in body
+    assert f"<RequestId>{expected}</RequestId>" in body
