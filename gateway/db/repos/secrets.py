@@ -9,7 +9,7 @@ dropped from the ring without losing a secret.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, final
 
@@ -286,7 +286,7 @@ class MfaDeviceRepo(_SealedRepo):
         await self.require(serial)
         await self._set_tags("mfa-device", serial, tags)
 
-    async def untag(self, serial: str, keys: list[str]) -> None:
+    async def untag(self, serial: str, keys: Sequence[str]) -> None:
         """Remove tags from the device."""
         await self.require(serial)
         await self._untag("mfa-device", serial, keys)

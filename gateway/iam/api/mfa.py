@@ -33,7 +33,7 @@ from gateway.iam.api.action import ActionContext, IamAction, Resource
 from gateway.iam.api.entities import named_or_calling_user, named_user, require_user, tag_list, user_shape
 from gateway.iam.api.paging import PAGING, PageRequest, page_of
 from gateway.iam.api.params import Args, Param, constraint, length, name, path
-from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, check_tag_quota, tags_page
+from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, tag_handlers
 from gateway.iam.api.users import USER_NAME
 from gateway.iam.mfa import MfaCodeRefused
 from gateway.sts.params import QueryParams
@@ -239,21 +239,11 @@ async def _get(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     return _assigned_shape(user, device)
 
 
-async def _tag(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    device = await _device(ctx, args.text("SerialNumber"))
-    check_tag_quota(device.tags, args.mapping("Tags"))
-    await ctx.tx.mfa_devices.tag(device.serial, args.mapping("Tags"))
-    return {}
-
-
-async def _untag(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    device = await _device(ctx, args.text("SerialNumber"))
-    await ctx.tx.mfa_devices.untag(device.serial, args.strings("TagKeys"))
-    return {}
-
-
-async def _list_tags(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    return tags_page((await _device(ctx, args.text("SerialNumber"))).tags, args)
+_tag, _untag, _list_tags = tag_handlers(
+    lambda ctx, args: _device(ctx, args.text("SerialNumber")),
+    lambda ctx: ctx.tx.mfa_devices,
+    lambda device: device.serial,
+)
 
 
 _DEVICE_NAME = Param(

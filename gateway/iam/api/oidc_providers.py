@@ -34,7 +34,7 @@ from gateway.iam.api.action import ActionContext, Declared, IamAction, Resource
 from gateway.iam.api.entities import CONFIG_EPOCH, tag_list
 from gateway.iam.api.paging import PAGING
 from gateway.iam.api.params import Args, Param, arn, length
-from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, check_tag_quota, tags_page
+from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, tag_handlers
 from gateway.iam.api.values import strings
 from gateway.sts.params import QueryParams
 
@@ -182,22 +182,9 @@ async def _update_thumbprints(ctx: ActionContext, args: Args) -> Mapping[str, An
     return {}
 
 
-async def _tag(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    record = await _require(ctx, args)
-    adding = args.mapping("Tags")
-    check_tag_quota(record.tags, adding)
-    await ctx.tx.oidc_providers.tag(record.url, adding)
-    return {}
-
-
-async def _untag(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    record = await _require(ctx, args)
-    await ctx.tx.oidc_providers.untag(record.url, args.strings("TagKeys"))
-    return {}
-
-
-async def _list_tags(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    return tags_page((await _require(ctx, args)).tags, args)
+_tag, _untag, _list_tags = tag_handlers(
+    _require, lambda ctx: ctx.tx.oidc_providers, lambda record: record.url
+)
 
 
 _NAMED = "the provider's ARN"

@@ -36,7 +36,7 @@ from gateway.iam.api.documents import MANAGED_POLICY_CHARS, checked, config_text
 from gateway.iam.api.entities import CONFIG_EPOCH, declared, list_resource, tag_list
 from gateway.iam.api.paging import PAGING, PATH_PREFIX, PageRequest, page_of
 from gateway.iam.api.params import Args, Param, arn, name, path, policy_document
-from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, check_tag_quota, tags_page
+from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, tag_handlers
 from gateway.iam.api.values import boolean, enum, flag, pattern, text
 from gateway.iam.catalog import CatalogSnapshot, Group, ManagedPolicy, Role, User
 from gateway.iam.records import EntitySource
@@ -370,22 +370,11 @@ async def _set_default(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     return {}
 
 
-async def _tag_policy(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    view = await require_policy(ctx, args.text("PolicyArn"))
-    adding = args.mapping("Tags")
-    check_tag_quota(view.tags, adding)
-    await ctx.tx.policies.tag(view.name, adding)
-    return {}
-
-
-async def _untag_policy(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    view = await require_policy(ctx, args.text("PolicyArn"))
-    await ctx.tx.policies.untag(view.name, args.strings("TagKeys"))
-    return {}
-
-
-async def _list_tags(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    return tags_page((await require_policy(ctx, args.text("PolicyArn"))).tags, args)
+_tag_policy, _untag_policy, _list_tags = tag_handlers(
+    lambda ctx, args: require_policy(ctx, args.text("PolicyArn")),
+    lambda ctx: ctx.tx.policies,
+    lambda view: view.name,
+)
 
 
 _NAMED = "the policy's ARN"

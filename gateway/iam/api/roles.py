@@ -32,7 +32,7 @@ from gateway.iam.api.documents import TRUST_POLICY_CHARS, checked, config_text, 
 from gateway.iam.api.entities import CONFIG_EPOCH, list_resource, tag_list
 from gateway.iam.api.paging import PAGING, PATH_PREFIX, PageRequest, page_of
 from gateway.iam.api.params import Args, Param, name, path, policy_document
-from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, check_tag_quota, tags_page
+from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, tag_handlers
 from gateway.iam.api.values import integer, text
 from gateway.iam.catalog import Role
 from gateway.iam.records import EntitySource
@@ -303,22 +303,11 @@ async def _delete_boundary(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     return {}
 
 
-async def _tag_role(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    view = await require_role(ctx, args.text("RoleName"))
-    adding = args.mapping("Tags")
-    check_tag_quota(view.tags, adding)
-    await ctx.tx.roles.tag(view.name, adding)
-    return {}
-
-
-async def _untag_role(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    view = await require_role(ctx, args.text("RoleName"))
-    await ctx.tx.roles.untag(view.name, args.strings("TagKeys"))
-    return {}
-
-
-async def _list_tags(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    return tags_page((await require_role(ctx, args.text("RoleName"))).tags, args)
+_tag_role, _untag_role, _list_tags = tag_handlers(
+    lambda ctx, args: require_role(ctx, args.text("RoleName")),
+    lambda ctx: ctx.tx.roles,
+    lambda view: view.name,
+)
 
 
 _NAMED = "the role's ARN"

@@ -36,7 +36,7 @@ from gateway.iam.api.entities import (
 )
 from gateway.iam.api.paging import PAGING, PATH_PREFIX, PageRequest
 from gateway.iam.api.params import Args, Param, name, path
-from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, check_tag_quota, tags_page
+from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, tag_handlers
 
 __all__ = ["ACTIONS", "TITLE", "USER_NAME"]
 
@@ -99,20 +99,13 @@ async def _update_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
     return {}
 
 
-async def _tag_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    user = await ctx.tx.users.require(args.text("UserName"))
-    check_tag_quota(user.tags, args.mapping("Tags"))
-    await ctx.tx.users.tag(user.name, args.mapping("Tags"))
-    return {}
-
-
-async def _untag_user(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    await ctx.tx.users.untag(args.text("UserName"), args.strings("TagKeys"))
-    return {}
-
-
-async def _list_user_tags(ctx: ActionContext, args: Args) -> Mapping[str, Any]:
-    return tags_page((await require_user(ctx, args.text("UserName"))).tags, args)
+# Tags are changed on database users only (the configuration's are unmodifiable), read on both.
+_tag_user, _untag_user, _list_user_tags = tag_handlers(
+    lambda ctx, args: ctx.tx.users.require(args.text("UserName")),
+    lambda ctx: ctx.tx.users,
+    lambda user: user.name,
+    listed=lambda ctx, args: require_user(ctx, args.text("UserName")),
+)
 
 
 async def _bounded_user(ctx: ActionContext, args: Args) -> Resource:
