@@ -14,7 +14,7 @@ from pydantic import AfterValidator
 from gateway.configpath import ConfigPath
 from gateway.errors import ConfigError
 
-__all__ = ["CAFile", "ca_bundle_context", "check_https_url", "client_tls", "is_loopback_host"]
+__all__ = ["CAFile", "Networks", "ca_bundle_context", "check_https_url", "client_tls", "is_loopback_host"]
 
 
 def is_loopback_host(host: str) -> bool:
@@ -67,6 +67,19 @@ def _loadable(path: Path) -> Path:
 
 #: A config field naming a PEM CA bundle that must load (``ca_file`` of the providers).
 CAFile = Annotated[ConfigPath, AfterValidator(_loadable)]
+
+
+def _networks(value: list[str]) -> list[str]:
+    for net in value:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ValueError(f"{net[:64]!r} is not an IP network") from None
+    return value
+
+
+#: A config field listing IP networks in CIDR form (a bare address is its own /32 or /128).
+Networks = Annotated[list[str], AfterValidator(_networks)]
 
 
 def client_tls(ca_file: Path | None) -> ssl.SSLContext | None:

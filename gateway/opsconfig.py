@@ -7,12 +7,12 @@ serving needs, read by the server, the metrics and tracing modules without the w
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.net import Networks
 from gateway.secretref import SecretRef
 
 __all__ = ["AccessLogSettings", "MetricsSettings", "TlsSettings", "TracingSettings"]
@@ -50,7 +50,7 @@ class MetricsSettings(_Model):
     """
 
     enabled: bool = Field(default=True, description="Serve /metrics (and keep counting).")
-    allow_from: list[str] = Field(
+    allow_from: Networks = Field(
         default_factory=lambda: list(_LOOPBACK_NETS),
         description="Networks (CIDR) whose direct connections may scrape without a token; requests "
         "carrying Forwarded or X-Forwarded-For never count as from them (a reverse proxy on the same "
@@ -61,16 +61,6 @@ class MetricsSettings(_Model):
         description="Bearer token that admits a scrape from anywhere (Prometheus' "
         "authorization.credentials_file), by reference; at least 16 characters.",
     )
-
-    @field_validator("allow_from")
-    @classmethod
-    def _networks(cls, v: list[str]) -> list[str]:
-        for net in v:
-            try:
-                ipaddress.ip_network(net, strict=False)
-            except ValueError:
-                raise ValueError(f"{net[:64]!r} is not an IP network") from None
-        return v
 
 
 class TracingSettings(_Model):

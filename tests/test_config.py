@@ -93,6 +93,10 @@ def test_bad_effect_names_the_full_path() -> None:
             ),
             "keyring.keys[0].secret: give exactly one of env, file or value",
         ),
+        (
+            lambda r: r.update(metrics={"allow_from": ["10.0.0.0/8", "10.0.0/33"]}),
+            "metrics.allow_from: '10.0.0/33' is not an IP network",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_their_path(mutate: Any, expected: str) -> None:

@@ -7,13 +7,13 @@ credentials, the identity-token signing key) are given by reference and resolved
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.net import Networks
 from gateway.secretref import SecretRef
 
 __all__ = [
@@ -273,7 +273,7 @@ class UpstreamSettings(_Model):
 class ProxySettings(_Model):
     """Settings shared by every upstream."""
 
-    trusted_proxies: list[str] = Field(
+    trusted_proxies: Networks = Field(
         default_factory=list,
         description="Networks (CIDR) of proxies in front of fedgate whose X-Forwarded-For is believed for "
         "aws:SourceIp and the audit trail, on every endpoint. List only proxies: a client inside a "
@@ -288,13 +288,3 @@ class ProxySettings(_Model):
         description="identity: PEM private key (EC P-256) signing identity tokens. Omitted: a random key per "
         "process (workers of one `serve --workers` share the parent's).",
     )
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, v: list[str]) -> list[str]:
-        for net in v:
-            try:
-                ipaddress.ip_network(net, strict=False)
-            except ValueError:
-                raise ValueError(f"{net[:64]!r} is not an IP network") from None
-        return v
