@@ -24,7 +24,6 @@ from gateway.iam.api.entities import (
     groups_of,
     groups_page,
     inline_documents,
-    tag_list,
     user_shape,
     users_page,
 )
@@ -60,17 +59,10 @@ def _inline(found: Mapping[str, str]) -> list[dict[str, str]]:
 
 
 async def _user(ctx: ActionContext, user: UserRecord) -> dict[str, Any]:
-    out = user_shape(user, full=False)
+    out = user_shape(user)  # with its boundary and tags
     out["UserPolicyList"] = _inline(await inline_documents(ctx, user))
     out["GroupList"] = [g.name for g in await groups_of(ctx, user)]
     out["AttachedManagedPolicies"] = await _attached(ctx, await attached_policy_arns(ctx, user))
-    if user.boundary_arn is not None:
-        out["PermissionsBoundary"] = {
-            "PermissionsBoundaryType": "Policy",
-            "PermissionsBoundaryArn": user.boundary_arn,
-        }
-    if user.tags:
-        out["Tags"] = tag_list(user.tags)
     return out
 
 

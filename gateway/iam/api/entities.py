@@ -30,6 +30,7 @@ __all__ = [
     "USER",
     "Noun",
     "attached_policy_arns",
+    "boundary_shape",
     "configured_group",
     "configured_user",
     "declared",
@@ -262,6 +263,11 @@ def tag_list(tags: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags]
 
 
+def boundary_shape(arn: str) -> dict[str, str]:
+    """IAM's ``AttachedPermissionsBoundary`` for the managed policy ``arn``."""
+    return {"PermissionsBoundaryType": "Policy", "PermissionsBoundaryArn": arn}
+
+
 def user_shape(user: UserRecord, *, full: bool = True) -> dict[str, Any]:
     """IAM's ``User``; ``full`` adds what GetUser and CreateUser return beyond ListUsers
     (permissions boundary, tags)."""
@@ -274,10 +280,7 @@ def user_shape(user: UserRecord, *, full: bool = True) -> dict[str, Any]:
     }
     if full:
         if user.boundary_arn is not None:
-            out["PermissionsBoundary"] = {
-                "PermissionsBoundaryType": "Policy",
-                "PermissionsBoundaryArn": user.boundary_arn,
-            }
+            out["PermissionsBoundary"] = boundary_shape(user.boundary_arn)
         if user.tags:
             out["Tags"] = tag_list(user.tags)
     return out

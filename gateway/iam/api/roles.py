@@ -29,7 +29,7 @@ from gateway.errors import (
 from gateway.iam.api.action import ActionContext, Declared, IamAction, Resource
 from gateway.iam.api.boundary import BOUNDARY, boundary_context, require_boundary
 from gateway.iam.api.documents import TRUST_POLICY_CHARS, checked, config_text, encoded
-from gateway.iam.api.entities import CONFIG_EPOCH, list_resource, tag_list
+from gateway.iam.api.entities import CONFIG_EPOCH, boundary_shape, list_resource, tag_list
 from gateway.iam.api.paging import PAGING, PATH_PREFIX, PageRequest, page_of
 from gateway.iam.api.params import Args, Param, name, path, policy_document
 from gateway.iam.api.tagging import TAG_KEYS, TAGS, TAGS_OPTIONAL, tag_handlers
@@ -175,10 +175,7 @@ def role_shape(view: RoleView, *, full: bool = True) -> dict[str, Any]:
     out["MaxSessionDuration"] = view.max_session_duration
     if full:
         if view.boundary_arn is not None:
-            out["PermissionsBoundary"] = {
-                "PermissionsBoundaryType": "Policy",
-                "PermissionsBoundaryArn": view.boundary_arn,
-            }
+            out["PermissionsBoundary"] = boundary_shape(view.boundary_arn)
         if view.tags:
             out["Tags"] = tag_list(view.tags)
         out["RoleLastUsed"] = {}
