@@ -241,8 +241,11 @@ def session_credentials(gateway: ProxyGateway, issuer: OIDCTestIssuer) -> dict[s
     return assume_role(gateway, issuer)
 
 
-def assume_role(gateway: ProxyGateway, issuer: OIDCTestIssuer) -> dict[str, str]:
-    """Credentials for the s3-app role from AssumeRoleWithWebIdentity against ``gateway``."""
+def assume_role(
+    gateway: ProxyGateway, issuer: OIDCTestIssuer, role: str = ROLE, session_name: str = "proxy-test"
+) -> dict[str, str]:
+    """Credentials for ``role`` (the s3-app role) from AssumeRoleWithWebIdentity against
+    ``gateway``, as boto3 client keyword arguments."""
     sts = boto3.client(
         "sts",
         endpoint_url=gateway.sts_url,
@@ -252,7 +255,7 @@ def assume_role(gateway: ProxyGateway, issuer: OIDCTestIssuer) -> dict[str, str]
         config=Config(retries={"max_attempts": 1}),
     )
     creds = sts.assume_role_with_web_identity(
-        RoleArn=ROLE, RoleSessionName="proxy-test", WebIdentityToken=issuer.mint()
+        RoleArn=role, RoleSessionName=session_name, WebIdentityToken=issuer.mint()
     )["Credentials"]
     return {
         "aws_access_key_id": creds["AccessKeyId"],

@@ -28,6 +28,7 @@ from tests.proxy.conftest import (
     ROLE,
     Moto,
     ProxyGateway,
+    assume_role,
     proxy_config,
     s3_client,
     s3_policy,
@@ -83,22 +84,8 @@ def gateway(
 
 
 def _session(gateway: ProxyGateway, issuer: OIDCTestIssuer, role: str) -> dict[str, str]:
-    sts = boto3.client(
-        "sts",
-        endpoint_url=gateway.sts_url,
-        region_name="us-east-1",
-        aws_access_key_id="unused",
-        aws_secret_access_key="unused",
-        config=Config(retries={"max_attempts": 1}),
-    )
-    creds = sts.assume_role_with_web_identity(
-        RoleArn=role, RoleSessionName="denied", WebIdentityToken=issuer.mint()
-    )["Credentials"]
-    return {
-        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
-        "AWS_SESSION_TOKEN": creds["SessionToken"],
-    }
+    """The credentials of a ``role`` session as the aws CLI's environment variables."""
+    return {key.upper(): value for key, value in assume_role(gateway, issuer, role, "denied").items()}
 
 
 def _boto(env: dict[str, str]) -> dict[str, str]:
