@@ -44,8 +44,32 @@ class RedisServerError(RuntimeError):
     """``redis-server`` is missing or would not start; the message says how to fix it."""
 
 
+class _Started:
+    """A context manager that starts its servers on entry and closes them on exit, or at once
+    when starting failed half-way (nothing left running, no directory left behind)."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
 @final
-class RedisServer:
+class RedisServer(_Started):
     """One ``redis-server`` process owned by the caller (see the module docstring)."""
 
     def __init__(
@@ -167,15 +191,6 @@ class RedisServer:
         self.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     def _answers(self) -> bool:
         try:
             with self.client() as client:
@@ -185,7 +200,7 @@ class RedisServer:
 
 
 @final
-class RedisSentinelSet:
+class RedisSentinelSet(_Started):
     """A primary, its replica and a sentinel monitoring them as :attr:`service`, all private.
 
     The sentinel declares the primary down after ``down_after`` seconds without an answer and then
@@ -252,22 +267,9 @@ class RedisSentinelSet:
         for server in (self.sentinel, self.replica, self.primary):
             server.close()
 
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
 
 @final
-class RedisClusterSet:
+class RedisClusterSet(_Started):
     """A Redis Cluster of ``masters`` private primaries (no replicas) sharing the 16384 slots."""
 
     def __init__(self, *, masters: int = 3, password: str | None = None) -> None:
@@ -321,19 +323,6 @@ class RedisClusterSet:
         """Stop every node and delete their directories."""
         for node in self.nodes:
             node.close()
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def _cluster_ok(client: redis.Redis, masters: int) -> bool:
