@@ -179,6 +179,13 @@ async def _admin(url: str, *statements: str) -> None:
         await conn.close()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """No SDK or CLI any test runs may fall back to the EC2 metadata address (a link-local
+    address, outside loopback) when it finds no credentials: set for the whole run, each xdist
+    worker and every subprocess a test starts (tests that build their own environment set it too)."""
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     """A URL to a reachable PostgreSQL where tests may create databases; fails (never skips) when
