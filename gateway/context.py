@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from gateway.iam.caller import Caller
 
-__all__ = ["Transport", "TrustedProxies", "global_context"]
+__all__ = ["Transport", "TrustedProxies", "caller_keys", "global_context", "iso_second", "request_keys"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -80,20 +80,25 @@ def global_context(
     user. A user signing with a long-term key has no ``aws:TokenIssueTime`` and no
     ``aws:MultiFactorAuthPresent`` (AWS leaves both out for long-term credentials); a user's own
     session (``GetSessionToken``) has both and ``aws:username``; a federated user has no
-    ``aws:username``.
+    ``aws:username``. The keys that stay the same for every request of the caller
+    (:func:`caller_keys`) come first, those of this request (:func:`request_keys`) over them.
     """
-    moment = datetime.fromtimestamp(transport.now, UTC)
+    context = caller_keys(caller, principal_tags)
+    context.update(request_keys(caller, transport, region=region))
+    return context
+
+
+def caller_keys(caller: Caller, principal_tags: Mapping[str, str]) -> dict[str, str | Sequence[str]]:
+    """The keys of :func:`global_context` that depend on the caller and its tags only: a session's
+    identity claims, ``aws:Principal*``, ``aws:userid``, ``aws:username``, ``aws:TokenIssueTime``,
+    ``aws:MultiFactorAuthPresent``, ``aws:FederatedProvider``, ``aws:SourceIdentity`` and
+    ``aws:PrincipalTag/*``."""
     claims = caller.session
     context: dict[str, str | Sequence[str]] = (
         {k: v for k, v in claims.identity_claims.items()} if claims is not None else {}
     )
     context.update(
         {
-            "aws:SourceIp": transport.source_ip,
-            "aws:SecureTransport": "true" if transport.secure else "false",
-            "aws:CurrentTime": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "aws:EpochTime": str(int(transport.now)),
-            "aws:RequestedRegion": region,
             "aws:PrincipalArn": caller.principal_arn,
             "aws:PrincipalAccount": caller.account_id,
             "aws:PrincipalType": caller.principal_type,
@@ -109,22 +114,52 @@ def global_context(
             "%Y-%m-%dT%H:%M:%SZ"
         )
         context["aws:MultiFactorAuthPresent"] = "true" if claims.mfa_authenticated else "false"
-        if claims.mfa_authenticated:
-            # Seconds since the MFA itself (the code's check), else since the session's issue.
-            mfa_at = claims.issued_at if claims.mfa_at is None else claims.mfa_at
-            context["aws:MultiFactorAuthAge"] = str(max(0, int(transport.now - mfa_at)))
         if claims.provider_arn:
             context["aws:FederatedProvider"] = claims.provider_arn
         if claims.source_identity:
             context["aws:SourceIdentity"] = claims.source_identity
         tags.update(claims.tags)  # session tags override role tags of the same key
-    if transport.user_agent is not None:
-        context["aws:UserAgent"] = transport.user_agent
-    if transport.referer is not None:
-        context["aws:Referer"] = transport.referer
     lowered: dict[str, tuple[str, str]] = {}
     for key, value in tags.items():
         lowered[key.lower()] = (key, value)
     for key, value in lowered.values():
         context[f"aws:PrincipalTag/{key}"] = value
     return context
+
+
+def request_keys(caller: Caller, transport: Transport, *, region: str) -> dict[str, str]:
+    """The keys of :func:`global_context` that each request has its own values of: the source,
+    the time, the region, ``aws:MultiFactorAuthAge``, the user agent and the referer."""
+    epoch = int(transport.now)
+    context = {
+        "aws:SourceIp": transport.source_ip,
+        "aws:SecureTransport": "true" if transport.secure else "false",
+        "aws:CurrentTime": iso_second(epoch),
+        "aws:EpochTime": str(epoch),
+        "aws:RequestedRegion": region,
+    }
+    claims = caller.session
+    if claims is not None and claims.mfa_authenticated:
+        # Seconds since the MFA itself (the code's check), else since the session's issue.
+        mfa_at = claims.issued_at if claims.mfa_at is None else claims.mfa_at
+        context["aws:MultiFactorAuthAge"] = str(max(0, int(transport.now - mfa_at)))
+    if transport.user_agent is not None:
+        context["aws:UserAgent"] = transport.user_agent
+    if transport.referer is not None:
+        context["aws:Referer"] = transport.referer
+    return context
+
+
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00Z")
+
+
+def iso_second(epoch: int) -> str:
+    """``epoch`` (seconds) as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC; the last answer is remembered, since
+    every request within one second asks the same."""
+    global _last_second
+    last = _last_second
+    if last[0] == epoch:
+        return last[1]
+    text = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _last_second = (epoch, text)
+    return text

@@ -21,14 +21,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import final
 
-from gateway.context import Transport, global_context
+from gateway.context import Transport, caller_keys, global_context, request_keys
 from gateway.credentials.claims import FEDERATED_USER, USER_SESSION
 from gateway.iam.caller import Caller
 from gateway.iam.catalog import CatalogSnapshot
 from gateway.policy import Decision, PolicySet, Request
+from gateway.policy.decisions import DecisionCache
+from gateway.policy.model import normalise_context
 
 __all__ = [
+    "CallerView",
+    "CallerViews",
     "Check",
     "ContextValue",
     "decide",
@@ -119,3 +124,79 @@ def denied_message(caller: Caller, decision: Decision) -> str:
         f"User: {caller.arn} is not authorized to perform: {decision.action} on resource: "
         f"{decision.resource} {reason}"
     ).strip()
+
+
+Ctx = dict[str, str | tuple[str, ...]]
+
+
+@final
+class CallerView:
+    """One caller under one catalog snapshot: what all its requests share, worked out once.
+
+    Its policy set, its principal, the condition keys that stay the same from request to request
+    (:func:`gateway.context.caller_keys`, with the principal's tags as ``snapshot`` has them), all
+    normalised as the engine reads them, and its decisions remembered
+    (:class:`~gateway.policy.decisions.DecisionCache`). :meth:`context` and :meth:`decide` give
+    exactly what :func:`session_context` and :func:`decide` would (a property test holds them to
+    it); only the work is done once. Nothing here checks the credentials: that stays per request.
+    """
+
+    __slots__ = ("_constant", "_decisions", "caller", "snapshot")
+
+    def __init__(self, snapshot: CatalogSnapshot, caller: Caller) -> None:
+        self.snapshot = snapshot
+        self.caller = caller
+        self._constant = normalise_context(caller_keys(caller, principal_tags(snapshot, caller)))
+        self._decisions = DecisionCache(policy_set(snapshot, caller), principal(caller))
+
+    def context(self, transport: Transport, *, region: str) -> Ctx:
+        """The normalised global condition keys of a request over ``transport``."""
+        ctx = self._constant.copy()
+        for key, value in request_keys(self.caller, transport, region=region).items():
+            ctx[key.lower()] = value
+        return ctx
+
+    def decide(self, checks: Sequence[Check], ctx: Ctx) -> Decision:
+        """:func:`decide` with a context :meth:`context` made (plus normalised request keys)."""
+        decision: Decision | None = None
+        decisions = self._decisions
+        for check in checks:
+            merged = {**ctx, **normalise_context(check.context)} if check.context else ctx
+            decision = decisions.decide(check.action, check.resource, merged)
+            if not decision.allowed:
+                return decision
+        if decision is None:
+            raise ValueError("no checks to decide")
+        return decision
+
+
+@final
+class CallerViews:
+    """The :class:`CallerView` of each recent caller, bounded; a new snapshot makes new views.
+
+    A session is known by its claims object (the credential service hands out one per token while
+    it stays cached; the view holds it, so its identity cannot be reused by another), a long-term
+    key by its id, checked against the whole caller.
+    """
+
+    __slots__ = ("_max", "_views")
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._views: dict[object, CallerView] = {}
+        self._max = max_entries
+
+    def view(self, snapshot: CatalogSnapshot, caller: Caller) -> CallerView:
+        """The view of ``caller`` under ``snapshot``."""
+        claims = caller.session
+        key: object = id(claims) if claims is not None else caller.access_key_id
+        view = self._views.get(key)
+        if view is not None and view.snapshot is snapshot:
+            known = view.caller
+            if (known.session is claims) if claims is not None else (known == caller):
+                return view
+        view = CallerView(snapshot, caller)
+        views = self._views
+        if len(views) >= self._max and key not in views:
+            views.clear()
+        views[key] = view
+        return view

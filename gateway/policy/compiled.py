@@ -21,7 +21,7 @@ from typing import final
 
 from gateway.policy.conditions import CompiledCondition, Ctx
 from gateway.policy.model import MatchedStatement, PolicyKind, PrincipalSpec, Request, Statement
-from gateway.policy.wildcard import Indeterminate, PatternSet, compile_glob
+from gateway.policy.wildcard import Indeterminate, PatternSet, Var, compile_glob, parse_template
 
 __all__ = [
     "GRADE_ACCOUNT",
@@ -31,6 +31,7 @@ __all__ = [
     "CompiledStatement",
     "PrincipalMatcher",
     "resource_test",
+    "statement_reads",
 ]
 
 # How a principal matched, which matters for same-account resource policies: naming the account
@@ -97,6 +98,33 @@ class PrincipalMatcher:
         return best
 
 
+def _variable_keys(text: str) -> set[str]:
+    try:
+        template = parse_template(text)
+    except ValueError:  # refused at parse where variables are on; plain text where they are off
+        return set()
+    return {p.key for p in template.parts if isinstance(p, Var)} if template is not None else set()
+
+
+def statement_reads(stmt: Statement) -> frozenset[str]:
+    """Every context key (lower-cased) a statement's evaluation can read.
+
+    Its condition keys, and the keys of the policy variables in its ``Resource``/``NotResource``
+    and condition values (also where the policy's version turns variables off: reading too much
+    only costs a cache hit, never a wrong answer). The matchers read the request context only
+    through these keys (``ctx.get(key)``), so two requests that agree on them, on the action, the
+    resource and the principal get the same decision from the statement.
+    """
+    keys: set[str] = set()
+    for clause in stmt.conditions:
+        keys.add(clause.key.lower())
+        for value in clause.values:
+            keys |= _variable_keys(value)
+    for resource in (stmt.resources or ()) + (stmt.not_resources or ()):
+        keys |= _variable_keys(resource)
+    return frozenset(keys)
+
+
 def resource_test(patterns: list[str], *, with_vars: bool, negate: bool) -> ResourceTest:
     """The Resource/NotResource matcher."""
     ps = PatternSet(patterns, "arn", with_vars=with_vars)
@@ -122,6 +150,7 @@ class CompiledStatement:
         "not_action",
         "not_principal",
         "principal",
+        "reads",
         "resource",
         "resource_negated",
         "services",
@@ -151,6 +180,7 @@ class CompiledStatement:
         self.principal = PrincipalMatcher(stmt.principal) if stmt.principal else None
         self.not_principal = PrincipalMatcher(stmt.not_principal) if stmt.not_principal else None
         self.conditions = conditions
+        self.reads = statement_reads(stmt)
 
     def action_matches(self, action_lower: str) -> bool:
         return (self.action_rx.fullmatch(action_lower) is not None) != self.not_action
@@ -189,12 +219,14 @@ class CompiledStatement:
 class CompiledPolicy:
     """A policy's compiled statements, indexed by service prefix, with a per-action memo."""
 
-    __slots__ = ("_by_service", "_cache", "_lock", "_wild", "kind", "name", "statements")
+    __slots__ = ("_by_service", "_cache", "_lock", "_wild", "kind", "name", "reads", "statements")
 
     def __init__(self, name: str, kind: PolicyKind, statements: tuple[CompiledStatement, ...]) -> None:
         self.name = name
         self.kind = kind
         self.statements = statements
+        #: Every context key any statement can read (:func:`statement_reads`).
+        self.reads: frozenset[str] = frozenset().union(*(s.reads for s in statements))
         self._wild = tuple(s for s in statements if s.services is None)
         by_service: dict[str, list[CompiledStatement]] = {}
         for s in statements:

@@ -72,7 +72,7 @@ def _first_allow(
 class PolicySet:
     """The compiled policies that govern one principal's requests; build once, decide many times."""
 
-    __slots__ = ("_all", "boundary", "identity", "resource", "session")
+    __slots__ = ("_all", "boundary", "identity", "reads", "resource", "session")
 
     def __init__(
         self,
@@ -87,6 +87,8 @@ class PolicySet:
         self.boundary = tuple(_compiled(p, "boundary") for p in boundary) if boundary is not None else None
         self.session = tuple(_compiled(p, "session") for p in session) if session is not None else None
         self._all = self.identity + (self.resource or ()) + (self.boundary or ()) + (self.session or ())
+        #: Every context key (lower-cased) its decisions can read (:mod:`gateway.policy.decisions`).
+        self.reads: frozenset[str] = frozenset().union(*(p.reads for p in self._all))
 
     def decide(self, request: Request, *, same_account: bool = True) -> Decision:
         """Evaluate ``request``; see the module docstring for the rules."""

@@ -25,6 +25,7 @@ __all__ = [
     "PrincipalSpec",
     "Request",
     "Statement",
+    "normalise_context",
 ]
 
 PolicyKind = Literal["identity", "resource", "trust", "session", "boundary"]
@@ -44,6 +45,13 @@ def _normalise_value(value: object) -> str | tuple[str, ...]:
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         return tuple(v for item in value if isinstance(v := _normalise_value(item), str))
     raise TypeError(f"unsupported context value type {type(value).__name__}")
+
+
+def normalise_context(context: Mapping[str, object]) -> dict[str, str | tuple[str, ...]]:
+    """A request context as the matchers read it: lower-cased keys (a later key wins over an
+    earlier one that differs only in case), each value a string or a tuple of strings."""
+    # Nearly every value is already a string: skip the type dispatch for those.
+    return {str(k).lower(): v if type(v) is str else _normalise_value(v) for k, v in context.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +80,7 @@ class Request:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action_lower", self.action.lower())
-        # Nearly every value is already a string: skip the type dispatch for those.
-        object.__setattr__(
-            self,
-            "ctx",
-            {str(k).lower(): v if type(v) is str else _normalise_value(v) for k, v in self.context.items()},
-        )
+        object.__setattr__(self, "ctx", normalise_context(self.context))
         if self.principal is None:
             object.__setattr__(self, "principals", None)
         else:

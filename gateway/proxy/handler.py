@@ -43,6 +43,8 @@ from gateway.errors import (
 )
 from gateway.iam import permissions
 from gateway.iam.caller import Caller
+from gateway.iam.catalog import CatalogSnapshot
+from gateway.iam.permissions import ContextValue
 from gateway.proxy.body import BodyGuard
 from gateway.proxy.deletes import MAX_DELETE_BODY, plan_deletes, with_content_md5
 from gateway.proxy.headers import forwarded_headers, request_headers, response_headers
@@ -227,14 +229,14 @@ async def proxy_request(
         )
         record.resources = [(check.action, check.resource) for check in mapped.checks]
         snapshot = runtime.catalog.snapshot
-        context = permissions.session_context(snapshot, caller, record.transport, region=upstream.region)
-        if is_s3:
-            version = "AWS" if v2 else "AWS4-HMAC-SHA256"
-            context.update(signature_context(verified.info, verified.payload_hash, now, version=version))
+        version = "AWS" if v2 else "AWS4-HMAC-SHA256"
+        info, payload_hash = verified.info, verified.payload_hash
+        signed = signature_context(info, payload_hash, now, version=version) if is_s3 else {}
         rewrite: Callable[[bytes], bytes | None] | None = None
         if mapped.delete_objects:
             if body is None or verified.streaming is not None:
                 raise InvalidRequest("DeleteObjects takes its XML body whole, not aws-chunked.")
+            context = _full_context(snapshot, caller, record, upstream, signed)
             plan = plan_deletes(snapshot, caller, context, mapped.path.removeprefix("/"), body, header_map)
             record.resources = [(check.action, check.resource) for check in plan.checks]
             outcome.update(plan.outcome)
@@ -243,10 +245,16 @@ async def proxy_request(
             body, headers, rewrite = plan.body, with_content_md5(headers, plan.content_md5), plan.merge
             checksum = None
         else:
-            decision = permissions.decide(snapshot, caller, mapped.checks, context)
+            # The caller's standing facts and decisions are worked out once per snapshot.
+            view = runtime.views.view(snapshot, caller)
+            ctx = view.context(record.transport, region=upstream.region)
+            for key, text in signed.items():
+                ctx[key.lower()] = text
+            decision = view.decide(mapped.checks, ctx)
             outcome["decision"] = decision.kind
             if not decision.allowed:
                 outcome["deniedBy"] = decision.denied_by
+                context = _full_context(snapshot, caller, record, upstream, signed)
                 seen = next(
                     (
                         {**context, **c.context}
@@ -289,6 +297,20 @@ async def proxy_request(
     finally:
         _audit(request, upstream, mapped, record, error, outcome)
         error = None  # as in the Query endpoint: no cycle through this frame
+
+
+def _full_context(
+    snapshot: CatalogSnapshot,
+    caller: Caller,
+    record: CallRecord,
+    upstream: Upstream,
+    signed: dict[str, str],
+) -> dict[str, ContextValue]:
+    """The request's condition keys as written (not normalised): for DeleteObjects' per-key
+    decisions and for the context an AccessDenied explains."""
+    context = permissions.session_context(snapshot, caller, record.transport, region=upstream.region)
+    context.update(signed)
+    return context
 
 
 async def _authenticate(

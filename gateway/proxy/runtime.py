@@ -12,6 +12,7 @@ from gateway.credentials import CredentialService
 from gateway.iam.accesskeys import AccessKeys
 from gateway.iam.catalog import Catalog
 from gateway.iam.denial import AuthorizationMessages
+from gateway.iam.permissions import CallerViews
 from gateway.metrics import Metrics
 from gateway.proxy.identity import IdentitySigner
 from gateway.proxy.upstream import UpstreamTable
@@ -27,8 +28,9 @@ class ProxyRuntime:
 
     ``verify_keys`` caches the SigV4 keys of client signatures (shared with the Query endpoint);
     ``signing_keys`` those of the upstreams' own credentials, for ``auth: resign``; ``messages``
-    encodes the explanation every AccessDenied ends with; ``metrics`` (when enabled) counts each
-    upstream request's latency to its response headers, status and failures.
+    encodes the explanation every AccessDenied ends with; ``views`` what each caller's requests
+    share; ``metrics`` (when enabled) counts each upstream request's latency to its response
+    headers, status and failures.
     """
 
     table: UpstreamTable
@@ -44,3 +46,5 @@ class ProxyRuntime:
     #: Per upstream, the timeouts of a proxied request; the sessions' own (no total) serve WebSockets.
     timeouts: dict[str, aiohttp.ClientTimeout] = field(default_factory=dict)
     signing_keys: SigningKeyCache = field(default_factory=SigningKeyCache)
+    #: Each recent caller's policy set, standing condition keys and remembered decisions.
+    views: CallerViews = field(default_factory=CallerViews)

@@ -13,7 +13,6 @@ with a guess. Multi-object delete names its keys in the body: it maps to no chec
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from urllib.parse import quote, unquote
 
 from gateway.errors import AccessDenied, InvalidParameterValue
@@ -365,7 +364,7 @@ def _copy_source(header: str) -> tuple[Check, str]:
 
 def signature_context(
     info: SignatureInfo, payload_hash: str, now: float, *, version: str = "AWS4-HMAC-SHA256"
-) -> dict[str, str | Sequence[str]]:
+) -> dict[str, str]:
     """S3's signature condition keys: ``s3:authType``, ``s3:signatureversion`` (``AWS`` for SigV2),
     ``s3:signatureAge``, ``s3:x-amz-content-sha256``.
 
@@ -373,7 +372,7 @@ def signature_context(
     ``s3:signatureAge``: a condition on the age then cannot be met (rather than seeing 0).
     Deny SigV2 outright with ``s3:signatureversion`` where the age matters.
     """
-    context: dict[str, str | Sequence[str]] = {
+    context = {
         "s3:authType": "REST-HEADER" if info.form == "header" else "REST-QUERY-STRING",
         "s3:signatureversion": version,
         "s3:x-amz-content-sha256": payload_hash,
