@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -52,6 +54,7 @@ from gateway.iam.sync import CatalogFeed
 from gateway.identity import IdentityProvider, ProviderContext
 from gateway.metrics import instrument_engine
 from gateway.plugin_host import PluginHost, disabled_from_env
+from gateway.proxy.client import UpstreamClient
 from gateway.proxy.identity import IdentitySigner
 from gateway.proxy.runtime import ProxyRuntime
 from gateway.proxy.upstream import UpstreamTable
@@ -371,21 +374,33 @@ def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:
         try:
             for upstream in runtime.table.upstreams:
                 u = upstream.settings
-                runtime.clients[upstream.name] = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=u.max_connections, limit_per_host=u.max_connections),
-                    timeout=aiohttp.ClientTimeout(
-                        total=None, connect=u.connect_timeout, sock_read=u.read_timeout
-                    ),
-                    auto_decompress=False,
-                    cookie_jar=aiohttp.DummyCookieJar(),
+                target = urlsplit(u.target)
+                https = target.scheme == "https"
+                runtime.clients[upstream.name] = UpstreamClient(
+                    target.hostname or "",
+                    target.port or (443 if https else 80),
+                    ssl_context=ssl.create_default_context() if https else None,
+                    limit=u.max_connections,
+                    connect_timeout=u.connect_timeout,
+                    read_timeout=u.read_timeout,
                 )
-                runtime.timeouts[upstream.name] = aiohttp.ClientTimeout(
-                    total=u.total_timeout, connect=u.connect_timeout, sock_read=u.read_timeout
-                )
+                if u.websocket:  # WebSocket upgrades go through aiohttp's client, which speaks it
+                    runtime.websockets[upstream.name] = aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(
+                            limit=u.max_connections, limit_per_host=u.max_connections
+                        ),
+                        timeout=aiohttp.ClientTimeout(
+                            total=None, connect=u.connect_timeout, sock_read=u.read_timeout
+                        ),
+                        auto_decompress=False,
+                        cookie_jar=aiohttp.DummyCookieJar(),
+                    )
             app[keys.PROXY] = runtime
             yield
         finally:
-            for session in runtime.clients.values():
+            for client in runtime.clients.values():
+                await client.close()
+            for session in runtime.websockets.values():
                 await session.close()
 
     return _proxy_ctx

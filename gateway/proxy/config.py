@@ -195,7 +195,11 @@ class UpstreamSettings(_Model):
         "downloads. Not applied to WebSocket relays.",
     )
     max_connections: int = Field(
-        default=100, ge=1, le=10000, description="Pooled connections to the upstream."
+        default=100,
+        ge=1,
+        le=10000,
+        description="Pooled keep-alive connections to the upstream (idle ones close after 15 s); "
+        "requests beyond them wait for one, up to connect_timeout.",
     )
     websocket: bool = Field(default=False, description="Pass WebSocket upgrades through after authorization.")
     allow_sigv2: bool = Field(

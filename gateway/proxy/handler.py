@@ -6,7 +6,7 @@
 request is authenticated and authorized completely before any byte goes upstream; a denied one
 is answered AccessDenied and never reaches it. Allowed requests are forwarded with bodies
 streamed both ways (see :mod:`gateway.proxy.body` for what is checked on the way), through one
-pooled client session per upstream.
+connection pool per upstream (:mod:`gateway.proxy.client`; WebSocket upgrades through aiohttp's).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from gateway.iam.caller import Caller
 from gateway.iam.catalog import CatalogSnapshot
 from gateway.iam.permissions import ContextValue
 from gateway.proxy.body import BodyGuard
+from gateway.proxy.client import UpstreamResponse
 from gateway.proxy.deletes import MAX_DELETE_BODY, plan_deletes, with_content_md5
 from gateway.proxy.headers import forwarded_headers, request_headers, response_headers
 from gateway.proxy.mapping import Mapped, ProxyRequest
@@ -376,10 +377,6 @@ async def _read_bounded(request: web.Request, limit: int) -> bytes:
     return bytes(data)
 
 
-async def _buffered(body: bytes) -> AsyncIterator[bytes]:
-    yield body
-
-
 async def _client_body(request: web.Request) -> AsyncIterator[bytes]:
     """The client's body in pieces; a client that goes away mid-body is IncompleteBody."""
     try:
@@ -465,7 +462,7 @@ async def _forward(
         if checksum is not None:
             checksum.update(body)
             checksum.check()
-        data: AsyncIterator[bytes] | None = _buffered(body) if body else None
+        data: bytes | AsyncIterator[bytes] | None = body or None
     elif streaming is not None:
         length = streaming.decoded_length
         if length is None:
@@ -528,31 +525,26 @@ async def _forward(
         )
         out.append((settings.identity_header, token))
 
-    url = URL(upstream.base_url + path + (f"?{raw_query}" if raw_query else ""), encoded=True)
-    present = {name.lower() for name, _ in out}
-    skip = {
-        h for h in ("Content-Type", "Accept", "Accept-Encoding", "User-Agent") if h.lower() not in present
-    }
-    session = runtime.clients[upstream.name]
+    target = path + (f"?{raw_query}" if raw_query else "")
     if (
         settings.websocket
         and request.headers.get("Upgrade", "").lower() == "websocket"
         and request.method == "GET"
     ):
+        url = URL(upstream.base_url + target, encoded=True)
+        session = runtime.websockets[upstream.name]
         return await relay_websocket(
             request, session, url, out, metrics=runtime.metrics, name=upstream.name
         ), None
     metrics = runtime.metrics
     started = time.perf_counter()
     try:
-        upstream_response = await session.request(
+        upstream_response = await runtime.clients[upstream.name].request(
             request.method,
-            url,
-            headers=out,
-            data=data,
-            allow_redirects=False,
-            skip_auto_headers=skip,
-            timeout=runtime.timeouts[upstream.name],
+            target,
+            out,
+            data,
+            total_timeout=settings.total_timeout,
         )
     except ServiceError:
         raise
@@ -562,7 +554,7 @@ async def _forward(
         # A body check that failed mid-stream aborts the upstream request: report the check.
         if guard is not None and guard.error is not None:
             raise guard.error from None
-        if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
+        if isinstance(exc, TimeoutError | OSError):
             raise _upstream_error(upstream, exc) from None
         raise  # our own bug: the middleware logs it and answers InternalFailure
     if metrics is not None:
@@ -581,32 +573,30 @@ _MAX_REWRITTEN = 8 * 1024 * 1024
 
 async def _relay_rewritten(
     upstream: Upstream,
-    upstream_response: aiohttp.ClientResponse,
+    upstream_response: UpstreamResponse,
     rewrite: Callable[[bytes], bytes | None],
 ) -> web.Response:
     """The upstream's (bounded) answer, rewritten for the client; BadGateway if it cannot be."""
     data = bytearray()
     try:
-        async for piece in upstream_response.content.iter_chunked(_PIECE):
+        async for piece in upstream_response.iter_chunked(_PIECE):
             data += piece
             if len(data) > _MAX_REWRITTEN:
                 raise BadGateway("The upstream's answer is larger than expected.")
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise _upstream_error(upstream, exc) from None
     body = rewrite(bytes(data))
     if body is None:
         raise BadGateway("The upstream's answer could not be read.")
     response = web.Response(status=200, body=body, content_type="application/xml")
-    for name, value in response_headers(
-        [(k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream_response.raw_headers]
-    ):
+    for name, value in response_headers(upstream_response.headers):
         if name.lower() not in ("content-length", "content-type", "content-encoding", "content-md5"):
             response.headers.add(name, value)
     return response
 
 
 def _upstream_error(upstream: Upstream, exc: BaseException) -> ServiceError:
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, TimeoutError):
         log.warning("upstream timed out", extra={"upstream": upstream.name})
         return GatewayTimeout("The upstream did not respond in time.")
     log.warning("upstream failed", extra={"upstream": upstream.name, "error": type(exc).__name__})
@@ -614,17 +604,15 @@ def _upstream_error(upstream: Upstream, exc: BaseException) -> ServiceError:
 
 
 async def _relay_response(
-    request: web.Request, upstream: Upstream, upstream_response: aiohttp.ClientResponse
+    request: web.Request, upstream: Upstream, upstream_response: UpstreamResponse
 ) -> tuple[web.StreamResponse, ServiceError | None]:
-    headers = response_headers(
-        [(k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream_response.raw_headers]
-    )
+    headers = response_headers(upstream_response.headers)
     length = upstream_response.content_length
     if length is not None and length <= _PIECE and request.method != "HEAD":
         # A small body goes out with its headers in one write; memory stays bounded by _PIECE.
         try:
             body = await upstream_response.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise _upstream_error(upstream, exc) from None
         small = web.Response(status=upstream_response.status, reason=upstream_response.reason, body=body)
         small.headers.extend(headers)
@@ -633,12 +621,12 @@ async def _relay_response(
     response.headers.extend(headers)
     response.headers["x-amzn-RequestId"] = request[keys.REQUEST_ID]
     await response.prepare(request)
-    pieces = aiter(upstream_response.content.iter_chunked(_PIECE))
+    pieces = aiter(upstream_response.iter_chunked(_PIECE))
     while True:
         # Reading upstream and writing to the client fail differently: tell which side it was.
         try:
             piece = await anext(pieces, None)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             # Headers are gone already: all that is left is to cut the connection, so the client
             # sees a truncated response rather than a complete-looking one.
             log.warning(

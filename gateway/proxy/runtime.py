@@ -14,6 +14,7 @@ from gateway.iam.catalog import Catalog
 from gateway.iam.denial import AuthorizationMessages
 from gateway.iam.permissions import CallerViews
 from gateway.metrics import Metrics
+from gateway.proxy.client import UpstreamClient
 from gateway.proxy.identity import IdentitySigner
 from gateway.proxy.upstream import UpstreamTable
 from gateway.sigv4 import SigningKeyCache
@@ -42,9 +43,9 @@ class ProxyRuntime:
     access_keys: AccessKeys | None = None
     signer: IdentitySigner | None = None
     metrics: Metrics | None = None
-    clients: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
-    #: Per upstream, the timeouts of a proxied request; the sessions' own (no total) serve WebSockets.
-    timeouts: dict[str, aiohttp.ClientTimeout] = field(default_factory=dict)
+    clients: dict[str, UpstreamClient] = field(default_factory=dict)
+    #: The aiohttp sessions of the upstreams with ``websocket: true``, for their upgrades.
+    websockets: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
     signing_keys: SigningKeyCache = field(default_factory=SigningKeyCache)
     #: Each recent caller's policy set, standing condition keys and remembered decisions.
     views: CallerViews = field(default_factory=CallerViews)
