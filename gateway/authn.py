@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from gateway.credentials import CredentialService
+from gateway.credentials import CredentialService, SessionClaims
 from gateway.errors import InvalidClientTokenId, MissingAuthenticationToken
 from gateway.iam.accesskeys import AccessKeys
 from gateway.iam.caller import Caller
@@ -67,7 +67,25 @@ async def open_session(
         # AWS's answer for a temporary key without its token too (S3 spells it InvalidAccessKeyId).
         raise InvalidClientTokenId("The security token included in the request is invalid.")
     claims = await credentials.validate(info.access_key_id, info.security_token, now=now)
-    return OpenedSession(info, Caller.of_session(claims), claims.secret_access_key)
+    return OpenedSession(info, _caller_of(claims), claims.secret_access_key)
+
+
+# The credential service hands out one claims object per token while it stays cached, so the
+# caller a session is can be built once: keyed by the object, which the caller holds (so its id
+# cannot be reused while the entry lives), checked by identity.
+_CALLERS: dict[int, Caller] = {}
+_CALLERS_MAX = 4096
+
+
+def _caller_of(claims: SessionClaims) -> Caller:
+    caller = _CALLERS.get(id(claims))
+    if caller is not None and caller.session is claims:
+        return caller
+    caller = Caller.of_session(claims)
+    if len(_CALLERS) >= _CALLERS_MAX:
+        _CALLERS.clear()
+    _CALLERS[id(claims)] = caller
+    return caller
 
 
 async def authenticate(

@@ -203,7 +203,7 @@ async def proxy_request(
             raise sigv2_refused()
         # The client's presigned-URL parameters are spent here: mappings and the upstream never see them.
         spent = SIGV2_QUERY_PARAMETERS if v2 else QUERY_AUTH_PARAMETERS
-        query = tuple(p for p in parse_query(http.raw_query) if p.name not in spent)
+        query = parse_query(http.raw_query, drop=spent)
         if query and is_s3:
             query, hoisted = hoist_headers(query)
             if hoisted:

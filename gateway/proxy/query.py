@@ -25,8 +25,12 @@ class QueryParam:
     bare: bool = False
 
 
-def parse_query(raw_query: str) -> tuple[QueryParam, ...]:
-    """Decode ``raw_query`` (without ``?``) into parameters, in order. ``+`` stays literal, as in SigV4."""
+def parse_query(raw_query: str, drop: frozenset[str] = frozenset()) -> tuple[QueryParam, ...]:
+    """Decode ``raw_query`` (without ``?``) into parameters, in order. ``+`` stays literal, as in SigV4.
+
+    Parameters named in ``drop`` (the client's own signature parameters, spent before mapping) are
+    left out; they still count as seen, so a repeat of one is refused like any other.
+    """
     if not raw_query:
         return ()
     if len(raw_query) > MAX_QUERY_LEN:
@@ -36,16 +40,17 @@ def parse_query(raw_query: str) -> tuple[QueryParam, ...]:
     for part in raw_query.split("&"):
         if not part:
             continue
-        name, eq, value = part.partition("=")
-        param = QueryParam(percent_decode(name), percent_decode(value), bare=not eq)
+        raw_name, eq, value = part.partition("=")
+        name = percent_decode(raw_name)
         # Mappings read one value and the upstream may read another (first or last wins
         # depending on its parser): a repeated name is refused, never decided one way and sent
         # another. S3 and API-Gateway-style APIs never need one.
-        if param.name in seen:
-            raise InvalidParameterValue(f"The query parameter {param.name[:64]!r} is given more than once.")
-        seen.add(param.name)
-        params.append(param)
-    if len(params) > MAX_QUERY_PARAMS:
+        if name in seen:
+            raise InvalidParameterValue(f"The query parameter {name[:64]!r} is given more than once.")
+        seen.add(name)
+        if name not in drop:  # a dropped one's value is never decoded
+            params.append(QueryParam(name, percent_decode(value), bare=not eq))
+    if len(seen) > MAX_QUERY_PARAMS:
         raise InvalidParameterValue("The query string has too many parameters.")
     return tuple(params)
 
