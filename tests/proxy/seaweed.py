@@ -65,7 +65,7 @@ class SeaweedS3:
                 str(WEED), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={root / 'data'}",
                 *(f"-{flag}={port}" for flag, port in ports.items()),
                 "-filer", "-s3", f"-s3.config={identities}",
-                "-s3.port.iceberg=0", "-master.volumeSizeLimitMB=64", "-volume.max=8",
+                "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64", "-volume.max=8",
                 "-master.telemetry=false",
             ],
             stdout=self._log,
