@@ -79,7 +79,7 @@ def sign(
     headers = [(n, v) for n, v in request.headers if n.lower() not in _REPLACED]
     if content_sha256_header:
         headers.append(("x-amz-content-sha256", body_hash))
-    timestamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    timestamp = amz_timestamp(now)
     date = timestamp[:8]
     scope = f"{date}/{region}/{service}/{TERMINATOR}"
     key = (
@@ -140,6 +140,22 @@ def sign(
     return HttpRequest(
         request.method, request.raw_path, request.raw_query, tuple(headers), request.payload_sha256
     )
+
+
+_last_stamp: tuple[int, str] = (0, "19700101T000000Z")
+
+
+def amz_timestamp(now: datetime) -> str:
+    """``now`` as SigV4's ``YYYYMMDD'T'HHMMSS'Z'`` (UTC); the last second's text is remembered,
+    since every request signed within it asks the same."""
+    global _last_stamp
+    second = int(now.timestamp())
+    last = _last_stamp
+    if last[0] == second:
+        return last[1]
+    text = datetime.fromtimestamp(second, UTC).strftime("%Y%m%dT%H%M%SZ")
+    _last_stamp = (second, text)
+    return text
 
 
 def _signed_names(headers: Sequence[tuple[str, str]]) -> tuple[str, ...]:
