@@ -230,6 +230,9 @@ class Servers:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            # Not the checkout: `python -c` puts its working directory first on sys.path, which
+            # would shadow a --baseline tree given on PYTHONPATH with this checkout's code.
+            cwd=self.workdir,
             preexec_fn=_die_with_parent,  # fine here: the bench starts no threads
         )
         log.close()

@@ -49,7 +49,7 @@ import aiohttp
 import boto3
 from botocore.config import Config
 from proxy_bench import BARE_PROXY_MAIN, HOST, POOL, UPSTREAM_MAIN, config, signed_pool
-from sts_bench import Servers, cpu_seconds, free_port, load_average, wait_ready
+from sts_bench import BASELINE_MAIN, Servers, cpu_seconds, free_port, load_average, wait_ready
 
 from gateway.credentials import CredentialService, KeyRing, Revocations
 
@@ -223,7 +223,8 @@ async def ready(servers: Servers, urls: dict[str, str]) -> None:
 
 def run(args: argparse.Namespace, servers: Servers, workdir: Path) -> None:
     secret = secrets.token_urlsafe(48)
-    ports = {name: free_port() for name in ("upstream", "bare", "fedgate", "workers")}
+    names = ("upstream", "bare", "fedgate", "workers") + (("baseline",) if args.baseline else ())
+    ports = {name: free_port() for name in names}
     cfg = workdir / "fedgate.yaml"
     config(secret, ports["upstream"], cfg)
     upstream_url = f"http://127.0.0.1:{ports['upstream']}"
@@ -234,22 +235,34 @@ def run(args: argparse.Namespace, servers: Servers, workdir: Path) -> None:
     servers.start(
         "workers", [fedgate, "serve", "-c", str(cfg), "--port", str(ports["workers"]), "--workers", "2"]
     )
-    asyncio.run(
-        ready(
-            servers,
-            {
-                "upstream": f"{upstream_url}/",
-                "bare": f"http://127.0.0.1:{ports['bare']}/",
-                "fedgate": f"http://127.0.0.1:{ports['fedgate']}/healthz",
-                "workers": f"http://127.0.0.1:{ports['workers']}/healthz",
-            },
-        )
-    )
+    probes = {
+        "upstream": f"{upstream_url}/",
+        "bare": f"http://127.0.0.1:{ports['bare']}/",
+        "fedgate": f"http://127.0.0.1:{ports['fedgate']}/healthz",
+        "workers": f"http://127.0.0.1:{ports['workers']}/healthz",
+    }
+    if args.baseline is not None:
+        # Another checkout's fedgate, found before the editable install's (PYTHONPATH comes first).
+        source = args.baseline.resolve()
+        env = {**os.environ, "PYTHONPATH": f"{source}{os.pathsep}{source / 'plugins'}"}
+        argv = [
+            sys.executable,
+            "-c",
+            BASELINE_MAIN,
+            "serve",
+            "-c",
+            str(cfg),
+            "--port",
+            str(ports["baseline"]),
+        ]
+        servers.start("baseline", argv, env=env)
+        probes["baseline"] = f"http://127.0.0.1:{ports['baseline']}/healthz"
+    asyncio.run(ready(servers, probes))
     time.sleep(1.0)  # both workers up
     pools = {"header": signed_pool(secret), "presigned": presigned_pool(secret)}
     scripts = {form: lua_script(pool, workdir / f"{form}.lua") for form, pool in pools.items()}
     for pool in pools.values():  # correctness before speed
-        for port in (ports["fedgate"], ports["workers"]):
+        for port in (ports[name] for name in ("fedgate", "workers", "baseline") if name in ports):
             check(port, pool[0], 200)
             check(port, forged(pool[0]), 403)
     pids = {name: process_tree(proc.pid) for name, proc in servers.procs.items()}
@@ -262,10 +275,13 @@ def run(args: argparse.Namespace, servers: Servers, workdir: Path) -> None:
             if c == 32 and form == "header":
                 plan.append(("direct", form, c))
             plan += [("bare", form, c), ("fedgate", form, c)]
+            if args.baseline is not None:
+                plan.append(("baseline", form, c))
             if c == 32 and form == "header":
                 plan.append(("workers", form, c))
     windows: dict[tuple[str, str, int], list[Window]] = {key: [] for key in plan}
     targets = {"direct": "upstream", "bare": "bare", "fedgate": "fedgate", "workers": "workers"}
+    targets["baseline"] = "baseline"
     for n in range(args.rounds):
         for target, form, c in plan:
             name = targets[target]
@@ -291,6 +307,16 @@ def run(args: argparse.Namespace, servers: Servers, workdir: Path) -> None:
             )
             verdict = "OK" if ratio >= 0.65 else "BELOW TARGET"
             print(f"CPU ratio bare/fedgate, {form:<9} c={c:<4} {ratio:.2f} (target >= 0.65) {verdict}")
+            if args.baseline is not None:
+                base = median(
+                    b.cpu_ms / f.cpu_ms
+                    for b, f in zip(windows["bare", form, c], windows["baseline", form, c], strict=True)
+                )
+                change = median(
+                    f.cpu_ms / b.cpu_ms
+                    for b, f in zip(windows["baseline", form, c], windows["fedgate", form, c], strict=True)
+                )
+                print(f"  baseline's ratio {base:.2f}; CPU per request {change:.2f}x the baseline's")
     if 32 in args.concurrency:
         added = median(
             f.p99_ms - b.p99_ms
@@ -318,6 +344,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="warm-up before each first-round window")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32, 128])
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="SRC",
+        help="also serve fedgate from the source tree SRC (e.g. `git archive main | tar -x -C SRC`), "
+        "measured beside this checkout's in the same rounds",
+    )
     args = parser.parse_args(argv)
     bounded = 0 < args.seconds <= 60 and 0 < args.rounds <= 20
     if not (bounded and all(0 < c <= 1024 for c in args.concurrency)):

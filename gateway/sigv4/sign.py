@@ -79,7 +79,7 @@ def sign(
     headers = [(n, v) for n, v in request.headers if n.lower() not in _REPLACED]
     if content_sha256_header:
         headers.append(("x-amz-content-sha256", body_hash))
-    timestamp = amz_timestamp(now)
+    timestamp = _amz_timestamp(now)
     date = timestamp[:8]
     scope = f"{date}/{region}/{service}/{TERMINATOR}"
     key = (
@@ -145,7 +145,7 @@ def sign(
 _last_stamp: tuple[int, str] = (0, "19700101T000000Z")
 
 
-def amz_timestamp(now: datetime) -> str:
+def _amz_timestamp(now: datetime) -> str:
     """``now`` as SigV4's ``YYYYMMDD'T'HHMMSS'Z'`` (UTC); the last second's text is remembered,
     since every request signed within it asks the same."""
     global _last_stamp
