@@ -87,8 +87,8 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
         type=_positive,
         default=1,
         metavar="N",
-        help="worker processes sharing one listening socket (default 1); with N > 1 use the redis store "
-        "and a database file or server (database.url)",
+        help="worker processes on one port, each with its own socket (SO_REUSEPORT; default 1); "
+        "with N > 1 use the redis store and a database file or server (database.url)",
     )
     serve.set_defaults(handler=_serve)
 
