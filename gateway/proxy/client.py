@@ -23,6 +23,7 @@ Its rules:
   then every piece of its body), and a request's own ``total`` deadline over all of it. Expiry
   raises :class:`UpstreamTimeout` (a ``TimeoutError``); a connection that fails, or an answer that
   does not parse, :class:`UpstreamError` (an ``OSError``).
+- An answer whose head (status line and headers) passes 64 KiB is an :class:`UpstreamError`.
 - The response body is buffered at most ``high_water`` bytes ahead of its reader: past that the
   socket stops being read until the reader catches up, so a slow client never makes the proxy hold
   a large body.
@@ -40,6 +41,9 @@ import httptools
 __all__ = ["UpstreamClient", "UpstreamError", "UpstreamResponse", "UpstreamTimeout"]
 
 _NO_BODY_STATUS = frozenset((204, 304))
+#: The most bytes an answer may take before its head is complete (aiohttp's client allows 8 KiB
+#: lines and fields; S3 answers carry a few hundred bytes of headers).
+_MAX_HEAD = 64 * 1024
 
 
 class UpstreamError(OSError):
@@ -88,6 +92,7 @@ class _Connection(asyncio.Protocol):
         self._interim = False
         self._extra = False
         self._keep_alive = False
+        self._head_bytes = 0
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._until_close = False
@@ -108,8 +113,14 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamError("the upstream switched protocols"))
+            return
         except httptools.HttpParserError as exc:
             self._fail(UpstreamError(f"the upstream's answer is not valid HTTP: {exc}"))
+            return
+        if not self.head_done:  # all of it was head: llhttp itself bounds no header block
+            self._head_bytes += len(data)
+            if self._head_bytes > _MAX_HEAD:
+                self._fail(UpstreamError("the upstream's response head is too large"))
 
     def eof_received(self) -> bool | None:
         self._lost(None)

@@ -209,6 +209,15 @@ async def test_garbage_resets_and_silence_are_upstream_errors_or_timeouts() -> N
             await writer.drain()
             writer.close()
             return
+        elif b"/endless-head" in head:
+            writer.write(b"HTTP/1.1 200 OK\r\n")
+            for n in range(10_000):  # far past any sane header block, in small writes
+                writer.write(b"X-Filler-%d: %s\r\n" % (n, b"f" * 64))
+                await writer.drain()
+        elif b"/smuggle" in head:  # both framings at once: a desync waiting to happen
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            )
         elif b"/silent" in head:
             await asyncio.sleep(5)
         writer.close()
@@ -220,6 +229,10 @@ async def test_garbage_resets_and_silence_are_upstream_errors_or_timeouts() -> N
                 await client.request("GET", "/garbage", [("Host", "u")])
             with pytest.raises(UpstreamError):
                 await client.request("GET", "/closed", [("Host", "u")])
+            with pytest.raises(UpstreamError, match="head is too large"):
+                await client.request("GET", "/endless-head", [("Host", "u")])
+            with pytest.raises(UpstreamError):
+                await client.request("GET", "/smuggle", [("Host", "u")])
             async with await client.request("GET", "/cut", [("Host", "u")]) as r:
                 with pytest.raises(UpstreamError):
                     await r.read()
