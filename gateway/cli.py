@@ -245,12 +245,14 @@ def _run_reloadable(app: web.Application, path: str, tls: TlsFiles | None, **whe
     """Serve ``app``, reloading ``path`` on SIGHUP."""
     import asyncio
 
+    from gateway import keys
     from gateway.reload import Reloader
     from gateway.web.server import run
 
     reloader = Reloader(app, path)
+    loop = app[keys.CONFIG].listen.event_loop
     try:
-        run(app, tls=tls, on_hangup=reloader.reload, **where)
+        run(app, tls=tls, on_hangup=reloader.reload, event_loop=loop, **where)
     finally:
         if reloader.retiring:
             asyncio.run(reloader.close())

@@ -122,6 +122,12 @@ class ListenSettings(_Model):
     tls: TlsSettings | None = Field(
         default=None, description="Serve HTTPS with this certificate and key. Omitted: plain HTTP."
     )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description="The event loop `fedgate serve` runs on: uvloop (libuv, native; about a fifth less "
+        "CPU per proxied request), asyncio's own, or auto: uvloop where it is installed (it is a "
+        "dependency everywhere but Windows), else asyncio's.",
+    )
 
 
 def _host_port(text: str) -> str:

@@ -63,6 +63,7 @@ from gateway.config import ListenSettings
 from gateway.credentials import MAX_TOKEN_CHARS
 from gateway.errors import (
     BadRequest,
+    ConfigError,
     GatewayTimeout,
     InternalFailure,
     RequestHeaderSectionTooLarge,
@@ -75,7 +76,16 @@ from gateway.web.accesslog import JsonAccessLogger, access_logger
 from gateway.web.middleware import log_path, new_request_id, sts_error_response
 from gateway.web.tls import TlsFiles
 
-__all__ = ["GC_THRESHOLDS", "LIMITS", "ErrorAnswer", "GatewayRunner", "ServerLimits", "run", "tune_gc"]
+__all__ = [
+    "GC_THRESHOLDS",
+    "LIMITS",
+    "ErrorAnswer",
+    "GatewayRunner",
+    "ServerLimits",
+    "new_event_loop",
+    "run",
+    "tune_gc",
+]
 
 log = logging.getLogger(__name__)
 
@@ -461,6 +471,24 @@ class GatewayRunner(web.AppRunner):
         )
 
 
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """An event loop of ``kind``: ``uvloop``, ``asyncio``, or ``auto`` (uvloop when installed).
+
+    ``uvloop`` when it is not installed is a :class:`~gateway.errors.ConfigError` naming the fix.
+    """
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise ConfigError(
+                    "listen.event_loop: uvloop is not installed (pip install uvloop), or choose asyncio"
+                ) from None
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 def run(
     app: web.Application,
     *,
@@ -470,9 +498,11 @@ def run(
     shutdown_timeout: float = 10.0,
     tls: TlsFiles | None = None,
     on_hangup: Callable[[], Coroutine[Any, Any, object]] | None = None,
+    event_loop: str = "asyncio",
 ) -> None:
     """Serve ``app`` on ``host``:``port`` (or the bound ``sock``) until SIGINT or SIGTERM, then
-    shut down gracefully: :func:`aiohttp.web.run_app` with :class:`GatewayRunner`.
+    shut down gracefully: :func:`aiohttp.web.run_app` with :class:`GatewayRunner`, on the event
+    loop :func:`new_event_loop` makes for ``event_loop`` (``listen.event_loop``).
 
     ``tls`` serves HTTPS (its files watched for changes). On SIGHUP the certificate files are
     checked and ``on_hangup`` (the configuration's reload) runs; connections are left alone."""
@@ -514,7 +544,7 @@ def run(
             await asyncio.gather(*tasks, return_exceptions=True)
             await runner.cleanup()
 
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop(event_loop)
     main = loop.create_task(serve())
     try:
         asyncio.set_event_loop(loop)
