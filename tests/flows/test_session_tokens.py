@@ -547,3 +547,28 @@ def test_user_sessions_are_audited_as_their_principals(gateway: Gateway) -> None
     assert fed["sessionContext"]["sessionIssuer"]["arn"] == f"arn:aws:iam::{ACCOUNT}:user/audited"
     issued = [e for e in events if e["eventName"] == "GetFederationToken" and e.get("errorCode") is None]
     assert issued[-1]["responseElements"]["federatedUser"]["arn"].endswith(":federated-user/audited-fed")
+
+
+def test_a_callers_remembered_decisions_follow_the_catalog(gateway: Gateway) -> None:
+    """The proxy works out each caller's policies, tags and decisions once per catalog snapshot:
+    a change to the user's policy or tags applies to its very next request, whether it signs
+    with its long-term key or with its own session."""
+    key, secret = gateway.new_user("viewer")
+    long_term = gateway.client("s3", key, secret)
+    session = gateway.session_client("s3", gateway.sts(key, secret).get_session_token()["Credentials"])
+    for client in (long_term, session):
+        for _ in range(2):  # the second answer comes from what the first one worked out
+            assert _reads(client, "public/a.txt") == "ok"
+            assert _reads(client, "private/b.txt") == "AccessDenied"
+    by_team = _policy(_statement("s3:GetObject", f"arn:aws:s3:::{BUCKET}/${{aws:PrincipalTag/team}}/*"))
+    gateway.iam.put_user_policy(UserName="viewer", PolicyName="own", PolicyDocument=by_team)
+    for client in (long_term, session):
+        assert _reads(client, "public/a.txt") == "AccessDenied"
+        assert _reads(client, "private/b.txt") == "AccessDenied"  # no team tag yet
+    gateway.iam.tag_user(UserName="viewer", Tags=[{"Key": "team", "Value": "private"}])
+    for client in (long_term, session):
+        assert _reads(client, "private/b.txt") == "ok"
+        assert _reads(client, "public/a.txt") == "AccessDenied"
+    gateway.iam.untag_user(UserName="viewer", TagKeys=["team"])
+    for client in (long_term, session):
+        assert _reads(client, "private/b.txt") == "AccessDenied"
