@@ -15,9 +15,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from gateway.iam.caller import Caller
+from gateway.isotime import iso8601_epoch
 
 __all__ = ["Transport", "TrustedProxies", "caller_keys", "global_context", "iso_second", "request_keys"]
 
@@ -110,9 +110,7 @@ def caller_keys(caller: Caller, principal_tags: Mapping[str, str]) -> dict[str, 
     if claims is None or caller.user_name is not None:
         context["aws:username"] = caller.user_name or ""
     if claims is not None:
-        context["aws:TokenIssueTime"] = datetime.fromtimestamp(claims.issued_at, UTC).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
+        context["aws:TokenIssueTime"] = iso8601_epoch(claims.issued_at)
         context["aws:MultiFactorAuthPresent"] = "true" if claims.mfa_authenticated else "false"
         if claims.provider_arn:
             context["aws:FederatedProvider"] = claims.provider_arn
@@ -160,6 +158,6 @@ def iso_second(epoch: int) -> str:
     last = _last_second
     if last[0] == epoch:
         return last[1]
-    text = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = iso8601_epoch(epoch)
     _last_second = (epoch, text)
     return text

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, final
 
 from gateway.calls import CallRecord
@@ -31,6 +30,7 @@ from gateway.errors import ServiceError
 from gateway.iam.caller import Caller
 from gateway.iam.denial import MARKER
 from gateway.identity import Identity
+from gateway.isotime import iso8601, iso8601_epoch
 from gateway.metrics import note_call
 from gateway.plugin_host import PluginHost
 from gateway.sts.service import AssumedRole, FederatedUser, RoleSession
@@ -113,7 +113,7 @@ _MAX_ERROR_MESSAGE = 1024
 
 
 def _time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso8601_epoch(epoch)
 
 
 def assumed_role_identity(claims: SessionClaims) -> dict[str, Any]:
@@ -235,7 +235,7 @@ def session_token_elements(
     out: dict[str, Any] = {
         "credentials": {
             "accessKeyId": issued.access_key_id,
-            "expiration": issued.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "expiration": iso8601(issued.expiration),
         }
     }
     if federated is not None:
@@ -249,7 +249,7 @@ def assumed_role_elements(assumed: RoleSession) -> dict[str, Any]:
     out: dict[str, Any] = {
         "credentials": {
             "accessKeyId": assumed.credentials.access_key_id,
-            "expiration": assumed.credentials.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "expiration": iso8601(assumed.credentials.expiration),
         },
         "assumedRoleUser": {"arn": assumed.assumed_role_arn, "assumedRoleId": assumed.assumed_role_id},
         "packedPolicySize": assumed.packed_policy_size,

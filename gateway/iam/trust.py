@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import final
 
 from gateway.context import Transport
@@ -38,6 +37,7 @@ from gateway.iam.caller import Caller
 from gateway.iam.catalog import Role
 from gateway.iam.permissions import ContextValue
 from gateway.identity import Identity
+from gateway.isotime import iso8601_epoch
 from gateway.policy import Decision, PolicySet, Request, evaluate_trust
 
 __all__ = [
@@ -107,12 +107,11 @@ def trust_context(
     identity: Identity, *, session_name: str, transport: Transport
 ) -> dict[str, str | list[str]]:
     """The condition keys a trust policy sees, lower-cased (as the engine compares them)."""
-    moment = datetime.fromtimestamp(transport.now, UTC)
     context: dict[str, str | list[str]] = {k.lower(): v for k, v in identity.condition_keys.items()}
     context.update(
         {
             "aws:federatedprovider": identity.provider_arn,
-            "aws:currenttime": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "aws:currenttime": iso8601_epoch(transport.now),
             "aws:epochtime": str(int(transport.now)),
             "aws:sourceip": transport.source_ip,
             "aws:useragent": transport.user_agent or "",

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, ItemsView, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, final
 from xml.sax.saxutils import escape
+
+from gateway.isotime import iso8601
 
 __all__ = [
     "NAMESPACE",
@@ -26,11 +28,6 @@ __all__ = [
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 
 XmlValue = str | int | datetime | Mapping[str, "XmlValue"] | None
-
-
-def iso8601(moment: datetime) -> str:
-    """AWS's timestamp format: ``2026-11-28T14:07:34Z`` (UTC, whole seconds)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _INVALID_XML_CHARS = {c: None for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)} | {
