@@ -8,7 +8,7 @@ is refused, and every key is bound to the one algorithm family and curve it may 
 
 from __future__ import annotations
 
-import base64
+import binascii
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping
@@ -56,6 +56,11 @@ _MAX_RSA_BITS: Final = 8192
 _MAX_HEADER_CHARS: Final = 4096
 _MAX_KEYS: Final = 100
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
+# The characters that may end a canonical base64url text of length 4n + 2 (its last character
+# carries 4 stray bits) or 4n + 3 (2 stray bits): those whose value has the stray low bits zero.
+_CANONICAL_LAST: Final = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+_PADDING: Final = {0: b"", 2: b"==", 3: b"="}
+_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
 # Header parameters that would let the token choose its own key or change how it is processed.
 _KEY_HEADERS: Final = ("jku", "x5u", "jwk")
 
@@ -164,13 +169,15 @@ def _rsa_public_key(n: object, e: object) -> rsa.RSAPublicKey | None:
 
 
 def _b64decode(part: str) -> bytes:
-    if not _B64URL.fullmatch(part) or len(part) % 4 == 1:
+    tail = len(part) % 4
+    if tail == 1 or not _B64URL.fullmatch(part):
         raise InvalidIdentityToken("token is not valid base64url")
-    raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    # Refuse non-canonical encodings (stray trailing bits) so one token has exactly one spelling.
-    if base64.urlsafe_b64encode(raw).rstrip(b"=") != part.encode("ascii"):
+    # Refuse non-canonical encodings (stray trailing bits) so one token has exactly one spelling:
+    # the last character must leave the bits past the last whole byte zero.
+    if tail and part[-1] not in _CANONICAL_LAST[tail]:
         raise InvalidIdentityToken("token is not valid base64url")
-    return raw
+    # The alphabet is checked above, so binascii decodes exactly these characters.
+    return binascii.a2b_base64(part.encode("ascii").translate(_TO_STANDARD) + _PADDING[tail])
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -222,7 +229,7 @@ def parse_token(token: str, *, max_bytes: int, algorithms: Collection[str]) -> U
         header=header,
         alg=alg,
         kid=kid,
-        signing_input=f"{head}.{body}".encode("ascii"),
+        signing_input=token[: len(head) + 1 + len(body)].encode("ascii"),
         payload=_b64decode(body),
         signature=_b64decode(sig),
     )

@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 import json
+import re
+import string
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 from joserfc.jwk import RSAKey
 
 from fedgate_oidc import OIDCProvider, OIDCProviderSettings
+from fedgate_oidc.token import _b64decode as token_b64decode
 from fedgate_oidc.token import parse_token
 from gateway.errors import (
     ExpiredToken,
@@ -465,3 +468,27 @@ def test_parse_token_only_ever_raises_invalid_identity_token(token: str) -> None
         return
     assert parsed.alg in ("RS256", "ES256")
     assert not {"jku", "x5u", "jwk", "crit", "enc", "zip"} & set(parsed.header)
+
+
+def _reference_b64decode(part: str) -> bytes | None:
+    """What a token part decodes to, the slow and obvious way: canonical base64url or nothing."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", part) or len(part) % 4 == 1:
+        return None
+    raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    return raw if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == part else None
+
+
+@given(
+    st.one_of(
+        st.text(alphabet=string.ascii_letters + string.digits + "-_", max_size=40),
+        st.binary(max_size=30).map(lambda raw: b64(raw)),
+        st.text(max_size=12),  # anything at all: padding, the standard alphabet, non-ASCII
+    )
+)
+def test_token_parts_decode_exactly_the_canonical_base64url(part: str) -> None:
+    expected = _reference_b64decode(part)
+    try:
+        decoded: bytes | None = token_b64decode(part)
+    except InvalidIdentityToken:
+        decoded = None
+    assert decoded == expected
