@@ -57,7 +57,6 @@ __all__ = [
     "revoke_user_sessions",
 ]
 
-_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _RAW, _ZLIB = 0, 1
 _WINDOW_BITS, _MEM_LEVEL = 12, 4
 _MAX_PLAINTEXT = 64 * 1024
@@ -65,8 +64,8 @@ _MAX_PLAINTEXT = 64 * 1024
 
 def new_access_key_id() -> str:
     """A temporary access key id: ``ASIA`` and 16 random characters of ``[A-Z2-7]``."""
-    bits = int.from_bytes(secrets.token_bytes(10))  # 80 bits: 16 characters of 5 bits each
-    return "ASIA" + "".join(_BASE32[(bits >> shift) & 31] for shift in range(0, 80, 5))
+    # 80 random bits are exactly 16 base32 characters (RFC 4648's alphabet is A-Z2-7), no padding.
+    return "ASIA" + base64.b32encode(secrets.token_bytes(10)).decode("ascii")
 
 
 def new_secret_access_key() -> str:
