@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
 
 from gateway.errors import InvalidParameterValue, MissingParameter, ValidationError
 
@@ -24,6 +25,7 @@ __all__ = [
     "GetSessionTokenParams",
     "QueryParams",
     "collect_params",
+    "form_pairs",
     "parse_duration",
     "parse_policy_arns",
     "parse_session_name",
@@ -97,6 +99,42 @@ def collect_params(pairs: Iterable[tuple[str, str]]) -> QueryParams:
         if len(values) > _MAX_PARAMS:
             raise ValidationError("Too many parameters")
     return QueryParams(values)
+
+
+def form_pairs(text: str, *, strict: bool, max_fields: int) -> list[tuple[str, str]]:
+    """The ``name=value`` pairs of a query string or form body, as ``urllib.parse.parse_qsl(text,
+    keep_blank_values=True, strict_parsing=strict, max_num_fields=max_fields)`` reads them.
+
+    ``+`` is a space and percent-escapes are UTF-8, invalid sequences read as U+FFFD. Raises
+    ``ValueError`` for more than ``max_fields`` fields and, when ``strict``, for a field without
+    ``=`` (an empty one included). Written out because parse_qsl's general path (argument
+    coercion, ``unquote``'s generator over escape runs) cost a tenth of what the STS domain code
+    does for a call; a property test holds the two to the same answers.
+    """
+    if not text:
+        return []
+    if text.count("&") >= max_fields:
+        raise ValueError("Max number of fields exceeded")
+    pairs: list[tuple[str, str]] = []
+    for field in text.split("&"):
+        name, equals, value = field.partition("=")
+        if not equals:
+            if strict:
+                raise ValueError(f"bad query field: {field[:64]!r}")
+            if not field:
+                continue
+        pairs.append((_form_unquote(name), _form_unquote(value)))
+    return pairs
+
+
+def _form_unquote(text: str) -> str:
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    # Literal characters re-encode to whole UTF-8 sequences, so decoding the whole text once
+    # replaces exactly the invalid escape runs that unquote() replaces run by run.
+    return unquote_to_bytes(text).decode("utf-8", "replace")
 
 
 def _length(name: str, value: str, low: int, high: int) -> str:

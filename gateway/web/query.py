@@ -9,15 +9,13 @@ Handlers are thin adapters around pure domain services.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 from aiohttp import web
 
 from gateway import keys
 from gateway.authn import authenticate
 from gateway.errors import InvalidAction, MissingParameter, ServiceError, ValidationError
 from gateway.iam.caller import Caller, check_api_call
-from gateway.sts.params import QueryParams, collect_params
+from gateway.sts.params import QueryParams, collect_params, form_pairs
 from gateway.sts.xml import response_document
 from gateway.web.actions import QueryAction, QueryActions, QueryCall
 from gateway.web.middleware import service_error
@@ -32,11 +30,9 @@ _FORM = "application/x-www-form-urlencoded"
 
 def _pairs(query: str, body: bytes, content_type: str) -> list[tuple[str, str]]:
     try:
-        pairs = parse_qsl(query, keep_blank_values=True, max_num_fields=_MAX_FIELDS)
+        pairs = form_pairs(query, strict=False, max_fields=_MAX_FIELDS)
         if body and content_type == _FORM:
-            pairs += parse_qsl(
-                body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, max_num_fields=_MAX_FIELDS
-            )
+            pairs += form_pairs(body.decode("utf-8"), strict=True, max_fields=_MAX_FIELDS)
     except (UnicodeDecodeError, ValueError):
         raise ValidationError("The request parameters could not be parsed") from None
     return pairs

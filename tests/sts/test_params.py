@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.errors import InvalidParameterValue, MissingParameter, ServiceError, ValidationError
-from gateway.sts.params import AssumeRoleParams, AssumeRoleWithWebIdentityParams, collect_params
+from gateway.sts.params import AssumeRoleParams, AssumeRoleWithWebIdentityParams, collect_params, form_pairs
 
 ROLE = "arn:aws:iam::123456789012:role/app"
 
@@ -140,3 +144,44 @@ def test_assume_role_tags_transitive_keys_and_identifiers() -> None:
 def test_assume_role_refuses_what_aws_refuses(overrides: dict[str, str], error: type[ServiceError]) -> None:
     with pytest.raises(error):
         _assume_role(**overrides)
+
+
+# Pieces that make the hard cases: escapes of valid, truncated and invalid UTF-8 next to literal
+# non-ASCII characters, malformed escapes, empty fields, fields without "=".
+_FORM_PIECES = [
+    "a",
+    "b",
+    "=",
+    "&",
+    "+",
+    "%",
+    "%20",
+    "%2B",
+    "%C3",
+    "%A9",
+    "%E2%82",
+    "%AC",
+    "%ff",
+    "%2x",
+    ";",
+    "é",
+    "€",
+    "\x00",
+]
+_FORM_TEXT = st.lists(st.sampled_from(_FORM_PIECES), max_size=16).map("".join) | st.text(max_size=20)
+
+
+@settings(max_examples=1000)
+@given(_FORM_TEXT, st.booleans(), st.integers(min_value=1, max_value=6))
+def test_form_pairs_reads_what_parse_qsl_reads(text: str, strict: bool, max_fields: int) -> None:
+    try:
+        expected: object = parse_qsl(
+            text, keep_blank_values=True, strict_parsing=strict, max_num_fields=max_fields
+        )
+    except ValueError:
+        expected = ValueError
+    try:
+        got: object = form_pairs(text, strict=strict, max_fields=max_fields)
+    except ValueError:
+        got = ValueError
+    assert got == expected
