@@ -259,26 +259,40 @@ def encode_claims(claims: SessionClaims) -> bytes:
         "ia": _number(claims.issued_at),
         "ea": _number(claims.expires_at),
     }
-    optional: dict[str, Any] = {
-        "p": claims.session_policy,
-        "pa": list(claims.policy_arns),
-        "t": dict(claims.tags),
-        "tt": list(claims.transitive_tag_keys),
-        "pv": claims.provider_arn,
-        "sub": claims.subject,
-        "aud": claims.audience,
-        "si": claims.source_identity,
-        "m": claims.mfa_authenticated,
-        "mf": None if claims.mfa_at is None else _number(claims.mfa_at),
-        "c": {k: v if isinstance(v, str) else list(v) for k, v in claims.identity_claims.items()},
-        "ch": [[arn, _number(at)] for arn, at in claims.chain],
-        "pk": "" if claims.principal == ROLE_SESSION else claims.principal,
-        "u": claims.user_arn,
-        "ui": claims.user_id,
-        "sk": claims.source_key_id,
-    }
-    # Every default is falsy (None, "", False, empty): leave those out.
-    out.update((key, value) for key, value in optional.items() if value)
+    # Every default is falsy (None, "", False, empty): those are left out.
+    if claims.session_policy:
+        out["p"] = claims.session_policy
+    if claims.policy_arns:
+        out["pa"] = list(claims.policy_arns)
+    if claims.tags:
+        out["t"] = dict(claims.tags)
+    if claims.transitive_tag_keys:
+        out["tt"] = list(claims.transitive_tag_keys)
+    if claims.provider_arn:
+        out["pv"] = claims.provider_arn
+    if claims.subject:
+        out["sub"] = claims.subject
+    if claims.audience:
+        out["aud"] = claims.audience
+    if claims.source_identity:
+        out["si"] = claims.source_identity
+    if claims.mfa_authenticated:
+        out["m"] = True
+    if claims.mfa_at:
+        out["mf"] = _number(claims.mfa_at)
+    if claims.identity_claims:
+        # The JSON encoder writes tuples as lists.
+        out["c"] = dict(claims.identity_claims)
+    if claims.chain:
+        out["ch"] = [[arn, _number(at)] for arn, at in claims.chain]
+    if claims.principal != ROLE_SESSION:
+        out["pk"] = claims.principal
+    if claims.user_arn:
+        out["u"] = claims.user_arn
+    if claims.user_id:
+        out["ui"] = claims.user_id
+    if claims.source_key_id:
+        out["sk"] = claims.source_key_id
     return _ENCODER.encode(out).encode()
 
 

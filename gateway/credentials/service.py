@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, final
+from typing import Any, cast, final
 
 from gateway.arns import parse_role_arn, parse_user_arn
 from gateway.credentials.claims import (
@@ -226,9 +226,8 @@ class CredentialService:
             source_identity=source_identity,
             mfa_authenticated=mfa_authenticated,
             mfa_at=mfa_at if mfa_authenticated else None,
-            identity_claims={
-                k: v if isinstance(v, str) else tuple(v) for k, v in (identity_claims or {}).items()
-            },
+            # Copied and frozen (lists to tuples) by SessionClaims itself.
+            identity_claims=cast(Mapping[str, ClaimValue], identity_claims or {}),
             chain=tuple(chain),
             source_key_id=source_key_id,
         )

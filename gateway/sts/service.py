@@ -280,7 +280,7 @@ class StsService:
             audience=identity.audience,
             source_identity=identity.source_identity,
             mfa_authenticated=identity.mfa_authenticated,
-            identity_claims=dict(identity.condition_keys),
+            identity_claims=identity.condition_keys,
         )
         claims = issued.claims
         return AssumedRole(
