@@ -19,16 +19,15 @@ _TAG_KEY: Final = re.compile(r"[\w\s.:/=+\-@]{1,128}")
 Scalar = str | int | float | bool
 
 
-def _is_scalar(value: object) -> bool:
-    return isinstance(value, str | int | float | bool)
-
-
 def flat_claims(claims: Mapping[str, Any]) -> dict[str, Any]:
     """The claims whose value is a string, number, boolean or a list of those (nested objects dropped)."""
+    # A tuple of types, not a union, and no helper call per claim: this runs on every token.
+    scalar = (str, int, float)  # bool is an int
     return {
         name: value
         for name, value in claims.items()
-        if _is_scalar(value) or (isinstance(value, list) and all(_is_scalar(v) for v in value))
+        if isinstance(value, scalar)
+        or (isinstance(value, list) and all(isinstance(v, scalar) for v in value))
     }
 
 
@@ -41,27 +40,36 @@ def _render(value: Scalar) -> str:
     return str(value)
 
 
-def condition_keys(claims: Mapping[str, Any], provider_id: str, audience: str) -> dict[str, str | list[str]]:
-    """Condition keys ``provider_id:claim`` (lower-cased) for every flat claim.
+def condition_keys(flat: Mapping[str, Any], provider_id: str, audience: str) -> dict[str, str | list[str]]:
+    """Condition keys ``provider_id:claim`` (lower-cased) for every claim of ``flat``, the
+    :func:`flat_claims` of a token.
 
     ``aud`` is the audience the token was accepted for and ``amr`` is always a list. A claim whose
     name only differs in case from a lower-case one never overrides it.
     """
-    flat = flat_claims(claims)
-    ordered = sorted(flat.items(), key=lambda item: item[0] != item[0].lower())
     keys: dict[str, str | list[str]] = {}
-    for name, value in ordered:
-        key = f"{provider_id}:{name.lower()}"
-        if key in keys:
-            continue
-        if isinstance(value, list):
-            keys[key] = [_render(v) for v in value]
-        elif name.lower() == "amr":
-            keys[key] = [_render(value)]
+    prefix = f"{provider_id}:"
+    mixed_case: list[tuple[str, Any]] = []
+    for name, value in flat.items():
+        lower = name.lower()
+        if lower != name:
+            mixed_case.append((lower, value))  # after every lower-case name, in token order
         else:
-            keys[key] = _render(value)
+            keys[prefix + lower] = _key_value(lower, value)
+    for lower, value in mixed_case:
+        key = prefix + lower
+        if key not in keys:
+            keys[key] = _key_value(lower, value)
     keys[f"{provider_id}:aud"] = audience
     return keys
+
+
+def _key_value(lower_name: str, value: Any) -> str | list[str]:
+    if type(value) is str:
+        return [value] if lower_name == "amr" else value
+    if isinstance(value, list):
+        return [_render(v) for v in value]
+    return [_render(value)] if lower_name == "amr" else _render(value)
 
 
 def session_tags(claims: Mapping[str, Any]) -> tuple[dict[str, str], tuple[str, ...]]:
