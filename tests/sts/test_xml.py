@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import botocore.session
 from botocore.parsers import QueryParser
@@ -91,3 +92,30 @@ def test_text_is_escaped_whatever_it_holds(value: str) -> None:
     expected = _reference_text(value)
     assert f"<Arn>{expected}</Arn><Nested><UserId>{expected}</UserId></Nested>" in body
     assert f"<RequestId>{expected}</RequestId>" in body
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(
+        st.sampled_from(["A", "B", "C", "D"]),
+        st.none()
+        | st.integers()
+        | st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("&<>\x00\x1f\ufffe"), max_size=8)
+        | st.dictionaries(st.sampled_from(["X", "Y"]), st.text(max_size=4) | st.none(), max_size=2),
+        max_size=4,
+    )
+)
+def test_every_text_node_of_a_document_is_escaped_alone(fields: dict[str, Any]) -> None:
+    # One value that needs escaping must not change the others, nor be missed among them.
+    expected = "".join(
+        f"<{name}>{_reference_nested(value)}</{name}>" for name, value in fields.items() if value is not None
+    )
+    assert f"<GetCallerIdentityResult>{expected}</GetCallerIdentityResult>" in response_document(
+        "GetCallerIdentity", fields, "id"
+    )
+
+
+def _reference_nested(value: object) -> str:
+    if isinstance(value, dict):
+        return "".join(f"<{k}>{_reference_nested(v)}</{k}>" for k, v in value.items() if v is not None)
+    return _reference_text(str(value))
