@@ -38,7 +38,7 @@ from gateway.iam.catalog import Role
 from gateway.iam.permissions import ContextValue
 from gateway.identity import Identity
 from gateway.isotime import iso8601_epoch
-from gateway.policy import Decision, PolicySet, Request, evaluate_trust
+from gateway.policy import Decision, PolicySet, Request, TrustMemo, evaluate_trust
 
 __all__ = [
     "ASSUME_ROLE",
@@ -130,9 +130,18 @@ def trust_context(
 
 
 def decide_trust(
-    role: Role | None, identity: Identity, *, session_name: str, transport: Transport
+    role: Role | None,
+    identity: Identity,
+    *,
+    session_name: str,
+    transport: Transport,
+    memo: TrustMemo | None = None,
 ) -> TrustDecision:
-    """Whether ``identity`` may assume ``role`` (``None``: a role that does not exist)."""
+    """Whether ``identity`` may assume ``role`` (``None``: a role that does not exist).
+
+    ``memo`` remembers decisions by exactly what the trust policy reads (:class:`TrustMemo`), so
+    it decides as a fresh evaluation does, faster when the same identity asks again.
+    """
     actions = required_actions(identity)
     if role is None or not idp_grants(identity, role.arn):
         return TrustDecision(False, actions[0])
@@ -140,9 +149,14 @@ def decide_trust(
     principal = {"Federated": [identity.provider_arn]}
     decision: Decision | None = None
     for action in actions:
-        decision = evaluate_trust(
-            role.trust, Request(action=action, resource=role.arn, principal=principal, context=context)
-        )
+        if memo is not None:
+            decision = memo.evaluate(
+                role.trust, action=action, resource=role.arn, principal=principal, context=context
+            )
+        else:
+            decision = evaluate_trust(
+                role.trust, Request(action=action, resource=role.arn, principal=principal, context=context)
+            )
         if not decision.allowed:
             return TrustDecision(False, action, decision)
     return TrustDecision(True, actions[0], decision)

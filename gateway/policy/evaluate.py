@@ -17,13 +17,23 @@ policy type, so a decision names the statements that decided it, not every one t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import final
 
+from gateway.policy.cache import LRU
 from gateway.policy.compiled import GRADE_DIRECT, GRADE_ROLE, CompiledPolicy
-from gateway.policy.model import Decision, MatchedStatement, Policy, PolicyKind, Request
+from gateway.policy.model import (
+    Decision,
+    MatchedStatement,
+    Policy,
+    PolicyKind,
+    Request,
+    normalise_context,
+    normalise_principals,
+    prepared_request,
+)
 
-__all__ = ["PolicySet", "evaluate", "evaluate_trust"]
+__all__ = ["PolicySet", "TrustMemo", "evaluate", "evaluate_trust"]
 
 
 def _compiled(policy: Policy | CompiledPolicy, kind: PolicyKind) -> CompiledPolicy:
@@ -152,3 +162,48 @@ def evaluate_trust(policy: Policy | CompiledPolicy, request: Request) -> Decisio
     if allow is None:
         return Decision(False, "implicitDeny", (), "trust", act, res)
     return Decision(True, "allowed", (allow,), None, act, res)
+
+
+@final
+class TrustMemo:
+    """:func:`evaluate_trust`, remembered by exactly what the trust policy reads.
+
+    A trust decision is a function of the policy, the action, the resource, the principal and the
+    values of the context keys the policy reads (:attr:`CompiledPolicy.reads`: its conditions'
+    keys and its policy variables), and of nothing else: two requests alike in those
+    get the same decision, so the memo answers the second with the first's. Names and values are
+    compared as evaluation reads them (:func:`~gateway.policy.model.normalise_context`, the same
+    function :class:`Request` uses), so the memo never answers what a fresh evaluation would not.
+    A policy that reads the time (``aws:CurrentTime``, ``aws:EpochTime``) simply misses each new
+    second. Bounded: the least recently used decisions go first. Safe for concurrent use.
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self._decisions: LRU[Hashable, Decision] = LRU(maxsize)
+
+    def evaluate(
+        self,
+        policy: Policy | CompiledPolicy,
+        *,
+        action: str,
+        resource: str,
+        principal: Mapping[str, Sequence[str]],
+        context: Mapping[str, str | Sequence[str]],
+    ) -> Decision:
+        """What ``evaluate_trust(policy, Request(action, resource, principal, context))`` decides."""
+        cp = _compiled(policy, "trust")
+        ctx = normalise_context(context)
+        principals = normalise_principals(principal)
+        # The compiled policy itself (by identity) names the policy: an edited trust policy is a
+        # new object, and never shares an entry with the old one. One frozenset iterates in one
+        # order, so the values line up with the same keys for the same policy.
+        key = (cp, action, resource, tuple(principals.items()), tuple([ctx.get(k) for k in cp.reads]))
+        decision = self._decisions.get(key)
+        if decision is None:
+            request = prepared_request(action, resource, principal, context, ctx=ctx, principals=principals)
+            decision = evaluate_trust(cp, request)
+            self._decisions.put(key, decision)
+        return decision
+
+    def __len__(self) -> int:
+        return len(self._decisions)

@@ -26,6 +26,7 @@ __all__ = [
     "Request",
     "Statement",
     "normalise_context",
+    "normalise_principals",
 ]
 
 PolicyKind = Literal["identity", "resource", "trust", "session", "boundary"]
@@ -81,17 +82,40 @@ class Request:
     def __post_init__(self) -> None:
         object.__setattr__(self, "action_lower", self.action.lower())
         object.__setattr__(self, "ctx", normalise_context(self.context))
-        if self.principal is None:
-            object.__setattr__(self, "principals", None)
-        else:
-            object.__setattr__(
-                self,
-                "principals",
-                {
-                    k: (v,) if isinstance(v, str) else tuple(str(x) for x in v)
-                    for k, v in self.principal.items()
-                },
-            )
+        object.__setattr__(
+            self, "principals", None if self.principal is None else normalise_principals(self.principal)
+        )
+
+
+def normalise_principals(principal: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """A principal as the matchers read it (:attr:`Request.principals`): tuples of strings."""
+    return {k: (v,) if isinstance(v, str) else tuple(str(x) for x in v) for k, v in principal.items()}
+
+
+def prepared_request(
+    action: str,
+    resource: str,
+    principal: Mapping[str, Sequence[str]],
+    context: Mapping[str, str | Sequence[str]],
+    *,
+    ctx: dict[str, str | tuple[str, ...]],
+    principals: dict[str, tuple[str, ...]],
+) -> Request:
+    """``Request(action, resource, principal, context)`` for a caller that already holds
+    ``normalise_context(context)`` and ``normalise_principals(principal)``: the same request,
+    without normalising twice. Only for the engine's own use (:class:`~gateway.policy.TrustMemo`)."""
+    request = object.__new__(Request)
+    for name, value in (
+        ("action", action),
+        ("resource", resource),
+        ("principal", principal),
+        ("context", context),
+        ("action_lower", action.lower()),
+        ("ctx", ctx),
+        ("principals", principals),
+    ):
+        object.__setattr__(request, name, value)
+    return request
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from gateway.iam.trust import (
 )
 from gateway.identity import Identity, IdentityProvider
 from gateway.jsonlimits import loads as bounded_loads
-from gateway.policy import Policy
+from gateway.policy import Policy, TrustMemo
 from gateway.sts.params import (
     AssumeRoleParams,
     AssumeRoleWithSAMLParams,
@@ -158,6 +158,8 @@ class StsService:
         self._verify_mfa = verify_mfa
         self._oidc_by_issuer: dict[str, IdentityProvider] = {}
         self._saml_by_arn: dict[str, IdentityProvider] = {}
+        # Trust decisions by what each trust policy reads: federated identities ask again and again.
+        self._trust = TrustMemo()
         self.use_api_providers(())
 
     def use_api_providers(self, providers: Sequence[IdentityProvider]) -> None:
@@ -257,7 +259,9 @@ class StsService:
         if role is not None:
             call.resources.append(("AWS::IAM::Role", role_arn))
         # Unknown and forbidden roles are refused alike, so roles cannot be enumerated.
-        trust = decide_trust(role, identity, session_name=session_name, transport=call.transport)
+        trust = decide_trust(
+            role, identity, session_name=session_name, transport=call.transport, memo=self._trust
+        )
         if not trust.allowed or role is None:
             raise trust.error()
         tags = dict(identity.session_tags)
