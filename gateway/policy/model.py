@@ -27,6 +27,7 @@ __all__ = [
     "Statement",
     "normalise_context",
     "normalise_principals",
+    "prepared_request",
 ]
 
 PolicyKind = Literal["identity", "resource", "trust", "session", "boundary"]
