@@ -57,6 +57,7 @@ __all__ = [
     "revoke_user_sessions",
 ]
 
+_KEY_ID_CHARS = bytes(ord("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[b & 31]) for b in range(256))
 _RAW, _ZLIB = 0, 1
 _WINDOW_BITS, _MEM_LEVEL = 12, 4
 _MAX_PLAINTEXT = 64 * 1024
@@ -64,8 +65,9 @@ _MAX_PLAINTEXT = 64 * 1024
 
 def new_access_key_id() -> str:
     """A temporary access key id: ``ASIA`` and 16 random characters of ``[A-Z2-7]``."""
-    # 80 random bits are exactly 16 base32 characters (RFC 4648's alphabet is A-Z2-7), no padding.
-    return "ASIA" + base64.b32encode(secrets.token_bytes(10)).decode("ascii")
+    # Each random byte picks a character by its low 5 bits: 256 is a multiple of 32, so every
+    # character is uniform and independent, and bytes.translate does it in C.
+    return "ASIA" + secrets.token_bytes(16).translate(_KEY_ID_CHARS).decode("ascii")
 
 
 def new_secret_access_key() -> str:
