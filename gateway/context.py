@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.iam.caller import Caller
-from gateway.isotime import iso8601_epoch
+from gateway.isotime import iso8601_epoch, iso8601_second
 
-__all__ = ["Transport", "TrustedProxies", "caller_keys", "global_context", "iso_second", "request_keys"]
+__all__ = ["Transport", "TrustedProxies", "caller_keys", "global_context", "request_keys"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -132,7 +132,7 @@ def request_keys(caller: Caller, transport: Transport, *, region: str) -> dict[s
     context = {
         "aws:SourceIp": transport.source_ip,
         "aws:SecureTransport": "true" if transport.secure else "false",
-        "aws:CurrentTime": iso_second(epoch),
+        "aws:CurrentTime": iso8601_second(epoch),
         "aws:EpochTime": str(epoch),
         "aws:RequestedRegion": region,
     }
@@ -146,18 +146,3 @@ def request_keys(caller: Caller, transport: Transport, *, region: str) -> dict[s
     if transport.referer is not None:
         context["aws:Referer"] = transport.referer
     return context
-
-
-_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00Z")
-
-
-def iso_second(epoch: int) -> str:
-    """``epoch`` (seconds) as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC; the last answer is remembered, since
-    every request within one second asks the same."""
-    global _last_second
-    last = _last_second
-    if last[0] == epoch:
-        return last[1]
-    text = iso8601_epoch(epoch)
-    _last_second = (epoch, text)
-    return text

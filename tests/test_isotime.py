@@ -32,3 +32,13 @@ def test_known_values() -> None:
     assert iso8601(datetime(2026, 11, 28, 15, 7, 34, tzinfo=timezone(timedelta(hours=1)))) == (
         "2026-11-28T14:07:34Z"
     )
+
+
+@given(st.lists(st.integers(min_value=0, max_value=253402300799), min_size=1, max_size=20))
+def test_whole_seconds_read_as_strftime_writes_them_asked_in_any_order(epochs: list[int]) -> None:
+    from gateway.isotime import amz_basic_second, iso8601_second
+
+    for epoch in epochs + epochs[::-1]:  # each asked twice around, so the remembered one is used
+        moment = datetime.fromtimestamp(epoch, UTC)
+        assert iso8601_second(epoch) == moment.strftime(_FORMAT)
+        assert amz_basic_second(epoch) == moment.strftime("%Y%m%dT%H%M%SZ")

@@ -6,9 +6,10 @@ Used by the reverse proxy to re-sign requests for an upstream, and by the tests 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
+from gateway.isotime import amz_basic_second
 from gateway.sigv4.canonical import canonical_request, parse_query, string_to_sign, uri_encode
 from gateway.sigv4.keys import SigningKeyCache, derive_signing_key, hmac_hex
 from gateway.sigv4.model import ALGORITHM, MAX_EXPIRES, TERMINATOR, UNSIGNED_PAYLOAD, HttpRequest
@@ -79,7 +80,7 @@ def sign(
     headers = [(n, v) for n, v in request.headers if n.lower() not in _REPLACED]
     if content_sha256_header:
         headers.append(("x-amz-content-sha256", body_hash))
-    timestamp = _amz_timestamp(now)
+    timestamp = amz_basic_second(int(now.timestamp()))
     date = timestamp[:8]
     scope = f"{date}/{region}/{service}/{TERMINATOR}"
     key = (
@@ -140,22 +141,6 @@ def sign(
     return HttpRequest(
         request.method, request.raw_path, request.raw_query, tuple(headers), request.payload_sha256
     )
-
-
-_last_stamp: tuple[int, str] = (0, "19700101T000000Z")
-
-
-def _amz_timestamp(now: datetime) -> str:
-    """``now`` as SigV4's ``YYYYMMDD'T'HHMMSS'Z'`` (UTC); the last second's text is remembered,
-    since every request signed within it asks the same."""
-    global _last_stamp
-    second = int(now.timestamp())
-    last = _last_stamp
-    if last[0] == second:
-        return last[1]
-    text = datetime.fromtimestamp(second, UTC).strftime("%Y%m%dT%H%M%SZ")
-    _last_stamp = (second, text)
-    return text
 
 
 def _signed_names(headers: Sequence[tuple[str, str]]) -> tuple[str, ...]:
