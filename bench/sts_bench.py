@@ -239,6 +239,13 @@ class Servers:
         self.procs[name] = proc
         return proc
 
+    def start_baseline(self, source: Path, fedgate_argv: list[str]) -> subprocess.Popen[bytes]:
+        """``fedgate FEDGATE_ARGV`` from the source tree ``source`` (--baseline), as ``baseline``:
+        its code is found before the editable install's, since PYTHONPATH comes first."""
+        root = source.resolve()
+        env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{root / 'plugins'}"}
+        return self.start("baseline", [sys.executable, "-c", BASELINE_MAIN, *fedgate_argv], env=env)
+
     def log_tail(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
@@ -429,13 +436,9 @@ async def run(args: argparse.Namespace, servers: Servers) -> None:
             "moto": (f"http://127.0.0.1:{moto_port}/", moto.pid),
         }
         if args.baseline is not None:
-            # Another checkout's code, found before the editable install's (PYTHONPATH comes first).
-            source = args.baseline.resolve()
-            env = {**os.environ, "PYTHONPATH": f"{source}{os.pathsep}{source / 'plugins'}"}
             base_port = free_port()
-            base_argv = [sys.executable, "-c", BASELINE_MAIN, "serve", "-c", str(config_path)]
-            base_argv += ["--host", "127.0.0.1", "--port", str(base_port)]
-            base = servers.start("baseline", base_argv, env=env)
+            base_argv = ["serve", "-c", str(config_path), "--host", "127.0.0.1", "--port", str(base_port)]
+            base = servers.start_baseline(args.baseline, base_argv)
             targets["baseline"] = (f"http://127.0.0.1:{base_port}/", base.pid)
 
         script = wrk_script(bodies, servers.workdir / "assume.lua")
@@ -485,6 +488,17 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def add_baseline_option(parser: argparse.ArgumentParser) -> None:
+    """``--baseline SRC``: another checkout's fedgate, measured beside this one's."""
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="SRC",
+        help="also serve fedgate from the source tree SRC (e.g. `git archive main | tar -x -C SRC`), "
+        "measured beside this checkout's in the same rounds",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -500,13 +514,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--only", choices=["fedgate", "moto"], help="measure one server (e.g. with --profile)"
     )
-    parser.add_argument(
-        "--baseline",
-        type=Path,
-        metavar="SRC",
-        help="also serve fedgate from the source tree SRC (e.g. `git archive main | tar -x -C SRC`), "
-        "measured beside this checkout's in the same rounds",
-    )
+    add_baseline_option(parser)
     parser.add_argument(
         "--profile", type=Path, metavar="FILE", help="run fedgate under pyinstrument; its report goes here"
     )

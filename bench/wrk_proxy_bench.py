@@ -49,7 +49,7 @@ import aiohttp
 import boto3
 from botocore.config import Config
 from proxy_bench import BARE_PROXY_MAIN, HOST, POOL, UPSTREAM_MAIN, config, signed_pool
-from sts_bench import BASELINE_MAIN, Servers, cpu_seconds, free_port, load_average, wait_ready
+from sts_bench import Servers, add_baseline_option, cpu_seconds, free_port, load_average, wait_ready
 
 from gateway.credentials import CredentialService, KeyRing, Revocations
 
@@ -242,20 +242,7 @@ def run(args: argparse.Namespace, servers: Servers, workdir: Path) -> None:
         "workers": f"http://127.0.0.1:{ports['workers']}/healthz",
     }
     if args.baseline is not None:
-        # Another checkout's fedgate, found before the editable install's (PYTHONPATH comes first).
-        source = args.baseline.resolve()
-        env = {**os.environ, "PYTHONPATH": f"{source}{os.pathsep}{source / 'plugins'}"}
-        argv = [
-            sys.executable,
-            "-c",
-            BASELINE_MAIN,
-            "serve",
-            "-c",
-            str(cfg),
-            "--port",
-            str(ports["baseline"]),
-        ]
-        servers.start("baseline", argv, env=env)
+        servers.start_baseline(args.baseline, ["serve", "-c", str(cfg), "--port", str(ports["baseline"])])
         probes["baseline"] = f"http://127.0.0.1:{ports['baseline']}/healthz"
     asyncio.run(ready(servers, probes))
     time.sleep(1.0)  # both workers up
@@ -344,13 +331,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="warm-up before each first-round window")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32, 128])
-    parser.add_argument(
-        "--baseline",
-        type=Path,
-        metavar="SRC",
-        help="also serve fedgate from the source tree SRC (e.g. `git archive main | tar -x -C SRC`), "
-        "measured beside this checkout's in the same rounds",
-    )
+    add_baseline_option(parser)
     args = parser.parse_args(argv)
     bounded = 0 < args.seconds <= 60 and 0 < args.rounds <= 20
     if not (bounded and all(0 < c <= 1024 for c in args.concurrency)):
