@@ -3,19 +3,26 @@
 :class:`MemoryStore` is the embedded default (one process, no server); :class:`RedisStore` serves
 several workers and replicas. :func:`open_store` builds the one the configuration asks for.
 One-time use goes through :class:`ReplayGuard`, which survives a reset of either.
+
+:class:`RedisStore` (and with it redis-py, which also loads OpenTelemetry's metrics SDK: about
+10 MiB of a server's memory) is imported only when it is asked for: by :func:`open_store` for the
+``redis`` backend, at start-up, or by name (``from gateway.store import RedisStore``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import SecretRef, StoreSettings
 from gateway.errors import ConfigError
+from gateway.requires import require
 from gateway.store.base import Generation, Store
 from gateway.store.breaker import CircuitBreaker
 from gateway.store.memory import MemoryStore
-from gateway.store.redis import RedisStore
 from gateway.store.replay import ReplayGuard
+
+if TYPE_CHECKING:
+    from gateway.store.redis import RedisStore
 
 __all__ = ["CircuitBreaker", "Generation", "MemoryStore", "RedisStore", "ReplayGuard", "Store", "open_store"]
 
@@ -29,6 +36,9 @@ def open_store(settings: StoreSettings) -> Store:
     """
     if settings.backend == "memory":
         return MemoryStore()
+    require("redis.asyncio", feature="store.backend: redis", package="redis")
+    from gateway.store.redis import RedisStore
+
     common: dict[str, Any] = {
         "prefix": settings.prefix,
         "timeout": settings.operation_timeout,
@@ -58,6 +68,14 @@ def open_store(settings: StoreSettings) -> Store:
         return RedisStore.from_url(settings.redis_url(), **common)
     except ValueError as exc:
         raise ConfigError(f"store.url: {exc}") from None
+
+
+def __getattr__(name: str) -> object:
+    if name == "RedisStore":
+        from gateway.store.redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _host_port(address: str) -> tuple[str, int]:
