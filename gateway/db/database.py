@@ -37,8 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.config import DatabaseSettings
 from gateway.credentials.keyring import KeyRing
 from gateway.db import migrate, schema
-from gateway.db.engine import WRITE_OPTION, DatabaseTarget, create_engine, target_for
-from gateway.db.listen import CHANNEL
+from gateway.db.engine import CHANNEL, WRITE_OPTION, DatabaseTarget, create_engine, target_for
 from gateway.db.records import (
     AccessKeyRecord,
     AccessKeyUse,
@@ -240,9 +239,14 @@ class IamDatabase:
         return current, migrate.head_revision()
 
     async def upgrade(self) -> tuple[str | None, str]:
-        """Apply every pending migration in one transaction; return (revision before, after)."""
+        """Apply every pending migration in one transaction; return (revision before, after).
+
+        An in-memory database (always new, and this process's alone) is built straight at the head
+        revision instead, without loading Alembic (:func:`~gateway.db.migrate.create_head_schema`).
+        """
+        step = migrate.create_or_upgrade if self._target.in_memory else migrate.upgrade
         async with self._write_gate, self._connection(write=True) as conn:
-            result = await conn.run_sync(migrate.upgrade)
+            result = await conn.run_sync(step)
             await conn.commit()
         return result
 

@@ -23,13 +23,17 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from gateway.config import DatabaseSettings
 from gateway.errors import ConfigError
+from gateway.requires import require
 
-__all__ = ["WRITE_OPTION", "Backend", "DatabaseTarget", "create_engine", "target_for"]
+__all__ = ["CHANNEL", "WRITE_OPTION", "Backend", "DatabaseTarget", "create_engine", "target_for"]
 
 Backend = Literal["sqlite", "postgresql"]
 
 #: Execution option marking a connection whose transaction writes (SQLite: ``BEGIN IMMEDIATE``).
 WRITE_OPTION = "fedgate_write"
+#: The PostgreSQL channel every commit notifies, with the new revision as payload
+#: (:mod:`gateway.db.listen`).
+CHANNEL = "fedgate_iam"
 
 _SQLITE_DRIVERS = {"sqlite", "sqlite+aiosqlite"}
 _POSTGRES_DRIVERS = {"postgresql", "postgres", "postgresql+asyncpg"}
@@ -94,8 +98,13 @@ def target_for(settings: DatabaseSettings) -> DatabaseTarget:
 
 
 def create_engine(target: DatabaseTarget, settings: DatabaseSettings) -> AsyncEngine:
-    """The engine for ``target``; connections are made on first use."""
+    """The engine for ``target``; connections are made on first use.
+
+    Only the driver ``target`` names is imported (asyncpg for PostgreSQL, aiosqlite for SQLite); a
+    missing one is a :class:`~gateway.errors.ConfigError`.
+    """
     if target.backend == "postgresql":
+        require("asyncpg", feature="database.url: postgresql", package="asyncpg")
         return create_async_engine(
             target.url,
             pool_size=settings.pool_size,
@@ -109,6 +118,7 @@ def create_engine(target: DatabaseTarget, settings: DatabaseSettings) -> AsyncEn
                 "server_settings": {"application_name": "fedgate"},
             },
         )
+    require("aiosqlite", feature="database.url: sqlite", package="aiosqlite")
     path = target.sqlite_path
     if path is not None:
         # The directory may not exist yet on a fresh clone (the demo's .fedgate/). Both stay private:

@@ -18,12 +18,12 @@ from typing import Any, final
 
 import asyncpg
 
+from gateway.db.engine import CHANNEL
+
 __all__ = ["CHANNEL", "NotificationListener"]
 
 log = logging.getLogger(__name__)
 
-#: The channel every commit notifies, with the new revision as payload.
-CHANNEL = "fedgate_iam"
 _CHECK_INTERVAL = 5.0
 _MAX_BACKOFF = 5.0
 _ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)

@@ -43,6 +43,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "HEAD",
     "UtcDateTime",
     "access_keys",
     "group_members",
@@ -74,6 +75,8 @@ NAMING = {
 }
 
 metadata = MetaData(naming_convention=NAMING)
+#: The migration revision these tables are (the scripts' head; a test checks the two agree).
+HEAD = "0001"
 
 ID = 32  # AIDA + 17, AKIA + 16: room to spare
 ARN = 2048

@@ -19,11 +19,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import final
+from typing import TYPE_CHECKING, final
 
 from gateway.db.database import IamDatabase, unavailable_reason
-from gateway.db.listen import NotificationListener
 from gateway.errors import DatabaseUnavailable
+
+if TYPE_CHECKING:  # asyncpg is imported on PostgreSQL only
+    from gateway.db.listen import NotificationListener
 
 __all__ = ["RevisionWatcher", "Subscription"]
 
@@ -83,6 +85,8 @@ class RevisionWatcher:
         self._checked_at: float | None = None
         self._listener: NotificationListener | None = None
         if listen and db.target.backend == "postgresql":
+            from gateway.db.listen import NotificationListener
+
             self._listener = NotificationListener(
                 db.listen_dsn(), on_notify=self.poke, connect_timeout=db.settings.connect_timeout_seconds
             )
