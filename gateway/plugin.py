@@ -29,6 +29,11 @@ Command line
     ``fedgate_add_cli_commands`` subcommands take ``-c`` with :func:`add_config_argument` and read
     the file with :func:`load_config`.
 
+Libraries
+    :func:`require` imports a library a configured feature needs, at start-up (where the hook that
+    builds the feature runs), so that a plugin loaded but not configured costs no memory, and a
+    missing library is one :class:`~gateway.errors.ConfigError` line rather than a traceback.
+
 Configuration checks
     ``fedgate_check_config`` returns :class:`Finding` values for ``fedgate check-config``;
     :func:`trust_admits` tells whether a role's trust policy admits a token carrying a given value
@@ -74,6 +79,7 @@ from gateway.keys import (
     TRUSTED_PROXIES,
 )
 from gateway.net import CAFile, check_https_url, client_tls, is_loopback_host
+from gateway.requires import require
 from gateway.secretref import SecretRef
 from gateway.store.base import Store
 from gateway.store.replay import ReplayGuard
@@ -126,6 +132,7 @@ __all__ = [
     "load_config",
     "oidc_provider_arn",
     "proxy_identity",
+    "require",
     "saml_provider_arn",
     "trust_admits",
 ]

@@ -34,12 +34,15 @@ tags come from the ``https://aws.amazon.com/tags`` claim.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from fedgate_oidc.config import OIDCProviderSettings
-from fedgate_oidc.provider import OIDCProvider
-from gateway.plugin import IdentityProvider, ProviderContext, ProviderSettings, hookimpl
+from gateway.plugin import IdentityProvider, ProviderContext, ProviderSettings, hookimpl, require
+
+if TYPE_CHECKING:  # the provider's libraries are imported only when one is built
+    from fedgate_oidc.provider import OIDCProvider
 
 __all__ = ["OIDCProvider", "OIDCProviderSettings"]
 
@@ -56,6 +59,9 @@ def fedgate_create_identity_provider(
 ) -> IdentityProvider | None:
     """Build an :class:`OIDCProvider` for ``oidc`` settings; ``None`` for any other type."""
     if isinstance(settings, OIDCProviderSettings):
+        require("joserfc", feature="providers: type oidc", package="joserfc")
+        from fedgate_oidc.provider import OIDCProvider
+
         return OIDCProvider(settings, context)
     return None
 
@@ -76,3 +82,11 @@ def fedgate_api_provider_settings(
         )
     except ValidationError:
         return None
+
+
+def __getattr__(name: str) -> object:
+    if name == "OIDCProvider":
+        from fedgate_oidc.provider import OIDCProvider
+
+        return OIDCProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

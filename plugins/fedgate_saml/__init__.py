@@ -53,12 +53,15 @@ session tags, TransitiveTagKeys, SourceIdentity, SessionNotOnOrAfter and whether
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from fedgate_saml.config import SAMLProviderSettings
-from fedgate_saml.provider import SAMLProvider
-from gateway.plugin import IdentityProvider, ProviderContext, ProviderSettings, hookimpl
+from gateway.plugin import IdentityProvider, ProviderContext, ProviderSettings, hookimpl, require
+
+if TYPE_CHECKING:  # the provider's libraries are imported only when one is built
+    from fedgate_saml.provider import SAMLProvider
 
 __all__ = ["SAMLProvider", "SAMLProviderSettings"]
 
@@ -75,6 +78,11 @@ def fedgate_create_identity_provider(
 ) -> IdentityProvider | None:
     """Build a :class:`SAMLProvider` for ``saml`` settings; ``None`` for any other type."""
     if isinstance(settings, SAMLProviderSettings):
+        require("saml2", feature="providers: type saml", package="pysaml2")
+        require("signxml", feature="providers: type saml", package="signxml")
+        require("lxml.etree", feature="providers: type saml", package="lxml")
+        from fedgate_saml.provider import SAMLProvider
+
         return SAMLProvider(settings, context)
     return None
 
@@ -90,3 +98,11 @@ def fedgate_api_provider_settings(kind: str, name: str, metadata: str) -> Provid
         return SAMLProviderSettings(type="saml", name=name, metadata_document=metadata)
     except ValidationError:
         return None
+
+
+def __getattr__(name: str) -> object:
+    if name == "SAMLProvider":
+        from fedgate_saml.provider import SAMLProvider
+
+        return SAMLProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
