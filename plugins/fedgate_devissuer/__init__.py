@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import BaseModel
 
-from fedgate_devissuer.issuer import DevIssuer, DevIssuerSettings
+from fedgate_devissuer.config import DevIssuerSettings
 from fedgate_devissuer.upstream import DevUpstreamSettings
-from gateway.plugin import GatewayConfig, hookimpl
+from gateway.plugin import GatewayConfig, hookimpl, require
+
+if TYPE_CHECKING:  # joserfc is imported only when a dev_issuer section is configured
+    from fedgate_devissuer.issuer import DevIssuer
 
 __all__ = ["DevIssuer", "DevIssuerSettings", "DevUpstreamSettings"]
 
@@ -49,6 +52,8 @@ def fedgate_add_routes(app: web.Application, config: GatewayConfig) -> None:
     """Serve discovery and JWKS under the issuer's path, and the demo object API, when configured."""
     settings = config.sections.get(SECTION)
     if isinstance(settings, DevIssuerSettings):
+        require("joserfc", feature="dev_issuer", package="joserfc")
+        from fedgate_devissuer.issuer import DevIssuer
         from fedgate_devissuer.routes import add_issuer_routes
 
         add_issuer_routes(app, DevIssuer(settings))
@@ -65,3 +70,11 @@ def fedgate_add_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> Non
     from fedgate_devissuer.command import add_command
 
     add_command(subparsers)
+
+
+def __getattr__(name: str) -> object:
+    if name == "DevIssuer":
+        from fedgate_devissuer.issuer import DevIssuer
+
+        return DevIssuer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from fedgate_devissuer.issuer import DevIssuer, DevIssuerSettings
+from fedgate_devissuer.config import DevIssuerSettings
 from gateway.errors import ConfigError
 
 __all__ = ["add_command"]
@@ -54,6 +54,8 @@ def _run(args: argparse.Namespace) -> int:
             extra[name] = json.loads(value)
         except ValueError:
             extra[name] = value
+    from fedgate_devissuer.issuer import DevIssuer  # joserfc: only when a token is minted
+
     token = DevIssuer(settings).mint(args.sub, audience=args.aud, lifetime=args.lifetime, extra=extra)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as out:
