@@ -32,7 +32,7 @@ import logging
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -55,15 +55,18 @@ from gateway.identity import IdentityProvider, ProviderContext
 from gateway.metrics import instrument_engine
 from gateway.plugin_host import PluginHost, disabled_from_env
 from gateway.proxy.client import UpstreamClient
-from gateway.proxy.identity import IdentitySigner
 from gateway.proxy.runtime import ProxyRuntime
 from gateway.proxy.upstream import UpstreamTable
+from gateway.requires import require
 from gateway.sigv4 import SigningKeyCache
 from gateway.store import ReplayGuard, Store, open_store
 from gateway.sts.mfa import CallerMfa
 from gateway.sts.service import StsService
 from gateway.tracing import Tracing
 from gateway.web.metrics import metrics_ctx
+
+if TYPE_CHECKING:
+    from gateway.proxy.identity import IdentitySigner
 
 __all__ = [
     "ServiceContext",
@@ -125,12 +128,21 @@ def preflight(config: GatewayConfig) -> None:
                 problems.append(str(exc))
         key = config.proxy.identity_signing_key
         if key is not None and any(u.auth == "identity" for u in config.upstreams):
+            signer_type = _identity_signer()
             try:
-                IdentitySigner.from_pem(key.resolve().get_secret_value(), issuer="check", ttl=60)
+                signer_type.from_pem(key.resolve().get_secret_value(), issuer="check", ttl=60)
             except ConfigError as exc:
                 problems.append(str(exc))
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def _identity_signer() -> type[IdentitySigner]:
+    """The identity signer's class, imported (with joserfc) when an upstream has ``auth: identity``."""
+    require("joserfc", feature="upstreams: auth identity", package="joserfc")
+    from gateway.proxy.identity import IdentitySigner
+
+    return IdentitySigner
 
 
 def secret_refs(config: GatewayConfig) -> Iterator[tuple[str, SecretRef]]:
@@ -351,15 +363,16 @@ def _make_proxy_ctx(clock: Callable[[], float]) -> ServiceContext:
         settings = config.proxy
         signer: IdentitySigner | None = None
         if any(u.auth == "identity" for u in config.upstreams):
+            signer_type = _identity_signer()
             ttl = settings.identity_ttl_seconds
             if settings.identity_signing_key is not None:
                 try:
                     pem = settings.identity_signing_key.resolve().get_secret_value()
                 except ValueError as exc:
                     raise ConfigError(f"proxy.identity_signing_key: {exc}") from None
-                signer = IdentitySigner.from_pem(pem, issuer=settings.identity_issuer, ttl=ttl)
+                signer = signer_type.from_pem(pem, issuer=settings.identity_issuer, ttl=ttl)
             else:
-                signer = IdentitySigner.generate(issuer=settings.identity_issuer, ttl=ttl)
+                signer = signer_type.generate(issuer=settings.identity_issuer, ttl=ttl)
         runtime = ProxyRuntime(
             table=UpstreamTable(config.upstreams, region=config.region, account=config.account_id),
             credentials=app[keys.CREDENTIALS],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import aiohttp
 
@@ -15,9 +15,11 @@ from gateway.iam.denial import AuthorizationMessages
 from gateway.iam.permissions import CallerViews
 from gateway.metrics import Metrics
 from gateway.proxy.client import UpstreamClient
-from gateway.proxy.identity import IdentitySigner
 from gateway.proxy.upstream import UpstreamTable
 from gateway.sigv4 import SigningKeyCache
+
+if TYPE_CHECKING:  # joserfc is imported only when an upstream has auth: identity
+    from gateway.proxy.identity import IdentitySigner
 
 __all__ = ["ProxyRuntime"]
 
