@@ -25,13 +25,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.agent.config import AgentConfig, RoleSettings, load_agent_config, parse_agent_config
-from gateway.agent.credentials import Credentials, process_document
 from gateway.agent.errors import AgentError, CredentialsUnavailable, SourceError
 from gateway.errors import ConfigError
 from gateway.logs import configure_logging
+
+if TYPE_CHECKING:  # the agent's models and clients are imported when an agent command runs, not to
+    # build the parser (every fedgate command, `fedgate serve` included, builds it)
+    from gateway.agent.config import AgentConfig, RoleSettings
+    from gateway.agent.credentials import Credentials
 
 __all__ = ["add_agent_command", "config_from_args", "reference_text"]
 
@@ -197,6 +200,8 @@ def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
     """The configuration the file (if any) and the flags describe; raises :class:`ConfigError`."""
+    from gateway.agent.config import load_agent_config, parse_agent_config
+
     path = getattr(args, "config", None)
     raw: dict[str, Any] = load_agent_config(Path(path)) if path else {}
     flags: dict[str, str] = {}
@@ -293,6 +298,8 @@ def _pick_role(config: AgentConfig, name: str | None) -> RoleSettings:
 
 
 def _credential_process(args: argparse.Namespace) -> int:
+    from gateway.agent.credentials import process_document
+
     try:
         config = config_from_args(args)
         role = _pick_role(config, args.role)
@@ -325,6 +332,8 @@ async def _fetch_once(config: AgentConfig, role: RoleSettings) -> Credentials:
 
 def _from_agent(config: AgentConfig, role: RoleSettings) -> Credentials:
     """The role's credentials from the running agent's container endpoint."""
+    from gateway.agent.credentials import Credentials
+
     assert config.authorization_token_file is not None
     host = config.listen.host
     url = f"http://{f'[{host}]' if ':' in host else host}:{config.listen.port}{role.served_path()}"
@@ -387,6 +396,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def reference_text() -> str:
     """docs/agent-configuration.md: every key of the agent's configuration."""
+    from gateway.agent.config import AgentConfig
     from gateway.configdoc import render_model
 
     header = (
