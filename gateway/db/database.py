@@ -241,10 +241,12 @@ class IamDatabase:
     async def upgrade(self) -> tuple[str | None, str]:
         """Apply every pending migration in one transaction; return (revision before, after).
 
-        An in-memory database (always new, and this process's alone) is built straight at the head
-        revision instead, without loading Alembic (:func:`~gateway.db.migrate.create_head_schema`).
+        An empty SQLite database (an in-memory one is always empty) is built straight at the head
+        revision instead, without loading Alembic (:func:`~gateway.db.migrate.create_or_upgrade`),
+        in the same ``BEGIN IMMEDIATE`` transaction, so processes starting together still build it
+        once.
         """
-        step = migrate.create_or_upgrade if self._target.in_memory else migrate.upgrade
+        step = migrate.create_or_upgrade if self._target.backend == "sqlite" else migrate.upgrade
         async with self._write_gate, self._connection(write=True) as conn:
             result = await conn.run_sync(step)
             await conn.commit()

@@ -10,9 +10,10 @@ Alembic (with Mako, and the DDL of every dialect it knows: about 10 MiB of a ser
 imported only to migrate, or to list the scripts' revisions. A start-up that finds the schema
 current reads the version table itself (:func:`current_revision`) and compares it with
 :data:`HEAD`, the revision :mod:`gateway.db.schema` describes (a test checks that it is the
-scripts' head). An in-memory database, new in every process and never seen by another, is built
-straight from those table definitions (:func:`create_head_schema`), which a test proves identical
-to what migrating an empty database yields.
+scripts' head). An empty SQLite database (a new file, or one in memory) is built straight from
+those table definitions (:func:`create_head_schema`, Alembic's "create_all, then stamp the head"),
+which a test proves identical, statement for statement, to what migrating it yields; PostgreSQL,
+shared by replicas, is always migrated by Alembic under its advisory lock.
 
 The functions here are synchronous, for ``AsyncConnection.run_sync``.
 """
@@ -111,9 +112,9 @@ def current_revision(connection: Connection) -> str | None:
 def create_head_schema(connection: Connection) -> None:
     """Build the :data:`HEAD` schema on an empty database, without Alembic, in the caller's transaction.
 
-    For in-memory databases only: a database other processes share is migrated (:func:`upgrade`),
-    under the migrators' lock. What it builds is what migrating yields: every table of
-    :mod:`gateway.db.schema`, the revision row, and the version table at :data:`HEAD`.
+    For SQLite, in the caller's ``BEGIN IMMEDIATE`` transaction (the migrators' lock). What it
+    builds is what migrating yields: every table of :mod:`gateway.db.schema`, the revision row, and
+    the version table at :data:`HEAD`.
     """
     schema.metadata.create_all(connection)
     connection.execute(schema.revision.insert().values(id=1, revision=0))
@@ -122,9 +123,11 @@ def create_head_schema(connection: Connection) -> None:
 
 
 def create_or_upgrade(connection: Connection) -> tuple[str | None, str]:
-    """:func:`create_head_schema` on an empty database, else :func:`upgrade`; (before, after)."""
+    """:func:`create_head_schema` on a database holding none of fedgate's tables, else
+    :func:`upgrade`; (before, after)."""
     before = current_revision(connection)
-    if before is None and not connection.dialect.has_table(connection, schema.revision.name):
+    has_table = connection.dialect.has_table
+    if before is None and not any(has_table(connection, name) for name in schema.metadata.tables):
         create_head_schema(connection)
         return None, HEAD
     return upgrade(connection)
