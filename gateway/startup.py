@@ -43,7 +43,7 @@ from gateway import keys
 from gateway.audit import Auditor, JsonLinesSink, StoreSink
 from gateway.config import GatewayConfig, SecretRef, parse_config, read_yaml
 from gateway.credentials import CredentialService, KeyRing
-from gateway.db import start_database
+from gateway.db import start_database, target_for
 from gateway.errors import ConfigError, ServiceError
 from gateway.iam.accesskeys import AccessKeys
 from gateway.iam.denial import AuthorizationMessages
@@ -74,6 +74,7 @@ __all__ = [
     "load_config",
     "preflight",
     "provider_context",
+    "required_libraries",
     "secret_refs",
     "service_contexts",
 ]
@@ -111,10 +112,17 @@ def preflight(config: GatewayConfig) -> None:
     """Check what start-up needs beyond a valid file; raise :class:`ConfigError` listing every problem.
 
     Every ``{env: ...}`` and ``{file: ...}`` reference resolves (plugins' sections included), the
-    key ring builds (each key at least 32 bytes) and ``proxy.identity_signing_key`` is a private key.
-    Secrets are read and dropped; none is kept or printed.
+    key ring builds (each key at least 32 bytes), ``proxy.identity_signing_key`` is a private key,
+    and the libraries the configured features need import (:func:`required_libraries`; this is
+    where a server imports them, before it binds or forks). Secrets are read and dropped; none is
+    kept or printed.
     """
     problems = []
+    for module, feature, package in required_libraries(config):
+        try:
+            require(module, feature=feature, package=package)
+        except ConfigError as exc:
+            problems.append(str(exc))
     for where, ref in secret_refs(config):
         try:
             ref.resolve()
@@ -135,6 +143,26 @@ def preflight(config: GatewayConfig) -> None:
                 problems.append(str(exc))
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def required_libraries(config: GatewayConfig) -> Iterator[tuple[str, str, str]]:
+    """The optional libraries ``config``'s core features import: (module, feature, package) each.
+
+    Only these are imported for them (a server on the memory store never loads redis-py); an
+    identity provider's own are imported by the plugin that builds it, also at start-up.
+    """
+    if config.store.backend == "redis":
+        yield "redis.asyncio", "store.backend: redis", "redis"
+    try:
+        backend = target_for(config.database).backend
+    except ConfigError:
+        backend = None  # reported by the database's own start-up, with the key that is wrong
+    if backend == "postgresql":
+        yield "asyncpg", "database.url: postgresql", "asyncpg"
+    elif backend == "sqlite":
+        yield "aiosqlite", "database.url: sqlite", "aiosqlite"
+    if any(u.auth == "identity" for u in config.upstreams):
+        yield "joserfc", "upstreams: auth identity", "joserfc"
 
 
 def _identity_signer() -> type[IdentitySigner]:
