@@ -1,6 +1,7 @@
-"""A 1 GiB streamed PUT through the proxy: fedgate's peak memory (RSS) while it relays the body.
+"""A 1 GiB streamed PUT through the proxy: fedgate's resident memory (RSS) at rest, at its peak
+while it relays the body, and after, against issue 15's 100 MB.
 
-Run: ``.venv/bin/python bench/proxy_rss_bench.py [--mib 1024] [--limit-mib 100]``.
+Run: ``.venv/bin/python bench/proxy_rss_bench.py [--mib 1024] [--target-mb 100] [--max-growth-mb 100]``.
 
 Three processes on 127.0.0.1: an aiohttp upstream that reads the body in 1 MiB pieces, counts and
 hashes it and keeps nothing (the *sink*); ``fedgate serve`` (one process, memory store, audit sink
@@ -10,15 +11,18 @@ credentials minted with fedgate's key ring, ``x-amz-content-sha256: UNSIGNED-PAY
 ``Content-Length`` of the whole body) and streams the body as it generates it, 64 KiB at a time:
 nothing is on disk and no side holds the whole body.
 
-Before the big PUT a few small ones warm fedgate up (so its baseline includes everything a request
-loads); then its ``VmRSS`` is sampled every 20 ms while the body streams, and ``VmHWM`` (the
-kernel's own peak) is read at the end. Prints the size and speed, fedgate's RSS before, its peak
-and the growth, the sink's count and SHA-256 against the client's, and whether the growth stayed
-under ``--limit-mib`` (issue 15: 100 MB); exits non-zero if it did not. The growth is what
-streaming decides; the RSS before is what fedgate's imports cost at rest (about 125 MiB in
-2026-12), which no body size changes. The test suite keeps a
-smaller version (``tests/proxy/test_serve_workers.py``: 128 MiB through ``--workers 2``, growth
-bounded). Takes about 15-40 s, most of it moving the gigabyte through two Python processes.
+Before the big PUT a few small ones warm fedgate up (so its resting figure includes everything a
+request loads); then its ``VmRSS`` is sampled every 20 ms while the body streams, ``VmHWM`` (the
+kernel's own peak) is read at the end, and ``VmRSS`` once more after it. Prints the size and speed,
+the sink's count and SHA-256 against the client's, and fedgate's RSS before, at its peak and after,
+each in MiB and MB against ``--target-mb`` (issue 15: 100 MB), with the growth while relaying.
+Exits non-zero if the body arrived altered or the growth reached ``--max-growth-mb`` (streaming
+broke); the absolute target is reported, not enforced here (``tests/proxy/test_resting_memory.py``
+bounds the resting figure). The resting figure is what fedgate's imports cost, which no body size
+changes (about 99 MiB in 2026-12, from 126 MiB before the imports followed the configuration). The
+test suite also keeps a smaller streaming check (``tests/proxy/test_serve_workers.py``: 128 MiB
+through ``--workers 2``, growth bounded). Takes about 5-40 s, most of it moving the gigabyte
+through two Python processes.
 """
 
 from __future__ import annotations
@@ -244,18 +248,27 @@ async def run(args: argparse.Namespace, secret: str, procs: list[subprocess.Pope
             await sampler
         seconds = time.perf_counter() - started
     hwm = memory_kib(fedgate.pid, "VmHWM")
+    after = memory_kib(fedgate.pid, "VmRSS")
     peak = max(hwm, peak_sampled)
     growth = peak - before
     intact = answer == {"size": size, "sha256": digest.hexdigest()}
-    bounded = growth * 1024 < args.limit_mib * 1_000_000
+    bounded = growth * 1024 < args.max_growth_mb * 1_000_000
+    target = args.target_mb * 1_000_000
+
+    def figure(kib: int) -> str:
+        verdict = "under" if kib * 1024 < target else "OVER"
+        return f"{kib / 1024:6.1f} MiB = {kib * 1024 / 1e6:6.1f} MB, {verdict} {args.target_mb} MB"
+
     print(
         f"PUT of {size / MIB:,.0f} MiB (generated, UNSIGNED-PAYLOAD) through fedgate (resign) to a "
         f"discarding sink: {seconds:.1f} s, {size / MIB / seconds:,.0f} MiB/s\n"
         f"  sink received {answer.get('size', 0) / MIB:,.0f} MiB, SHA-256 "
         f"{'matches' if intact else 'DIFFERS from'} what was sent\n"
-        f"  fedgate RSS: {before / 1024:.1f} MiB before, peak {peak / 1024:.1f} MiB "
-        f"(VmHWM {hwm / 1024:.1f}, sampled {peak_sampled / 1024:.1f}), growth "
-        f"{growth / 1024:.1f} MiB while relaying; growth under {args.limit_mib} MB: "
+        f"  fedgate RSS before (at rest): {figure(before)}\n"
+        f"  fedgate RSS peak (relaying):  {figure(peak)} (VmHWM {hwm / 1024:.1f} MiB, sampled "
+        f"{peak_sampled / 1024:.1f} MiB)\n"
+        f"  fedgate RSS after:            {figure(after)}\n"
+        f"  growth while relaying {growth / 1024:.1f} MiB; under {args.max_growth_mb} MB: "
         f"{'yes' if bounded else 'NO'}"
     )
     return 0 if intact and bounded else 1
@@ -269,7 +282,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--mib", type=int, default=1024, help="size of the streamed body, in MiB")
     parser.add_argument(
-        "--limit-mib", type=int, default=100, help="how much fedgate's RSS may grow while relaying, in MB"
+        "--target-mb", type=int, default=100, help="the RSS fedgate should stay under, in MB (issue 15: 100)"
+    )
+    parser.add_argument(
+        "--max-growth-mb", type=int, default=100, help="how much fedgate's RSS may grow while relaying, in MB"
     )
     args = parser.parse_args(argv)
     if not 1 <= args.mib <= 8192:
