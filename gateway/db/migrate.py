@@ -130,6 +130,8 @@ def create_or_upgrade(connection: Connection) -> tuple[str | None, str]:
     if before is None and not any(has_table(connection, name) for name in schema.metadata.tables):
         create_head_schema(connection)
         return None, HEAD
+    if before == HEAD:  # another process built or migrated it while this one waited for the lock
+        return HEAD, HEAD
     return upgrade(connection)
 
 
