@@ -11,8 +11,10 @@ Its rules:
 
 - One request at a time per connection (no pipelining); a connection goes back to the pool only
   after its response was read to the end and both sides allow keep-alive, else it is closed. At
-  most ``limit`` connections are open; further requests wait for one. Idle connections are
-  dropped after ``keepalive`` seconds.
+  most ``limit`` connections are open; further requests wait, first come first served: a
+  released connection (or the slot of a closed one) goes to the longest waiting request, never to
+  one that arrived later, for at most ``connect`` seconds. Idle connections are dropped after
+  ``keepalive`` seconds.
 - A request on a reused connection that the upstream had closed meanwhile (it failed before any
   byte of an answer came) is sent once more on a new connection when its body can be replayed
   (none, or bytes); a streamed body is never replayed.
@@ -60,6 +62,11 @@ _EXPIRED = object()
 def _expire(waiter: asyncio.Future[object]) -> None:
     if not waiter.done():
         waiter.set_result(_EXPIRED)
+
+
+def _time_out(waiter: asyncio.Future[_Connection | None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(UpstreamTimeout("no upstream connection became free in time"))
 
 
 @final
@@ -348,7 +355,7 @@ class UpstreamClient:
         self._high = high_water
         self._idle: list[_Connection] = []
         self._open = 0
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[asyncio.Future[_Connection | None]] = []
         self._closed = False
 
     async def request(
@@ -416,7 +423,37 @@ class UpstreamClient:
     async def _acquire(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
         if self._closed:
             raise UpstreamError("the upstream client is closed")
-        now = loop.time()
+        if not self._waiters:  # first come, first served: nobody overtakes a waiting request
+            conn = self._idle_connection(loop.time())
+            if conn is not None:
+                return conn
+            if self._open < self._limit:
+                return await self._connect(loop, deadline)
+        # Wait for a connection handed over on release, or for a free slot (None) to open one in.
+        waiter: asyncio.Future[_Connection | None] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_at(min(loop.time() + self._connect_timeout, deadline), _time_out, waiter)
+        try:
+            handed = await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                # Handed over just as this request gave up: pass it on.
+                got = waiter.result()
+                if got is not None:
+                    self._release(got)
+                else:
+                    self._slot_freed()
+            raise
+        finally:
+            timer.cancel()
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        if handed is not None:
+            handed.reused = True
+            return handed
+        return await self._connect(loop, deadline, reserved=True)  # the slot came with the hand-off
+
+    def _idle_connection(self, now: float) -> _Connection | None:
         idle = self._idle
         while idle:
             conn = idle.pop()
@@ -424,24 +461,13 @@ class UpstreamClient:
                 conn.reused = True
                 return conn
             self._discard(conn)
-        while self._open >= self._limit and not idle:
-            waiter = loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                async with asyncio.timeout(max(0.0, min(self._connect_timeout, deadline - loop.time()))):
-                    await waiter
-            except TimeoutError:
-                raise UpstreamTimeout("no upstream connection became free in time") from None
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-        while idle:
-            conn = idle.pop()
-            if not conn.closed:
-                conn.reused = True
-                return conn
-            self._discard(conn)
-        self._open += 1
+        return None
+
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, deadline: float, *, reserved: bool = False
+    ) -> _Connection:
+        if not reserved:
+            self._open += 1
         try:
             async with asyncio.timeout(max(0.0, min(self._connect_timeout, deadline - loop.time()))):
                 _, conn = await loop.create_connection(
@@ -452,39 +478,44 @@ class UpstreamClient:
                     server_hostname=self._host if self._ssl is not None else None,
                 )
         except TimeoutError:
-            self._open -= 1
-            self._wake_one()
+            self._slot_freed()
             raise UpstreamTimeout("the upstream did not accept a connection in time") from None
         except OSError as exc:
-            self._open -= 1
-            self._wake_one()
+            self._slot_freed()
             raise UpstreamError(str(exc) or type(exc).__name__) from exc
         except BaseException:
-            self._open -= 1
-            self._wake_one()
+            self._slot_freed()
             raise
         return conn
 
     def _release(self, conn: _Connection) -> None:
         if conn.reusable and not self._closed:
             conn.idle_since = asyncio.get_running_loop().time()
-            self._idle.append(conn)
-            self._wake_one()
+            if not self._give(conn):
+                self._idle.append(conn)
         else:
             self._discard(conn)
+
+    def _give(self, conn: _Connection | None) -> bool:
+        """Hand ``conn`` (or, for ``None``, its slot in the count) to the longest waiting request;
+        ``False`` when none waits."""
+        while self._waiters:
+            waiter = self._waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(conn)
+                return True
+        return False
 
     def _discard(self, conn: _Connection) -> None:
         conn.close()
         if conn.counted:
             conn.counted = False
-            self._open -= 1
-            self._wake_one()
+            self._slot_freed()
 
-    def _wake_one(self) -> None:
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+    def _slot_freed(self) -> None:
+        # A waiting request takes the slot over (the count stays), else it is free.
+        if not self._give(None):
+            self._open -= 1
 
     async def close(self) -> None:
         """Close every connection; requests after this fail."""

@@ -309,3 +309,104 @@ async def test_the_pool_holds_at_most_limit_connections_and_reads_a_body_only_as
     finally:
         await client.close()
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("close", [False, True], ids=["kept-alive", "closed-after-each"])
+async def test_waiting_requests_are_served_first_come_first_served(close: bool) -> None:
+    seen: list[str] = []
+    peers: set[object] = set()
+    most = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal most
+        peers.add(request.transport)
+        seen.append(request.path)
+        await asyncio.sleep(0.02)
+        return web.Response(text="ok", headers={"Connection": "close"} if close else {})
+
+    runner, port = await serve(handler)
+    client = UpstreamClient("127.0.0.1", port, limit=2)
+
+    async def fetch(path: str) -> None:
+        nonlocal most
+        async with await client.request("GET", path, [("Host", "u")]) as r:
+            most = max(most, client._open)
+            assert await r.read() == b"ok"
+
+    try:
+        first = [asyncio.create_task(fetch(f"/early/{i}")) for i in range(6)]
+        await asyncio.sleep(0.005)  # the six are queued (two served, four waiting) ...
+        late = [asyncio.create_task(fetch(f"/late/{i}")) for i in range(3)]  # ... before these
+        await asyncio.gather(*first, *late)
+        assert seen[:6] == [f"/early/{i}" for i in range(6)]  # no late request overtook one waiting
+        assert sorted(seen[6:]) == [f"/late/{i}" for i in range(3)]
+        assert most <= 2 and client._open <= 2 and not client._waiters
+        assert len(peers) == (9 if close else 2)
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
+async def test_a_request_that_gives_up_waiting_passes_its_turn_on() -> None:
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path == "/slow":
+            await release.wait()
+        return web.Response(text="ok")
+
+    runner, port = await serve(handler)
+    client = UpstreamClient("127.0.0.1", port, limit=1, connect_timeout=0.2)
+    try:
+        slow = asyncio.create_task(client.request("GET", "/slow", [("Host", "u")]))
+        await asyncio.sleep(0.05)
+        with pytest.raises(UpstreamTimeout):  # no connection frees within connect_timeout
+            await client.request("GET", "/a", [("Host", "u")])
+        cancelled = asyncio.create_task(client.request("GET", "/b", [("Host", "u")]))
+        waiting = asyncio.create_task(client.request("GET", "/c", [("Host", "u")]))
+        await asyncio.sleep(0.05)
+        cancelled.cancel()
+        release.set()
+        async with await slow as r:
+            assert await r.read() == b"ok"
+        async with await waiting as r:  # the connection went on to the one still waiting
+            assert await r.read() == b"ok"
+        assert client._open == 1 and not client._waiters
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
+async def test_a_released_connection_goes_to_the_waiting_request_not_to_a_newer_one() -> None:
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.Response(text="ok")
+
+    runner, port = await serve(handler)
+    client = UpstreamClient("127.0.0.1", port, limit=1)
+    go = asyncio.Event()
+
+    async def later() -> bytes:
+        await go.wait()
+        async with await client.request("GET", "/later", [("Host", "u")]) as r:
+            return await r.read()
+
+    async def waiting() -> bytes:
+        async with await client.request("GET", "/waiting", [("Host", "u")]) as r:
+            return await r.read()
+
+    try:
+        held = await client.request("GET", "/held", [("Host", "u")])
+        assert await held.read() == b"ok"
+        first = asyncio.create_task(waiting())
+        second = asyncio.create_task(later())
+        await asyncio.sleep(0.05)  # /waiting waits for the one connection; /later for `go`
+        go.set()  # /later becomes ready to run before /waiting is told ...
+        await held.__aexit__(None, None, None)  # ... that the connection is free
+        assert await first == b"ok" and await second == b"ok"
+        assert seen == ["/held", "/waiting", "/later"]
+    finally:
+        await client.close()
+        await runner.cleanup()
