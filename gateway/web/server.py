@@ -472,20 +472,19 @@ class GatewayRunner(web.AppRunner):
 
 
 def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
-    """An event loop of ``kind``: ``uvloop``, ``asyncio``, or ``auto`` (uvloop when installed).
+    """An event loop of ``kind`` (``listen.event_loop``): ``asyncio`` or ``uvloop``.
 
     ``uvloop`` when it is not installed is a :class:`~gateway.errors.ConfigError` naming the fix.
     """
-    if kind in ("auto", "uvloop"):
+    if kind == "uvloop":
         try:
             import uvloop
         except ImportError:
-            if kind == "uvloop":
-                raise ConfigError(
-                    "listen.event_loop: uvloop is not installed (pip install uvloop), or choose asyncio"
-                ) from None
-        else:
-            return uvloop.new_event_loop()
+            raise ConfigError(
+                "listen.event_loop: uvloop is not installed (pip install 'fedgate[uvloop]'); "
+                "or choose asyncio"
+            ) from None
+        return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
 
