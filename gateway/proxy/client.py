@@ -214,11 +214,6 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     @property
-    def answered(self) -> bool:
-        """Whether a whole response head came (it may be relayed even if the connection then failed)."""
-        return self.head_done
-
-    @property
     def reusable(self) -> bool:
         return (
             self.complete
