@@ -48,6 +48,7 @@ import yaml
 
 from gateway.credentials import CredentialService, IssuedCredentials, KeyRing, Revocations
 from gateway.sigv4 import HttpRequest, sign
+from gateway.testing.uploads import upload_sink_config
 
 ACCOUNT = "123456789012"
 HOST = "rss.s3.local"
@@ -91,58 +92,6 @@ def memory_kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise RuntimeError(f"no {field} for process {pid}")
-
-
-def fedgate_config(secret: str, sink_port: int) -> dict[str, Any]:
-    """One S3 upstream (the sink) in resign mode, one role allowed to put objects."""
-    return {
-        "account_id": ACCOUNT,
-        "log_level": "WARNING",
-        "store": {"backend": "memory"},
-        "audit": {"sink": "none"},
-        "keyring": {"active": "rss", "keys": [{"id": "rss", "secret": {"value": secret}}]},
-        "roles": [
-            {
-                "name": "uploader",
-                "trust_policy": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Federated": "x"},
-                            "Action": "sts:AssumeRoleWithWebIdentity",
-                        }
-                    ],
-                },
-                "policies": [
-                    {
-                        "name": "put",
-                        "document": {
-                            "Version": "2012-10-17",
-                            "Statement": [
-                                {
-                                    "Effect": "Allow",
-                                    "Action": "s3:PutObject",
-                                    "Resource": "arn:aws:s3:::rss/*",
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-        "upstreams": [
-            {
-                "name": "sink",
-                "match": {"hosts": [HOST]},
-                "target": f"http://127.0.0.1:{sink_port}",
-                "service": "s3",
-                "mapping": "s3",
-                "auth": "resign",
-                "credentials": {"access_key_id": {"value": "AK"}, "secret_access_key": {"value": "SK"}},
-            }
-        ],
-    }
 
 
 def signed_put(creds: IssuedCredentials, key: str, size: int) -> dict[str, str]:
@@ -203,7 +152,7 @@ def start(workdir: Path, secret: str, procs: list[subprocess.Popen[bytes]]) -> t
     """Start the sink and fedgate (appended to ``procs``); their ports."""
     sink_port, fed_port = free_port(), free_port()
     config = workdir / "fedgate.yaml"
-    config.write_text(yaml.safe_dump(fedgate_config(secret, sink_port)))
+    config.write_text(yaml.safe_dump(upload_sink_config(secret, f"http://127.0.0.1:{sink_port}", host=HOST)))
     quiet: dict[str, Any] = {"stdin": subprocess.DEVNULL, "preexec_fn": _die_with_parent}
     procs.append(subprocess.Popen([sys.executable, "-c", SINK_MAIN, str(sink_port)], **quiet))
     argv = [str(VENV_BIN / "fedgate"), "serve", "-c", str(config)]

@@ -16,13 +16,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from aiohttp import web
 
 from gateway.credentials import CredentialService, KeyRing, Revocations
+from gateway.testing.uploads import upload_sink_config
 from tests.conftest import BackgroundLoop, free_port, wait_until_listening
 from tests.proxy.helpers import send, signed
 
@@ -57,58 +57,6 @@ def sink(background_loop: BackgroundLoop) -> Iterator[str]:
     background_loop.run(runner.cleanup())
 
 
-def _config(secret: str, target: str) -> dict[str, Any]:
-    """bench/proxy_rss_bench.py's configuration."""
-    return {
-        "account_id": ACCOUNT,
-        "log_level": "WARNING",
-        "store": {"backend": "memory"},
-        "audit": {"sink": "none"},
-        "keyring": {"active": "k", "keys": [{"id": "k", "secret": {"value": secret}}]},
-        "roles": [
-            {
-                "name": "uploader",
-                "trust_policy": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Federated": "x"},
-                            "Action": "sts:AssumeRoleWithWebIdentity",
-                        }
-                    ],
-                },
-                "policies": [
-                    {
-                        "name": "put",
-                        "document": {
-                            "Version": "2012-10-17",
-                            "Statement": [
-                                {
-                                    "Effect": "Allow",
-                                    "Action": "s3:PutObject",
-                                    "Resource": "arn:aws:s3:::rss/*",
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-        "upstreams": [
-            {
-                "name": "sink",
-                "match": {"hosts": ["localhost"]},
-                "target": target,
-                "service": "s3",
-                "mapping": "s3",
-                "auth": "resign",
-                "credentials": {"access_key_id": {"value": "AK"}, "secret_access_key": {"value": "SK"}},
-            }
-        ],
-    }
-
-
 def _status(pid: int) -> dict[str, int]:
     """The memory lines of ``/proc/PID/status``, in KiB."""
     found = {}
@@ -123,7 +71,7 @@ def _status(pid: int) -> dict[str, int]:
 def test_a_resting_server_holds_only_what_its_configuration_uses(sink: str, tmp_path: Path) -> None:
     secret = secrets.token_urlsafe(48)
     config = tmp_path / "fedgate.yaml"
-    config.write_text(yaml.safe_dump(_config(secret, sink)))
+    config.write_text(yaml.safe_dump(upload_sink_config(secret, sink, host="localhost", account=ACCOUNT)))
     port = free_port()
     fedgate = str(Path(sys.executable).with_name("fedgate"))
     log = tmp_path / "fedgate.log"
@@ -133,7 +81,7 @@ def test_a_resting_server_holds_only_what_its_configuration_uses(sink: str, tmp_
         )
     try:
         wait_until_listening(proc, port, log)
-        issued = CredentialService(KeyRing({"k": secret.encode()}, "k"), Revocations.local()).issue(
+        issued = CredentialService(KeyRing({"rss": secret.encode()}, "rss"), Revocations.local()).issue(
             role_arn=f"arn:aws:iam::{ACCOUNT}:role/uploader", session_name="rss", duration_seconds=3600
         )
         creds = {
