@@ -23,7 +23,8 @@ rule for ``Resource``: a pattern whose variable has no value matches no resource
 from __future__ import annotations
 
 from gateway.policy.compiled import CompiledPolicy
-from gateway.policy.evaluate import PolicySet, TrustMemo, evaluate, evaluate_trust
+from gateway.policy.decisions import TrustMemo
+from gateway.policy.evaluate import PolicySet, evaluate, evaluate_trust
 from gateway.policy.model import Decision, MatchedStatement, Policy, PolicyKind, Request, Statement
 from gateway.policy.parse import minify, parse_policy, policy_size
 

@@ -17,10 +17,9 @@ policy type, so a decision names the statements that decided it, not every one t
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import final
 
-from gateway.policy.cache import LRU
 from gateway.policy.compiled import GRADE_DIRECT, GRADE_ROLE, CompiledPolicy
 from gateway.policy.model import (
     Decision,
@@ -28,15 +27,13 @@ from gateway.policy.model import (
     Policy,
     PolicyKind,
     Request,
-    normalise_context,
-    normalise_principals,
-    prepared_request,
 )
 
-__all__ = ["PolicySet", "TrustMemo", "evaluate", "evaluate_trust"]
+__all__ = ["PolicySet", "compiled_as", "evaluate", "evaluate_trust"]
 
 
-def _compiled(policy: Policy | CompiledPolicy, kind: PolicyKind) -> CompiledPolicy:
+def compiled_as(policy: Policy | CompiledPolicy, kind: PolicyKind) -> CompiledPolicy:
+    """``policy``'s compiled form, which must have been parsed as a ``kind`` policy."""
     cp = policy.compiled if isinstance(policy, Policy) else policy
     if cp.kind != kind:
         raise ValueError(f'policy "{cp.name}" is a {cp.kind} policy, used as a {kind} policy')
@@ -92,10 +89,10 @@ class PolicySet:
         boundary: Sequence[Policy | CompiledPolicy] | None = None,
         session: Sequence[Policy | CompiledPolicy] | None = None,
     ) -> None:
-        self.identity = tuple(_compiled(p, "identity") for p in identity)
+        self.identity = tuple(compiled_as(p, "identity") for p in identity)
         self.resource = (_resource(resource),) if resource is not None else None
-        self.boundary = tuple(_compiled(p, "boundary") for p in boundary) if boundary is not None else None
-        self.session = tuple(_compiled(p, "session") for p in session) if session is not None else None
+        self.boundary = tuple(compiled_as(p, "boundary") for p in boundary) if boundary is not None else None
+        self.session = tuple(compiled_as(p, "session") for p in session) if session is not None else None
         self._all = self.identity + (self.resource or ()) + (self.boundary or ()) + (self.session or ())
         #: Every context key (lower-cased) its decisions can read (:mod:`gateway.policy.decisions`).
         self.reads: frozenset[str] = frozenset().union(*(p.reads for p in self._all))
@@ -153,7 +150,7 @@ def evaluate(
 def evaluate_trust(policy: Policy | CompiledPolicy, request: Request) -> Decision:
     """Decide whether ``request.principal`` may do ``request.action`` (``sts:AssumeRole...``) per a
     role's trust policy. Deny wins; otherwise a matching Allow is needed."""
-    cp = (_compiled(policy, "trust"),)
+    cp = (compiled_as(policy, "trust"),)
     act, res = request.action, request.resource
     deny = _first_deny(cp, request)
     if deny is not None:
@@ -162,48 +159,3 @@ def evaluate_trust(policy: Policy | CompiledPolicy, request: Request) -> Decisio
     if allow is None:
         return Decision(False, "implicitDeny", (), "trust", act, res)
     return Decision(True, "allowed", (allow,), None, act, res)
-
-
-@final
-class TrustMemo:
-    """:func:`evaluate_trust`, remembered by exactly what the trust policy reads.
-
-    A trust decision is a function of the policy, the action, the resource, the principal and the
-    values of the context keys the policy reads (:attr:`CompiledPolicy.reads`: its conditions'
-    keys and its policy variables), and of nothing else: two requests alike in those
-    get the same decision, so the memo answers the second with the first's. Names and values are
-    compared as evaluation reads them (:func:`~gateway.policy.model.normalise_context`, the same
-    function :class:`Request` uses), so the memo never answers what a fresh evaluation would not.
-    A policy that reads the time (``aws:CurrentTime``, ``aws:EpochTime``) simply misses each new
-    second. Bounded: the least recently used decisions go first. Safe for concurrent use.
-    """
-
-    def __init__(self, maxsize: int = 4096) -> None:
-        self._decisions: LRU[Hashable, Decision] = LRU(maxsize)
-
-    def evaluate(
-        self,
-        policy: Policy | CompiledPolicy,
-        *,
-        action: str,
-        resource: str,
-        principal: Mapping[str, Sequence[str]],
-        context: Mapping[str, str | Sequence[str]],
-    ) -> Decision:
-        """What ``evaluate_trust(policy, Request(action, resource, principal, context))`` decides."""
-        cp = _compiled(policy, "trust")
-        ctx = normalise_context(context)
-        principals = normalise_principals(principal)
-        # The compiled policy itself (by identity) names the policy: an edited trust policy is a
-        # new object, and never shares an entry with the old one. One frozenset iterates in one
-        # order, so the values line up with the same keys for the same policy.
-        key = (cp, action, resource, tuple(principals.items()), tuple([ctx.get(k) for k in cp.reads]))
-        decision = self._decisions.get(key)
-        if decision is None:
-            request = prepared_request(action, resource, principal, context, ctx=ctx, principals=principals)
-            decision = evaluate_trust(cp, request)
-            self._decisions.put(key, decision)
-        return decision
-
-    def __len__(self) -> int:
-        return len(self._decisions)
