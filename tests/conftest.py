@@ -384,6 +384,19 @@ async def serve_app(
     return runner, runner.addresses[0][1], app
 
 
+async def serve_handler(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], *, client_max_size: int = 1024**2
+) -> tuple[web.AppRunner, int]:
+    """A stand-in upstream: ``handler`` answering every method and path on 127.0.0.1 and a free
+    port; clean up with ``runner.cleanup()``."""
+    app = web.Application(client_max_size=client_max_size)
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, runner.addresses[0][1]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:

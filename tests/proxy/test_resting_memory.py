@@ -23,7 +23,7 @@ from aiohttp import web
 
 from gateway.credentials import CredentialService, KeyRing, Revocations
 from gateway.testing.uploads import upload_sink_config
-from tests.conftest import BackgroundLoop, free_port, wait_until_listening
+from tests.conftest import BackgroundLoop, free_port, serve_handler, wait_until_listening
 from tests.proxy.helpers import send, signed
 
 ACCOUNT = "123456789012"
@@ -44,15 +44,7 @@ def sink(background_loop: BackgroundLoop) -> Iterator[str]:
             pass
         return web.Response(text="ok")
 
-    async def start() -> tuple[web.AppRunner, int]:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        return runner, runner.addresses[0][1]
-
-    runner, port = background_loop.run(start())
+    runner, port = background_loop.run(serve_handler(handle))
     yield f"http://127.0.0.1:{port}"
     background_loop.run(runner.cleanup())
 

@@ -16,20 +16,13 @@ import pytest
 from aiohttp import web
 
 from gateway.proxy.client import UpstreamClient, UpstreamError, UpstreamTimeout
+from tests.conftest import serve_handler
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def serve(handler: Handler) -> tuple[web.AppRunner, int]:
-    app = web.Application(client_max_size=16 * 1024 * 1024)
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert isinstance(server, asyncio.Server)
-    return runner, server.sockets[0].getsockname()[1]
+    return await serve_handler(handler, client_max_size=16 * 1024 * 1024)
 
 
 @contextlib.asynccontextmanager
