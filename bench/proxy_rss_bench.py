@@ -19,7 +19,7 @@ each in MiB and MB against ``--target-mb`` (issue 15: 100 MB), with the growth w
 Exits non-zero if the body arrived altered or the growth reached ``--max-growth-mb`` (streaming
 broke); the absolute target is reported, not enforced here (``tests/proxy/test_resting_memory.py``
 bounds the resting figure). The resting figure is what fedgate's imports cost, which no body size
-changes (about 99 MiB in 2026-12, from 126 MiB before the imports followed the configuration). The
+changes (about 91.5 MiB in 2026-12, from 126 MiB before the imports followed the configuration). The
 test suite also keeps a smaller streaming check (``tests/proxy/test_serve_workers.py``: 128 MiB
 through ``--workers 2``, growth bounded). Takes about 5-40 s, most of it moving the gigabyte
 through two Python processes.

@@ -5,11 +5,18 @@
 resolution, DTD loading and the network off, and checks again afterwards. The caller bounds the
 size before calling. (The SAML plugin and the agent keep parsers of their own with the same
 settings.)
+
+lxml (about 5 MiB resident) is imported by the first call, not with this module: the proxy parses
+XML only for DeleteObjects, and a server that never sees one never pays for it (see
+:mod:`gateway.requires`).
 """
 
 from __future__ import annotations
 
-from lxml import etree
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 __all__ = ["UnsafeXML", "parse_untrusted"]
 
@@ -19,6 +26,8 @@ class UnsafeXML(ValueError):
 
 
 def _parser() -> etree.XMLParser:
+    from lxml import etree
+
     # The encoding is forced: a declaration naming UTF-7 or UTF-16 must not hide markup from the
     # byte check below.
     return etree.XMLParser(
@@ -36,6 +45,8 @@ def parse_untrusted(document: bytes) -> etree._Element:
     """The root element of ``document``; :class:`UnsafeXML` when it is malformed or declares a DTD."""
     if b"<!DOCTYPE" in document or b"<!ENTITY" in document or b"\x00" in document:
         raise UnsafeXML("DTDs, entities and NUL bytes are not allowed")
+    from lxml import etree
+
     try:
         root = etree.fromstring(document, _parser())
     except (etree.XMLSyntaxError, ValueError):

@@ -2,7 +2,8 @@
 
 The keys are in the XML body, so the request is read whole (bounded by :data:`MAX_DELETE_BODY`),
 its integrity checked (``Content-MD5`` or an ``x-amz-checksum-*``, one of which S3 requires),
-parsed with a hardened parser (:mod:`gateway.xmlsafe`: no DTDs, no entities), and each key
+parsed with a hardened parser (:mod:`gateway.xmlsafe`: no DTDs, no entities; lxml is loaded by
+the first such request), and each key
 authorized for ``s3:DeleteObject`` (``s3:DeleteObjectVersion`` with a ``VersionId``). Only the
 allowed keys are forwarded, in a body fedgate writes itself; the denied ones are answered as S3
 answers per-key failures, an ``<Error>`` with ``AccessDenied`` in the ``DeleteResult``, merged with
@@ -18,10 +19,8 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, final
 from xml.sax.saxutils import escape
-
-from lxml import etree
 
 from gateway.errors import BadDigest, InvalidDigest, InvalidRequest, MalformedXML
 from gateway.iam import permissions
@@ -32,6 +31,9 @@ from gateway.policy import Decision
 from gateway.proxy.s3 import object_arn
 from gateway.sigv4.checksums import ExpectedChecksum, expected_checksum
 from gateway.xmlsafe import UnsafeXML, parse_untrusted
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 __all__ = [
     "MAX_DELETE_BODY",
@@ -84,8 +86,9 @@ class DeleteObjects:
 
 
 def _local(element: etree._Element) -> str:
+    """An element's tag without its namespace (``""`` for a comment or processing instruction)."""
     tag = element.tag
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
 def parse_delete(body: bytes) -> DeleteObjects:
@@ -172,6 +175,8 @@ def merge_result(upstream: bytes, denied: Sequence[DeleteTarget], *, quiet: bool
         return None
     if _local(root) != "DeleteResult":
         return None
+    from lxml import etree  # loaded by parse_untrusted already
+
     namespace = etree.QName(root).namespace
     if quiet:
         for deleted in [child for child in root if _local(child) == "Deleted"]:

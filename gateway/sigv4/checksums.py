@@ -2,9 +2,11 @@
 
 A client names one in an ``x-amz-checksum-<algorithm>`` header (or, for a presigned URL, the same
 name in the query), or declares it in ``x-amz-trailer`` and sends it after an ``aws-chunked``
-body. The value is the base64 of the big-endian digest. The CRCs come from the AWS common runtime
-(``awscrt.checksums``, the native code botocore itself uses), the hashes from :mod:`hashlib`:
-nothing here is a hand-written table.
+body. The value is the base64 of the big-endian digest. CRC32 (the SDKs' default) is :func:`zlib.crc32`;
+CRC32C and CRC64NVME come from the AWS common runtime (``awscrt.checksums``, the native code
+botocore itself uses), imported by the first checksum that needs it (about 5 MiB resident that a
+server whose clients keep the default never loads); the hashes are :mod:`hashlib`'s. Nothing here
+is a hand-written table.
 
 Errors are S3's: a malformed value, an unknown algorithm or more than one checksum is
 ``InvalidRequest``; a value that does not match the body is ``BadDigest``.
@@ -16,10 +18,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Final, Protocol, final
-
-from awscrt import checksums as crt
 
 from gateway.errors import BadDigest, InvalidRequest
 
@@ -62,14 +63,26 @@ class _Crc:
         return self._value.to_bytes(self._size, "big")
 
 
+def _crc32c() -> Checksum:
+    from awscrt import checksums
+
+    return _Crc(checksums.crc32c, 4)
+
+
+def _crc64nvme() -> Checksum:
+    from awscrt import checksums
+
+    return _Crc(checksums.crc64nvme, 8)
+
+
 def _sha1() -> Checksum:
     return hashlib.sha1()  # noqa: S324 - an integrity checksum S3 defines, not a signature
 
 
 _FACTORIES: Final[dict[str, Callable[[], Checksum]]] = {
-    "x-amz-checksum-crc32": lambda: _Crc(crt.crc32, 4),
-    "x-amz-checksum-crc32c": lambda: _Crc(crt.crc32c, 4),
-    "x-amz-checksum-crc64nvme": lambda: _Crc(crt.crc64nvme, 8),
+    "x-amz-checksum-crc32": lambda: _Crc(zlib.crc32, 4),
+    "x-amz-checksum-crc32c": _crc32c,
+    "x-amz-checksum-crc64nvme": _crc64nvme,
     "x-amz-checksum-sha1": _sha1,
     "x-amz-checksum-sha256": hashlib.sha256,
 }

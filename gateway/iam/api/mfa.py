@@ -16,8 +16,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import segno
-
 from gateway.db.records import MfaDeviceRecord, UserRecord, iam_arn
 from gateway.errors import (
     DeleteConflict,
@@ -106,6 +104,8 @@ async def _created_device(ctx: ActionContext, args: Args) -> Resource:
 
 
 def _qr_png(uri: str) -> bytes:
+    import segno  # imported here: only CreateVirtualMFADevice with QRCodePNG draws one
+
     out = io.BytesIO()
     segno.make(uri, error="m", micro=False).save(out, kind="png", scale=4, border=4)
     return out.getvalue()

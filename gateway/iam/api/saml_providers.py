@@ -20,10 +20,9 @@ import binascii
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from lxml import etree
 
 from gateway.arns import saml_provider_arn
 from gateway.capabilities import IamListed
@@ -42,6 +41,9 @@ from gateway.iam.api.params import Args, Param, arn
 from gateway.iam.api.tagging import TAGS_OPTIONAL
 from gateway.iam.api.values import pattern, text
 from gateway.xmlsafe import UnsafeXML, parse_untrusted
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 __all__ = ["ACTIONS", "SAML_PROVIDER", "TITLE", "configured_saml", "metadata_valid_until"]
 
