@@ -30,6 +30,9 @@ _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 # In an S3 key a literal escape is text, but never one that a second decoding makes a dot.
 _DOT_ESCAPE = re.compile(r"%2[Ee]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A path of unreserved characters and slashes only: no escape to decode, no control character,
+# no backslash (one pass in C; most S3 keys and API paths).
+_PLAIN = re.compile(r"/[A-Za-z0-9\-_.~/]*")
 
 
 def _bad(what: str) -> InvalidParameterValue:
@@ -50,6 +53,24 @@ def decode_path(raw_path: str, *, encoded_slash: bool = False) -> tuple[str, ...
         raise _bad("it is too long")
     if raw_path == "/":
         return ()
+    if _PLAIN.fullmatch(raw_path):
+        # Nothing to decode, no control character: only the segment rules below apply.
+        segments = raw_path[1:].split("/")
+    else:
+        segments = _decoded_segments(raw_path, encoded_slash)
+    if "." in segments or ".." in segments:
+        raise _bad("it contains a dot segment")
+    if not encoded_slash:
+        # Outside S3 keys, "//" and "\\" are spellings upstreams disagree on (many merge slashes or
+        # read a backslash as one), so "//admin" could dodge a Deny on "/admin": refuse them.
+        if "" in segments[:-1]:
+            raise _bad("it contains an empty segment")
+        if any("\\" in segment for segment in segments):
+            raise _bad("it contains a backslash")
+    return tuple(segments)
+
+
+def _decoded_segments(raw_path: str, encoded_slash: bool) -> list[str]:
     segments: list[str] = []
     for raw in raw_path[1:].split("/"):
         if "%" in raw:
@@ -67,17 +88,7 @@ def decode_path(raw_path: str, *, encoded_slash: bool = False) -> tuple[str, ...
         if len(parts) > 1 and not encoded_slash:
             raise _bad("it contains an encoded slash")
         segments.extend(parts)
-    for segment in segments:
-        if segment in (".", ".."):
-            raise _bad("it contains a dot segment")
-    if not encoded_slash:
-        # Outside S3 keys, "//" and "\\" are spellings upstreams disagree on (many merge slashes or
-        # read a backslash as one), so "//admin" could dodge a Deny on "/admin": refuse them.
-        if "" in segments[:-1]:
-            raise _bad("it contains an empty segment")
-        if any("\\" in segment for segment in segments):
-            raise _bad("it contains a backslash")
-    return tuple(segments)
+    return segments
 
 
 def encode_segments(segments: tuple[str, ...] | list[str]) -> str:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.errors import AccessDenied, InvalidParameterValue
+from gateway.proxy import paths
 from gateway.proxy.apigw import ApiGatewayMapping
 from gateway.proxy.config import RouteSettings
 from gateway.proxy.headers import request_headers, response_headers
@@ -118,6 +123,30 @@ def test_s3_bad_bucket_names() -> None:
 def test_ambiguous_paths_are_refused(raw: str) -> None:
     with pytest.raises(InvalidParameterValue):
         decode_path(raw, encoded_slash=True)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["/", "a", "Z9", ".", "..", "-_~", "%2e", "%41", "%2F", "\\", " ", "%00"]), max_size=8
+    )
+    .map("".join)
+    .map(lambda tail: "/" + tail),
+    st.booleans(),
+)
+def test_plain_path_fast_path_agrees_with_decoding(raw: str, encoded_slash: bool) -> None:
+    # decode_path skips decoding a path of unreserved characters and slashes; the answer (or the
+    # refusal) is the one the decoding path gives.
+    def outcome(path_re: re.Pattern[str]) -> tuple[str, ...] | str:
+        saved, paths._PLAIN = paths._PLAIN, path_re
+        try:
+            return decode_path(raw, encoded_slash=encoded_slash)
+        except InvalidParameterValue as exc:
+            return exc.message
+        finally:
+            paths._PLAIN = saved
+
+    assert outcome(paths._PLAIN) == outcome(re.compile(r"(?!)"))
 
 
 def test_encoded_slash_only_where_allowed() -> None:
