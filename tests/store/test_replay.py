@@ -72,7 +72,8 @@ async def test_memory_restart_refuses_what_the_last_process_may_have_spent() -> 
 async def test_redis_reset_refuses_items_spent_before_it_and_accepts_newer(
     redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    replicas = [RedisStore.from_url(redis_url, prefix=redis_prefix) for _ in range(2)]
+    # A generous deadline: this is about resets, and a loaded machine must not cut an operation.
+    replicas = [RedisStore.from_url(redis_url, prefix=redis_prefix, timeout=5.0) for _ in range(2)]
     first, second = (ReplayGuard(s) for s in replicas)
     raw = aioredis.Redis.from_url(redis_url)
     try:

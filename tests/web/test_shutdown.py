@@ -19,6 +19,20 @@ BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
 BODY = b"Action=GetCallerIdentity&Version=2011-06-15"
 
 
+def _wait_until_read(port: int, client_port: int) -> None:
+    """Until the server has accepted our connection and read all we sent (its end's receive queue,
+    in ``/proc/net/tcp``, is empty): a loaded machine may take longer than any fixed pause."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            ours = (int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16))
+            if ours == (port, client_port) and int(fields[4].split(":")[1], 16) == 0:
+                return
+        time.sleep(0.02)
+    raise AssertionError("the server never read the request's head")
+
+
 def test_a_request_in_flight_at_sigterm_completes_and_the_process_exits_0(tmp_path: Path) -> None:
     port = free_port()
     config = write_config(tmp_path / "fedgate.yaml", port)
@@ -30,7 +44,8 @@ def test_a_request_in_flight_at_sigterm_completes_and_the_process_exits_0(tmp_pa
                 f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(BODY)}\r\n\r\n"
             )
             sock.sendall(head.encode() + BODY[:10])
-            time.sleep(0.5)  # the handler is reading the body
+            _wait_until_read(port, sock.getsockname()[1])
+            time.sleep(0.1)  # the handler it started is waiting for the rest of the body
             process.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 10
             while True:  # the listening socket closes first: new connections are refused
