@@ -24,8 +24,11 @@ _HEADER = """# Configuration reference
 
 fedgate reads one YAML file (`fedgate serve --config FILE`; `fedgate check-config --config FILE`
 validates it). Unknown keys are errors. Secrets are given by reference: `{env: NAME}` or
-`{file: PATH}` (`{value: ...}` only for tests). This file is generated from the configuration
-models by `fedgate config-reference`; do not edit it by hand.
+`{file: PATH}` (`{value: ...}` only for tests); `{file: PATH, create: true}` makes the file, with a
+random secret (48 bytes, URL-safe base64, mode 0600), the first time it is read and missing: a
+secret that outlives restarts on one host, as the demo's key ring and cookie secret do (replicas
+that must share a secret are given it). This file is generated from the configuration models by
+`fedgate config-reference`; do not edit it by hand.
 """
 
 

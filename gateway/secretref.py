@@ -7,6 +7,7 @@ proxy's and plugins' included, needs it without importing the whole configuratio
 from __future__ import annotations
 
 import os
+import secrets
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -19,6 +20,9 @@ class SecretRef(BaseModel):
     """A secret given by reference: exactly one of ``env`` or ``file``.
 
     ``value`` is accepted for tests and throwaway demos only; it puts the secret in the file.
+    ``{file: PATH, create: true}`` makes the file, with a random secret, the first time it is
+    read and it does not exist: a key that outlives restarts on one host without anyone writing
+    one (the demo's). Replicas must share theirs, so they give it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -32,12 +36,20 @@ class SecretRef(BaseModel):
     value: SecretStr | None = Field(
         default=None, description="The secret inline (discouraged outside tests)."
     )
+    create: bool = Field(
+        default=False,
+        description="With file: when the file does not exist, create it (mode 0600, its directory "
+        "0700) holding 48 random bytes, URL-safe base64, and use that. For a single host; replicas "
+        "sharing a secret must be given it.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
         given = [n for n in ("env", "file", "value") if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of env, file or value")
+        if self.create and self.file is None:
+            raise ValueError("create: true needs file (the file to create)")
         return self
 
     def resolve(self) -> SecretStr:
@@ -50,6 +62,16 @@ class SecretRef(BaseModel):
                 )
             return SecretStr(raw)
         if self.file is not None:
+            if self.create and not self.file.exists():
+                from gateway.privatefile import create_private
+
+                try:
+                    create_private(self.file, secrets.token_urlsafe(48))
+                except OSError as exc:
+                    raise ValueError(
+                        f"cannot create secret file {self.file}: {exc.strerror}; make its directory "
+                        "writable by fedgate, or create the file yourself"
+                    ) from None
             try:
                 return SecretStr(self.file.read_text(encoding="utf-8").rstrip("\r\n"))
             except OSError as exc:

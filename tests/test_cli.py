@@ -109,29 +109,35 @@ def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, int]]:
     port = _free_port()
     config = tmp_path / "demo.yaml"
     config.write_text((ROOT / "config" / "demo.yaml").read_text().replace("8080", str(port)))
-    process = subprocess.Popen(
-        [str(BIN / "fedgate"), "serve", "-c", str(config)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = _serve_demo(config, port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"fedgate did not start: {process.communicate()[1]}") from None
-                time.sleep(0.1)
         yield process, config, port
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def _serve_demo(config: Path, port: int) -> subprocess.Popen[str]:
+    """`fedgate serve -c config`, once it answers /healthz on ``port``."""
+    process = subprocess.Popen(
+        [str(BIN / "fedgate"), "serve", "-c", str(config)],
+        cwd=config.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"fedgate did not start: {process.communicate()[1]}") from None
+            time.sleep(0.1)
 
 
 def demo_header_commands() -> list[str]:
@@ -181,6 +187,52 @@ def test_the_demo_upstream_is_not_reachable_around_the_proxy(
         urllib.request.urlopen(forged, timeout=10)
     with refused.value as answer:
         assert answer.code == 403
+
+
+@pytest.mark.timeout(240)  # a dozen aws CLI runs, each a fresh Python process
+def test_demo_sessions_outlive_a_restart(
+    demo: tuple[subprocess.Popen[str], Path, int], tmp_path: Path
+) -> None:
+    """The demo's session key is made once, in .fedgate/ beside the configuration: a session the
+    aws CLI cached before a restart is still accepted after it."""
+    import boto3
+
+    process, config, port = demo
+    url = f"http://127.0.0.1:{port}"
+    token = subprocess.run(
+        [str(BIN / "fedgate"), "dev-token", "-c", str(config), "--sub", "alice"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()
+    anonymous = boto3.client(
+        "sts", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    creds = anonymous.assume_role_with_web_identity(
+        RoleArn="arn:aws:iam::123456789012:role/demo-reader", RoleSessionName="alice", WebIdentityToken=token
+    )["Credentials"]
+    key_file = tmp_path / ".fedgate" / "session-key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert process.returncode == 0
+    process = _serve_demo(config, port)
+    try:
+        again = boto3.client(
+            "sts",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        assert (
+            again.get_caller_identity()["Arn"] == "arn:aws:sts::123456789012:assumed-role/demo-reader/alice"
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
 
 
 @pytest.mark.timeout(240)  # a dozen aws CLI runs, each a fresh Python process

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +142,47 @@ def test_secret_from_file(tmp_path: Path) -> None:
     assert (
         config.keyring.keys[0].secret.resolve().get_secret_value() == "from-a-file-0123456789abcdef0123456789"
     )
+
+
+def test_a_created_secret_is_made_once_private_and_then_kept(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "session-key"
+    raw = copy.deepcopy(BASE)
+    raw["keyring"] = {"active": "k1", "keys": [{"id": "k1", "secret": {"file": str(path), "create": True}}]}
+    config = _parse(raw)
+    assert config.keyring is not None
+    ref = config.keyring.keys[0].secret
+    first = ref.resolve().get_secret_value()
+    assert len(first) == 64 and path.read_text() == first
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    assert ref.resolve().get_secret_value() == first  # read back, never made again
+    assert [p.name for p in path.parent.iterdir()] == ["session-key"]  # no temporary file left
+
+
+def test_servers_starting_together_create_one_secret(tmp_path: Path) -> None:
+    from gateway.secretref import SecretRef
+
+    path = tmp_path / "cookie-secret"
+    refs = [SecretRef(file=path, create=True) for _ in range(8)]
+    start = threading.Barrier(len(refs))
+
+    def read(ref: SecretRef) -> str:
+        start.wait()
+        return ref.resolve().get_secret_value()
+
+    with concurrent.futures.ThreadPoolExecutor(len(refs)) as pool:
+        seen = set(pool.map(read, refs))
+    assert seen == {path.read_text()}
+
+
+def test_create_needs_a_file_and_a_writable_directory(tmp_path: Path) -> None:
+    from gateway.secretref import SecretRef
+
+    with pytest.raises(ValueError, match="create: true needs file"):
+        SecretRef(env="X", create=True)
+    (tmp_path / "plain").write_text("x")  # a directory that cannot be made, even by root
+    ref = SecretRef(file=tmp_path / "plain" / "k", create=True)
+    with pytest.raises(ValueError, match="cannot create secret file"):
+        ref.resolve()
 
 
 def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
