@@ -49,6 +49,7 @@ def create_app(
     )
     app[keys.CONFIG] = config
     app[keys.PLUGINS] = host
+    app[keys.FRONT_DOOR] = proxy.front_door  # how fedgate's server reaches the proxy
     # Whose X-Forwarded-For is believed for aws:SourceIp, on every endpoint alike.
     app[keys.TRUSTED_PROXIES] = TrustedProxies(config.proxy.trusted_proxies)
     app.cleanup_ctx.extend(service_contexts(clock, store=store))

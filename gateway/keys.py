@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -40,6 +41,7 @@ __all__ = [
     "CREDENTIALS",
     "DATABASE",
     "ERROR_DIALECT",
+    "FRONT_DOOR",
     "KEYRING",
     "METRICS",
     "MFA",
@@ -54,6 +56,7 @@ __all__ = [
     "STS",
     "TRACING",
     "TRUSTED_PROXIES",
+    "RequestHandler",
 ]
 
 CONFIG: web.AppKey[GatewayConfig] = web.AppKey("config")
@@ -84,6 +87,10 @@ QUERY_ACTIONS: web.AppKey[QueryActions] = web.AppKey("query_actions")
 SIGNING_KEYS: web.AppKey[SigningKeyCache] = web.AppKey("signing_keys")
 TRUSTED_PROXIES: web.AppKey[TrustedProxies] = web.AppKey("trusted_proxies")
 PROXY: web.AppKey[ProxyRuntime] = web.AppKey("proxy")
+#: What the server calls with a started application and its own handler for the handler it serves
+#: (:func:`gateway.proxy.handler.front_door`: proxied requests go straight to the proxy).
+RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+FRONT_DOOR: web.AppKey[Callable[[web.Application, RequestHandler], RequestHandler]] = web.AppKey("front_door")
 #: The application's Prometheus series (absent when ``metrics.enabled`` is false).
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 #: The request tracer (absent unless ``tracing.enabled``).

@@ -461,8 +461,9 @@ class GatewayRunner(web.AppRunner):
         # The base class starts the application up and builds aiohttp's server for it; keep its
         # handler and request factory, served by fedgate's server instead.
         made = await super()._make_server()
+        front_door = self._app.get(keys.FRONT_DOOR)
         return _Server(
-            made.request_handler,
+            front_door(self._app, made.request_handler) if front_door else made.request_handler,
             listen=self._listen,
             request_factory=made.request_factory,
             answer=self._answer,

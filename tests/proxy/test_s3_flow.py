@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.conftest import read_until_closed
 from tests.proxy.conftest import BUCKET, Moto, ProxyGateway
+from tests.proxy.helpers import signed
 
 
 def _error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
@@ -86,3 +89,27 @@ def test_every_decision_is_audited(s3: Any, gateway: ProxyGateway) -> None:
     assert denied["additionalEventData"]["decision"] == "implicitDeny"
     text = gateway.audit_path.read_text()
     assert "SecretAccessKey" not in text
+
+
+def test_an_upload_that_expects_100_continue_is_told_to_go_on(
+    gateway: ProxyGateway, session_credentials: dict[str, str], s3: Any
+) -> None:
+    # The aws CLI and the SDKs send large PutObjects with "Expect: 100-continue" and wait for the
+    # interim answer before the body: the proxy gives it (as the application's router did).
+    body = b"sent after 100 Continue"
+    target, headers = signed(
+        session_credentials,
+        "PUT",
+        f"/{BUCKET}/public/expect.txt",
+        host=f"localhost:{gateway.port}",
+        headers=[("Content-Length", str(len(body))), ("Expect", "100-continue")],
+        body=body,
+    )
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+        sock.sendall(f"PUT {target} HTTP/1.1\r\n{head}Connection: close\r\n\r\n".encode())
+        assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+    assert s3.get_object(Bucket=BUCKET, Key="public/expect.txt")["Body"].read() == body
