@@ -58,6 +58,7 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        metrics.flush()  # the last requests' tallies, into this worker's mapped file
 
 
 def sample(app: web.Application, metrics: Metrics) -> None:

@@ -7,6 +7,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.credentials import CredentialService, KeyRing, Revocations
@@ -148,7 +151,19 @@ def test_metrics_of_both_workers_move_with_requests(upstream: str, tmp_path: Pat
         (directory,) = runs.iterdir()  # the run's directory, made by the parent
         workers = {int(f.stem.rpartition("_")[2]) for f in directory.glob("counter_*.db")}
         assert len(workers) == 2 and proc.pid not in workers
-        after = _scrape(port)
+        # Each worker adds its tallies to its mapped file once a second (gateway.metrics), so the
+        # worker answering a scrape sees the other's requests within that.
+        deadline = time.monotonic() + 10
+        while True:
+            after = _scrape(port)
+            answered = sum(
+                value(after, "fedgate_requests_total", api="s3", action="PutObject", code=code)
+                - value(before, "fedgate_requests_total", api="s3", action="PutObject", code=code)
+                for code in ("OK", "AccessDenied")
+            )
+            if answered >= 24 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
 
         def moved(name: str, **labels: str) -> float:
             return value(after, name, **labels) - value(before, name, **labels)
@@ -324,3 +339,40 @@ def test_sampled_counts_only_move_forward() -> None:
     assert value(found, "fedgate_catalog_revision") == 4
     assert value(found, "fedgate_database_revision") == 7
     assert value(found, "fedgate_catalog_propagation_lag_seconds") == 0.5
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([0.0, 0.0004, 0.0005, 0.00051, 0.004, 0.01, 2.5, 29.9, 30.0, 31.0, 1e9]), max_size=30
+    )
+)
+def test_tallied_observations_expose_what_direct_ones_would(seconds: list[float]) -> None:
+    """The request path's tallies, flushed, are the series prometheus_client's own observe()
+    and inc() make for the same observations: every bucket, the sum, the count."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from gateway.metrics import _LATENCY_BUCKETS, Metrics
+
+    metrics = Metrics()
+    registry = CollectorRegistry()
+    latency = Histogram(
+        "fedgate_upstream_request_duration_seconds",
+        "",
+        ["upstream"],
+        buckets=_LATENCY_BUCKETS,
+        registry=registry,
+    )
+    status = Counter("fedgate_upstream_responses", "", ["upstream", "status"], registry=registry)
+    for n, answer in enumerate(seconds):
+        metrics.upstream_answered("u", 200 + n % 2, answer)
+        latency.labels("u").observe(answer)
+        status.labels("u", str(200 + n % 2)).inc()
+        if n == len(seconds) // 2:
+            metrics.flush()  # tallies flushed in two parts add up
+    metrics.flush()
+    ours = samples(metrics.exposition().decode())
+    theirs = samples(generate_latest(registry).decode())
+    for (name, labels), expected in theirs.items():
+        if not name.endswith("_created"):
+            assert ours[name, labels] == pytest.approx(expected), (name, labels)
