@@ -70,6 +70,8 @@ def percent_decode(value: str) -> str:
     if "%" not in value:
         return value
     try:
+        if value.isascii():  # what unquote() does for one ASCII run, without its regex split
+            return unquote_to_bytes(value).decode("utf-8")
         return unquote(value, errors="strict")
     except UnicodeDecodeError:
         raise InvalidParameterValue("The request is not valid percent-encoded UTF-8.") from None
@@ -101,7 +103,12 @@ def _parse_query(raw_query: str) -> tuple[tuple[str, str], ...]:
         if not part:
             continue
         name, _, value = part.partition("=")
-        pairs.append((percent_decode(name), percent_decode(value)))
+        pairs.append(
+            (
+                percent_decode(name) if "%" in name else name,
+                percent_decode(value) if "%" in value else value,
+            )
+        )
     if len(pairs) > MAX_QUERY_PARAMS:
         raise InvalidParameterValue("The query string has too many parameters.")
     return tuple(pairs)
@@ -116,33 +123,32 @@ def canonical_query(pairs: Sequence[tuple[str, str]], exclude: Collection[str] =
     return "&".join([f"{name}={value}" for name, value in encoded])
 
 
-# Escapes UriEncode itself writes: uppercase hex, of a byte that is not unreserved.
-_CANONICAL_QUERY_ESCAPES = frozenset(f"{b:02X}" for b in range(256) if chr(b) not in _UNRESERVED)
-
-
-def _is_canonical_query(raw_query: str) -> bool:
-    # Every name and value already UriEncode-d (what SDK presigners write): each part has at most
-    # one '=', and every escape is one UriEncode would write, so decoding and encoding again is
-    # the identity on each of them.
-    if not _ALL_QUERY_SAFE.fullmatch(raw_query):
-        return False
-    if "%" in raw_query and not all(
-        piece[:2] in _CANONICAL_QUERY_ESCAPES for piece in raw_query.split("%")[1:]
-    ):
-        return False
-    return all(part.count("=") <= 1 for part in raw_query.split("&"))
+# An escape UriEncode never writes: not two uppercase hex digits, or the escape of an unreserved
+# byte (- . 0-9 A-Z _ a-z ~).
+_NON_CANONICAL_ESCAPE = re.compile(
+    r"%(?![0-9A-F]{2})|%(?:2[DE]|3[0-9]|4[1-9A-F]|5[0-9AF]|6[1-9A-F]|7[0-9AE])"
+)
 
 
 @lru_cache(maxsize=_QUERY_MEMO)
 def _wire_canonical_query(raw_query: str, exclude: frozenset[str]) -> str:
     # The canonical query of a raw query string, as canonical_query(parse_query(raw), exclude).
-    # When the wire form is canonical already, its parts are the encoded pairs: sorted as they
-    # are, without a decode and encode of each (a presigned URL's long token and credential).
+    # When every name and value is UriEncode-d already (what SDK presigners write: only safe
+    # characters, escapes UriEncode writes, at most one '=' per part), decoding and encoding again
+    # is the identity on each, so the wire parts are the encoded pairs: sorted as they are, without
+    # a decode and encode of each (a presigned URL's long token and credential).
     pairs = _parse_query(raw_query) if raw_query else ()  # validates: size, count, UTF-8
-    if not raw_query or not _is_canonical_query(raw_query):
+    if not raw_query or not _ALL_QUERY_SAFE.fullmatch(raw_query) or _NON_CANONICAL_ESCAPE.search(raw_query):
         return canonical_query(pairs, exclude)
+    parts: list[tuple[str, str]] = []
+    for part in raw_query.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            if "=" in value:
+                return canonical_query(pairs, exclude)
+            parts.append((name, value))
+    parts.sort()
     skip = {uri_encode(name) for name in exclude}
-    parts = sorted(part.partition("=")[::2] for part in raw_query.split("&") if part)
     return "&".join([f"{name}={value}" for name, value in parts if name not in skip])
 
 

@@ -396,6 +396,21 @@ def test_wire_canonical_query_agrees_with_decode_encode(raw: str, exclude: tuple
     assert fast == slow
 
 
+@pytest.mark.parametrize("byte", range(256))
+def test_wire_canonical_query_of_every_escape(byte: int) -> None:
+    # Every escape, in both cases of hex, in a name and in a value: the fast path tells the ones
+    # UriEncode writes from the rest exactly (a valid UTF-8 sequence around the byte when needed).
+    for escape in {f"%{byte:02X}", f"%{byte:02x}"}:
+        unit = escape if byte < 0x80 else ("%C3" + escape if byte < 0xC0 else escape + "%A9")
+        for raw in (f"a={unit}&b=1", f"{unit}x=1&a="):
+            request = HttpRequest("GET", "/", raw, (("Host", "h"),), "x")
+            try:
+                slow = canonical_query(parse_query(raw))
+            except InvalidParameterValue:
+                continue
+            assert canonical_request(request, ("host",), "x").split("\n")[2] == slow, raw
+
+
 def test_wire_canonical_query_of_a_presigned_url() -> None:
     raw = "X-Amz-Credential=AK%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&b=2&a=1&X-Amz-Signature=ff&a=0"
     request = HttpRequest("GET", "/", raw, (("Host", "h"),), "x")
