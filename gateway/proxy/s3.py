@@ -23,6 +23,8 @@ __all__ = ["PLAIN_PARAMETERS", "S3Mapping", "bucket_arn", "object_arn", "signatu
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 _SAFE = "/-_.~"
+# A key quote() would leave as it is (it quotes everything else, bytes of non-ASCII included).
+_UNQUOTED_KEY = re.compile(r"[A-Za-z0-9/\-_.~]*")
 
 # Bucket-level subresources: (method, subresource) -> (IAM action, operation name).
 _BUCKET_SUB: dict[tuple[str, str], tuple[str, str]] = {}
@@ -133,7 +135,7 @@ def _check_bucket(bucket: str) -> str:
 
 
 def _object_path(bucket: str, key: str) -> str:
-    return f"/{bucket}/{quote(key, safe=_SAFE)}"
+    return f"/{bucket}/{key if _UNQUOTED_KEY.fullmatch(key) else quote(key, safe=_SAFE)}"
 
 
 class S3Mapping:
