@@ -158,10 +158,11 @@ def front_door(app: web.Application, fallback: keys.RequestHandler) -> keys.Requ
     (``100 Continue``), then :func:`~gateway.web.middleware.request_context` around
     :func:`proxy_request`, exactly the middlewares' order. The match info (the catch-all route's,
     frozen, shared) is what ``request.app`` and the response-prepare signals read. Without
-    upstreams this is ``fallback`` itself.
+    upstreams, or for an application whose middlewares are not exactly those two (one added later
+    would be skipped), this is ``fallback`` itself.
     """
     runtime = app.get(keys.PROXY)
-    if runtime is None or not runtime.table:
+    if runtime is None or not runtime.table or list(app.middlewares) != [request_context, proxy_dispatch]:
         return fallback
     (route,) = [r for r in app.router.routes() if r.handler is not_found]
     match_info = web.UrlMappingMatchInfo({}, route)

@@ -8,8 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 from botocore.exceptions import ClientError
 
+from gateway import keys
+from gateway.proxy.handler import front_door
+from gateway.web.middleware import request_context
 from tests.conftest import read_until_closed
 from tests.proxy.conftest import BUCKET, Moto, ProxyGateway
 from tests.proxy.helpers import signed
@@ -113,3 +117,17 @@ def test_an_upload_that_expects_100_continue_is_told_to_go_on(
         answer = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
     assert s3.get_object(Bucket=BUCKET, Key="public/expect.txt")["Body"].read() == body
+
+
+def test_the_front_door_serves_the_gateway_and_steps_aside_for_other_middlewares(
+    gateway: ProxyGateway,
+) -> None:
+    # fedgate's server routes proxied requests itself only while the application's middlewares
+    # are exactly the two it stands in for; one added later must not be skipped silently.
+    async def fallback(request: web.BaseRequest) -> web.StreamResponse:
+        raise AssertionError("not called")
+
+    assert front_door(gateway.app, fallback) is not fallback
+    other = web.Application(middlewares=[request_context])
+    other[keys.PROXY] = gateway.app[keys.PROXY]
+    assert front_door(other, fallback) is fallback
