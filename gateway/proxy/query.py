@@ -41,7 +41,7 @@ def parse_query(raw_query: str, drop: frozenset[str] = frozenset()) -> tuple[Que
         if not part:
             continue
         raw_name, eq, value = part.partition("=")
-        name = percent_decode(raw_name)
+        name = percent_decode(raw_name) if "%" in raw_name else raw_name
         # Mappings read one value and the upstream may read another (first or last wins
         # depending on its parser): a repeated name is refused, never decided one way and sent
         # another. S3 and API-Gateway-style APIs never need one.

@@ -28,6 +28,10 @@ def hmac_hex(key: bytes, message: str) -> str:
     return hmac.digest(key, message.encode("utf-8"), "sha256").hex()
 
 
+def _keyed(key: bytes) -> hmac.HMAC:
+    return hmac.new(key, digestmod="sha256")
+
+
 @final
 class SigningKeyCache:
     """A bounded LRU of derived signing keys keyed on ``(secret, date, region, service)``.
@@ -42,14 +46,23 @@ class SigningKeyCache:
         if maxsize < 1:
             raise ValueError("maxsize must be positive")
         self._derive = functools.lru_cache(maxsize=maxsize)(derive_signing_key)
+        self._keyed = functools.lru_cache(maxsize=maxsize)(_keyed)
 
     def get(self, secret_key: str, date: str, region: str, service: str) -> bytes:
         """The signing key for these parameters, derived on first use."""
         return self._derive(secret_key, date, region, service)
 
+    def hmac_hex(self, key: bytes, message: str) -> str:
+        """:func:`hmac_hex` of a key :meth:`get` gave: an HMAC set up with the key once and copied
+        for each message (the set-up is a third of a signature's HMAC)."""
+        mac = self._keyed(key).copy()
+        mac.update(message.encode("utf-8"))
+        return mac.hexdigest()
+
     def clear(self) -> None:
         """Forget every cached key (e.g. after a key-ring rotation)."""
         self._derive.cache_clear()
+        self._keyed.cache_clear()
 
     def __len__(self) -> int:
         return self._derive.cache_info().currsize

@@ -88,6 +88,7 @@ def sign(
         if keys is not None
         else derive_signing_key(secret_key, date, region, service)
     )
+    mac = keys.hmac_hex if keys is not None else hmac_hex
 
     if form == "query":
         signed = _signed_names(headers)
@@ -111,7 +112,7 @@ def sign(
         canonical = canonical_request(
             unsigned, signed, body_hash, normalize_path=normalize_path, query=signed_pairs
         )
-        signature = hmac_hex(key, string_to_sign(timestamp, scope, canonical))
+        signature = mac(key, string_to_sign(timestamp, scope, canonical))
         return HttpRequest(
             request.method,
             request.raw_path,
@@ -130,7 +131,9 @@ def sign(
         request.method, request.raw_path, request.raw_query, headers, request.payload_sha256
     )
     canonical = canonical_request(unsigned, signed, body_hash, normalize_path=normalize_path)
-    signature = hmac_hex(key, string_to_sign(timestamp, scope, canonical))
+    signature = (keys.hmac_hex if keys is not None else hmac_hex)(
+        key, string_to_sign(timestamp, scope, canonical)
+    )
     headers.append(
         (
             "Authorization",

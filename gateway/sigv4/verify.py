@@ -173,9 +173,10 @@ def verify(
     to_sign = string_to_sign(info.timestamp, info.scope, canonical)
     if keys is None:
         key = derive_signing_key(secret_key, info.date, info.region, info.service)
+        expected = hmac_hex(key, to_sign)
     else:
         key = keys.get(secret_key, info.date, info.region, info.service)
-    expected = hmac_hex(key, to_sign)
+        expected = keys.hmac_hex(key, to_sign)
     if not hmac.compare_digest(expected.encode(), info.signature.encode()):
         raise SignatureDoesNotMatch(MISMATCH_MESSAGE)
     streaming = (
