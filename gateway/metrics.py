@@ -37,7 +37,9 @@ plain numbers, one dictionary look-up and an addition each, and added to the Pro
 once more at shutdown), so a scrape sees every request answered before it, and a worker's mapped
 file is at most a second behind. prometheus_client's own path (a lock and a chain of calls per
 increment, a loop over the buckets per observation) cost the proxy about a twentieth of its CPU.
-The rarer seams (store, database, providers, reloads) report to their series directly. Nothing
+The tallies take no lock: every seam that tallies, and the flush, run on the event loop's thread
+(only the exposition runs in a thread, and it reads the series, never the tallies). The rarer
+seams (store, database, providers, reloads) report to their series directly. Nothing
 formats or allocates a label set twice. This module imports no web framework: the audit seam is
 domain code.
 """

@@ -131,9 +131,7 @@ def sign(
         request.method, request.raw_path, request.raw_query, headers, request.payload_sha256
     )
     canonical = canonical_request(unsigned, signed, body_hash, normalize_path=normalize_path)
-    signature = (keys.hmac_hex if keys is not None else hmac_hex)(
-        key, string_to_sign(timestamp, scope, canonical)
-    )
+    signature = mac(key, string_to_sign(timestamp, scope, canonical))
     headers.append(
         (
             "Authorization",
