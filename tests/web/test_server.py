@@ -73,9 +73,23 @@ async def _connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWrite
 
 
 async def _read_all(reader: asyncio.StreamReader, within: float = 10) -> bytes:
-    """Everything the server sends until it closes the connection (fails after ``within`` s)."""
+    """Everything the server sends until it closes the connection (fails after ``within`` s).
+
+    Read as it comes: a server that closes with client bytes still unread resets the connection
+    (TCP does), and a reader that waited for the end would lose the answer to that reset. A reset
+    then ends what was sent, as the close would have.
+    """
+    received = bytearray()
     async with asyncio.timeout(within):
-        return await reader.read()
+        while True:
+            try:
+                piece = await reader.read(65536)
+            except ConnectionResetError:
+                break
+            if not piece:
+                break
+            received += piece
+    return bytes(received)
 
 
 def _status_and_code(raw: bytes) -> tuple[int, str]:
